@@ -1,0 +1,51 @@
+# sandbox-operator — everyday targets. `make help` lists them.
+SHELL := /usr/bin/env bash
+.DEFAULT_GOAL := help
+NPM ?= npm
+
+.PHONY: help
+help: ## List targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+node_modules: package.json package-lock.json
+	$(NPM) ci --no-audit --no-fund
+	@touch node_modules
+
+.PHONY: deps
+deps: node_modules k8s-bins ## Install npm packages and build the test control plane binaries
+
+.PHONY: k8s-bins
+k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached)
+	@bash hack/k8s-bins/build.sh
+
+.PHONY: build
+build: node_modules ## Compile TypeScript to dist/ (the sandbox-operator executable)
+	$(NPM) run build
+
+.PHONY: crds
+crds: node_modules ## Regenerate crds/ from the zod schemas in src/api
+	$(NPM) run --silent crds
+
+.PHONY: crds-check
+crds-check: node_modules ## Fail when crds/ differs from what src/api generates
+	$(NPM) run --silent crds -- --check
+
+.PHONY: lint
+lint: node_modules ## Biome lint + format check
+	$(NPM) run --silent lint
+
+.PHONY: typecheck
+typecheck: node_modules ## tsc --noEmit
+	$(NPM) run --silent typecheck
+
+.PHONY: test-unit
+test-unit: node_modules ## Unit tests (pure logic)
+	$(NPM) run --silent test:unit
+
+.PHONY: test-integration
+test-integration: node_modules k8s-bins ## Integration tests against a real etcd + kube-apiserver
+	$(NPM) run --silent test:integration
+
+.PHONY: test
+test: lint typecheck crds-check build ## Everything CI runs: lint, typecheck, CRD drift, unit + integration tests
+	$(NPM) exec -- vitest run

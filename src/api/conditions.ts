@@ -1,0 +1,67 @@
+// Condition types and reasons of a Sandbox. These strings are API: users and
+// tools match on them, so they never change meaning once released. Reasons are
+// CamelCase as metav1.Condition requires.
+
+export const ConditionType = {
+  /** The workload is running and (when egress is enforced) its egress is ready. */
+  Ready: "Ready",
+  /** The egress lockdown and sidecar are in place and serving the current policy. */
+  EgressReady: "EgressReady",
+  /** The sandbox's lifetime has run out. */
+  Expired: "Expired",
+  /** The spec could not be turned into backend objects (a user's mistake, not retried). */
+  Invalid: "Invalid",
+} as const;
+export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
+
+export const ConditionReason = {
+  // Ready
+  /** Backend objects are being created or the workload has not started yet. */
+  Creating: "Creating",
+  /** The workload is running and ready. */
+  Running: "Running",
+  /** The workload exited with code 0. */
+  Succeeded: "Succeeded",
+  /** The workload exited with a non-zero code, or could not be started. */
+  Failed: "Failed",
+  /** The image could not be pulled; the message carries the backend's words. */
+  ImagePullBackOff: "ImagePullBackOff",
+  ErrImagePull: "ErrImagePull",
+  /** Docker backend: the image is not present and pulling it failed. */
+  ImagePullFailed: "ImagePullFailed",
+  /** The workload keeps crashing and is being restarted with back-off. */
+  CrashLoopBackOff: "CrashLoopBackOff",
+  /** The container could not be configured, usually a missing Secret or key. */
+  CreateContainerConfigError: "CreateContainerConfigError",
+  /** No node can run the pod. */
+  Unschedulable: "Unschedulable",
+  /** The workload was killed for exceeding its memory limit. */
+  OOMKilled: "OOMKilled",
+  /** The backend (e.g. the Docker daemon) cannot be reached. */
+  BackendUnavailable: "BackendUnavailable",
+  /** The sandbox's lifetime ran out and its workload was removed. */
+  Expired: "Expired",
+  /** Something the spec references (a Secret, a RuntimeClass) does not exist. */
+  MissingReference: "MissingReference",
+  /** The spec is valid for the schema but cannot be applied by the chosen backend. */
+  Unsupported: "Unsupported",
+
+  // EgressReady
+  /** The lockdown is installed and the sidecar serves the current policy. */
+  EgressEnforced: "EgressEnforced",
+  /** The sidecar is not ready yet, or is restarting (egress stays closed meanwhile). */
+  EgressPending: "EgressPending",
+
+  // Expired
+  /** The lifetime has not run out. */
+  NotExpired: "NotExpired",
+  /** The lifetime ran out at status.expiresAt. */
+  LifetimeElapsed: "LifetimeElapsed",
+
+  // Invalid
+  /** The spec is valid. */
+  Valid: "Valid",
+  /** The spec failed the controller's validation; the message says which field and why. */
+  InvalidSpec: "InvalidSpec",
+} as const;
+export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];

@@ -1,0 +1,63 @@
+// Turns zod's JSON Schema output into a Kubernetes structural schema.
+//
+// zod's converter gets types, bounds, enums, defaults and our metadata right; what
+// it cannot know is the Kubernetes dialect: int-or-string has a fixed shape, the
+// apiserver compiles patterns with RE2 (zod's ISO date-time pattern uses
+// constructs RE2 lacks, and `format: date-time` already validates), and
+// "unbounded" integers are better left without bounds than with JS's safe-int range.
+import { z } from "zod";
+
+export type JSONSchema = Record<string, unknown> & {
+  type?: string;
+  properties?: Record<string, JSONSchema>;
+  items?: JSONSchema;
+  anyOf?: JSONSchema[];
+  required?: string[];
+};
+
+const INT32_MIN = -2147483648;
+const INT32_MAX = 2147483647;
+
+export function toStructural(schema: z.ZodType): JSONSchema {
+  const json = z.toJSONSchema(schema, { io: "input", target: "draft-2020-12" }) as JSONSchema;
+  delete json.$schema;
+  return normalize(json);
+}
+
+function normalize(node: JSONSchema): JSONSchema {
+  const out: JSONSchema = { ...node };
+
+  if (out["x-kubernetes-int-or-string"]) {
+    const stringBranch = out.anyOf?.find((b) => b.type === "string") ?? {};
+    out.anyOf = [{ type: "integer" }, { type: "string" }];
+    for (const key of ["pattern", "maxLength"] as const) {
+      if (stringBranch[key] !== undefined) out[key] = stringBranch[key];
+    }
+  } else if (out.anyOf) {
+    throw new Error(`unions other than int-or-string are not structural: ${JSON.stringify(node)}`);
+  }
+
+  if (out.format === "date-time") delete out.pattern;
+
+  if (out.type === "integer") {
+    if (out.minimum === Number.MIN_SAFE_INTEGER) delete out.minimum;
+    if (out.maximum === Number.MAX_SAFE_INTEGER) delete out.maximum;
+    const min = out.minimum as number | undefined;
+    const max = out.maximum as number | undefined;
+    out.format =
+      min !== undefined && max !== undefined && min >= INT32_MIN && max <= INT32_MAX
+        ? "int32"
+        : "int64";
+  }
+
+  if (out.properties) {
+    out.properties = Object.fromEntries(
+      Object.entries(out.properties).map(([k, v]) => [k, normalize(v)]),
+    );
+    // Objects in a CRD are closed by pruning, not by additionalProperties: false,
+    // which the apiserver rejects next to properties.
+    delete out.additionalProperties;
+  }
+  if (out.items) out.items = normalize(out.items);
+  return out;
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// sandbox-operator: one executable, several entry points (the operator image
+// runs the controller; the same image runs the egress sidecar).
+import { stringify } from "yaml";
+import { sandboxCRD } from "../api/crd/crd.js";
+import { usageError } from "./usage.js";
+
+const USAGE = `Usage: sandbox-operator <command> [flags]
+
+Commands:
+  crds       Print the CustomResourceDefinitions (kubectl apply -f -)
+  version    Print the version
+  help       Show this help
+`;
+
+const VERSION = "0.1.0";
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "crds":
+      process.stdout.write(stringify(sandboxCRD(), { lineWidth: 0 }));
+      return 0;
+    case "version":
+    case "--version":
+      process.stdout.write(`sandbox-operator ${VERSION}\n`);
+      return 0;
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    case undefined:
+      return usageError("no command given", USAGE);
+    default:
+      void rest;
+      return usageError(`unknown command "${command}"`, USAGE);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,355 @@
+// A real Kubernetes control plane for tests, started the way controller-runtime's
+// envtest does: etcd + kube-apiserver on free loopback ports, plus (optionally)
+// kube-controller-manager for garbage collection and namespaces, kube-scheduler,
+// and kwok with a fake node so Pods go Running without a kubelet.
+import { execFileSync } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import * as k8s from "@kubernetes/client-node";
+import { installCRDs } from "./crds.js";
+import { REPO_ROOT } from "./paths.js";
+import { freePort, reapStale, type Started, startProcess, tail } from "./processes.js";
+
+export interface ControlPlaneOptions {
+  /** kube-controller-manager with the garbage-collector, namespace and service-account controllers. */
+  controllerManager?: boolean;
+  /** kube-scheduler, so Pods get a node. */
+  scheduler?: boolean;
+  /** kwok managing one fake node, so scheduled Pods go Running. */
+  kwok?: boolean;
+  /** Install the CRDs under crds/. */
+  crds?: boolean;
+}
+
+export interface ControlPlane {
+  server: string;
+  kubeconfigPath: string;
+  adminToken: string;
+  /** apiserver audit log of every write (create/update/patch/delete), one JSON event a line. */
+  auditLogPath: string;
+  dir: string;
+  binDir: string;
+  /** Milliseconds each step of start-up took. */
+  timings: Record<string, number>;
+  kubeConfig(): k8s.KubeConfig;
+  stop(): Promise<void>;
+}
+
+export const FAKE_NODE_NAME = "kwok-node-0";
+
+/** Directory holding etcd, kube-apiserver, ...: built (or found in the cache) by hack/k8s-bins. */
+export function k8sBinDir(): string {
+  return execFileSync("bash", [join(REPO_ROOT, "hack/k8s-bins/build.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  }).trim();
+}
+
+function runRoot(): string {
+  const base = join(
+    process.env.SANDBOX_OPERATOR_CACHE ?? join(homedir(), ".cache/sandbox-operator"),
+    "control-planes",
+  );
+  reapStale(base);
+  const dir = join(base, `${process.pid}-${randomBytes(4).toString("hex")}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete, deletecollection]
+  - level: None
+`;
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const timings: Record<string, number> = {};
+  const time = async <T>(step: string, fn: () => Promise<T> | T): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await fn();
+    } finally {
+      timings[step] = Math.round(performance.now() - start);
+    }
+  };
+
+  const binDir = await time("binaries", k8sBinDir);
+  const dir = runRoot();
+  const started: Started[] = [];
+  const remember = (p: Started) => {
+    started.push(p);
+    appendFileSync(join(dir, "pids"), `${p.child.pid}\n`);
+    return p;
+  };
+  const stop = async () => {
+    for (const p of started.reverse()) await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+
+  try {
+    const etcdUrl = await time("etcd", () => startEtcd(binDir, dir, remember));
+    const adminToken = randomBytes(24).toString("hex");
+    const { server, caPath, auditLogPath } = await time("kube-apiserver", () =>
+      startApiserver(binDir, dir, etcdUrl, adminToken, remember),
+    );
+    const kubeconfigPath = join(dir, "admin.kubeconfig");
+    writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken));
+    const kubeConfig = () => {
+      const kc = new k8s.KubeConfig();
+      kc.loadFromFile(kubeconfigPath);
+      return kc;
+    };
+
+    const kc = kubeConfig();
+    if (opts.controllerManager) {
+      remember(
+        startProcess(
+          "kube-controller-manager",
+          join(binDir, "kube-controller-manager"),
+          [
+            `--kubeconfig=${kubeconfigPath}`,
+            "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+            "--leader-elect=false",
+            "--secure-port=0",
+            "--concurrent-gc-syncs=5",
+          ],
+          dir,
+        ),
+      );
+    }
+    if (opts.scheduler) {
+      remember(
+        startProcess(
+          "kube-scheduler",
+          join(binDir, "kube-scheduler"),
+          [`--kubeconfig=${kubeconfigPath}`, "--leader-elect=false", "--secure-port=0"],
+          dir,
+        ),
+      );
+    }
+    if (opts.kwok) {
+      await time("kwok", () => startKwok(binDir, dir, kubeconfigPath, kc, remember));
+    }
+    if (opts.crds) await time("crds", () => installCRDs(kc));
+
+    return {
+      server,
+      kubeconfigPath,
+      adminToken,
+      auditLogPath,
+      dir,
+      binDir,
+      timings,
+      kubeConfig,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+async function startEtcd(
+  binDir: string,
+  dir: string,
+  remember: (p: Started) => Started,
+): Promise<string> {
+  const [client, peer] = [await freePort(), await freePort()];
+  const clientUrl = `http://127.0.0.1:${client}`;
+  const peerUrl = `http://127.0.0.1:${peer}`;
+  const etcd = remember(
+    startProcess(
+      "etcd",
+      join(binDir, "etcd"),
+      [
+        "--name=test",
+        `--data-dir=${join(dir, "etcd")}`,
+        `--listen-client-urls=${clientUrl}`,
+        `--advertise-client-urls=${clientUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=test=${peerUrl}`,
+        "--unsafe-no-fsync=true",
+        "--log-level=warn",
+      ],
+      dir,
+    ),
+  );
+  await waitFor("etcd", etcd, async () => (await fetch(`${clientUrl}/health`)).ok);
+  return clientUrl;
+}
+
+async function startApiserver(
+  binDir: string,
+  dir: string,
+  etcdUrl: string,
+  adminToken: string,
+  remember: (p: Started) => Started,
+): Promise<{ server: string; caPath: string; auditLogPath: string }> {
+  const port = await freePort();
+  const certDir = join(dir, "certs");
+  mkdirSync(certDir);
+  const { publicKey, privateKey } = generateKeyPairSync("rsa", {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: "spki", format: "pem" },
+    privateKeyEncoding: { type: "pkcs8", format: "pem" },
+  });
+  writeFileSync(join(dir, "sa.pub"), publicKey);
+  writeFileSync(join(dir, "sa.key"), privateKey);
+  writeFileSync(join(dir, "tokens.csv"), `${adminToken},admin,admin-uid,"system:masters"\n`);
+  writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
+  const auditLogPath = join(dir, "audit.log");
+
+  const apiserver = remember(
+    startProcess(
+      "kube-apiserver",
+      join(binDir, "kube-apiserver"),
+      [
+        `--etcd-servers=${etcdUrl}`,
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        `--secure-port=${port}`,
+        `--cert-dir=${certDir}`,
+        `--token-auth-file=${join(dir, "tokens.csv")}`,
+        "--authorization-mode=RBAC",
+        "--service-cluster-ip-range=10.96.0.0/16",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        `--service-account-key-file=${join(dir, "sa.pub")}`,
+        `--service-account-signing-key-file=${join(dir, "sa.key")}`,
+        "--allow-privileged=true",
+        "--endpoint-reconciler-type=none",
+        `--audit-policy-file=${join(dir, "audit-policy.yaml")}`,
+        `--audit-log-path=${auditLogPath}`,
+        "--audit-log-mode=blocking",
+        "--audit-log-format=json",
+      ],
+      dir,
+    ),
+  );
+  const server = `https://127.0.0.1:${port}`;
+  const caPath = join(certDir, "apiserver.crt");
+  await waitFor("kube-apiserver", apiserver, async () => {
+    const res = await fetchInsecure(`${server}/readyz`, adminToken);
+    return res === 200;
+  });
+  return { server, caPath, auditLogPath };
+}
+
+async function startKwok(
+  binDir: string,
+  dir: string,
+  kubeconfigPath: string,
+  kc: k8s.KubeConfig,
+  remember: (p: Started) => Started,
+): Promise<void> {
+  remember(
+    startProcess(
+      "kwok",
+      join(binDir, "kwok"),
+      [
+        `--kubeconfig=${kubeconfigPath}`,
+        `--config=${join(REPO_ROOT, "test/support/kwok/stages.yaml")}`,
+        "--manage-all-nodes=false",
+        "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+        "--node-ip=10.244.0.1",
+        "--cidr=10.244.0.0/16",
+        "--server-address=",
+      ],
+      dir,
+    ),
+  );
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  await core.createNode({
+    body: {
+      metadata: {
+        name: FAKE_NODE_NAME,
+        annotations: { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+        labels: {
+          "kubernetes.io/hostname": FAKE_NODE_NAME,
+          "kubernetes.io/os": "linux",
+          "kubernetes.io/arch": "amd64",
+          type: "kwok",
+        },
+      },
+      status: {
+        allocatable: { cpu: "64", memory: "256Gi", pods: "500" },
+        capacity: { cpu: "64", memory: "256Gi", pods: "500" },
+      },
+    },
+  });
+  // Ready once kwok has taken the node over and reports it Ready.
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const node = await core.readNode({ name: FAKE_NODE_NAME });
+    if (node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")) return;
+    await sleep(100);
+  }
+  throw new Error(`kwok did not make ${FAKE_NODE_NAME} Ready:\n${tail(join(dir, "kwok.log"))}`);
+}
+
+function kubeconfigYaml(server: string, caPath: string, token: string): string {
+  const ca = readFileSync(caPath).toString("base64");
+  return `apiVersion: v1
+kind: Config
+clusters:
+  - name: test
+    cluster:
+      server: ${server}
+      certificate-authority-data: ${ca}
+users:
+  - name: admin
+    user:
+      token: ${token}
+contexts:
+  - name: test
+    context: {cluster: test, user: admin}
+current-context: test
+`;
+}
+
+/** The apiserver's serving certificate is generated on start-up, so readiness is probed without it. */
+async function fetchInsecure(url: string, token: string): Promise<number> {
+  const https = await import("node:https");
+  return new Promise((resolve) => {
+    const req = https.get(
+      url,
+      { rejectUnauthorized: false, headers: { Authorization: `Bearer ${token}` } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", () => resolve(0));
+    req.setTimeout(2000, () => req.destroy());
+  });
+}
+
+async function waitFor(
+  name: string,
+  proc: Started,
+  ready: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) {
+      throw new Error(`${name} exited with ${proc.child.exitCode}:\n${tail(proc.logPath)}`);
+    }
+    try {
+      if (await ready()) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(50);
+  }
+  throw new Error(`${name} not ready after ${timeoutMs} ms:\n${tail(proc.logPath)}`);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
