@@ -11,6 +11,13 @@ export const ConditionType = {
   Expired: "Expired",
   /** The spec could not be turned into backend objects (a user's mistake, not retried). */
   Invalid: "Invalid",
+  /**
+   * The workload cannot progress without someone acting (image pull, crash loop,
+   * unschedulable, missing configuration). Its lastTransitionTime is when the
+   * stall began; the sandbox fails once it lasts longer than the operator's
+   * --stall-timeout.
+   */
+  Stalled: "Stalled",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -57,6 +64,10 @@ export const ConditionReason = {
   NotExpired: "NotExpired",
   /** The lifetime ran out at status.expiresAt. */
   LifetimeElapsed: "LifetimeElapsed",
+
+  // Stalled
+  /** The workload is making progress. */
+  Progressing: "Progressing",
 
   // Invalid
   /** The spec is valid. */

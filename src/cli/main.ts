@@ -3,11 +3,14 @@
 // runs the controller; the same image runs the egress sidecar).
 import { stringify } from "yaml";
 import { sandboxCRD } from "../api/crd/crd.js";
+import { runController } from "./controller.js";
+import { CONTROLLER_USAGE } from "./controller-flags.js";
 import { usageError } from "./usage.js";
 
 const USAGE = `Usage: sandbox-operator <command> [flags]
 
 Commands:
+  controller Run the Sandbox controller (see: sandbox-operator controller --help)
   crds       Print the CustomResourceDefinitions (kubectl apply -f -)
   version    Print the version
   help       Show this help
@@ -18,6 +21,12 @@ const VERSION = "0.1.0";
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
+    case "controller":
+      if (rest.includes("--help") || rest.includes("-h")) {
+        process.stdout.write(CONTROLLER_USAGE);
+        return 0;
+      }
+      return runController(rest);
     case "crds":
       process.stdout.write(stringify(sandboxCRD(), { lineWidth: 0 }));
       return 0;
@@ -33,7 +42,6 @@ async function main(argv: string[]): Promise<number> {
     case undefined:
       return usageError("no command given", USAGE);
     default:
-      void rest;
       return usageError(`unknown command "${command}"`, USAGE);
   }
 }

@@ -1,5 +1,6 @@
 // Per-test-file access to the shared control plane.
 import { randomBytes } from "node:crypto";
+import { dirname, join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { inject } from "vitest";
 
@@ -7,6 +8,11 @@ export function kubeConfig(): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(inject("kubeconfigPath"));
   return kc;
+}
+
+/** Kubeconfig path of a static test identity ("operator-0" ... "operator-3"). */
+export function userKubeconfigPath(user: string): string {
+  return join(dirname(inject("kubeconfigPath")), `${user}.kubeconfig`);
 }
 
 /** Create a namespace of its own for a test file; deleted by the returned function. */

@@ -3,7 +3,7 @@
 // kube-controller-manager for garbage collection and namespaces, kube-scheduler,
 // and kwok with a fake node so Pods go Running without a kubelet.
 import { execFileSync } from "node:child_process";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
@@ -38,6 +38,14 @@ export interface ControlPlane {
 }
 
 export const FAKE_NODE_NAME = "kwok-node-0";
+
+/** Static identities a test can run controllers as: operator-0 ... operator-3. */
+export const OPERATOR_USERS = ["operator-0", "operator-1", "operator-2", "operator-3"];
+
+/** Deterministic per-user token derived from the admin token (only valid for this control plane). */
+export function tokenFor(adminToken: string, user: string): string {
+  return createHash("sha256").update(`${adminToken}/${user}`).digest("hex");
+}
 
 /** Directory holding etcd, kube-apiserver, ...: built (or found in the cache) by hack/k8s-bins. */
 export function k8sBinDir(): string {
@@ -99,6 +107,12 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     );
     const kubeconfigPath = join(dir, "admin.kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken));
+    for (const user of OPERATOR_USERS) {
+      writeFileSync(
+        join(dir, `${user}.kubeconfig`),
+        kubeconfigYaml(server, caPath, tokenFor(adminToken, user), user),
+      );
+    }
     const kubeConfig = () => {
       const kc = new k8s.KubeConfig();
       kc.loadFromFile(kubeconfigPath);
@@ -106,6 +120,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     };
 
     const kc = kubeConfig();
+    // CRDs first: the garbage collector discovers resource types at start-up and
+    // only every 30 s after, and cannot collect what an unknown owner owned.
+    if (opts.crds) await time("crds", () => installCRDs(kc));
     if (opts.controllerManager) {
       remember(
         startProcess(
@@ -135,7 +152,6 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     if (opts.kwok) {
       await time("kwok", () => startKwok(binDir, dir, kubeconfigPath, kc, remember));
     }
-    if (opts.crds) await time("crds", () => installCRDs(kc));
 
     return {
       server,
@@ -201,7 +217,15 @@ async function startApiserver(
   });
   writeFileSync(join(dir, "sa.pub"), publicKey);
   writeFileSync(join(dir, "sa.key"), privateKey);
-  writeFileSync(join(dir, "tokens.csv"), `${adminToken},admin,admin-uid,"system:masters"\n`);
+  // Extra identities, so a test can tell which of several controllers made a
+  // request (the audit log records the user).
+  const users = OPERATOR_USERS.map(
+    (u) => `${tokenFor(adminToken, u)},${u},${u}-uid,"system:masters"`,
+  );
+  writeFileSync(
+    join(dir, "tokens.csv"),
+    `${[`${adminToken},admin,admin-uid,"system:masters"`, ...users].join("\n")}\n`,
+  );
   writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
   const auditLogPath = join(dir, "audit.log");
 
@@ -257,7 +281,7 @@ async function startKwok(
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--node-ip=10.244.0.1",
-        "--cidr=10.244.0.0/16",
+        "--cidr=10.244.1.0/24",
         "--server-address=",
       ],
       dir,
@@ -282,6 +306,13 @@ async function startKwok(
       },
     },
   });
+  // The NodeRestriction/TaintNodesByCondition admission adds a not-ready taint
+  // that only the node-lifecycle controller would lift; we do not run it (it
+  // would evict pods from a node without a kubelet), so lift it here.
+  await core.patchNode(
+    { name: FAKE_NODE_NAME, body: [{ op: "replace", path: "/spec/taints", value: [] }] },
+    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.JsonPatch),
+  );
   // Ready once kwok has taken the node over and reports it Ready.
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
@@ -292,7 +323,7 @@ async function startKwok(
   throw new Error(`kwok did not make ${FAKE_NODE_NAME} Ready:\n${tail(join(dir, "kwok.log"))}`);
 }
 
-function kubeconfigYaml(server: string, caPath: string, token: string): string {
+function kubeconfigYaml(server: string, caPath: string, token: string, user = "admin"): string {
   const ca = readFileSync(caPath).toString("base64");
   return `apiVersion: v1
 kind: Config
@@ -302,12 +333,12 @@ clusters:
       server: ${server}
       certificate-authority-data: ${ca}
 users:
-  - name: admin
+  - name: ${user}
     user:
       token: ${token}
 contexts:
   - name: test
-    context: {cluster: test, user: admin}
+    context: {cluster: test, user: ${user}}
 current-context: test
 `;
 }

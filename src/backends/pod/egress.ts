@@ -1,0 +1,128 @@
+// Egress enforcement inside the sandbox Pod (DESIGN.md, "Egress model"):
+//   1. `egress-init`, the first init container, installs the fail-closed
+//      firewall in the Pod's network namespace. It alone holds NET_ADMIN.
+//   2. `egress`, a native sidecar (init container with restartPolicy Always),
+//      serves DNS and the proxies. Its startup probe gates the workload: the
+//      kubelet starts the workload only once egress is enforced.
+//   3. The workload gets HTTP(S)_PROXY pointing at the sidecar.
+//
+// The policy travels as a Pod annotation exposed to the sidecar through a
+// downward-API volume: the kubelet rewrites the file atomically when the
+// annotation changes, so a policy change reaches the running sidecar without
+// restarting the workload (and without an extra object per sandbox).
+import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
+import { GROUP } from "../../api/group.js";
+import type { EgressPolicy } from "../../api/sandbox-spec.js";
+
+export const EGRESS_INIT_CONTAINER = "egress-init";
+export const EGRESS_SIDECAR_CONTAINER = "egress";
+/** The sidecar's UID: the only one the firewall lets out. Workloads may not use it. */
+export const EGRESS_UID = 1337;
+export const POLICY_ANNOTATION = `${GROUP}/egress-policy`;
+
+export const EgressPorts = {
+  proxy: 15001,
+  dns: 15053,
+  http: 15080,
+  tls: 15443,
+  health: 15021,
+} as const;
+
+const POLICY_DIR = "/etc/sandbox-egress";
+const POLICY_FILE = `${POLICY_DIR}/policy.json`;
+
+export interface EgressOptions {
+  /** The operator image, which carries the egress entry points. */
+  image: string;
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+}
+
+/** The policy as the sidecar reads it; stored in the Pod annotation. */
+export function policyAnnotation(policy: EgressPolicy): string {
+  return JSON.stringify({ defaultAction: policy.defaultAction, rules: policy.rules ?? [] });
+}
+
+export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1Container[] {
+  const common = { image: opts.image, imagePullPolicy: opts.imagePullPolicy };
+  const ports = [
+    `--sidecar-uid=${EGRESS_UID}`,
+    `--proxy-port=${EgressPorts.proxy}`,
+    `--dns-port=${EgressPorts.dns}`,
+    `--http-port=${EgressPorts.http}`,
+    `--tls-port=${EgressPorts.tls}`,
+  ];
+  const lockdown: V1Container = {
+    ...common,
+    name: EGRESS_INIT_CONTAINER,
+    args: ["egress-init", ...ports, `--policy-file=${POLICY_FILE}`],
+    volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
+    resources: {
+      requests: { cpu: "10m", memory: "32Mi" },
+      limits: { cpu: "500m", memory: "64Mi" },
+    },
+    securityContext: {
+      // iptables needs root with NET_ADMIN in the Pod's network namespace; nothing else.
+      runAsUser: 0,
+      runAsNonRoot: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"], add: ["NET_ADMIN", "NET_RAW"] },
+    },
+  };
+  const probe = { httpGet: { path: "/readyz", port: EgressPorts.health }, periodSeconds: 2 };
+  const sidecar: V1Container = {
+    ...common,
+    name: EGRESS_SIDECAR_CONTAINER,
+    restartPolicy: "Always",
+    args: [
+      "egress",
+      ...ports,
+      `--health-port=${EgressPorts.health}`,
+      `--policy-file=${POLICY_FILE}`,
+      `--sandbox=${sandboxId}`,
+    ],
+    volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
+    startupProbe: { ...probe, failureThreshold: 30 },
+    readinessProbe: probe,
+    resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { cpu: "1", memory: "128Mi" } },
+    securityContext: {
+      runAsUser: EGRESS_UID,
+      runAsGroup: EGRESS_UID,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"] },
+    },
+  };
+  return [lockdown, sidecar];
+}
+
+export function egressVolumes(): V1Volume[] {
+  return [
+    {
+      name: "egress-policy",
+      downwardAPI: {
+        items: [
+          {
+            path: "policy.json",
+            fieldRef: { fieldPath: `metadata.annotations['${POLICY_ANNOTATION}']` },
+          },
+        ],
+      },
+    },
+  ];
+}
+
+/** Proxy settings for the workload; tools that ignore them are caught by the transparent proxy. */
+export function proxyEnv(): V1EnvVar[] {
+  const proxy = `http://127.0.0.1:${EgressPorts.proxy}`;
+  const noProxy = "localhost,127.0.0.1,::1";
+  return [
+    { name: "HTTP_PROXY", value: proxy },
+    { name: "HTTPS_PROXY", value: proxy },
+    { name: "NO_PROXY", value: noProxy },
+    { name: "http_proxy", value: proxy },
+    { name: "https_proxy", value: proxy },
+    { name: "no_proxy", value: noProxy },
+  ];
+}

@@ -1,0 +1,65 @@
+// Metadata every object of the pod backend carries: deterministic name, labels
+// naming the Sandbox and its UID, and a controller owner reference so Kubernetes
+// garbage collection removes them with the Sandbox.
+import { createHash } from "node:crypto";
+import type { V1ObjectMeta, V1OwnerReference } from "@kubernetes/client-node";
+import { configure } from "safe-stable-stringify";
+import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
+import { Annotations, Labels, MANAGED_BY } from "../../api/labels.js";
+import type { Sandbox } from "../../api/sandbox.js";
+
+const stableStringify = configure({ deterministic: true });
+
+export function ownerReference(sandbox: Sandbox): V1OwnerReference {
+  return {
+    apiVersion: API_VERSION,
+    kind: SANDBOX_KIND,
+    name: sandbox.metadata.name!,
+    uid: sandbox.metadata.uid!,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** Labels selecting exactly this sandbox's workload (stable across spec changes). */
+export function selectorLabels(sandbox: Sandbox): Record<string, string> {
+  return { [Labels.sandboxUid]: sandbox.metadata.uid! };
+}
+
+export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): V1ObjectMeta {
+  return {
+    name: sandbox.metadata.name!,
+    namespace: sandbox.metadata.namespace!,
+    labels: {
+      [Labels.name]: "sandbox",
+      [Labels.instance]: sandbox.metadata.name!,
+      [Labels.component]: component,
+      [Labels.managedBy]: MANAGED_BY,
+      [Labels.partOf]: "sandbox-operator",
+      [Labels.sandbox]: sandbox.metadata.name!,
+      ...selectorLabels(sandbox),
+    },
+    annotations: { [Annotations.specHash]: specHash(spec) },
+    ownerReferences: [ownerReference(sandbox)],
+  };
+}
+
+/** A short, stable hash of a desired spec; recorded on the object to detect drift. */
+export function specHash(spec: unknown): string {
+  return createHash("sha256")
+    .update(stableStringify(spec) ?? "")
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/** Whether `meta` carries everything `desired` says (labels, hash, owner). */
+export function metadataMatches(meta: V1ObjectMeta | undefined, desired: V1ObjectMeta): boolean {
+  if (!meta) return false;
+  const labelsOk = Object.entries(desired.labels ?? {}).every(([k, v]) => meta.labels?.[k] === v);
+  const hashOk =
+    meta.annotations?.[Annotations.specHash] === desired.annotations?.[Annotations.specHash];
+  const ownerOk = meta.ownerReferences?.some(
+    (o) => o.uid === desired.ownerReferences?.[0]?.uid && o.controller,
+  );
+  return labelsOk && hashOk && !!ownerOk;
+}

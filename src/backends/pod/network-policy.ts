@@ -1,0 +1,91 @@
+// The sandbox's NetworkPolicy: the outer fence around the egress sidecar.
+// Ingress reaches only declared ports. Egress reaches cluster DNS, and — only
+// when the egress policy can allow something — public addresses, never the
+// private, link-local or metadata ranges unless a CIDR rule names them. Names
+// cannot be expressed here; the sidecar judges those.
+import type {
+  V1NetworkPolicy,
+  V1NetworkPolicyEgressRule,
+  V1NetworkPolicyPort,
+} from "@kubernetes/client-node";
+import type { Sandbox } from "../../api/sandbox.js";
+import { objectMeta, selectorLabels } from "./metadata.js";
+
+/** Ranges a sandbox never reaches through a catch-all rule. */
+export const PRIVATE_IPV4 = [
+  "10.0.0.0/8",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "100.64.0.0/10", // carrier-grade NAT, often used for pod/service networks
+  "169.254.0.0/16", // link-local, including the cloud metadata address
+  "127.0.0.0/8",
+];
+export const PRIVATE_IPV6 = ["fc00::/7", "fe80::/10", "::1/128"];
+
+/** Where cluster DNS runs; CoreDNS in kind and most distributions carries this label. */
+export const CLUSTER_DNS_PEER = {
+  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+  podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+};
+
+export function desiredNetworkPolicy(sandbox: Sandbox): V1NetworkPolicy {
+  const spec = {
+    podSelector: { matchLabels: selectorLabels(sandbox) },
+    policyTypes: ["Ingress", "Egress"],
+    ingress: sandbox.spec.ports?.length
+      ? [{ ports: sandbox.spec.ports.map((p) => ({ protocol: "TCP", port: p.port })) }]
+      : [],
+    egress: egressRules(sandbox),
+  };
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: objectMeta(sandbox, "network-policy", spec),
+    spec,
+  };
+}
+
+function egressRules(sandbox: Sandbox): V1NetworkPolicyEgressRule[] {
+  const { defaultAction, rules = [] } = sandbox.spec.network.egress;
+  const dns: V1NetworkPolicyEgressRule = {
+    to: [CLUSTER_DNS_PEER],
+    ports: [
+      { protocol: "UDP", port: 53 },
+      { protocol: "TCP", port: 53 },
+    ],
+  };
+  const out: V1NetworkPolicyEgressRule[] = [dns];
+
+  // CIDR and IP rules that allow: let them through as written (they may name private ranges).
+  for (const rule of rules) {
+    if (rule.action !== "allow" || !isAddressTarget(rule.target)) continue;
+    out.push({ to: [{ ipBlock: { cidr: asCidr(rule.target) } }], ports: tcpPorts(rule.ports) });
+  }
+
+  // Name rules (or allow-by-default) need public addresses the names resolve to.
+  const needsPublic =
+    defaultAction === "allow" ||
+    rules.some((r) => r.action === "allow" && !isAddressTarget(r.target));
+  if (needsPublic) {
+    out.push({
+      to: [
+        { ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_IPV4 } },
+        { ipBlock: { cidr: "::/0", except: PRIVATE_IPV6 } },
+      ],
+    });
+  }
+  return out;
+}
+
+function tcpPorts(ports: number[] | undefined): V1NetworkPolicyPort[] | undefined {
+  return ports?.length ? ports.map((port) => ({ protocol: "TCP", port })) : undefined;
+}
+
+export function isAddressTarget(target: string): boolean {
+  return target.includes("/") || /^[0-9.]+$/.test(target) || target.includes(":");
+}
+
+function asCidr(target: string): string {
+  if (target.includes("/")) return target;
+  return target.includes(":") ? `${target}/128` : `${target}/32`;
+}

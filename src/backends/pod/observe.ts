@@ -1,0 +1,110 @@
+// Pod status -> what the reconciler needs to know. Pure: the same Pod always
+// gives the same Observation.
+import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
+import { ConditionReason } from "../../api/conditions.js";
+import type { Observation } from "../backend.js";
+import { WORKLOAD_CONTAINER } from "./pod.js";
+
+/** Waiting reasons that do not resolve by waiting: they fail the sandbox after a grace period. */
+const STALL_REASONS: Record<string, ConditionReason> = {
+  ImagePullBackOff: ConditionReason.ImagePullBackOff,
+  ErrImagePull: ConditionReason.ErrImagePull,
+  CrashLoopBackOff: ConditionReason.CrashLoopBackOff,
+  CreateContainerConfigError: ConditionReason.CreateContainerConfigError,
+  InvalidImageName: ConditionReason.ErrImagePull,
+};
+
+const iso = (t: Date | string | undefined) =>
+  t === undefined ? undefined : new Date(t).toISOString().replace(".000Z", "Z");
+
+export function observePod(pod: V1Pod): Observation {
+  const status = pod.status ?? {};
+  const base = { podName: pod.metadata?.name, ip: status.podIP || undefined };
+  const workload = status.containerStatuses?.find((c) => c.name === WORKLOAD_CONTAINER);
+
+  if (status.phase === "Succeeded" || status.phase === "Failed") {
+    const terminated = workload?.state?.terminated;
+    const exitCode = terminated?.exitCode;
+    const oom = terminated?.reason === "OOMKilled";
+    return {
+      ...base,
+      phase: status.phase,
+      ready: false,
+      reason: oom
+        ? ConditionReason.OOMKilled
+        : status.phase === "Succeeded"
+          ? ConditionReason.Succeeded
+          : ConditionReason.Failed,
+      message: terminationMessage(status.phase, exitCode, terminated?.reason, status.message),
+      exitCode,
+      startedAt: iso(terminated?.startedAt ?? status.startTime),
+      finishedAt: iso(terminated?.finishedAt),
+    };
+  }
+
+  // A container stuck waiting for something only a person can fix.
+  for (const c of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
+    const waiting = c.state?.waiting;
+    const reason = waiting?.reason ? STALL_REASONS[waiting.reason] : undefined;
+    if (reason) {
+      return {
+        ...base,
+        phase: "Pending",
+        ready: false,
+        reason,
+        stalled: true,
+        message: `container ${c.name}: ${waiting?.message || waiting?.reason}`,
+      };
+    }
+  }
+
+  const scheduled = status.conditions?.find((c) => c.type === "PodScheduled");
+  if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
+    return {
+      ...base,
+      phase: "Pending",
+      ready: false,
+      reason: ConditionReason.Unschedulable,
+      stalled: true,
+      message: scheduled.message || "no node can run the sandbox",
+    };
+  }
+
+  if (status.phase === "Running" && workload) {
+    const ready = workload.ready === true;
+    return {
+      ...base,
+      phase: "Running",
+      ready,
+      reason: ready ? ConditionReason.Running : ConditionReason.Creating,
+      message: ready ? "the workload is running" : notReadyMessage(workload),
+      startedAt: iso(workload.state?.running?.startedAt ?? status.startTime),
+    };
+  }
+
+  return {
+    ...base,
+    phase: "Pending",
+    ready: false,
+    reason: ConditionReason.Creating,
+    message: pod.spec?.nodeName ? "the pod is starting" : "waiting for the pod to be scheduled",
+  };
+}
+
+function notReadyMessage(c: V1ContainerStatus): string {
+  const waiting = c.state?.waiting;
+  return waiting
+    ? `container ${c.name} waiting: ${waiting.reason ?? "unknown"}`
+    : `container ${c.name} is not ready`;
+}
+
+function terminationMessage(
+  phase: "Succeeded" | "Failed",
+  exitCode: number | undefined,
+  reason: string | undefined,
+  podMessage: string | undefined,
+): string {
+  if (exitCode === undefined) return podMessage || `the pod ${phase.toLowerCase()}`;
+  const why = reason && reason !== "Completed" && reason !== "Error" ? ` (${reason})` : "";
+  return `the workload exited with code ${exitCode}${why}`;
+}

@@ -1,0 +1,163 @@
+import { describe, expect, it } from "vitest";
+import { Labels } from "../../api/labels.js";
+import type { Sandbox } from "../../api/sandbox.js";
+import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
+import { specHash } from "./metadata.js";
+import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
+import { desiredPod } from "./pod.js";
+import { desiredService, serviceEndpoints } from "./service.js";
+
+function sandbox(spec: SandboxSpecInput, name = "agent"): Sandbox {
+  return {
+    apiVersion: "sandboxing.dev/v1alpha1",
+    kind: "Sandbox",
+    metadata: { name, namespace: "team", uid: "uid-1", generation: 1 },
+    spec: SandboxSpecSchema.parse(spec),
+  };
+}
+
+describe("desiredPod", () => {
+  const pod = desiredPod(
+    sandbox({ image: "python:3.12", resources: { cpu: "500m", memory: "256Mi" } }),
+  );
+  const workload = pod.spec!.containers[0]!;
+
+  it("is hardened by default", () => {
+    expect(pod.spec!.automountServiceAccountToken).toBe(false);
+    expect(pod.spec!.enableServiceLinks).toBe(false);
+    expect(pod.spec!.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(workload.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"] },
+      runAsNonRoot: true,
+    });
+  });
+
+  it("sets requests equal to limits", () => {
+    expect(workload.resources).toEqual({
+      requests: { cpu: "500m", memory: "256Mi" },
+      limits: { cpu: "500m", memory: "256Mi" },
+    });
+  });
+
+  it("names, labels and owns the pod deterministically", () => {
+    expect(pod.metadata!.name).toBe("agent");
+    expect(pod.metadata!.labels![Labels.sandboxUid]).toBe("uid-1");
+    expect(pod.metadata!.ownerReferences).toEqual([
+      expect.objectContaining({
+        kind: "Sandbox",
+        uid: "uid-1",
+        controller: true,
+        blockOwnerDeletion: true,
+      }),
+    ]);
+  });
+
+  it("runs as root only when asked", () => {
+    const root = desiredPod(sandbox({ image: "x", security: { runAsUser: 0 } }));
+    expect(root.spec!.securityContext!.runAsNonRoot).toBe(false);
+    expect(root.spec!.containers[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"] });
+  });
+
+  it("passes secret references through", () => {
+    const p = desiredPod(
+      sandbox({
+        image: "x",
+        env: [{ name: "T", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }],
+      }),
+    );
+    expect(p.spec!.containers[0]!.env).toEqual([
+      { name: "T", valueFrom: { secretKeyRef: { name: "s", key: "k", optional: undefined } } },
+    ]);
+  });
+
+  it("changes its hash with the spec, not with lifetime or ports", () => {
+    const a = desiredPod(sandbox({ image: "x" }));
+    const b = desiredPod(
+      sandbox({ image: "x", lifetime: { ttlSeconds: 99 }, ports: [{ name: "http", port: 80 }] }),
+    );
+    const c = desiredPod(sandbox({ image: "y" }));
+    expect(a.metadata!.annotations).toEqual(b.metadata!.annotations);
+    expect(a.metadata!.annotations).not.toEqual(c.metadata!.annotations);
+  });
+
+  it("hashes independently of key order", () => {
+    expect(specHash({ a: 1, b: { c: 2, d: 3 } })).toBe(specHash({ b: { d: 3, c: 2 }, a: 1 }));
+  });
+});
+
+describe("desiredNetworkPolicy", () => {
+  it("allows only DNS when nothing can be allowed", () => {
+    const np = desiredNetworkPolicy(sandbox({ image: "x" }));
+    expect(np.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
+    expect(np.spec!.ingress).toEqual([]);
+    expect(np.spec!.egress).toHaveLength(1);
+    expect(np.spec!.egress![0]!.ports!.map((p) => p.port)).toEqual([53, 53]);
+  });
+
+  it("lets name rules reach public addresses only", () => {
+    const np = desiredNetworkPolicy(
+      sandbox({
+        image: "x",
+        network: { egress: { rules: [{ action: "allow", target: "pypi.org" }] } },
+      }),
+    );
+    const publicRule = np.spec!.egress!.at(-1)!;
+    expect(publicRule.to![0]!.ipBlock).toEqual({ cidr: "0.0.0.0/0", except: PRIVATE_IPV4 });
+    expect(PRIVATE_IPV4).toContain("169.254.0.0/16");
+  });
+
+  it("passes allowed CIDRs through with their ports, private or not", () => {
+    const np = desiredNetworkPolicy(
+      sandbox({
+        image: "x",
+        network: {
+          egress: { rules: [{ action: "allow", target: "10.20.0.0/16", ports: [5432] }] },
+        },
+      }),
+    );
+    expect(np.spec!.egress).toContainEqual({
+      to: [{ ipBlock: { cidr: "10.20.0.0/16" } }],
+      ports: [{ protocol: "TCP", port: 5432 }],
+    });
+    expect(np.spec!.egress).toHaveLength(2); // DNS + the CIDR; no catch-all
+  });
+
+  it("opens ingress to declared ports only", () => {
+    const np = desiredNetworkPolicy(sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }));
+    expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 8000 }] }]);
+  });
+});
+
+describe("desiredService", () => {
+  it("exists only with ports", () => {
+    expect(desiredService(sandbox({ image: "x" }))).toBeUndefined();
+    const svc = desiredService(sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }))!;
+    expect(svc.spec!.ports).toEqual([
+      { name: "http", port: 8000, targetPort: 8000, protocol: "TCP" },
+    ]);
+    expect(svc.spec!.selector).toEqual({ [Labels.sandboxUid]: "uid-1" });
+  });
+
+  it("reports endpoints by cluster DNS name, with a URL where the name gives a scheme", () => {
+    const s = sandbox({
+      image: "x",
+      ports: [
+        { name: "http", port: 8000 },
+        { name: "https-api", port: 8443 },
+        { name: "db", port: 5432 },
+      ],
+    });
+    expect(serviceEndpoints(s)).toEqual([
+      { name: "http", port: 8000, host: "agent.team.svc", url: "http://agent.team.svc:8000" },
+      { name: "https-api", port: 8443, host: "agent.team.svc", url: "https://agent.team.svc:8443" },
+      { name: "db", port: 5432, host: "agent.team.svc" },
+    ]);
+  });
+});

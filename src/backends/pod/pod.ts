@@ -1,0 +1,85 @@
+// The workload Pod of a sandbox, hardened by default: non-root, no capabilities,
+// no privilege escalation, seccomp RuntimeDefault, no service-account token, no
+// service links, requests equal to limits.
+import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
+import type { Sandbox } from "../../api/sandbox.js";
+import { objectMeta } from "./metadata.js";
+
+export const WORKLOAD_CONTAINER = "sandbox";
+export const DEFAULT_UID = 1000;
+export const DEFAULT_WORKDIR = "/workspace";
+
+export function desiredPod(sandbox: Sandbox): V1Pod {
+  const spec = podSpec(sandbox);
+  return { apiVersion: "v1", kind: "Pod", metadata: objectMeta(sandbox, "workload", spec), spec };
+}
+
+function podSpec(sandbox: Sandbox): V1PodSpec {
+  const { security, resources } = sandbox.spec;
+  const uid = security.runAsUser ?? DEFAULT_UID;
+  const gid = security.runAsGroup ?? DEFAULT_UID;
+  const limits = { cpu: String(resources.cpu), memory: String(resources.memory) };
+  const workingDir = sandbox.spec.workingDir ?? DEFAULT_WORKDIR;
+
+  const workload: V1Container = {
+    name: WORKLOAD_CONTAINER,
+    image: sandbox.spec.image,
+    command: sandbox.spec.command,
+    args: sandbox.spec.args,
+    workingDir,
+    env: sandbox.spec.env?.map(envVar),
+    // No containerPorts: they are informational, and leaving them out lets ports
+    // change (Service, NetworkPolicy) without recreating the Pod.
+    resources: { requests: limits, limits },
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      privileged: false,
+      capabilities: { drop: ["ALL"] },
+      readOnlyRootFilesystem: security.readOnlyRootFilesystem,
+      runAsNonRoot: uid !== 0,
+      runAsUser: uid,
+      runAsGroup: gid,
+    },
+    volumeMounts: [
+      { name: "workspace", mountPath: workingDir },
+      { name: "tmp", mountPath: "/tmp" },
+    ],
+  };
+
+  const volumes: V1Volume[] = [
+    { name: "workspace", emptyDir: {} },
+    { name: "tmp", emptyDir: {} },
+  ];
+
+  return {
+    containers: [workload],
+    volumes,
+    // A sandbox runs once: its exit is the result, recorded in status.
+    restartPolicy: "Never",
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    hostNetwork: false,
+    hostPID: false,
+    hostIPC: false,
+    terminationGracePeriodSeconds: 10,
+    runtimeClassName: security.runtimeClassName,
+    securityContext: {
+      runAsNonRoot: uid !== 0,
+      runAsUser: uid,
+      runAsGroup: gid,
+      fsGroup: gid,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+  };
+}
+
+function envVar(env: NonNullable<Sandbox["spec"]["env"]>[number]): V1EnvVar {
+  if (env.valueFrom) {
+    const ref = env.valueFrom.secretKeyRef;
+    return {
+      name: env.name,
+      valueFrom: { secretKeyRef: { name: ref.name, key: ref.key, optional: ref.optional } },
+    };
+  }
+  return { name: env.name, value: env.value ?? "" };
+}

@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { FlagError, listenAddress, parseControllerFlags } from "./controller-flags.js";
+
+describe("controller flags", () => {
+  it("has production defaults", () => {
+    const f = parseControllerFlags([]);
+    expect(f).toMatchObject({
+      "default-backend": "pod",
+      "leader-elect": true,
+      concurrency: 4,
+      "kube-api-qps": 20,
+      "kube-api-burst": 40,
+      namespaces: [],
+    });
+  });
+
+  it("parses every flag", () => {
+    const f = parseControllerFlags([
+      "--kubeconfig=/tmp/kc",
+      "--namespaces=a, b",
+      "--default-backend=docker",
+      "--leader-elect=false",
+      "--concurrency=8",
+      "--metrics-bind-address=127.0.0.1:9090",
+      "--stall-timeout=60",
+    ]);
+    expect(f).toMatchObject({
+      kubeconfig: "/tmp/kc",
+      namespaces: ["a", "b"],
+      "default-backend": "docker",
+      "leader-elect": false,
+      concurrency: 8,
+      "stall-timeout": 60,
+    });
+  });
+
+  it.each([
+    [["--default-backend=vm"], /--default-backend/],
+    [["--concurrency=0"], /--concurrency/],
+    [["--concurrency=lots"], /--concurrency/],
+    [["--leader-elect=yes"], /--leader-elect/],
+    [["--metrics-bind-address=localhost"], /--metrics-bind-address: must be HOST:PORT/],
+    [["--namespaces=Bad_NS"], /--namespaces/],
+    [["--no-such-flag=1"], /no-such-flag/],
+    [["positional"], /positional/],
+  ])("rejects %j naming the flag", (argv, message) => {
+    expect(() => parseControllerFlags(argv)).toThrow(FlagError);
+    expect(() => parseControllerFlags(argv)).toThrow(message);
+  });
+
+  it("reads listen addresses", () => {
+    expect(listenAddress(":8080")).toEqual({ host: "0.0.0.0", port: 8080 });
+    expect(listenAddress("[::1]:9")).toEqual({ host: "::1", port: 9 });
+    expect(listenAddress("0")).toBeUndefined();
+  });
+});

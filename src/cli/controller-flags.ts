@@ -1,0 +1,97 @@
+// Flags of `sandbox-operator controller`, validated with zod so a bad value
+// exits non-zero naming the flag, before anything starts.
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { BACKENDS } from "../api/sandbox-spec.js";
+
+export const CONTROLLER_USAGE = `Usage: sandbox-operator controller [flags]
+
+Runs the Sandbox controller.
+
+Flags:
+  --kubeconfig PATH                 kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)
+  --namespaces NS[,NS...]           namespaces to watch (default: all)
+  --default-backend pod|docker      backend for Sandboxes that do not name one (default: pod)
+  --leader-elect=true|false         elect a leader on a Lease; only the leader reconciles (default: true)
+  --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or "default")
+  --leader-election-id NAME         name of the Lease (default: sandbox-operator)
+  --metrics-bind-address HOST:PORT  serve /metrics (default: 0.0.0.0:8080; "0" disables)
+  --health-probe-bind-address HOST:PORT
+                                    serve /healthz and /readyz (default: 0.0.0.0:8081)
+  --concurrency N                   Sandboxes reconciled in parallel (default: 4)
+  --kube-api-qps N                  client-side request rate to the apiserver (default: 20)
+  --kube-api-burst N                burst above the rate (default: 40)
+  --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
+  --log-level LEVEL                 trace|debug|info|warn|error (default: info)
+`;
+
+const address = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:]*):\d{1,5}$|^0$/, 'must be HOST:PORT (or "0" to disable)');
+
+const bool = z.enum(["true", "false"]).transform((v) => v === "true");
+
+const FlagsSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  namespaces: z
+    .string()
+    .optional()
+    .transform((v) =>
+      v
+        ? v
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
+    )
+    .pipe(z.array(z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be namespace names"))),
+  "default-backend": z.enum(BACKENDS).default("pod"),
+  "leader-elect": bool.default(true),
+  "leader-election-namespace": z
+    .string()
+    .min(1)
+    .default(process.env.POD_NAMESPACE || "default"),
+  "leader-election-id": z.string().min(1).default("sandbox-operator"),
+  "metrics-bind-address": address.default("0.0.0.0:8080"),
+  "health-probe-bind-address": address.default("0.0.0.0:8081"),
+  concurrency: z.coerce.number().int().min(1).max(256).default(4),
+  "kube-api-qps": z.coerce.number().positive().max(10_000).default(20),
+  "kube-api-burst": z.coerce.number().int().min(1).max(100_000).default(40),
+  "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
+  "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
+});
+
+export type ControllerFlags = z.output<typeof FlagsSchema>;
+
+export class FlagError extends Error {}
+
+export function parseControllerFlags(argv: string[]): ControllerFlags {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: Object.fromEntries(
+        Object.keys(FlagsSchema.shape).map((name) => [name, { type: "string" as const }]),
+      ),
+    }));
+  } catch (err) {
+    throw new FlagError(err instanceof Error ? err.message : String(err));
+  }
+  const parsed = FlagsSchema.safeParse(values);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const flag = String(issue.path[0]);
+    throw new FlagError(`--${flag}: ${issue.message} (got ${JSON.stringify(values[flag])})`);
+  }
+  return parsed.data;
+}
+
+/** "HOST:PORT" -> listen options; undefined when disabled with "0". */
+export function listenAddress(value: string): { host: string; port: number } | undefined {
+  if (value === "0") return undefined;
+  const i = value.lastIndexOf(":");
+  const host = value.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
+  return { host, port: Number(value.slice(i + 1)) };
+}

@@ -1,0 +1,78 @@
+// `sandbox-operator controller`: flags -> running controller, until SIGTERM/SIGINT.
+
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import { Registry } from "prom-client";
+import { loadKubeConfig } from "../kube/config.js";
+import { startObservabilityServer } from "../observability/http.js";
+import { createLogger } from "../observability/logger.js";
+import { startSandboxController } from "../sandbox/controller.js";
+import {
+  CONTROLLER_USAGE,
+  FlagError,
+  listenAddress,
+  parseControllerFlags,
+} from "./controller-flags.js";
+import { usageError } from "./usage.js";
+
+export async function runController(argv: string[]): Promise<number> {
+  let flags: ReturnType<typeof parseControllerFlags>;
+  try {
+    flags = parseControllerFlags(argv);
+  } catch (err) {
+    if (err instanceof FlagError) return usageError(err.message, CONTROLLER_USAGE);
+    throw err;
+  }
+
+  const log = createLogger({ level: flags["log-level"] });
+  const registry = new Registry();
+  const kubeConfig = loadKubeConfig({
+    kubeconfig: flags.kubeconfig,
+    qps: flags["kube-api-qps"],
+    burst: flags["kube-api-burst"],
+  });
+
+  const servers = [];
+  const metricsAddr = listenAddress(flags["metrics-bind-address"]);
+  const healthAddr = listenAddress(flags["health-probe-bind-address"]);
+  const metricsServer = metricsAddr && (await startObservabilityServer(metricsAddr, registry));
+  if (metricsServer) servers.push(metricsServer);
+  const healthServer =
+    healthAddr &&
+    (metricsAddr && healthAddr.port === metricsAddr.port && metricsServer
+      ? metricsServer
+      : await startObservabilityServer(healthAddr, registry));
+  if (healthServer && healthServer !== metricsServer) servers.push(healthServer);
+
+  const controller = await startSandboxController({
+    kubeConfig,
+    namespaces: flags.namespaces,
+    defaultBackend: flags["default-backend"],
+    concurrency: flags.concurrency,
+    stallTimeoutSeconds: flags["stall-timeout"],
+    leaderElection: flags["leader-elect"]
+      ? {
+          namespace: flags["leader-election-namespace"],
+          name: flags["leader-election-id"],
+          // Unique per process, readable in `kubectl get lease`.
+          identity: `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString("hex")}`,
+        }
+      : undefined,
+    registry,
+    log,
+  });
+  healthServer?.addReadinessCheck("informers", () =>
+    controller.ready() ? undefined : "caches not synced",
+  );
+  log.info({ flags }, "controller started");
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  log.info({ signal }, "shutting down: draining work and releasing the lease");
+  await controller.stop();
+  await Promise.all(servers.map((s) => s.close()));
+  log.flush();
+  return 0;
+}

@@ -1,0 +1,41 @@
+// Kubernetes client configuration for the operator: kubeconfig file, in-cluster,
+// or the default loading rules, with a client-side rate limit on every request
+// made through API clients created from it.
+import * as k8s from "@kubernetes/client-node";
+import { TokenBucket } from "./token-bucket.js";
+
+export interface ClientOptions {
+  kubeconfig?: string;
+  qps: number;
+  burst: number;
+}
+
+/**
+ * Every typed API client made with makeApiClient authenticates each request
+ * through its KubeConfig, so that is the one place a limiter covers them all.
+ * Watches do not pass through it, which is what we want: they are long-lived.
+ */
+class RateLimitedKubeConfig extends k8s.KubeConfig {
+  constructor(private readonly bucket: TokenBucket) {
+    super();
+  }
+
+  override async applySecurityAuthentication(
+    context: Parameters<k8s.KubeConfig["applySecurityAuthentication"]>[0],
+  ): Promise<void> {
+    await this.bucket.take();
+    return super.applySecurityAuthentication(context);
+  }
+}
+
+export function loadKubeConfig(opts: ClientOptions): k8s.KubeConfig {
+  const kc = new RateLimitedKubeConfig(new TokenBucket(opts.qps, opts.burst));
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else kc.loadFromDefault();
+  if (!kc.getCurrentCluster()) {
+    throw new Error(
+      "no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, or run in a cluster",
+    );
+  }
+  return kc;
+}

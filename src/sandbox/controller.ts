@@ -1,0 +1,175 @@
+// Composition root of the Sandbox controller: informers for Sandboxes and the
+// objects the pod backend owns, the reconciler, status writer, events, leader
+// election and metrics, wired together.
+import type * as k8s from "@kubernetes/client-node";
+import * as kube from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
+import { GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
+import type { Sandbox } from "../api/sandbox.js";
+import type { BackendName, SandboxBackend } from "../backends/backend.js";
+import { PodBackend } from "../backends/pod/backend.js";
+import { Controller } from "../controller/controller.js";
+import { EventRecorder } from "../controller/events.js";
+import { Finalizers } from "../controller/finalizers.js";
+import { Informer, type KubeObject } from "../controller/informer.js";
+import { StatusWriter } from "../controller/status-writer.js";
+import type { Logger } from "../observability/logger.js";
+import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
+import { keyOf, SandboxReconciler } from "./reconciler.js";
+
+export interface SandboxControllerOptions {
+  kubeConfig: k8s.KubeConfig;
+  /** Namespaces to watch; empty means all. */
+  namespaces: string[];
+  defaultBackend: BackendName;
+  concurrency: number;
+  stallTimeoutSeconds: number;
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    identity: string;
+    leaseDurationMs?: number;
+  };
+  registry: Registry;
+  log: Logger;
+}
+
+export interface RunningSandboxController {
+  ready(): boolean;
+  isLeader(): boolean;
+  /** Status writes made so far (for tests and debugging). */
+  statusWrites(): number;
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+const SANDBOX_RESOURCE = { group: GROUP, version: VERSION, plural: SANDBOX_PLURAL };
+
+export async function startSandboxController(
+  opts: SandboxControllerOptions,
+): Promise<RunningSandboxController> {
+  const { kubeConfig, log, registry } = opts;
+  const informer = <T extends KubeObject>(
+    apiPath: string,
+    resource: string,
+    labelSelector?: string,
+  ) =>
+    new Informer<T>({
+      kubeConfig,
+      apiPath,
+      resource,
+      namespaces: opts.namespaces,
+      labelSelector,
+      log,
+    });
+
+  const sandboxes = informer<Sandbox & KubeObject>(`/apis/${GROUP}/${VERSION}`, SANDBOX_PLURAL);
+  // Only what we manage: a cluster's other Pods never enter our cache.
+  const pods = informer<k8s.V1Pod>("/api/v1", "pods", MANAGED_SELECTOR);
+  const services = informer<k8s.V1Service>("/api/v1", "services", MANAGED_SELECTOR);
+  const networkPolicies = informer<k8s.V1NetworkPolicy>(
+    "/apis/networking.k8s.io/v1",
+    "networkpolicies",
+    MANAGED_SELECTOR,
+  );
+
+  const backends: Partial<Record<BackendName, SandboxBackend>> = {
+    pod: new PodBackend({ kubeConfig, pods, services, networkPolicies }),
+  };
+
+  const identity = opts.leaderElection?.identity ?? "sandbox-operator";
+  const statusWriter = new StatusWriter(kubeConfig, SANDBOX_RESOURCE, registry, METRIC_PREFIX);
+  const finalizers = new Finalizers(kubeConfig, SANDBOX_RESOURCE);
+  const events = new EventRecorder({
+    kubeConfig,
+    component: "sandbox-operator",
+    instance: identity,
+    log,
+  });
+  const objects = kubeConfig.makeApiClient(kube.CustomObjectsApi);
+  const metrics = sandboxMetrics(registry, () =>
+    countByPhase(sandboxes.list(), opts.defaultBackend),
+  );
+
+  const reconciler = new SandboxReconciler({
+    getSandbox: (key) => sandboxes.get(key),
+    backends,
+    defaultBackend: opts.defaultBackend,
+    writeStatus: (sandbox, status) => statusWriter.write(sandbox, status),
+    deleteSandbox: async (sandbox) => {
+      await objects.deleteNamespacedCustomObject({
+        ...SANDBOX_RESOURCE,
+        namespace: sandbox.metadata.namespace!,
+        name: sandbox.metadata.name!,
+        propagationPolicy: "Background",
+        // Only this incarnation: never a newer Sandbox that reuses the name.
+        body: { preconditions: { uid: sandbox.metadata.uid } },
+      });
+    },
+    addFinalizer: (sandbox, f) => finalizers.add(sandbox, f),
+    removeFinalizer: (sandbox, f) => finalizers.remove(sandbox, f),
+    recordEvent: (sandbox, e) =>
+      events.record({ ...sandbox, kind: SANDBOX_KIND }, e.type, e.reason, e.message),
+    stallTimeoutSeconds: opts.stallTimeoutSeconds,
+    onReady: (sandbox, seconds) =>
+      metrics.readySeconds.observe(
+        { backend: sandbox.spec.backend ?? opts.defaultBackend },
+        seconds,
+      ),
+    log,
+  });
+
+  const ownerKey = (obj: KubeObject) => {
+    const name = obj.metadata?.labels?.[Labels.sandbox];
+    return name ? `${obj.metadata?.namespace}/${name}` : undefined;
+  };
+  const controller = new Controller({
+    name: "sandbox",
+    primary: sandboxes,
+    secondaries: [pods, services, networkPolicies].map((i) => ({
+      informer: i as Informer<KubeObject>,
+      primaryKey: ownerKey,
+    })),
+    reconcile: async (key) => {
+      const sandboxLog = log.child({ sandbox: key });
+      const started = performance.now();
+      const outcome = await reconciler.reconcile(key).catch((err) => {
+        sandboxLog.debug({ err: String(err) }, "reconcile error");
+        throw err;
+      });
+      sandboxLog.debug({ ms: Math.round(performance.now() - started), ...outcome }, "reconciled");
+      return outcome;
+    },
+    concurrency: opts.concurrency,
+    leaderElection: opts.leaderElection && { kubeConfig, ...opts.leaderElection },
+    registry,
+    metricPrefix: METRIC_PREFIX,
+    log,
+  });
+  controller.start();
+
+  return {
+    ready: () => controller.ready(),
+    isLeader: () => controller.isLeader(),
+    statusWrites: () => statusWriter.writes,
+    stop: async (stopOpts) => {
+      await controller.stop(stopOpts);
+      await events.flush();
+    },
+  };
+}
+
+function countByPhase(sandboxes: Sandbox[], defaultBackend: BackendName) {
+  const counts = new Map<string, { phase: string; backend: string; count: number }>();
+  for (const s of sandboxes) {
+    const phase = s.metadata.deletionTimestamp ? "Terminating" : (s.status?.phase ?? "Pending");
+    const backend = s.status?.backend ?? s.spec?.backend ?? defaultBackend;
+    const k = `${phase}/${backend}`;
+    const entry = counts.get(k) ?? { phase, backend, count: 0 };
+    entry.count++;
+    counts.set(k, entry);
+  }
+  return counts.values();
+}
+
+export { keyOf };
