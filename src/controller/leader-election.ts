@@ -127,18 +127,20 @@ export class LeaderElector {
       );
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
-      await rawRequest(this.opts.kubeConfig, "POST", this.path, {
-        body: {
-          apiVersion: "coordination.k8s.io/v1",
-          kind: "Lease",
-          metadata: { name: this.opts.name, namespace: this.opts.namespace },
-          spec: { ...desired, acquireTime: microTime(now), leaseTransitions: 0 },
-        },
-      }).catch((e) => {
-        if (apiStatus(e) === 409) return; // another candidate created it first
+      try {
+        await rawRequest(this.opts.kubeConfig, "POST", this.path, {
+          body: {
+            apiVersion: "coordination.k8s.io/v1",
+            kind: "Lease",
+            metadata: { name: this.opts.name, namespace: this.opts.namespace },
+            spec: { ...desired, acquireTime: microTime(now), leaseTransitions: 0 },
+          },
+        });
+        return true;
+      } catch (e) {
+        if (apiStatus(e) === 409) return false; // another candidate created it first
         throw e;
-      });
-      return false; // take it on the next round, from what the apiserver has
+      }
     }
 
     const spec = lease.spec ?? {};

@@ -7,7 +7,13 @@ interface AuditEvent {
   stage: string;
   verb: string;
   user: { username: string };
-  objectRef?: { resource?: string; namespace?: string; apiGroup?: string; subresource?: string };
+  objectRef?: {
+    resource?: string;
+    subresource?: string;
+    namespace?: string;
+    name?: string;
+    apiGroup?: string;
+  };
 }
 
 /**
@@ -20,8 +26,22 @@ export async function writesBy(
   namespace?: string,
   resource?: string,
 ): Promise<number> {
+  return (await writes(user, namespace, resource)).length;
+}
+
+/** The same writes as "verb resource/subresource namespace/name: count" lines, for failure messages. */
+export async function describeWrites(user: string, namespace?: string): Promise<string> {
+  const counts = new Map<string, number>();
+  for (const { verb, objectRef: r = {} } of await writes(user, namespace)) {
+    const key = `${verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ""} ${r.namespace}/${r.name}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].map(([k, n]) => `${k}: ${n}`).join("\n");
+}
+
+async function writes(user: string, namespace?: string, resource?: string): Promise<AuditEvent[]> {
   const text = await readFile(inject("auditLogPath"), "utf8");
-  let count = 0;
+  const out: AuditEvent[] = [];
   for (const line of text.split("\n")) {
     if (!line) continue;
     const e = JSON.parse(line) as AuditEvent;
@@ -29,7 +49,7 @@ export async function writesBy(
     if (e.objectRef?.resource === "leases") continue;
     if (namespace && e.objectRef?.namespace !== namespace) continue;
     if (resource && e.objectRef?.resource !== resource) continue;
-    count++;
+    out.push(e);
   }
-  return count;
+  return out;
 }
