@@ -21,6 +21,8 @@ Flags:
   --concurrency N                   Sandboxes reconciled in parallel (default: 4)
   --kube-api-qps N                  client-side request rate to the apiserver (default: 20)
   --kube-api-burst N                burst above the rate (default: 40)
+  --egress-image IMAGE              image of the egress init container and sidecar in sandbox Pods
+                                    (default: $EGRESS_IMAGE, else sandbox-operator:<version>)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -57,6 +59,10 @@ const FlagsSchema = z.object({
   concurrency: z.coerce.number().int().min(1).max(256).default(4),
   "kube-api-qps": z.coerce.number().positive().max(10_000).default(20),
   "kube-api-burst": z.coerce.number().int().min(1).max(100_000).default(40),
+  "egress-image": z
+    .string()
+    .regex(/^[^\s]+$/, "must be an image reference")
+    .default(process.env.EGRESS_IMAGE || "sandbox-operator:0.1.0"),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });

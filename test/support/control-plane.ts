@@ -13,7 +13,7 @@ import { REPO_ROOT } from "./paths.js";
 import { freePort, reapStale, type Started, startProcess, tail } from "./processes.js";
 
 export interface ControlPlaneOptions {
-  /** kube-controller-manager with the garbage-collector, namespace and service-account controllers. */
+  /** kube-controller-manager: garbage collector, namespaces, service accounts, Deployments. */
   controllerManager?: boolean;
   /** kube-scheduler, so Pods get a node. */
   scheduler?: boolean;
@@ -130,7 +130,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           join(binDir, "kube-controller-manager"),
           [
             `--kubeconfig=${kubeconfigPath}`,
-            "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller",
+            "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller",
             "--leader-elect=false",
             "--secure-port=0",
             "--concurrent-gc-syncs=5",

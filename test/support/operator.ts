@@ -13,21 +13,24 @@ import { eventually } from "./eventually.js";
 
 export interface OperatorOptions {
   namespace: string;
-  /** Static identity (operator-0 ... operator-3): the audit log tells them apart. */
-  user: string;
   stallTimeoutSeconds?: number;
-  /** Lease in the test namespace; omitted: no leader election. */
-  leaderElection?: { name: string; leaseDurationMs?: number };
+  /** A Lease (in the watched namespace unless said otherwise); omitted: no leader election. */
+  leaderElection?: { name: string; namespace?: string; leaseDurationMs?: number };
 }
 
 export type RunningOperator = RunningSandboxController;
 
-export async function startOperator(opts: OperatorOptions): Promise<RunningOperator> {
-  const kubeConfig = loadKubeConfig({
-    kubeconfig: userKubeconfigPath(opts.user),
-    qps: 100,
-    burst: 200,
-  });
+/** As a static identity (operator-0 ... operator-3): the audit log tells them apart. */
+export function startOperator(opts: OperatorOptions & { user: string }): Promise<RunningOperator> {
+  return startOperatorWithKubeconfig(userKubeconfigPath(opts.user), opts, opts.user);
+}
+
+export async function startOperatorWithKubeconfig(
+  kubeconfig: string,
+  opts: OperatorOptions,
+  name = "operator",
+): Promise<RunningOperator> {
+  const kubeConfig = loadKubeConfig({ kubeconfig, qps: 100, burst: 200 });
   const controller = await startSandboxController({
     kubeConfig,
     namespaces: [opts.namespace],
@@ -35,9 +38,9 @@ export async function startOperator(opts: OperatorOptions): Promise<RunningOpera
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {
-      namespace: opts.namespace,
+      namespace: opts.leaderElection.namespace ?? opts.namespace,
       name: opts.leaderElection.name,
-      identity: `${opts.user}-${randomBytes(3).toString("hex")}`,
+      identity: `${name}-${randomBytes(3).toString("hex")}`,
       leaseDurationMs: opts.leaderElection.leaseDurationMs,
     },
     registry: new Registry(),

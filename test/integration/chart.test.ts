@@ -1,0 +1,222 @@
+// The Helm chart against the real apiserver: it lints, its bad values are
+// refused, everything it renders passes server-side validation, it installs,
+// and the controller running as the chart's ServiceAccount can do its job and
+// nothing more.
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { kubeConfig, testNamespace } from "../support/cluster.js";
+import { type RunningOperator, startOperatorWithKubeconfig } from "../support/operator.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { isReady, SandboxClient } from "../support/sandboxes.js";
+
+const run = promisify(execFile);
+const CHART = join(REPO_ROOT, "charts/sandbox-operator");
+const bin = (name: string) => join(inject("k8sBinDir"), name);
+const helm = (...args: string[]) =>
+  run(bin("helm"), [...args, "--kubeconfig", inject("kubeconfigPath")], { encoding: "utf8" });
+
+const kc = kubeConfig();
+const scratch = mkdtempSync(join(tmpdir(), "chart-test-"));
+let release: Awaited<ReturnType<typeof testNamespace>>;
+let sandboxes: Awaited<ReturnType<typeof testNamespace>>;
+let operator: RunningOperator | undefined;
+
+beforeAll(async () => {
+  release = await testNamespace(kc, "chart");
+  sandboxes = await testNamespace(kc, "chart-sbx");
+});
+afterAll(async () => {
+  await operator?.stop();
+  await helm("uninstall", "so", "-n", release.name).catch(() => undefined);
+  await release?.delete();
+  await sandboxes?.delete();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("helm chart", () => {
+  it("lints clean", async () => {
+    const { stdout } = await helm("lint", CHART, "--strict");
+    expect(stdout).toContain("0 chart(s) failed");
+  });
+
+  it.each([
+    [["--set", "defaultBackend=vm"], "/defaultBackend"],
+    [["--set", "replicaCount=0"], "/replicaCount"],
+    [
+      ["--set", "replicaCount=2", "--set", "leaderElection.enabled=false"],
+      "/leaderElection/enabled",
+    ],
+    [["--set", "imag.tag=typo"], "'imag'"],
+    [["--set", "docker.host=localhost:2375"], "/docker/host"],
+  ])("refuses bad values %j with a clear message", async (args, field) => {
+    const err = await helm("template", "x", CHART, ...args).catch((e) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect(err.stderr).toContain("values don't meet the specifications of the schema");
+    expect(err.stderr).toContain(field);
+  });
+
+  it.each([
+    ["cluster-wide", []],
+    [
+      "namespaced, docker backend",
+      [
+        "--set",
+        "watchNamespaces={default,kube-system}",
+        "--set",
+        "defaultBackend=docker",
+        "--set",
+        "docker.host=unix:///var/run/docker.sock",
+      ],
+    ],
+  ])("renders objects the apiserver accepts (%s)", async (_name, args) => {
+    const { stdout } = await helm(
+      "template",
+      "so",
+      CHART,
+      "-n",
+      release.name,
+      "--kube-version",
+      "1.34.0",
+      ...args,
+    );
+    const file = join(scratch, `rendered-${args.length}.yaml`);
+    writeFileSync(file, stdout);
+    const { stdout: out } = await run(
+      bin("kubectl"),
+      ["--kubeconfig", inject("kubeconfigPath"), "apply", "--dry-run=server", "-f", file],
+      { encoding: "utf8" },
+    );
+    for (const kind of [
+      "serviceaccount",
+      "deployment.apps",
+      "poddisruptionbudget.policy",
+      "validatingadmissionpolicy",
+    ]) {
+      expect(out).toContain(kind);
+    }
+  });
+
+  it("installs, and its Deployment becomes available", { timeout: 120_000 }, async () => {
+    await helm(
+      "install",
+      "so",
+      CHART,
+      "-n",
+      release.name,
+      "--set",
+      `watchNamespaces={${sandboxes.name}}`,
+      "--wait",
+      "--timeout",
+      "60s",
+    );
+    const apps = kc.makeApiClient(k8s.AppsV1Api);
+    const deployment = await apps.readNamespacedDeployment({
+      name: "so-sandbox-operator",
+      namespace: release.name,
+    });
+    expect(deployment.status?.availableReplicas).toBe(2);
+    const container = deployment.spec?.template.spec?.containers[0];
+    expect(container?.securityContext).toMatchObject({
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+    });
+  });
+
+  describe("as the chart's ServiceAccount", () => {
+    let sa: k8s.KubeConfig;
+
+    beforeAll(async () => {
+      const core = kc.makeApiClient(k8s.CoreV1Api);
+      const token = await core.createNamespacedServiceAccountToken({
+        name: "so-sandbox-operator",
+        namespace: release.name,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      });
+      const path = join(scratch, "service-account.kubeconfig");
+      const cluster = kc.getCurrentCluster()!;
+      writeFileSync(
+        path,
+        JSON.stringify({
+          apiVersion: "v1",
+          kind: "Config",
+          clusters: [
+            {
+              name: "c",
+              cluster: { server: cluster.server, "certificate-authority-data": cluster.caData },
+            },
+          ],
+          users: [{ name: "sa", user: { token: token.status?.token } }],
+          contexts: [{ name: "c", context: { cluster: "c", user: "sa" } }],
+          "current-context": "c",
+        }),
+      );
+      sa = new k8s.KubeConfig();
+      sa.loadFromFile(path);
+      operator = await startOperatorWithKubeconfig(path, {
+        namespace: sandboxes.name,
+        leaderElection: { namespace: release.name, name: "so-sandbox-operator" },
+      });
+    });
+
+    it("reconciles a Sandbox end to end (the RBAC is sufficient)", async () => {
+      const sbx = new SandboxClient(kc, sandboxes.name);
+      await sbx.create("rbac", {
+        image: "busybox",
+        ports: [{ name: "http", port: 80 }],
+        lifetime: { ttlSeconds: 600 },
+      });
+      await sbx.waitFor("rbac", isReady);
+      expect(operator?.isLeader()).toBe(true);
+    });
+
+    it("cannot read Secrets, here or cluster-wide", async () => {
+      const core = sa.makeApiClient(k8s.CoreV1Api);
+      await expect(core.listNamespacedSecret({ namespace: sandboxes.name })).rejects.toMatchObject({
+        code: 403,
+      });
+      await expect(core.listSecretForAllNamespaces()).rejects.toMatchObject({ code: 403 });
+    });
+
+    it("cannot touch kinds it does not manage", async () => {
+      const core = sa.makeApiClient(k8s.CoreV1Api);
+      const apps = sa.makeApiClient(k8s.AppsV1Api);
+      await expect(
+        core.createNamespacedConfigMap({
+          namespace: sandboxes.name,
+          body: { metadata: { name: "x" } },
+        }),
+      ).rejects.toMatchObject({ code: 403 });
+      await expect(
+        apps.listNamespacedDeployment({ namespace: sandboxes.name }),
+      ).rejects.toMatchObject({ code: 403 });
+      // Pods outside the namespaces it watches.
+      await expect(core.listNamespacedPod({ namespace: "default" })).rejects.toMatchObject({
+        code: 403,
+      });
+    });
+
+    it("cannot create or delete Pods that are not its own (admission policy)", async () => {
+      const core = sa.makeApiClient(k8s.CoreV1Api);
+      const pod = {
+        metadata: { name: "foreign" },
+        spec: { containers: [{ name: "c", image: "busybox" }] },
+      };
+      const denied = await core
+        .createNamespacedPod({ namespace: sandboxes.name, body: pod })
+        .catch((e) => e);
+      expect(denied.code).toBe(403);
+      expect(String(denied.body)).toContain("may only change objects labelled");
+      const admin = kc.makeApiClient(k8s.CoreV1Api);
+      await admin.createNamespacedPod({ namespace: sandboxes.name, body: pod });
+      const deleted = await core
+        .deleteNamespacedPod({ namespace: sandboxes.name, name: "foreign" })
+        .catch((e) => e);
+      expect(deleted.code).toBe(403);
+    });
+  });
+});
