@@ -22,6 +22,10 @@ k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 build: node_modules ## Compile TypeScript to dist/ (the sandbox-operator executable)
 	$(NPM) run build
 
+.PHONY: run
+run: node_modules k8s-bins ## Local control plane + the controller, with examples/hello.yaml applied (Ctrl-C stops)
+	$(NPM) exec -- tsx hack/run-local.ts
+
 .PHONY: crds
 crds: node_modules ## Regenerate crds/ from the zod schemas in src/api
 	$(NPM) run --silent crds

@@ -24,8 +24,9 @@ const printerColumns = [
     description: "Whether the workload is ready",
   },
   {
+    // A string, not a date: kubectl renders dates as an age, and a future time has none.
     name: "Expires",
-    type: "date",
+    type: "string",
     jsonPath: ".status.expiresAt",
     description: "When the lifetime runs out",
   },
