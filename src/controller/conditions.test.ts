@@ -57,4 +57,26 @@ describe("setCondition", () => {
     expect(isTrue(b, "Ready")).toBe(true);
     expect(a[0]?.status).toBe("False"); // input untouched
   });
+
+  it("is a fixed point: setting what is there changes nothing, so no status write follows", () => {
+    const update = {
+      type: "Ready",
+      status: "True" as const,
+      reason: "Running",
+      message: "",
+      observedGeneration: 2,
+    };
+    const a = setCondition(none, update, t0);
+    expect(setCondition(a, update, t1)).toEqual(a);
+    expect(a[0]?.observedGeneration).toBe(2);
+    expect(setCondition(a, { ...update, observedGeneration: 3 }, t1)[0]).toMatchObject({
+      observedGeneration: 3,
+      lastTransitionTime: "2030-01-01T00:00:00Z",
+    });
+  });
+
+  it("answers lookups on absent lists", () => {
+    expect(findCondition(undefined, "Ready")).toBeUndefined();
+    expect(isTrue(undefined, "Ready")).toBe(false);
+  });
 });

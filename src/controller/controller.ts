@@ -3,13 +3,14 @@
 //
 // Informers run on every replica so a new leader starts with a warm cache;
 // workers run only while this replica leads (when leader election is on).
-// Gaining leadership enqueues every key: level-triggered reconciles make that
-// safe, and it is what makes a restart or failover converge.
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+// Gaining leadership enqueues every key: reconciles are level-triggered, so
+// that is safe, and it is what makes a restart or a failover converge.
+import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
-import { errorMessage, isConflict, isPermanent } from "./errors.js";
+import { classifyError, errorMessage } from "./errors.js";
 import { type Informer, type KubeObject, keyOf } from "./informer.js";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
+import { controllerMetrics } from "./metrics.js";
 import { WorkQueue } from "./workqueue.js";
 
 export interface ReconcileOutcome {
@@ -17,9 +18,16 @@ export interface ReconcileOutcome {
   requeueAfter?: number;
 }
 
+export interface ReconcileContext {
+  /** Aborted when this replica stops leading or the controller stops: wind down. */
+  signal: AbortSignal;
+  /** The controller's logger with the key on every line. */
+  log: Logger;
+}
+
 export interface Secondary {
   informer: Informer<KubeObject>;
-  /** The primary key an event on this object concerns, if any (e.g. from a label or owner reference). */
+  /** The primary key an event on this object concerns, if any (from a label or owner reference). */
   primaryKey(obj: KubeObject): string | undefined;
 }
 
@@ -27,36 +35,57 @@ export interface ControllerOptions {
   name: string;
   primary: Informer<KubeObject>;
   secondaries?: Secondary[];
-  reconcile(key: string): Promise<ReconcileOutcome | undefined>;
+  /** Make the world match the object named by `key`; nothing or {} means done. */
+  reconcile(
+    key: string,
+    ctx: ReconcileContext,
+  ): Promise<ReconcileOutcome | undefined> | Promise<void>;
+  /** Keys reconciled at once (different keys; one key is never reconciled twice at once). */
   concurrency: number;
+  /** Reconcile only while holding this Lease; absent: always. */
   leaderElection?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "log">;
   /** Re-enqueue every key this often, as a safety net (default 10 min). */
   resyncMs?: number;
+  /** Per-key retry backoff after failures (default 100 ms doubling to 5 min). */
+  backoff?: { baseMs: number; maxMs: number };
   registry: Registry;
+  /** Metric name prefix, e.g. "sandbox_operator". */
   metricPrefix: string;
   log: Logger;
+}
+
+/** One stretch of leading: ends (aborts) when leadership is lost or the controller stops. */
+interface Term {
+  abort: AbortController;
+  resync?: NodeJS.Timeout;
 }
 
 export class Controller {
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector | undefined;
+  private readonly informers: Informer<KubeObject>[];
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
-  private leading = false;
-  private resync: NodeJS.Timeout | undefined;
+  private term: Term | undefined;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log.child({ controller: opts.name });
-    this.metrics = controllerMetrics(opts.registry, opts.metricPrefix, opts.name);
+    this.informers = [opts.primary, ...(opts.secondaries ?? []).map((s) => s.informer)];
+    const m = controllerMetrics(opts.registry, opts.metricPrefix);
+    const controller = opts.name;
+    this.metrics = m;
     this.queue = new WorkQueue({
       concurrency: opts.concurrency,
-      metrics: {
-        depth: (n) => this.metrics.depth.set(n),
-        added: () => this.metrics.adds.inc(),
-        waited: (s) => this.metrics.wait.observe(s),
-        retried: () => this.metrics.retries.inc(),
+      backoffBaseMs: opts.backoff?.baseMs,
+      backoffMaxMs: opts.backoff?.maxMs,
+      hooks: {
+        depth: (n) => m.depth.set({ controller }, n),
+        added: () => m.adds.inc({ controller }),
+        waited: (s) => m.wait.observe({ controller }, s),
+        retried: () => m.retries.inc({ controller }),
       },
     });
+
     const enqueue = (obj: KubeObject) => this.queue.add(keyOf(obj));
     opts.primary.on({ add: enqueue, update: enqueue, delete: enqueue });
     for (const s of opts.secondaries ?? []) {
@@ -64,7 +93,15 @@ export class Controller {
         const key = s.primaryKey(obj);
         if (key) this.queue.add(key);
       };
-      s.informer.on({ add: toPrimary, update: toPrimary, delete: toPrimary });
+      // The old version too: a label or owner that changed points at the previous primary.
+      s.informer.on({
+        add: toPrimary,
+        update: (obj, old) => {
+          toPrimary(obj);
+          toPrimary(old);
+        },
+        delete: toPrimary,
+      });
     }
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
@@ -77,129 +114,86 @@ export class Controller {
   }
 
   start(): void {
-    this.opts.primary.start();
-    for (const s of this.opts.secondaries ?? []) s.informer.start();
+    for (const informer of this.informers) informer.start();
     if (this.elector) this.elector.start();
     else void this.startWorkers();
   }
 
   /** Every informer has listed once. */
   ready(): boolean {
-    return [this.opts.primary, ...(this.opts.secondaries ?? []).map((s) => s.informer)].every((i) =>
-      i.hasSynced(),
-    );
+    return this.informers.every((i) => i.hasSynced());
   }
 
   isLeader(): boolean {
     return this.elector ? this.elector.isLeader() : true;
   }
 
-  /** Stop taking work, drain what is in flight, then release the lease and stop watching. */
+  /** Stop taking work, wait for in-flight reconciles, release the Lease (by default), stop watching. */
   async stop({ release = true } = {}): Promise<void> {
     this.stopWorkers();
     await this.queue.shutdown();
     await this.elector?.stop({ release });
-    await Promise.all(
-      [this.opts.primary, ...(this.opts.secondaries ?? []).map((s) => s.informer)].map((i) =>
-        i.stop(),
-      ),
-    );
+    await Promise.all(this.informers.map((i) => i.stop()));
   }
 
   private async startWorkers(): Promise<void> {
-    this.leading = true;
-    while (!this.ready()) {
-      if (!this.leading) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    if (!this.leading) return;
-    for (const obj of this.opts.primary.list()) this.queue.add(keyOf(obj));
-    this.queue.start((key) => this.work(key));
-    const resyncMs = this.opts.resyncMs ?? 600_000;
-    this.resync = setInterval(() => {
+    this.stopWorkers();
+    const term: Term = { abort: new AbortController() };
+    this.term = term;
+    // Reconciling from a cache that has not listed yet would see objects as missing.
+    await Promise.race([
+      Promise.all(this.informers.map((i) => i.synced)),
+      new Promise((resolve) => term.abort.signal.addEventListener("abort", resolve)),
+    ]);
+    if (term.abort.signal.aborted) return;
+    const enqueueAll = () => {
       for (const obj of this.opts.primary.list()) this.queue.add(keyOf(obj));
-    }, resyncMs).unref();
+    };
+    enqueueAll();
+    term.resync = setInterval(enqueueAll, this.opts.resyncMs ?? 600_000).unref();
+    this.queue.start((key) => this.work(key, term.abort.signal));
     this.log.info({ keys: this.opts.primary.list().length }, "workers started");
   }
 
   private stopWorkers(): void {
-    this.leading = false;
+    const term = this.term;
+    if (!term) return;
+    this.term = undefined;
     this.queue.pause();
-    if (this.resync) clearInterval(this.resync);
+    clearInterval(term.resync);
+    term.abort.abort();
+    this.log.info("workers stopped");
   }
 
-  private async work(key: string): Promise<void> {
-    const stopTimer = this.metrics.duration.startTimer();
-    let result = "success";
+  private async work(key: string, signal: AbortSignal): Promise<void> {
+    const log = this.log.child({ key });
+    const controller = this.opts.name;
+    const stopTimer = this.metrics.duration.startTimer({ controller });
+    let result: "success" | "requeue" | "error" = "success";
     try {
-      const outcome = await this.opts.reconcile(key);
+      const outcome = await this.opts.reconcile(key, { signal, log });
       this.queue.forget(key);
       if (outcome?.requeueAfter !== undefined) {
         result = "requeue";
         this.queue.addAfter(key, outcome.requeueAfter);
       }
     } catch (err) {
-      if (isPermanent(err)) {
-        // Retrying cannot fix a user's mistake; the reconciler reported it on the object.
-        result = "permanent_error";
+      result = "error";
+      const kind = classifyError(err);
+      this.metrics.errors.inc({ controller, kind });
+      if (kind === "permanent") {
+        // Retrying cannot fix a user's mistake (the reconciler reports it on the
+        // object); the next change to the object brings the key back.
         this.queue.forget(key);
-        this.log.warn(
-          { key, reason: err.reason, err: err.message },
-          "reconcile failed permanently",
-        );
+        log.warn({ err: errorMessage(err) }, "reconcile failed permanently; not retrying");
       } else {
-        result = isConflict(err) ? "conflict" : "error";
-        const retryInMs = this.queue.addRateLimited(key);
-        const level = result === "conflict" ? "debug" : "warn";
-        this.log[level]({ key, err: errorMessage(err), retryInMs }, "reconcile failed; will retry");
+        const retryInMs = this.queue.addRateLimited(key, { immediate: kind === "conflict" });
+        const level = kind === "conflict" ? "debug" : "warn";
+        log[level]({ err: errorMessage(err), kind, retryInMs }, "reconcile failed; will retry");
       }
     } finally {
       stopTimer();
-      this.metrics.reconciles.inc({ controller: this.opts.name, result });
+      this.metrics.reconciles.inc({ controller, result });
     }
   }
-}
-
-function controllerMetrics(registry: Registry, prefix: string, controller: string) {
-  const labels = { controller };
-  return {
-    reconciles: new Counter({
-      name: `${prefix}_reconcile_total`,
-      help: "Reconciles by result: success, requeue, conflict, error, permanent_error",
-      labelNames: ["controller", "result"] as const,
-      registers: [registry],
-    }),
-    duration: new Histogram({
-      name: `${prefix}_reconcile_duration_seconds`,
-      help: "Time spent in one reconcile",
-      labelNames: ["controller"] as const,
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers: [registry],
-    }).labels(labels),
-    depth: new Gauge({
-      name: `${prefix}_workqueue_depth`,
-      help: "Keys waiting to be reconciled",
-      labelNames: ["controller"] as const,
-      registers: [registry],
-    }).labels(labels),
-    adds: new Counter({
-      name: `${prefix}_workqueue_adds_total`,
-      help: "Keys added to the work queue",
-      labelNames: ["controller"] as const,
-      registers: [registry],
-    }).labels(labels),
-    wait: new Histogram({
-      name: `${prefix}_workqueue_wait_seconds`,
-      help: "Time a key waits in the queue before a worker takes it",
-      labelNames: ["controller"] as const,
-      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
-      registers: [registry],
-    }).labels(labels),
-    retries: new Counter({
-      name: `${prefix}_workqueue_retries_total`,
-      help: "Keys requeued with backoff after a failure",
-      labelNames: ["controller"] as const,
-      registers: [registry],
-    }).labels(labels),
-  };
 }

@@ -1,11 +1,15 @@
-// Two kinds of failure, handled differently: a user's mistake becomes a status
-// condition and is not retried (retrying cannot fix it); anything else is
-// transient and retried with per-key exponential backoff.
+// Failures are sorted by what retrying can do about them:
+// - PermanentError: the resource's author made a mistake; retrying cannot fix it,
+//   so it becomes a status condition (CamelCase reason, human message) and is
+//   not retried until the resource changes;
+// - ConflictError: our view was stale (HTTP 409); retry at once from a fresher cache;
+// - NotFoundError: the object is gone (HTTP 404); usually the cache will catch up;
+// - anything else is transient: retried with per-key exponential backoff.
 import * as k8s from "@kubernetes/client-node";
 
-/** A problem only the resource's author can fix. Carries a CamelCase reason for conditions. */
 export class PermanentError extends Error {
   constructor(
+    /** CamelCase, for a condition's reason, e.g. "InvalidImage". */
     readonly reason: string,
     message: string,
   ) {
@@ -14,31 +18,82 @@ export class PermanentError extends Error {
   }
 }
 
-export function isPermanent(err: unknown): err is PermanentError {
-  return err instanceof PermanentError;
+export class ConflictError extends Error {
+  override name = "ConflictError";
 }
 
-/** HTTP status of a Kubernetes API error, if it is one. */
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+}
+
+export type ErrorKind = "permanent" | "conflict" | "notFound" | "transient";
+
+/** HTTP status of a Kubernetes API error (typed client, raw request or watch), if it is one. */
 export function apiStatus(err: unknown): number | undefined {
   if (err instanceof k8s.ApiException) return err.code;
-  // ApiError (raw requests) and Watch errors carry statusCode.
-  const code = (err as { statusCode?: unknown })?.statusCode;
+  const code = (err as { statusCode?: unknown } | undefined)?.statusCode;
   return typeof code === "number" ? code : undefined;
 }
 
-export const isNotFound = (err: unknown) => apiStatus(err) === 404;
-export const isConflict = (err: unknown) => apiStatus(err) === 409;
+export function classifyError(err: unknown): ErrorKind {
+  if (err instanceof PermanentError) return "permanent";
+  if (err instanceof ConflictError) return "conflict";
+  if (err instanceof NotFoundError) return "notFound";
+  switch (apiStatus(err)) {
+    case 409:
+      return "conflict";
+    case 404:
+      return "notFound";
+    case 400: // BadRequest
+    case 422: // Invalid: the apiserver rejected what the spec made us build
+      return "permanent";
+    default: // 401/403 (RBAC may be fixed), 410, 429, 5xx, network errors
+      return "transient";
+  }
+}
 
-/** The message of an API error (the Status' message), else the error's own. */
+export const isPermanent = (err: unknown): err is PermanentError => err instanceof PermanentError;
+export const isConflict = (err: unknown) => classifyError(err) === "conflict";
+export const isNotFound = (err: unknown) => classifyError(err) === "notFound";
+
+/**
+ * An API error as one of the typed errors above: 409 → ConflictError,
+ * 404 → NotFoundError, 400/422 → PermanentError with the Status' reason
+ * (e.g. "Invalid"); anything else is returned unchanged.
+ */
+export function fromApiError(err: unknown): unknown {
+  const message = errorMessage(err);
+  switch (classifyError(err)) {
+    case "conflict":
+      return err instanceof ConflictError ? err : new ConflictError(message, { cause: err });
+    case "notFound":
+      return err instanceof NotFoundError ? err : new NotFoundError(message, { cause: err });
+    case "permanent":
+      return err instanceof PermanentError
+        ? err
+        : new PermanentError(statusOf(err)?.reason ?? "Invalid", message);
+    default:
+      return err;
+  }
+}
+
+/** The Kubernetes Status carried by an API error, if any. */
+export function statusOf(err: unknown): { message?: string; reason?: string } | undefined {
+  const body = (err as { body?: unknown } | undefined)?.body;
+  if (typeof body === "object" && body !== null) return body;
+  if (typeof body !== "string") return undefined;
+  try {
+    return JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A one-line description: the Status' message for API errors, else the error's own. */
 export function errorMessage(err: unknown): string {
   if (err instanceof k8s.ApiException) {
-    try {
-      const body = typeof err.body === "string" ? JSON.parse(err.body) : err.body;
-      if (body?.message) return `${body.message} (HTTP ${err.code})`;
-    } catch {
-      // not JSON
-    }
-    return `HTTP ${err.code}`;
+    const status = statusOf(err);
+    return status?.message ? `${status.message} (HTTP ${err.code})` : `HTTP ${err.code}`;
   }
   return err instanceof Error ? err.message : String(err);
 }

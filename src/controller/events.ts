@@ -1,11 +1,14 @@
-// Kubernetes Events (core/v1, what `kubectl describe` shows) with aggregation:
-// the same event about the same object within the window bumps the count of
-// the existing Event, at most once per flush interval, so a flapping object
-// cannot flood the API. Recording never throws: an Event is not worth failing
-// a reconcile for.
+// Kubernetes Events (events.k8s.io/v1; `kubectl describe` and `kubectl events`
+// show them) with aggregation: the same event about the same object within the
+// window becomes one Event whose series count grows, written back at most once
+// per flush interval, so a flapping object cannot flood the API. Memory is
+// bounded (LRU of the events being folded). Recording never throws: an Event
+// is not worth failing a reconcile for.
 import { randomBytes } from "node:crypto";
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
+import { apiStatus, errorMessage } from "./errors.js";
+import { microTime, rawRequest } from "./raw-request.js";
 
 export interface InvolvedObject {
   apiVersion?: string;
@@ -13,121 +16,185 @@ export interface InvolvedObject {
   metadata: { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
 }
 
+export type EventType = "Normal" | "Warning";
+
 export interface EventRecorderOptions {
   kubeConfig: k8s.KubeConfig;
+  /** reportingController, e.g. "sandbox-operator". */
   component: string;
+  /** reportingInstance: this replica, e.g. the pod name. */
   instance: string;
   log: Logger;
-  /** How long repeats of an event are folded into one Event object (default 10 min). */
+  /** How long repeats of an event fold into one Event object (default 10 min). */
   windowMs?: number;
-  /** How often a folded count is written back (default 60 s). */
+  /** How often a grown count is written back (default 30 s). */
   flushMs?: number;
   /** Distinct events remembered for folding (default 4096). */
   maxTracked?: number;
 }
 
-interface Tracked {
+interface Series {
   name: string;
   namespace: string;
   count: number;
   written: number;
   firstSeen: number;
   lastSeen: number;
+  /** Settles once the Event exists (or failed to be created). */
+  created: Promise<boolean>;
   timer?: NodeJS.Timeout;
 }
 
+const EVENTS = "/apis/events.k8s.io/v1/namespaces";
+
 export class EventRecorder {
-  private readonly api: k8s.CoreV1Api;
-  private readonly tracked = new Map<string, Tracked>();
+  private readonly series = new Map<string, Series>();
+  private readonly pending = new Set<Promise<unknown>>();
   private readonly windowMs: number;
   private readonly flushMs: number;
   private readonly maxTracked: number;
 
   constructor(private readonly opts: EventRecorderOptions) {
-    this.api = opts.kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.windowMs = opts.windowMs ?? 600_000;
-    this.flushMs = opts.flushMs ?? 60_000;
+    this.flushMs = opts.flushMs ?? 30_000;
     this.maxTracked = opts.maxTracked ?? 4096;
   }
 
-  record(obj: InvolvedObject, type: "Normal" | "Warning", reason: string, message: string): void {
-    void this.recordAsync(obj, type, reason, message).catch((err) =>
-      this.opts.log.warn({ err: String(err), reason }, "could not record event"),
-    );
-  }
-
-  /** Write out folded counts now (on shutdown). */
-  async flush(): Promise<void> {
-    await Promise.all(
-      [...this.tracked.values()].filter((t) => t.count > t.written).map((t) => this.writeCount(t)),
-    );
-  }
-
-  private async recordAsync(obj: InvolvedObject, type: string, reason: string, message: string) {
-    const now = Date.now();
-    const key = [obj.metadata.uid, type, reason, message].join("\u0000");
-    const seen = this.tracked.get(key);
-    if (seen && now - seen.firstSeen < this.windowMs) {
-      seen.count++;
-      seen.lastSeen = now;
-      seen.timer ??= setTimeout(() => void this.writeCount(seen), this.flushMs).unref();
-      return;
-    }
-    const namespace = obj.metadata.namespace ?? "default";
-    const name = `${obj.metadata.name}.${randomBytes(8).toString("hex")}`;
-    const t: Tracked = { name, namespace, count: 1, written: 1, firstSeen: now, lastSeen: now };
-    this.remember(key, t);
-    await this.api.createNamespacedEvent({
-      namespace,
-      body: {
-        metadata: { name, namespace },
-        involvedObject: {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
-          name: obj.metadata.name,
-          namespace,
-          uid: obj.metadata.uid,
-          resourceVersion: obj.metadata.resourceVersion,
-        },
-        type,
-        reason,
-        message,
-        count: 1,
-        firstTimestamp: new Date(now),
-        lastTimestamp: new Date(now),
-        source: { component: this.opts.component },
-        reportingComponent: this.opts.component,
-        reportingInstance: this.opts.instance,
-      },
-    });
-  }
-
-  private async writeCount(t: Tracked): Promise<void> {
-    t.timer = undefined;
-    const count = t.count;
+  /** Record an event about `obj`; `action` says what was done (default: the reason). */
+  record(
+    obj: InvolvedObject,
+    type: EventType,
+    reason: string,
+    message: string,
+    action = reason,
+  ): void {
     try {
-      await this.api.patchNamespacedEvent(
-        {
-          name: t.name,
-          namespace: t.namespace,
-          body: { count, lastTimestamp: new Date(t.lastSeen) },
-        },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-      );
-      t.written = count;
+      const now = Date.now();
+      const { uid, name, namespace } = obj.metadata;
+      const key = [uid ?? `${namespace}/${name}`, type, reason, action, message].join("\u0000");
+      const seen = this.series.get(key);
+      if (seen && now - seen.firstSeen < this.windowMs) {
+        seen.count++;
+        seen.lastSeen = now;
+        this.touch(key, seen);
+        seen.timer ??= setTimeout(() => this.track(this.writeCount(seen)), this.flushMs).unref();
+        return;
+      }
+      if (seen) this.forget(key, seen);
+      const s: Series = {
+        // Random suffix, as client-go does: names must not collide across replicas.
+        name: `${(name ?? "unknown").slice(0, 200)}.${randomBytes(8).toString("hex")}`,
+        namespace: namespace ?? "default",
+        count: 1,
+        written: 1,
+        firstSeen: now,
+        lastSeen: now,
+        created: Promise.resolve(false),
+      };
+      s.created = this.create(obj, s, type, reason, message, action);
+      this.track(s.created);
+      this.touch(key, s);
     } catch (err) {
-      this.opts.log.warn({ err: String(err), event: t.name }, "could not update event count");
+      this.opts.log.warn({ err: String(err), reason }, "could not record an event");
     }
   }
 
-  /** Bounded memory: forget the oldest entry when full (Map keeps insertion order). */
-  private remember(key: string, t: Tracked): void {
-    this.tracked.delete(key);
-    this.tracked.set(key, t);
-    if (this.tracked.size > this.maxTracked) {
-      const [oldestKey, oldest] = this.tracked.entries().next().value as [string, Tracked];
-      if (oldest.timer) clearTimeout(oldest.timer);
-      this.tracked.delete(oldestKey);
+  /** Write out grown counts and wait for in-flight writes (e.g. on shutdown). Never rejects. */
+  async flush(): Promise<void> {
+    for (const s of this.series.values()) {
+      if (s.count > s.written) this.track(this.writeCount(s));
+    }
+    while (this.pending.size > 0) await Promise.all(this.pending);
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.pending.add(p);
+    const done = () => this.pending.delete(p);
+    p.then(done, done);
+  }
+
+  private async create(
+    obj: InvolvedObject,
+    s: Series,
+    type: EventType,
+    reason: string,
+    message: string,
+    action: string,
+  ): Promise<boolean> {
+    try {
+      await rawRequest(this.opts.kubeConfig, "POST", `${EVENTS}/${s.namespace}/events`, {
+        body: {
+          apiVersion: "events.k8s.io/v1",
+          kind: "Event",
+          metadata: { name: s.name, namespace: s.namespace },
+          eventTime: microTime(new Date(s.firstSeen)),
+          reportingController: this.opts.component,
+          reportingInstance: this.opts.instance.slice(0, 128),
+          action: action.slice(0, 128),
+          reason: reason.slice(0, 128),
+          // The apiserver refuses notes over 1 kB.
+          note: truncateBytes(message, 1024),
+          type,
+          regarding: {
+            apiVersion: obj.apiVersion,
+            kind: obj.kind,
+            name: obj.metadata.name,
+            namespace: obj.metadata.namespace,
+            uid: obj.metadata.uid,
+            resourceVersion: obj.metadata.resourceVersion,
+          },
+        },
+      });
+      return true;
+    } catch (err) {
+      this.opts.log.warn({ err: errorMessage(err), reason }, "could not record an event");
+      return false;
     }
   }
+
+  private async writeCount(s: Series): Promise<void> {
+    clearTimeout(s.timer);
+    s.timer = undefined;
+    if (!(await s.created)) return;
+    const count = s.count;
+    if (count <= s.written) return;
+    try {
+      await rawRequest(this.opts.kubeConfig, "PATCH", `${EVENTS}/${s.namespace}/events/${s.name}`, {
+        contentType: "application/merge-patch+json",
+        body: { series: { count, lastObservedTime: microTime(new Date(s.lastSeen)) } },
+      });
+      s.written = Math.max(s.written, count);
+    } catch (err) {
+      // Gone (the apiserver's event TTL): the next repeat starts a new Event.
+      if (apiStatus(err) === 404) s.firstSeen = Number.NEGATIVE_INFINITY;
+      this.opts.log.warn({ err: errorMessage(err), event: s.name }, "could not update an event");
+    }
+  }
+
+  /** Most recently used last; evict the least recently used beyond the bound. */
+  private touch(key: string, s: Series): void {
+    this.series.delete(key);
+    this.series.set(key, s);
+    while (this.series.size > this.maxTracked) {
+      const [oldestKey, oldest] = this.series.entries().next().value as [string, Series];
+      this.forget(oldestKey, oldest);
+    }
+  }
+
+  private forget(key: string, s: Series): void {
+    this.series.delete(key);
+    // Its last repeats still deserve to be counted.
+    if (s.count > s.written) this.track(this.writeCount(s));
+    else clearTimeout(s.timer);
+  }
+}
+
+function truncateBytes(text: string, max: number): string {
+  const buf = Buffer.from(text, "utf8");
+  if (buf.length <= max) return text;
+  // Cut on a character boundary: decoding a cut multi-byte sequence yields U+FFFD, so drop it.
+  return `${buf
+    .subarray(0, max - 3)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "")}...`;
 }

@@ -1,47 +1,66 @@
-// Adding and removing a finalizer with optimistic concurrency: the patch carries
-// the resourceVersion it was computed from, so a concurrent writer's change is
-// never clobbered (the apiserver answers 409 and the caller retries).
-import * as k8s from "@kubernetes/client-node";
-import type { CustomResource } from "./status-writer.js";
+// Adding and removing a finalizer as a JSON patch that first tests the
+// finalizers list is still what our cache says: a concurrent writer's change
+// (another finalizer added or removed) is never clobbered, and unrelated
+// changes (status, labels) do not make it fail, as a resourceVersion
+// precondition would. A failed test is reported as a ConflictError: retry with
+// a fresher cache.
+import type * as k8s from "@kubernetes/client-node";
+import { apiStatus, ConflictError, fromApiError } from "./errors.js";
+import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
 
-interface Obj {
-  metadata: { name?: string; namespace?: string; resourceVersion?: string; finalizers?: string[] };
+export interface FinalizedObject {
+  metadata: { name?: string; namespace?: string; finalizers?: string[] };
+}
+
+export type JsonPatchOp =
+  | { op: "test" | "add" | "replace"; path: string; value: unknown }
+  | { op: "remove"; path: string };
+
+/** A JSON patch taking the finalizers from `current` (as cached; absent: undefined) to `next`. */
+export function finalizersPatch(current: string[] | undefined, next: string[]): JsonPatchOp[] {
+  // Testing for null passes only when the field is absent (RFC 6902 as the apiserver implements it).
+  return [
+    { op: "test", path: "/metadata/finalizers", value: current ?? null },
+    { op: current ? "replace" : "add", path: "/metadata/finalizers", value: next },
+  ];
 }
 
 export class Finalizers {
-  private readonly api: k8s.CustomObjectsApi;
-
   constructor(
-    kubeConfig: k8s.KubeConfig,
-    private readonly resource: CustomResource,
-  ) {
-    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+    private readonly kubeConfig: k8s.KubeConfig,
+    private readonly resource: ResourceRef,
+  ) {}
+
+  /** Add `finalizer` unless the (cached) object has it already. */
+  async add(obj: FinalizedObject, finalizer: string): Promise<void> {
+    const current = obj.metadata.finalizers;
+    if (current?.includes(finalizer)) return;
+    await this.patch(obj, finalizersPatch(current, [...(current ?? []), finalizer]));
   }
 
-  async add(obj: Obj, finalizer: string): Promise<void> {
-    const current = obj.metadata.finalizers ?? [];
-    if (current.includes(finalizer)) return;
-    await this.set(obj, [...current, finalizer]);
+  /** Remove `finalizer` if the (cached) object has it. */
+  async remove(obj: FinalizedObject, finalizer: string): Promise<void> {
+    const current = obj.metadata.finalizers;
+    if (!current?.includes(finalizer)) return;
+    const next = current.filter((f) => f !== finalizer);
+    await this.patch(obj, finalizersPatch(current, next));
   }
 
-  async remove(obj: Obj, finalizer: string): Promise<void> {
-    const current = obj.metadata.finalizers ?? [];
-    if (!current.includes(finalizer)) return;
-    await this.set(
-      obj,
-      current.filter((f) => f !== finalizer),
-    );
-  }
-
-  private async set(obj: Obj, finalizers: string[]): Promise<void> {
-    await this.api.patchNamespacedCustomObject(
-      {
-        ...this.resource,
-        namespace: obj.metadata.namespace!,
-        name: obj.metadata.name!,
-        body: { metadata: { resourceVersion: obj.metadata.resourceVersion, finalizers } },
-      },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-    );
+  private async patch(obj: FinalizedObject, body: JsonPatchOp[]): Promise<void> {
+    const { name, namespace } = obj.metadata;
+    try {
+      await rawRequest(this.kubeConfig, "PATCH", resourcePath(this.resource, namespace, name), {
+        contentType: "application/json-patch+json",
+        body,
+      });
+    } catch (err) {
+      // The apiserver answers a failed "test" with 422; in this patch nothing else can be invalid.
+      if (apiStatus(err) === 422) {
+        throw new ConflictError(`finalizers of ${namespace}/${name} changed meanwhile`, {
+          cause: err,
+        });
+      }
+      throw fromApiError(err);
+    }
   }
 }

@@ -1,19 +1,21 @@
 // An informer: list, then watch from the list's resourceVersion, keeping a cache
-// and calling handlers on changes.
+// keyed "namespace/name" and calling handlers on every change.
 //
-// Built on client-node's low-level Watch rather than its ListWatch because we
-// need two things ListWatch does not give: trimming each object before it is
-// cached (managedFields and last-applied annotations are often most of an
-// object's bytes; dropping them bounds memory), and full control over restarts:
-// - a watch that ends normally resumes from the last resourceVersion seen;
-// - "410 Gone" (the resourceVersion was compacted away) re-lists, and the re-list
-//   is diffed against the cache so handlers see every add, update and delete;
-// - any other error restarts with exponential backoff;
-// - a watch silent for longer than the watchdog (no event, no bookmark) is
-//   assumed dead and restarted.
+// Built on client-node's low-level Watch rather than its ListWatch/makeInformer
+// because we need what those do not give:
+// - trimming each object before it is cached: managedFields and the
+//   last-applied-configuration annotation are often most of an object's bytes
+//   and no controller reads them, so dropping them bounds memory;
+// - control over restarts: "410 Gone" (our resourceVersion was compacted away)
+//   re-lists and diffs the result against the cache, so handlers see a delete
+//   for every object that vanished meanwhile and an update for every change;
+//   any other error or end of the watch restarts it with backoff; and a watch
+//   that delivers nothing, not even a bookmark, for the watchdog period is
+//   presumed dead (a half-open connection) and restarted.
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
-import { backoffDelay, sleep } from "./backoff.js";
+import { Backoff, type BackoffOptions, sleep } from "./backoff.js";
+import { apiStatus } from "./errors.js";
 import { listRaw } from "./raw-request.js";
 
 export interface KubeObject {
@@ -22,39 +24,57 @@ export interface KubeObject {
   metadata?: k8s.V1ObjectMeta;
 }
 
-export interface InformerOptions {
+export interface ListResult<T> {
+  items: T[];
+  metadata: { resourceVersion?: string };
+}
+
+/** Lists one scope (a namespace, or all when undefined); must return plain JSON, as watch events are. */
+export type ListFunction<T> = (scope: {
+  namespace?: string;
+  labelSelector?: string;
+  signal: AbortSignal;
+}) => Promise<ListResult<T>>;
+
+export interface InformerOptions<T> {
   kubeConfig: k8s.KubeConfig;
-  /** API path of the collection, e.g. "/api/v1" + "pods" or "/apis/sandboxing.dev/v1alpha1" + "sandboxes". */
+  /** Group-version path, e.g. "/api/v1" or "/apis/sandboxing.dev/v1alpha1". */
   apiPath: string;
+  /** Plural resource name, e.g. "configmaps". */
   resource: string;
   /** Namespaces to watch; empty or absent means all. */
   namespaces?: string[];
   labelSelector?: string;
-  /** Restart a watch that has been silent this long (default 5 min; bookmarks keep healthy ones alive). */
+  /** How to list; by default a paginated GET of the collection. */
+  list?: ListFunction<T>;
+  /** Restart a watch that delivered nothing (no event, no bookmark) for this long (default 5 min). */
   watchdogMs?: number;
+  /** Delays between failed list/watch attempts (default 200 ms doubling to 30 s). */
+  backoff?: Omit<BackoffOptions, "random">;
   log: Logger;
 }
 
-export type EventHandler<T> = {
+export interface EventHandler<T> {
   add?(obj: T): void;
   update?(obj: T, old: T): void;
   delete?(obj: T): void;
-};
+}
 
-class Gone extends Error {}
+/** Why one watch ended. */
+type WatchEnd = "gone" | "closed" | "error" | "watchdog" | "stopped";
 
 export function keyOf(obj: KubeObject): string {
   const { namespace, name } = obj.metadata ?? {};
   return namespace ? `${namespace}/${name}` : `${name}`;
 }
 
-/** Drop what a controller never reads but costs memory on every cached object. */
+const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
+
+/** Drop what a controller never reads but every cached object pays for. Mutates and returns `obj`. */
 export function trim<T extends KubeObject>(obj: T): T {
   if (obj.metadata) {
     delete obj.metadata.managedFields;
-    if (obj.metadata.annotations) {
-      delete obj.metadata.annotations["kubectl.kubernetes.io/last-applied-configuration"];
-    }
+    if (obj.metadata.annotations) delete obj.metadata.annotations[LAST_APPLIED];
   }
   return obj;
 }
@@ -62,34 +82,45 @@ export function trim<T extends KubeObject>(obj: T): T {
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: EventHandler<T>[] = [];
-  private readonly synced = new Set<string>();
   private readonly scopes: (string | undefined)[];
-  private readonly abort = new AbortController();
+  private readonly syncedScopes = new Set<string | undefined>();
+  private readonly stopping = new AbortController();
   private readonly log: Logger;
-  private running: Promise<void>[] = [];
-  /** Counters a test (or a metric) can read. */
-  readonly stats = { lists: 0, watches: 0, restarts: 0, relistsAfterGone: 0 };
+  private readonly lister: ListFunction<T>;
+  private running: Promise<void>[] | undefined;
+  private markSynced!: () => void;
+  /** Resolves once every scope has been listed. */
+  readonly synced = new Promise<void>((resolve) => {
+    this.markSynced = resolve;
+  });
+  /** What happened so far, for tests and debugging. */
+  readonly stats = { lists: 0, watches: 0, relistsAfterGone: 0, watchdogRestarts: 0, errors: 0 };
 
-  constructor(private readonly opts: InformerOptions) {
-    this.scopes = opts.namespaces?.length ? opts.namespaces : [undefined];
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.scopes = opts.namespaces?.length ? [...new Set(opts.namespaces)] : [undefined];
     this.log = opts.log.child({ informer: opts.resource });
+    this.lister =
+      opts.list ??
+      (({ namespace, labelSelector, signal }) =>
+        listRaw<T>(opts.kubeConfig, this.collectionPath(namespace), { labelSelector, signal }));
   }
 
+  /** Register handlers; those added after start see only later changes. */
   on(handler: EventHandler<T>): void {
     this.handlers.push(handler);
   }
 
   start(): void {
-    this.running = this.scopes.map((ns) => this.run(ns));
+    this.running ??= this.scopes.map((ns) => this.run(ns));
   }
 
   async stop(): Promise<void> {
-    this.abort.abort();
-    await Promise.all(this.running);
+    this.stopping.abort();
+    await Promise.all(this.running ?? []);
   }
 
   hasSynced(): boolean {
-    return this.synced.size === this.scopes.length;
+    return this.syncedScopes.size === this.scopes.length;
   }
 
   get(key: string): T | undefined {
@@ -105,46 +136,54 @@ export class Informer<T extends KubeObject> {
     return `${this.opts.apiPath}${ns}/${this.opts.resource}`;
   }
 
-  /** One list+watch loop per namespace scope, until stopped. */
+  /** List, then watch, forever (until stopped), for one scope. */
   private async run(namespace: string | undefined): Promise<void> {
-    const scope = namespace ?? "*";
-    let attempt = 0;
-    while (!this.abort.signal.aborted) {
+    const log = this.log.child({ namespace: namespace ?? "*" });
+    const backoff = new Backoff(this.opts.backoff ?? { baseMs: 200, maxMs: 30_000 });
+    const signal = this.stopping.signal;
+    let resourceVersion: string | undefined; // undefined: (re-)list first
+    while (!signal.aborted) {
+      let healthy = false;
       try {
-        let rv = await this.relist(namespace);
-        this.synced.add(scope);
-        attempt = 0;
-        for (;;) {
-          rv = await this.watchOnce(namespace, rv);
-          if (this.abort.signal.aborted) return;
+        resourceVersion ??= await this.relist(namespace, signal);
+        const watched = await this.watch(namespace, resourceVersion, log);
+        resourceVersion = watched.resourceVersion;
+        healthy = watched.delivered > 0;
+        if (watched.end === "gone") {
+          this.stats.relistsAfterGone++;
+          log.info("watch expired (410 Gone); re-listing");
+          resourceVersion = undefined;
+        } else if (watched.end === "watchdog") {
+          this.stats.watchdogRestarts++;
+          log.warn({ watchdogMs: this.watchdogMs }, "watch silent too long; restarting it");
         }
       } catch (err) {
-        if (this.abort.signal.aborted) return;
-        if (err instanceof Gone) {
-          this.stats.relistsAfterGone++;
-          this.log.info({ namespace: scope }, "watch expired (410 Gone); re-listing");
-          continue;
-        }
-        this.stats.restarts++;
-        const delay = backoffDelay(attempt++, { baseMs: 200, maxMs: 30_000 });
-        this.log.warn(
-          { namespace: scope, err: String(err), retryInMs: delay },
-          "list/watch failed; retrying",
-        );
-        await sleep(delay, this.abort.signal);
+        if (signal.aborted) return;
+        this.stats.errors++;
+        log.warn({ err: String(err) }, "list failed");
       }
+      if (healthy) backoff.reset();
+      // A watch that delivered something resumes at once; repeated failures back off.
+      if (!healthy) await sleep(backoff.next(), signal);
     }
   }
 
-  /** List and reconcile the cache with the result; returns the list's resourceVersion. */
-  private async relist(namespace: string | undefined): Promise<string> {
+  private get watchdogMs(): number {
+    return this.opts.watchdogMs ?? 300_000;
+  }
+
+  /** List one scope and bring the cache in line, emitting what changed. Returns the list's resourceVersion. */
+  private async relist(namespace: string | undefined, signal: AbortSignal): Promise<string> {
     this.stats.lists++;
-    const list = await listRaw<T>(this.opts.kubeConfig, this.collectionPath(namespace), {
+    const { items, metadata } = await this.lister({
+      namespace,
       labelSelector: this.opts.labelSelector,
+      signal,
     });
-    const fresh = new Map(list.items.map((o) => [keyOf(o), trim(o)]));
+    const fresh = new Map<string, T>();
+    for (const obj of items) if (obj?.metadata?.name) fresh.set(keyOf(obj), trim(obj));
     for (const [key, old] of this.cache) {
-      if (namespace && old.metadata?.namespace !== namespace) continue;
+      if (namespace !== undefined && old.metadata?.namespace !== namespace) continue;
       if (!fresh.has(key)) {
         this.cache.delete(key);
         this.emit("delete", old);
@@ -154,71 +193,105 @@ export class Informer<T extends KubeObject> {
       const old = this.cache.get(key);
       this.cache.set(key, obj);
       if (!old) this.emit("add", obj);
-      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion)
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) {
         this.emit("update", obj, old);
+      }
     }
-    return list.metadata.resourceVersion;
+    this.syncedScopes.add(namespace);
+    if (this.hasSynced()) this.markSynced();
+    return metadata.resourceVersion ?? "";
   }
 
-  /** Watch until the stream ends; returns the last resourceVersion seen. Throws Gone on 410. */
-  private async watchOnce(namespace: string | undefined, resourceVersion: string): Promise<string> {
+  /** One watch from `resourceVersion` until it ends, for whatever reason. */
+  private watch(
+    namespace: string | undefined,
+    resourceVersion: string,
+    log: Logger,
+  ): Promise<{ end: WatchEnd; resourceVersion: string; delivered: number }> {
     this.stats.watches++;
+    const signal = this.stopping.signal;
     let rv = resourceVersion;
-    let gone = false;
-    const watch = new k8s.Watch(this.opts.kubeConfig);
-    // Watch's inactivity timeout is our no-event watchdog (declared private in
-    // the typings, but it is the documented knob in the source).
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
-      this.opts.watchdogMs ?? 300_000;
-    const ended = new Promise<unknown>((resolve) => {
-      const onAbort = () => controller?.abort();
-      let controller: AbortController | undefined;
-      watch
+    let delivered = 0;
+    let finished = false;
+    let request: AbortController | undefined;
+    let watchdog: NodeJS.Timeout | undefined;
+
+    return new Promise((resolve) => {
+      const finish = (end: WatchEnd, err?: unknown) => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(watchdog);
+        signal.removeEventListener("abort", onStop);
+        request?.abort();
+        if (end === "error") log.warn({ err: String(err) }, "watch failed; restarting it");
+        resolve({ end, resourceVersion: rv, delivered });
+      };
+      const onStop = () => finish("stopped");
+      const feedWatchdog = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => finish("watchdog"), this.watchdogMs);
+        watchdog.unref();
+      };
+      if (signal.aborted) return finish("stopped");
+      signal.addEventListener("abort", onStop, { once: true });
+      feedWatchdog();
+
+      const onEvent = (type: string, obj: unknown) => {
+        // Events can trail an abort; after a re-list they would be stale.
+        if (finished) return;
+        feedWatchdog();
+        try {
+          if (type === "ERROR") return finish(isGone(obj) ? "gone" : "error", statusMessage(obj));
+          const o = obj as T;
+          const objRv = o?.metadata?.resourceVersion;
+          if (type === "BOOKMARK") {
+            if (objRv) rv = objRv;
+            delivered++;
+            return;
+          }
+          if (!o?.metadata?.name || !["ADDED", "MODIFIED", "DELETED"].includes(type)) {
+            log.warn({ type }, "ignoring a malformed watch event");
+            return;
+          }
+          if (objRv) rv = objRv;
+          delivered++;
+          this.apply(type, trim(o));
+        } catch (err) {
+          // A bad event must never take the informer (or the process) down.
+          log.error({ err: String(err), type }, "failed to handle a watch event");
+        }
+      };
+      const onDone = (err: unknown) => {
+        if (!err) return finish("closed");
+        finish(apiStatus(err) === 410 ? "gone" : "error", err);
+      };
+
+      const watcher = new k8s.Watch(this.opts.kubeConfig);
+      // Watch has its own inactivity timeout (30 s by default, private in the
+      // typings) that would cut healthy idle watches; ours above replaces it.
+      (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
+        this.watchdogMs + 10_000;
+      watcher
         .watch(
           this.collectionPath(namespace),
           {
             resourceVersion: rv,
             allowWatchBookmarks: true,
             labelSelector: this.opts.labelSelector,
-            // Server-side end of the watch, jittered so many informers do not restart together.
+            // Server-side end, jittered so many informers do not restart in step.
             timeoutSeconds: 240 + Math.floor(Math.random() * 120),
           },
-          (type: string, obj: T & { code?: number }) => {
-            try {
-              if (type === "ERROR") {
-                if (obj.code === 410) gone = true;
-                else this.log.warn({ status: obj }, "watch error event");
-                controller?.abort();
-                return;
-              }
-              const objRv = obj.metadata?.resourceVersion;
-              if (objRv) rv = objRv;
-              if (type === "BOOKMARK") return;
-              this.apply(type, trim(obj));
-            } catch (err) {
-              // A bad event must never take the informer down.
-              this.log.error({ err: String(err), type }, "failed to handle watch event");
-            }
-          },
-          (err) => {
-            this.abort.signal.removeEventListener("abort", onAbort);
-            resolve(err);
-          },
+          onEvent,
+          onDone,
         )
-        .then((c) => {
-          controller = c;
-          if (this.abort.signal.aborted) c.abort();
-        }, resolve);
-      this.abort.signal.addEventListener("abort", onAbort, { once: true });
+        .then(
+          (controller) => {
+            request = controller;
+            if (finished) controller.abort();
+          },
+          (err) => finish("error", err),
+        );
     });
-    const err = await ended;
-    if (gone || (err as { statusCode?: number })?.statusCode === 410) throw new Gone();
-    if (err && !this.abort.signal.aborted && (err as Error).name !== "AbortError") {
-      // Inactivity (the watchdog) or a network error: resume from rv after a short pause.
-      this.log.debug({ err: String(err) }, "watch ended with an error; resuming");
-      await sleep(100, this.abort.signal);
-    }
-    return rv;
   }
 
   private apply(type: string, obj: T): void {
@@ -229,8 +302,11 @@ export class Informer<T extends KubeObject> {
       this.emit("delete", old ?? obj);
     } else {
       this.cache.set(key, obj);
-      if (old) this.emit("update", obj, old);
-      else this.emit("add", obj);
+      if (!old) this.emit("add", obj);
+      // A replay of what we have (a watch resumed from an older version) is no change.
+      else if (old.metadata?.resourceVersion !== obj.metadata?.resourceVersion) {
+        this.emit("update", obj, old);
+      }
     }
   }
 
@@ -244,4 +320,13 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+function isGone(status: unknown): boolean {
+  const s = status as { code?: number; reason?: string } | undefined;
+  return s?.code === 410 || s?.reason === "Expired" || s?.reason === "Gone";
+}
+
+function statusMessage(status: unknown): string {
+  return (status as { message?: string } | undefined)?.message ?? JSON.stringify(status);
 }

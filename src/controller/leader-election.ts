@@ -1,25 +1,30 @@
 // Leader election on a coordination.k8s.io/v1 Lease, as client-go does it:
-// - acquire when the Lease is free or its holder has not renewed within the
-//   lease duration (measured on our clock from when we last saw the record
-//   change, so clock skew between replicas does not matter);
-// - renew every retry period; a leader that cannot renew within the renew
-//   deadline stops leading at once, before another replica can take over;
-// - optimistic concurrency on resourceVersion: two candidates never both win;
-// - release on shutdown (empty holder), so a successor takes over immediately.
-
+// - acquire when the Lease is free (no holder) or its holder has not renewed
+//   within the lease duration, measured on our own clock from when we saw the
+//   record change, so clock skew between replicas does not matter;
+// - renew every retry period, with optimistic concurrency on resourceVersion:
+//   of two candidates writing the same version, only one wins;
+// - a leader that has not renewed within the renew deadline (shorter than the
+//   lease duration) stops leading, by a timer, even while a request hangs, so it
+//   stops before anyone else can take over; it also stops at once on seeing
+//   another holder;
+// - release on shutdown (no holder), so a successor takes over at once.
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
-import { apiStatus } from "./errors.js";
-import { rawRequest } from "./raw-request.js";
+import { apiStatus, errorMessage } from "./errors.js";
+import { microTime, rawRequest } from "./raw-request.js";
 
 export interface LeaderElectionOptions {
   kubeConfig: k8s.KubeConfig;
   namespace: string;
   name: string;
   identity: string;
+  /** How long a Lease holds without renewal (default 15 s). */
   leaseDurationMs?: number;
+  /** A leader that cannot renew for this long steps down (default 10 s; < leaseDurationMs). */
   renewDeadlineMs?: number;
+  /** Time between attempts to acquire or renew (default 2 s). */
   retryPeriodMs?: number;
   onStartedLeading(): void;
   onStoppedLeading(): void;
@@ -28,30 +33,26 @@ export interface LeaderElectionOptions {
 
 interface LeaseSpec {
   holderIdentity?: string | null;
-  leaseDurationSeconds?: number;
+  leaseDurationSeconds?: number | null;
   acquireTime?: string | null;
   renewTime?: string | null;
   leaseTransitions?: number;
 }
+
 interface Lease {
   apiVersion: "coordination.k8s.io/v1";
   kind: "Lease";
   metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: LeaseSpec;
-}
-
-/** metav1.MicroTime: RFC 3339 with exactly six fractional digits. */
-export function microTime(d = new Date()): string {
-  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  spec?: LeaseSpec;
 }
 
 export class LeaderElector {
   private leading = false;
-  private stopped = false;
   private loop: Promise<void> | undefined;
-  private lastRenew = 0;
+  private deadline: NodeJS.Timeout | undefined;
+  /** The Lease as last seen, and when (our clock) it last changed. */
   private observed: { record: string; at: number } | undefined;
-  private readonly wake = new AbortController();
+  private readonly stopping = new AbortController();
   private readonly leaseDurationMs: number;
   private readonly renewDeadlineMs: number;
   private readonly retryPeriodMs: number;
@@ -62,7 +63,12 @@ export class LeaderElector {
     this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
     this.renewDeadlineMs = opts.renewDeadlineMs ?? Math.round((this.leaseDurationMs * 2) / 3);
     this.retryPeriodMs =
-      opts.retryPeriodMs ?? Math.max(200, Math.round(this.leaseDurationMs / 7.5));
+      opts.retryPeriodMs ?? Math.max(100, Math.round(this.leaseDurationMs / 7.5));
+    if (
+      !(this.renewDeadlineMs < this.leaseDurationMs && this.retryPeriodMs < this.renewDeadlineMs)
+    ) {
+      throw new Error("leader election needs retryPeriod < renewDeadline < leaseDuration");
+    }
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.log = opts.log.child({ lease: `${opts.namespace}/${opts.name}`, identity: opts.identity });
   }
@@ -72,129 +78,139 @@ export class LeaderElector {
   }
 
   start(): void {
-    this.loop = this.run();
+    this.loop ??= this.run();
   }
 
-  /** Stop campaigning; by default release the Lease so a successor need not wait it out. */
+  /** Stop campaigning (and leading); by default release the Lease so a successor need not wait it out. */
   async stop({ release = true } = {}): Promise<void> {
-    this.stopped = true;
-    this.wake.abort();
+    this.stopping.abort();
     await this.loop;
     const wasLeading = this.leading;
     this.setLeading(false);
     if (release && wasLeading) await this.release();
   }
 
-  private async run(): Promise<void> {
-    while (!this.stopped) {
-      try {
-        const ok = await this.tryAcquireOrRenew();
-        if (ok) this.lastRenew = performance.now();
-        this.setLeading(ok);
-      } catch (err) {
-        this.log.warn({ err: String(err) }, "lease update failed");
-      }
-      // A leader that could not renew in time must assume it lost the lease.
-      if (this.leading && performance.now() - this.lastRenew > this.renewDeadlineMs) {
-        this.log.error("failed to renew the lease within the renew deadline; stepping down");
-        this.setLeading(false);
-      }
-      await sleep(this.retryPeriodMs, this.wake.signal);
+  /** Give the Lease up if we hold it: clear the holder so the next candidate takes it at once. */
+  async release(): Promise<void> {
+    try {
+      const path = `${this.path}/${this.opts.name}`;
+      const lease = await this.request<Lease>("GET", path, undefined, { campaigning: false });
+      if (lease.spec?.holderIdentity !== this.opts.identity) return;
+      const now = microTime();
+      const spec = { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: now };
+      await this.request("PUT", path, { ...lease, spec }, { campaigning: false });
+      this.log.info("released the lease");
+    } catch (err) {
+      this.log.warn(
+        { err: errorMessage(err) },
+        "could not release the lease; a successor will wait it out",
+      );
     }
   }
 
-  private setLeading(leading: boolean): void {
-    if (leading === this.leading) return;
-    this.leading = leading;
-    this.log.info({ leading }, leading ? "became leader" : "stopped leading");
-    if (leading) this.opts.onStartedLeading();
-    else this.opts.onStoppedLeading();
+  private async run(): Promise<void> {
+    while (!this.stopping.signal.aborted) {
+      const attemptedAt = performance.now();
+      try {
+        const outcome = await this.tryAcquireOrRenew();
+        if (outcome === "holding") this.renewed(attemptedAt);
+        else if (outcome === "heldByOther") this.setLeading(false);
+        // "conflict": keep leading until the deadline timer says otherwise.
+      } catch (err) {
+        if (!this.stopping.signal.aborted) {
+          this.log.warn({ err: errorMessage(err) }, "could not acquire or renew the lease");
+        }
+      }
+      await sleep(this.retryPeriodMs, this.stopping.signal);
+    }
   }
 
-  private async tryAcquireOrRenew(): Promise<boolean> {
-    const now = new Date();
-    const desired: LeaseSpec = {
+  /** A renewal that started at `attemptedAt` succeeded: lead until attemptedAt + renewDeadline. */
+  private renewed(attemptedAt: number): void {
+    if (this.stopping.signal.aborted) return;
+    this.setLeading(true);
+    clearTimeout(this.deadline);
+    const left = attemptedAt + this.renewDeadlineMs - performance.now();
+    this.deadline = setTimeout(() => {
+      this.log.error("could not renew the lease within the renew deadline; stepping down");
+      this.setLeading(false);
+    }, left);
+    this.deadline.unref();
+  }
+
+  private setLeading(leading: boolean): void {
+    if (!leading) clearTimeout(this.deadline);
+    if (leading === this.leading) return;
+    this.leading = leading;
+    this.log.info(leading ? "became leader" : "stopped leading");
+    try {
+      if (leading) this.opts.onStartedLeading();
+      else this.opts.onStoppedLeading();
+    } catch (err) {
+      this.log.error({ err: String(err) }, "leader election callback failed");
+    }
+  }
+
+  private async tryAcquireOrRenew(): Promise<"holding" | "heldByOther" | "conflict"> {
+    const now = microTime();
+    const mine: LeaseSpec = {
       holderIdentity: this.opts.identity,
-      leaseDurationSeconds: Math.max(1, Math.round(this.leaseDurationMs / 1000)),
-      renewTime: microTime(now),
+      leaseDurationSeconds: Math.max(1, Math.ceil(this.leaseDurationMs / 1000)),
+      renewTime: now,
     };
     let lease: Lease;
     try {
-      lease = await rawRequest<Lease>(
-        this.opts.kubeConfig,
-        "GET",
-        `${this.path}/${this.opts.name}`,
-      );
+      lease = await this.request<Lease>("GET", `${this.path}/${this.opts.name}`);
     } catch (err) {
       if (apiStatus(err) !== 404) throw err;
-      try {
-        await rawRequest(this.opts.kubeConfig, "POST", this.path, {
-          body: {
-            apiVersion: "coordination.k8s.io/v1",
-            kind: "Lease",
-            metadata: { name: this.opts.name, namespace: this.opts.namespace },
-            spec: { ...desired, acquireTime: microTime(now), leaseTransitions: 0 },
-          },
-        });
-        return true;
-      } catch (e) {
-        if (apiStatus(e) === 409) return false; // another candidate created it first
-        throw e;
-      }
+      const created = {
+        apiVersion: "coordination.k8s.io/v1",
+        kind: "Lease",
+        metadata: { name: this.opts.name, namespace: this.opts.namespace },
+        spec: { ...mine, acquireTime: now, leaseTransitions: 0 },
+      };
+      return this.write("POST", this.path, created);
     }
 
     const spec = lease.spec ?? {};
     const record = JSON.stringify(spec);
     if (this.observed?.record !== record) this.observed = { record, at: performance.now() };
-    const held = !!spec.holderIdentity && spec.holderIdentity !== this.opts.identity;
-    const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
-    if (held && performance.now() - this.observed.at < durationMs) return false;
-
-    const mine = spec.holderIdentity === this.opts.identity;
-    const next: LeaseSpec = mine
-      ? { ...spec, ...desired }
-      : {
-          ...desired,
-          acquireTime: microTime(now),
-          leaseTransitions: (spec.leaseTransitions ?? 0) + (spec.holderIdentity ? 1 : 0),
-        };
-    try {
-      await rawRequest(this.opts.kubeConfig, "PUT", `${this.path}/${this.opts.name}`, {
-        body: { ...lease, spec: next },
-      });
-    } catch (err) {
-      if (apiStatus(err) === 409) return false; // someone else wrote first
-      throw err;
+    const holder = spec.holderIdentity;
+    if (holder && holder !== this.opts.identity) {
+      const durationMs = (spec.leaseDurationSeconds ?? 0) * 1000;
+      if (performance.now() - this.observed.at < durationMs) return "heldByOther";
     }
-    return true;
+    const next: LeaseSpec =
+      holder === this.opts.identity
+        ? { ...spec, ...mine }
+        : {
+            ...mine,
+            acquireTime: now,
+            leaseTransitions: (spec.leaseTransitions ?? 0) + (holder ? 1 : 0),
+          };
+    // The GET's resourceVersion makes this a compare-and-swap.
+    return this.write("PUT", `${this.path}/${this.opts.name}`, { ...lease, spec: next });
   }
 
-  private async release(): Promise<void> {
+  private async write(method: "POST" | "PUT", path: string, body: unknown) {
     try {
-      const lease = await rawRequest<Lease>(
-        this.opts.kubeConfig,
-        "GET",
-        `${this.path}/${this.opts.name}`,
-      );
-      if (lease.spec?.holderIdentity !== this.opts.identity) return;
-      await rawRequest(this.opts.kubeConfig, "PUT", `${this.path}/${this.opts.name}`, {
-        body: {
-          ...lease,
-          spec: {
-            ...lease.spec,
-            holderIdentity: null,
-            acquireTime: null,
-            renewTime: null,
-            leaseDurationSeconds: 1,
-          },
-        },
-      });
-      this.log.info("released the lease");
+      await this.request(method, path, body);
+      return "holding" as const;
     } catch (err) {
-      this.log.warn(
-        { err: String(err) },
-        "failed to release the lease; a successor will wait it out",
-      );
+      if (apiStatus(err) === 409) return "conflict" as const; // another candidate wrote first
+      throw err;
     }
+  }
+
+  /** One API call, abandoned when it outlives the renew deadline (or, while campaigning, when we stop). */
+  private request<T>(
+    method: "GET" | "POST" | "PUT",
+    path: string,
+    body?: unknown,
+    { campaigning = true } = {},
+  ): Promise<T> {
+    const timeout = AbortSignal.timeout(this.renewDeadlineMs);
+    const signal = campaigning ? AbortSignal.any([this.stopping.signal, timeout]) : timeout;
+    return rawRequest<T>(this.opts.kubeConfig, method, path, { body, signal });
   }
 }

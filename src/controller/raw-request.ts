@@ -1,72 +1,103 @@
-// Requests to the apiserver as plain JSON, for the two places the typed clients
-// do not fit: informers (watch events arrive as plain JSON, so lists must too,
-// or the cache would mix representations) and Leases (the typed client
-// serializes MicroTime with milliseconds, which the apiserver rejects).
-import * as k8s from "@kubernetes/client-node";
+// Requests to the apiserver as plain JSON, for where the typed clients do not
+// fit: informers (watch events arrive as plain JSON, so lists must too, or the
+// cache would mix representations), any resource named by group/version/plural
+// (status, finalizers), and MicroTime fields (Leases, events.k8s.io Events: the
+// typed clients serialize them with milliseconds, which the apiserver rejects).
+import type * as k8s from "@kubernetes/client-node";
+import { HttpMethod, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
 
+/** An HTTP error from the apiserver; `body` is the Kubernetes Status when there is one. */
 export class ApiError extends Error {
+  override name = "ApiError";
   constructor(
     readonly statusCode: number,
     message: string,
+    readonly body?: { message?: string; reason?: string },
   ) {
     super(message);
-    this.name = "ApiError";
   }
+}
+
+/** A resource type, e.g. {group: "", version: "v1", plural: "configmaps"}. */
+export interface ResourceRef {
+  group: string;
+  version: string;
+  plural: string;
+}
+
+/** API path of a collection or, with `name`, of one object (and a subresource). */
+export function resourcePath(
+  ref: ResourceRef,
+  namespace: string | undefined,
+  name?: string,
+  subresource?: string,
+): string {
+  const base = ref.group ? `/apis/${ref.group}/${ref.version}` : `/api/${ref.version}`;
+  const ns = namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  const obj = name ? `/${encodeURIComponent(name)}` : "";
+  return `${base}${ns}/${ref.plural}${obj}${subresource ? `/${subresource}` : ""}`;
 }
 
 export interface RawRequest {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  signal?: AbortSignal;
 }
 
 export async function rawRequest<T>(
   kc: k8s.KubeConfig,
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
   path: string,
-  { query = {}, body, contentType = "application/json" }: RawRequest = {},
+  { query = {}, body, contentType = "application/json", signal }: RawRequest = {},
 ): Promise<T> {
-  const url = new URL(kc.getCurrentCluster()!.server + path);
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error("no current cluster in the kubeconfig");
+  const url = new URL(cluster.server + path);
   for (const [k, v] of Object.entries(query))
     if (v !== undefined) url.searchParams.set(k, String(v));
-  const ctx = new k8s.RequestContext(url.toString(), k8s.HttpMethod[method]);
+  const ctx = new RequestContext(url.toString(), HttpMethod[method]);
   await kc.applySecurityAuthentication(ctx);
-  const headers = {
-    ...ctx.getHeaders(),
-    ...(body === undefined ? {} : { "content-type": contentType }),
-  };
   const res = await fetch(url, {
     method,
-    headers,
+    headers: {
+      ...ctx.getHeaders(),
+      ...(body === undefined ? {} : { "content-type": contentType }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
     dispatcher: ctx.getDispatcher(),
+    signal,
   });
   const text = await res.text();
-  const parsed = text ? JSON.parse(text) : undefined;
+  let parsed: unknown;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    parsed = undefined;
+  }
   if (res.status >= 300) {
-    throw new ApiError(
-      res.status,
-      `${method} ${path}: ${parsed?.message ?? res.statusText} (HTTP ${res.status})`,
-    );
+    const status = parsed as { message?: string; reason?: string } | undefined;
+    const message = status?.message ?? (text.slice(0, 200) || res.statusText);
+    throw new ApiError(res.status, `${method} ${path}: ${message} (HTTP ${res.status})`, status);
   }
   return parsed as T;
 }
 
 export interface RawList<T> {
   items: T[];
-  metadata: { resourceVersion: string; continue?: string };
+  metadata: { resourceVersion?: string; continue?: string };
 }
 
-/** LIST every page of a collection. */
+/** LIST every page of a collection; the result carries the last page's resourceVersion. */
 export async function listRaw<T>(
   kc: k8s.KubeConfig,
   path: string,
-  params: { labelSelector?: string; fieldSelector?: string; limit?: number },
+  params: { labelSelector?: string; fieldSelector?: string; limit?: number; signal?: AbortSignal },
 ): Promise<RawList<T>> {
   const items: T[] = [];
   let token: string | undefined;
-  let resourceVersion = "";
+  let resourceVersion: string | undefined;
   do {
     const page: RawList<T> = await rawRequest(kc, "GET", path, {
       query: {
@@ -76,10 +107,16 @@ export async function listRaw<T>(
         limit: params.limit ?? 500,
         continue: token,
       },
+      signal: params.signal,
     });
     items.push(...page.items);
     token = page.metadata.continue || undefined;
     resourceVersion = page.metadata.resourceVersion;
   } while (token);
   return { items, metadata: { resourceVersion } };
+}
+
+/** metav1.MicroTime: RFC 3339 with exactly six fractional digits, as the apiserver insists. */
+export function microTime(d = new Date()): string {
+  return d.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 }

@@ -1,65 +1,68 @@
-// Writes the status subresource of custom objects, and only when the status
-// actually changes: an idle object costs no API writes. Each write carries the
-// cached resourceVersion, so a status computed from a stale cache is rejected
-// (409) and recomputed instead of overwriting something newer.
+// Writes the status subresource, and only when the status actually changes: an
+// idle object costs no API writes. The write is a JSON merge patch of just what
+// changed, carrying the cached resourceVersion as a precondition, so a status
+// computed from a stale cache is refused (ConflictError, retried at once from a
+// fresher cache) instead of overwriting something newer.
 import { isDeepStrictEqual } from "node:util";
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
+import { fromApiError } from "./errors.js";
+import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
 
-export interface CustomResource {
-  group: string;
-  version: string;
-  plural: string;
-}
-
-interface Obj {
-  metadata: { name?: string; namespace?: string; resourceVersion?: string };
+export interface StatusObject {
+  metadata: { name?: string; namespace?: string; resourceVersion?: string; generation?: number };
   status?: object;
 }
 
 export class StatusWriter {
-  private readonly api: k8s.CustomObjectsApi;
   private readonly counter: Counter<"resource">;
-  /** Status writes made, for tests and debugging (the metric has the same number). */
+  /** Status writes made, for tests and debugging (the metric counts the same). */
   writes = 0;
 
   constructor(
-    kubeConfig: k8s.KubeConfig,
-    private readonly resource: CustomResource,
+    private readonly kubeConfig: k8s.KubeConfig,
+    private readonly resource: ResourceRef,
     registry: Registry,
     prefix: string,
   ) {
-    this.api = kubeConfig.makeApiClient(k8s.CustomObjectsApi);
-    this.counter = new Counter({
-      name: `${prefix}_status_writes_total`,
-      help: "Status subresource writes",
-      labelNames: ["resource"] as const,
-      registers: [registry],
-    });
+    const name = `${prefix}_status_writes_total`;
+    this.counter =
+      (registry.getSingleMetric(name) as Counter<"resource"> | undefined) ??
+      new Counter({
+        name,
+        help: "Writes to the status subresource",
+        labelNames: ["resource"] as const,
+        registers: [registry],
+      });
   }
 
-  /** Write `status` if it differs from the object's; returns whether it wrote. */
-  async write(obj: Obj, status: object): Promise<boolean> {
-    if (statusEqual(obj.status, status)) return false;
-    // A merge patch keeps keys it does not mention: name the removed ones as null.
-    const body: Record<string, unknown> = { ...status };
-    for (const key of Object.keys(obj.status ?? {})) if (!(key in body)) body[key] = null;
-    await this.api.patchNamespacedCustomObjectStatus(
-      {
-        ...this.resource,
-        namespace: obj.metadata.namespace!,
-        name: obj.metadata.name!,
-        body: { metadata: { resourceVersion: obj.metadata.resourceVersion }, status: body },
-      },
-      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-    );
+  /**
+   * Make the object's status `status` (plus observedGeneration = the object's
+   * generation). Writes nothing when the cached status already says so.
+   * Returns whether it wrote; throws ConflictError (stale cache) or NotFoundError.
+   */
+  async write(obj: StatusObject, status: object): Promise<boolean> {
+    const desired = { ...status, observedGeneration: obj.metadata.generation };
+    if (statusEqual(obj.status, desired)) return false;
+    const path = resourcePath(this.resource, obj.metadata.namespace, obj.metadata.name, "status");
+    try {
+      await rawRequest(this.kubeConfig, "PATCH", path, {
+        contentType: "application/merge-patch+json",
+        body: {
+          metadata: { resourceVersion: obj.metadata.resourceVersion },
+          status: mergePatch(obj.status ?? {}, desired),
+        },
+      });
+    } catch (err) {
+      throw fromApiError(err);
+    }
     this.writes++;
     this.counter.inc({ resource: this.resource.plural });
     return true;
   }
 }
 
-/** Deep equality, ignoring the order of conditions and undefined fields. */
+/** Deep equality of two statuses, ignoring the order of conditions and absent (undefined/null) fields. */
 export function statusEqual(a: object | undefined, b: object | undefined): boolean {
   return isDeepStrictEqual(normalize(a ?? {}), normalize(b ?? {}));
 }
@@ -72,8 +75,36 @@ function normalize(value: unknown): unknown {
     if (v === undefined || v === null) continue;
     out[k] =
       k === "conditions" && Array.isArray(v)
-        ? [...v].sort((x, y) => String(x.type).localeCompare(String(y.type))).map(normalize)
+        ? [...v].sort((x, y) => String(x?.type).localeCompare(String(y?.type))).map(normalize)
         : normalize(v);
   }
   return out;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The RFC 7386 merge patch that turns `from` into `to`: changed keys, removed ones as null. */
+export function mergePatch(
+  from: Record<string, unknown> | object,
+  to: Record<string, unknown> | object,
+): Record<string, unknown> {
+  const a = from as Record<string, unknown>;
+  const b = to as Record<string, unknown>;
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(a)) {
+    if (a[key] !== undefined && (b[key] === undefined || b[key] === null)) patch[key] = null;
+  }
+  for (const [key, value] of Object.entries(b)) {
+    if (value === undefined || value === null) continue;
+    const old = a[key];
+    if (isObject(old) && isObject(value)) {
+      const nested = mergePatch(old, value);
+      if (Object.keys(nested).length > 0) patch[key] = nested;
+    } else if (!isDeepStrictEqual(old, value)) {
+      // Arrays (conditions too) are replaced whole: merge patch cannot do better.
+      patch[key] = value;
+    }
+  }
+  return patch;
 }

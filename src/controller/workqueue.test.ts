@@ -1,26 +1,39 @@
-import { describe, expect, it } from "vitest";
-import { backoffDelay } from "./backoff.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { WorkQueue } from "./workqueue.js";
 
-const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
+/** A promise with its resolver, to let a test decide when a worker finishes. */
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+/** Let pending promise callbacks (the queue's bookkeeping after a worker returns) run. */
+const settle = () => new Promise((r) => setImmediate(r));
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("WorkQueue", () => {
-  it("de-duplicates keys waiting in the queue", async () => {
+  it("de-duplicates keys waiting in the queue, in FIFO order", async () => {
     const q = new WorkQueue({ concurrency: 1 });
+    for (const k of ["a", "a", "b", "a", "c", "b"]) q.add(k);
+    expect(q.length).toBe(3);
     const seen: string[] = [];
-    q.add("a");
-    q.add("a");
-    q.add("b");
-    q.add("a");
     q.start(async (k) => {
       seen.push(k);
     });
-    await tick(10);
-    expect(seen).toEqual(["a", "b"]);
+    await q.idle();
+    await settle();
+    expect(seen).toEqual(["a", "b", "c"]);
   });
 
-  it("never processes a key twice at once, and reprocesses a key added meanwhile", async () => {
+  it("never runs a key twice at once, and runs a key added meanwhile once more, after", async () => {
     const q = new WorkQueue({ concurrency: 4 });
+    const gate = deferred();
     let running = 0;
     let maxRunning = 0;
     let runs = 0;
@@ -28,88 +41,161 @@ describe("WorkQueue", () => {
       runs++;
       running++;
       maxRunning = Math.max(maxRunning, running);
-      await tick(20);
+      if (runs === 1) await gate.promise;
       running--;
     });
     q.add("a");
-    await tick(5);
-    q.add("a"); // while processing
+    expect(q.inFlight).toBe(1);
+    q.add("a"); // while processing: marked dirty, not run in parallel
     q.add("a");
-    await tick(80);
+    expect(q.length).toBe(0);
+    gate.resolve();
+    await vi.waitFor(() => expect(runs).toBe(2));
+    await q.idle();
     expect(maxRunning).toBe(1);
-    expect(runs).toBe(2);
   });
 
   it("bounds concurrency", async () => {
     const q = new WorkQueue({ concurrency: 2 });
-    let running = 0;
-    let maxRunning = 0;
-    q.start(async () => {
-      running++;
-      maxRunning = Math.max(maxRunning, running);
-      await tick(10);
-      running--;
+    const gates = new Map<string, ReturnType<typeof deferred>>();
+    q.start(async (k) => {
+      const g = deferred();
+      gates.set(k, g);
+      await g.promise;
     });
-    for (const k of ["a", "b", "c", "d", "e"]) q.add(k);
-    await tick(60);
-    expect(maxRunning).toBe(2);
+    for (const k of ["a", "b", "c", "d"]) q.add(k);
+    expect(q.inFlight).toBe(2);
+    expect(q.length).toBe(2);
+    gates.get("a")!.resolve();
+    await vi.waitFor(() => expect(gates.has("c")).toBe(true));
+    expect(q.inFlight).toBe(2);
+    for (const g of gates.values()) g.resolve();
+    await vi.waitFor(() => expect(gates.size).toBe(4));
+    for (const g of gates.values()) g.resolve();
+    await q.idle();
   });
 
-  it("keeps only the earliest delayed add of a key", async () => {
+  it("keeps a single timer per key for delayed adds: the earliest wins", async () => {
+    vi.useFakeTimers();
     const q = new WorkQueue({ concurrency: 1 });
-    const seen: number[] = [];
-    const start = performance.now();
-    q.start(async () => {
-      seen.push(performance.now() - start);
+    const seen: string[] = [];
+    q.start(async (k) => {
+      seen.push(k);
     });
     q.addAfter("a", 200);
     q.addAfter("a", 30);
     q.addAfter("a", 500);
-    await tick(300);
-    expect(seen).toHaveLength(1);
-    expect(seen[0]).toBeLessThan(150);
-    await q.shutdown();
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(29);
+    expect(seen).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(seen).toEqual(["a"]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(seen).toEqual(["a"]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 
-  it("backs off per key and forgets on success", () => {
+  it("backs off per key, exponentially up to the cap, and forgets on success", () => {
+    vi.useFakeTimers();
     const q = new WorkQueue({ concurrency: 1, backoffBaseMs: 100, backoffMaxMs: 1000 });
-    const delays = [q.addRateLimited("a"), q.addRateLimited("a"), q.addRateLimited("a")];
+    const delays = Array.from({ length: 6 }, () => q.addRateLimited("a"));
     expect(delays[0]).toBeGreaterThanOrEqual(50);
     expect(delays[0]).toBeLessThanOrEqual(100);
-    expect(delays[2]).toBeGreaterThanOrEqual(200);
-    expect(q.failuresOf("a")).toBe(3);
+    expect(delays[3]).toBeGreaterThanOrEqual(400);
+    expect(delays[5]).toBeLessThanOrEqual(1000);
+    expect(q.failuresOf("a")).toBe(6);
     expect(q.failuresOf("b")).toBe(0);
     q.forget("a");
     expect(q.failuresOf("a")).toBe(0);
-    void q.shutdown();
+    expect(q.addRateLimited("a")).toBeLessThanOrEqual(100);
   });
 
-  it("holds keys while paused and drains in-flight work on shutdown", async () => {
+  it("retries a first conflict at once, and backs off when it repeats", () => {
+    vi.useFakeTimers();
+    const q = new WorkQueue({ concurrency: 1, backoffBaseMs: 100 });
+    expect(q.addRateLimited("a", { immediate: true })).toBe(0);
+    expect(q.length).toBe(1);
+    expect(q.addRateLimited("a", { immediate: true })).toBeGreaterThanOrEqual(50);
+  });
+
+  it("holds keys while paused and resumes with them", async () => {
     const q = new WorkQueue({ concurrency: 1 });
     const seen: string[] = [];
+    const worker = async (k: string) => {
+      seen.push(k);
+    };
+    q.start(worker);
+    q.pause();
     q.add("a");
-    await tick(5);
-    expect(q.length).toBe(1);
+    await settle();
+    expect(seen).toEqual([]);
+    q.start(worker);
+    await settle();
+    expect(seen).toEqual(["a"]);
+  });
+
+  it("on shutdown, drains in-flight work, drops the rest and takes no more", async () => {
+    vi.useFakeTimers();
+    const q = new WorkQueue({ concurrency: 1 });
+    const gate = deferred();
+    const seen: string[] = [];
     let finished = false;
     q.start(async (k) => {
       seen.push(k);
-      await tick(30);
+      await gate.promise;
       finished = true;
     });
-    await tick(5);
-    await q.shutdown();
-    expect(finished).toBe(true);
+    q.add("a");
     q.add("b");
-    await tick(5);
+    q.addAfter("c", 10);
+    const done = q.shutdown();
+    expect(vi.getTimerCount()).toBe(0);
+    gate.resolve();
+    await done;
+    expect(finished).toBe(true);
+    q.add("d");
+    await vi.advanceTimersByTimeAsync(100);
     expect(seen).toEqual(["a"]);
   });
-});
 
-describe("backoffDelay", () => {
-  it("grows exponentially up to the cap", () => {
-    const opts = { baseMs: 10, maxMs: 1000, random: () => 1 };
-    expect([0, 1, 2, 3, 10, 50].map((a) => backoffDelay(a, opts))).toEqual([
-      10, 20, 40, 80, 1000, 1000,
-    ]);
+  it("reports depth, adds, wait time and retries through hooks", async () => {
+    const depths: number[] = [];
+    const waits: number[] = [];
+    let adds = 0;
+    let retries = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      hooks: {
+        depth: (n) => depths.push(n),
+        added: () => adds++,
+        waited: (s) => waits.push(s),
+        retried: () => retries++,
+      },
+    });
+    q.add("a");
+    q.add("b");
+    q.add("a");
+    q.start(async () => {});
+    await q.idle();
+    await settle();
+    q.addRateLimited("x");
+    expect(adds).toBe(2);
+    expect(depths).toEqual([1, 2, 1, 0]);
+    expect(waits).toHaveLength(2);
+    expect(waits.every((s) => s >= 0)).toBe(true);
+    expect(retries).toBe(1);
+    await q.shutdown();
+  });
+
+  it("survives a worker that throws", async () => {
+    const q = new WorkQueue({ concurrency: 1 });
+    const seen: string[] = [];
+    q.start(async (k) => {
+      seen.push(k);
+      throw new Error("boom");
+    });
+    q.add("a");
+    q.add("b");
+    await vi.waitFor(() => expect(seen).toEqual(["a", "b"]));
   });
 });

@@ -11,9 +11,10 @@ export interface ClientOptions {
 }
 
 /**
- * Every typed API client made with makeApiClient authenticates each request
+ * Every request — typed API clients, raw requests, watch starts — authenticates
  * through its KubeConfig, so that is the one place a limiter covers them all.
- * Watches do not pass through it, which is what we want: they are long-lived.
+ * Leader election uses an unlimited copy (see unlimited()): a busy queue of
+ * writes must never delay a lease renewal.
  */
 class RateLimitedKubeConfig extends k8s.KubeConfig {
   constructor(private readonly bucket: TokenBucket) {
@@ -38,4 +39,11 @@ export function loadKubeConfig(opts: ClientOptions): k8s.KubeConfig {
     );
   }
   return kc;
+}
+
+/** The same cluster and credentials without the rate limit (for lease renewals). */
+export function unlimited(kc: k8s.KubeConfig): k8s.KubeConfig {
+  const copy = new k8s.KubeConfig();
+  copy.loadFromString(kc.exportConfig());
+  return copy;
 }

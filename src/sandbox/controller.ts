@@ -14,6 +14,7 @@ import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
+import { unlimited } from "../kube/config.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
 import { keyOf, SandboxReconciler } from "./reconciler.js";
@@ -141,7 +142,7 @@ export async function startSandboxController(
       return outcome;
     },
     concurrency: opts.concurrency,
-    leaderElection: opts.leaderElection && { kubeConfig, ...opts.leaderElection },
+    leaderElection: opts.leaderElection && { kubeConfig: unlimited(kubeConfig), ...opts.leaderElection },
     registry,
     metricPrefix: METRIC_PREFIX,
     log,

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
+import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperatorWithKubeconfig } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
 import { isReady, SandboxClient } from "../support/sandboxes.js";
@@ -172,6 +173,10 @@ describe("helm chart", () => {
       });
       await sbx.waitFor("rbac", isReady);
       expect(operator?.isLeader()).toBe(true);
+      // Events too: recording never fails a reconcile, so check they were written.
+      await eventually(async () => {
+        expect((await sbx.events("rbac")).map((e) => e.reason)).toContain("Running");
+      });
     });
 
     it("cannot read Secrets, here or cluster-wide", async () => {

@@ -1,0 +1,73 @@
+// The controller's Prometheus metrics. One set per registry and prefix, shared
+// by every controller registered in it and told apart by the "controller" label
+// (prom-client refuses to register a name twice).
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+export function controllerMetrics(registry: Registry, prefix: string) {
+  const registers = [registry];
+  const labelNames = ["controller"] as const;
+  const once = <M>(name: string, make: (name: string) => M): M =>
+    (registry.getSingleMetric(`${prefix}_${name}`) as M | undefined) ?? make(`${prefix}_${name}`);
+  return {
+    reconciles: once(
+      "reconcile_total",
+      (name) =>
+        new Counter({
+          name,
+          help: "Reconciles by result: success, requeue (success with a requeue-after) or error",
+          labelNames: ["controller", "result"] as const,
+          registers,
+        }),
+    ),
+    errors: once(
+      "reconcile_errors_total",
+      (name) =>
+        new Counter({
+          name,
+          help: "Failed reconciles by kind: permanent (not retried), conflict, notFound, transient",
+          labelNames: ["controller", "kind"] as const,
+          registers,
+        }),
+    ),
+    duration: once(
+      "reconcile_duration_seconds",
+      (name) =>
+        new Histogram({
+          name,
+          help: "Time spent in one reconcile",
+          labelNames,
+          buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+          registers,
+        }),
+    ),
+    depth: once(
+      "workqueue_depth",
+      (name) => new Gauge({ name, help: "Keys waiting to be reconciled", labelNames, registers }),
+    ),
+    adds: once(
+      "workqueue_adds_total",
+      (name) => new Counter({ name, help: "Keys added to the work queue", labelNames, registers }),
+    ),
+    wait: once(
+      "workqueue_wait_seconds",
+      (name) =>
+        new Histogram({
+          name,
+          help: "Time from a key's add to the start of its reconcile",
+          labelNames,
+          buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
+          registers,
+        }),
+    ),
+    retries: once(
+      "workqueue_retries_total",
+      (name) =>
+        new Counter({
+          name,
+          help: "Keys requeued with backoff after a failed reconcile",
+          labelNames,
+          registers,
+        }),
+    ),
+  };
+}

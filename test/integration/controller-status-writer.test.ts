@@ -1,0 +1,104 @@
+// The status writer against the real apiserver: one write for a change, none
+// for an unchanged status (counted in the apiserver's audit log), observedGeneration,
+// removed fields, and the typed errors for a stale cache and a missing object.
+import * as k8s from "@kubernetes/client-node";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConflictError, NotFoundError } from "../../src/controller/errors.js";
+import { StatusWriter } from "../../src/controller/status-writer.js";
+import { writesBy } from "../support/audit.js";
+import { kubeConfig, testNamespace } from "../support/cluster.js";
+
+const kc = kubeConfig();
+const objects = kc.makeApiClient(k8s.CustomObjectsApi);
+const sandboxes = { group: "sandboxing.dev", version: "v1alpha1", plural: "sandboxes" };
+let ns: Awaited<ReturnType<typeof testNamespace>>;
+
+beforeAll(async () => {
+  ns = await testNamespace(kc, "ctl-status");
+});
+afterAll(async () => {
+  await ns?.delete();
+});
+
+interface Obj {
+  metadata: { name: string; namespace: string; resourceVersion: string; generation: number };
+  status?: { phase?: string; conditions?: object[]; observedGeneration?: number; message?: string };
+}
+
+const get = (name: string) =>
+  objects.getNamespacedCustomObject({ ...sandboxes, namespace: ns.name, name }) as Promise<Obj>;
+
+const ready = {
+  type: "Ready",
+  status: "False",
+  reason: "Creating",
+  message: "",
+  lastTransitionTime: "2030-01-01T00:00:00Z",
+};
+const expired = {
+  type: "Expired",
+  status: "False",
+  reason: "NotExpired",
+  message: "",
+  lastTransitionTime: "2030-01-01T00:00:00Z",
+};
+
+describe("StatusWriter", () => {
+  it("writes a changed status once, and an unchanged one never", async () => {
+    await objects.createNamespacedCustomObject({
+      ...sandboxes,
+      namespace: ns.name,
+      body: {
+        apiVersion: "sandboxing.dev/v1alpha1",
+        kind: "Sandbox",
+        metadata: { name: "once" },
+        spec: { image: "busybox" },
+      },
+    });
+    const registry = new Registry();
+    const writer = new StatusWriter(kc, sandboxes, registry, "test");
+    const before = await writesBy("admin", ns.name, "sandboxes");
+
+    const status = { phase: "Pending", message: "starting", conditions: [ready, expired] };
+    expect(await writer.write(await get("once"), status)).toBe(true);
+    const written = await get("once");
+    expect(written.status).toEqual({ ...status, observedGeneration: written.metadata.generation });
+
+    // The same status again, conditions in another order: nothing to write.
+    for (let i = 0; i < 3; i++) {
+      expect(await writer.write(written, { ...status, conditions: [expired, ready] })).toBe(false);
+    }
+    expect(writer.writes).toBe(1);
+    expect(await writesBy("admin", ns.name, "sandboxes")).toBe(before + 1);
+    expect(await registry.getSingleMetricAsString("test_status_writes_total")).toContain(
+      'test_status_writes_total{resource="sandboxes"} 1',
+    );
+
+    // Fields the new status leaves out are removed.
+    expect(await writer.write(written, { phase: "Running" })).toBe(true);
+    expect((await get("once")).status).toEqual({ phase: "Running", observedGeneration: 1 });
+  });
+
+  it("refuses a status computed from a stale object (ConflictError), and reports a missing one", async () => {
+    await objects.createNamespacedCustomObject({
+      ...sandboxes,
+      namespace: ns.name,
+      body: {
+        apiVersion: "sandboxing.dev/v1alpha1",
+        kind: "Sandbox",
+        metadata: { name: "stale" },
+        spec: { image: "busybox" },
+      },
+    });
+    const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
+    const stale = await get("stale");
+    expect(await writer.write(stale, { phase: "Pending" })).toBe(true);
+    await expect(writer.write(stale, { phase: "Failed" })).rejects.toBeInstanceOf(ConflictError);
+    expect((await get("stale")).status?.phase).toBe("Pending");
+
+    const missing = { ...stale, metadata: { ...stale.metadata, name: "missing" } };
+    await expect(writer.write(missing, { phase: "Failed" })).rejects.toBeInstanceOf(NotFoundError);
+    expect(writer.writes).toBe(1);
+  });
+});
