@@ -13,9 +13,16 @@ import { startControlPlane } from "../test/support/control-plane.js";
 import { REPO_ROOT } from "../test/support/paths.js";
 
 const log = createLogger();
-const cp = await startControlPlane({ controllerManager: true, scheduler: true, kwok: true, crds: true });
+const cp = await startControlPlane({
+  controllerManager: true,
+  scheduler: true,
+  kwok: true,
+  crds: true,
+});
 const registry = new Registry();
-const server = await startObservabilityServer({ host: "127.0.0.1", port: 8080 }, registry).catch(() => undefined);
+const server = await startObservabilityServer({ host: "127.0.0.1", port: 8080 }, registry).catch(
+  () => undefined,
+);
 const controller = await startSandboxController({
   kubeConfig: loadKubeConfig({ kubeconfig: cp.kubeconfigPath, qps: 50, burst: 100 }),
   namespaces: [],
@@ -25,12 +32,18 @@ const controller = await startSandboxController({
   registry,
   log,
 });
-server?.addReadinessCheck("informers", () => (controller.ready() ? undefined : "caches not synced"));
+server?.addReadinessCheck("informers", () =>
+  controller.ready() ? undefined : "caches not synced",
+);
 
 const kubectl = join(cp.binDir, "kubectl");
-execFileSync(kubectl, ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", join(REPO_ROOT, "examples/hello.yaml")], {
-  stdio: "inherit",
-});
+execFileSync(
+  kubectl,
+  ["--kubeconfig", cp.kubeconfigPath, "apply", "-f", join(REPO_ROOT, "examples/hello.yaml")],
+  {
+    stdio: "inherit",
+  },
+);
 process.stderr.write(`
 A local control plane is running with the Sandbox controller attached (kwok plays the kubelet).
 

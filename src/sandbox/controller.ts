@@ -142,7 +142,10 @@ export async function startSandboxController(
       return outcome;
     },
     concurrency: opts.concurrency,
-    leaderElection: opts.leaderElection && { kubeConfig: unlimited(kubeConfig), ...opts.leaderElection },
+    leaderElection: opts.leaderElection && {
+      kubeConfig: unlimited(kubeConfig),
+      ...opts.leaderElection,
+    },
     registry,
     metricPrefix: METRIC_PREFIX,
     log,
