@@ -27,6 +27,7 @@ const controller = await startSandboxController({
   kubeConfig: loadKubeConfig({ kubeconfig: cp.kubeconfigPath, qps: 50, burst: 100 }),
   namespaces: [],
   defaultBackend: "pod",
+  egressImage: "sandbox-operator:dev",
   concurrency: 4,
   stallTimeoutSeconds: 300,
   registry,

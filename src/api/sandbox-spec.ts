@@ -31,6 +31,10 @@ export const LIMITS = {
 
 export const DEFAULT_TTL_SECONDS = 3600;
 
+/** The egress sidecar's UID: the firewall lets only it out, so no workload may run as it. */
+export const EGRESS_SIDECAR_UID = 1337;
+const RESERVED_UID_MESSAGE = `UID ${EGRESS_SIDECAR_UID} is reserved for the egress sidecar`;
+
 // ---- egress
 
 /**
@@ -179,8 +183,16 @@ const LifetimeSchema = crossFieldRule(
 
 const SecuritySchema = z.object({
   runAsUser: doc(
-    z.int().min(0).max(2147483647).optional(),
-    "UID the workload runs as. Defaults to 1000 (non-root); 0 is allowed only when set explicitly.",
+    cel(
+      z
+        .int()
+        .min(0)
+        .max(2147483647)
+        .refine((uid) => uid !== EGRESS_SIDECAR_UID, RESERVED_UID_MESSAGE)
+        .optional(),
+      { rule: `self != ${EGRESS_SIDECAR_UID}`, message: RESERVED_UID_MESSAGE },
+    ),
+    `UID the workload runs as. Defaults to 1000 (non-root); 0 is allowed only when set explicitly; ${EGRESS_SIDECAR_UID} is reserved for the egress sidecar.`,
   ),
   runAsGroup: doc(
     z.int().min(0).max(2147483647).optional(),

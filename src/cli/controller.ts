@@ -48,6 +48,7 @@ export async function runController(argv: string[]): Promise<number> {
     kubeConfig,
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
+    egressImage: flags["egress-image"],
     concurrency: flags.concurrency,
     stallTimeoutSeconds: flags["stall-timeout"],
     leaderElection: flags["leader-elect"]

@@ -24,6 +24,8 @@ export interface SandboxControllerOptions {
   /** Namespaces to watch; empty means all. */
   namespaces: string[];
   defaultBackend: BackendName;
+  /** Image of the egress init container and sidecar (the operator image). */
+  egressImage: string;
   concurrency: number;
   stallTimeoutSeconds: number;
   leaderElection?: {
@@ -75,7 +77,13 @@ export async function startSandboxController(
   );
 
   const backends: Partial<Record<BackendName, SandboxBackend>> = {
-    pod: new PodBackend({ kubeConfig, pods, services, networkPolicies }),
+    pod: new PodBackend({
+      kubeConfig,
+      pods,
+      services,
+      networkPolicies,
+      egress: { image: opts.egressImage },
+    }),
   };
 
   const identity = opts.leaderElection?.identity ?? "sandbox-operator";

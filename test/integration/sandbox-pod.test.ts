@@ -42,6 +42,10 @@ describe("pod backend", () => {
       Date.parse(s.metadata.creationTimestamp as unknown as string) + 3600_000,
     );
     expect(condition(s, ConditionType.Expired)?.status).toBe("False");
+    expect(condition(s, ConditionType.EgressReady)).toMatchObject({
+      status: "True",
+      reason: ConditionReason.EgressEnforced,
+    });
 
     const pod = (await sbx.pod("hello"))!;
     expect(pod.metadata?.ownerReferences?.[0]).toMatchObject({
@@ -171,6 +175,74 @@ describe("pod backend", () => {
     );
     expect(condition(s, ConditionType.Ready)?.message).toContain('secret "missing" not found');
     await sbx.waitFor("neighbour", isReady);
+  });
+});
+
+describe("egress", () => {
+  it("starts the firewall and the sidecar before the workload", async () => {
+    await sbx.create("fenced", { image: "busybox" });
+    await sbx.waitFor("fenced", isReady);
+    const pod = (await sbx.pod("fenced"))!;
+    expect(pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
+      ["egress-init", undefined],
+      ["egress", "Always"],
+    ]);
+    expect(pod.spec?.containers[0]?.env).toContainEqual({
+      name: "HTTPS_PROXY",
+      value: "http://127.0.0.1:15001",
+    });
+  });
+
+  it("is not Ready while the sidecar is not ready, and says why", async () => {
+    await sbx.create("sidecar-down", { image: "busybox" });
+    await sbx.waitFor("sidecar-down", isReady);
+    const pod = (await sbx.pod("sidecar-down"))!;
+    await sbx.setPodStatus("sidecar-down", {
+      initContainerStatuses: pod.status!.initContainerStatuses!.map((c) =>
+        c.name === "egress" ? { ...c, ready: false } : c,
+      ),
+    });
+    const s = await sbx.waitFor("sidecar-down", (s) =>
+      expect(condition(s, ConditionType.Ready)?.reason).toBe(ConditionReason.EgressPending),
+    );
+    expect(condition(s, ConditionType.EgressReady)?.status).toBe("False");
+  });
+
+  it("delivers a name-rule change to the running pod in place", async () => {
+    await sbx.create("policy", { image: "busybox" });
+    await sbx.waitFor("policy", isReady);
+    const before = (await sbx.pod("policy"))!;
+    await sbx.patchSpec("policy", {
+      network: {
+        egress: { defaultAction: "deny", rules: [{ action: "allow", target: "pypi.org" }] },
+      },
+    });
+    const after = await eventually(async () => {
+      const pod = (await sbx.pod("policy"))!;
+      expect(JSON.parse(pod.metadata!.annotations!["sandboxing.dev/egress-policy"]!).rules).toEqual(
+        [{ action: "allow", target: "pypi.org" }],
+      );
+      return pod;
+    });
+    expect(after.metadata?.uid).toBe(before.metadata?.uid);
+    await eventually(async () =>
+      expect((await sbx.events("policy")).map((e) => e.reason)).toContain("EgressPolicyUpdated"),
+    );
+  });
+
+  it("recreates the pod for an address-rule change (it lives in the init container's firewall)", async () => {
+    const before = (await sbx.pod("policy"))!;
+    await sbx.patchSpec("policy", {
+      network: {
+        egress: { defaultAction: "deny", rules: [{ action: "allow", target: "10.20.0.0/16" }] },
+      },
+    });
+    await eventually(async () => {
+      const pod = await sbx.pod("policy");
+      expect(pod?.metadata?.uid).toBeDefined();
+      expect(pod?.metadata?.uid).not.toBe(before.metadata?.uid);
+    });
+    await sbx.waitFor("policy", isReady);
   });
 });
 

@@ -35,6 +35,7 @@ export async function startOperatorWithKubeconfig(
     kubeConfig,
     namespaces: [opts.namespace],
     defaultBackend: "pod",
+    egressImage: "sandbox-operator:dev",
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {

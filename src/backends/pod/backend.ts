@@ -5,6 +5,7 @@ import * as k8s from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { metadataMatches } from "./metadata.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
 import { observePod } from "./observe.js";
@@ -19,6 +20,7 @@ export interface ObjectCache<T> {
 
 export interface PodBackendDeps {
   kubeConfig: k8s.KubeConfig;
+  egress: EgressOptions;
   pods: ObjectCache<k8s.V1Pod>;
   networkPolicies: ObjectCache<k8s.V1NetworkPolicy>;
   services: ObjectCache<k8s.V1Service>;
@@ -92,7 +94,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {
-    const desired = desiredPod(sandbox);
+    const desired = desiredPod(sandbox, this.deps.egress);
     const actual = this.deps.pods.get(keyOf(sandbox));
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
 
@@ -121,6 +123,19 @@ export class PodBackend implements SandboxBackend {
         message: `recreating pod ${name}: ${drift}`,
       });
       return undefined;
+    }
+    const policy = desired.metadata?.annotations?.[POLICY_ANNOTATION];
+    if (actual.metadata?.annotations?.[POLICY_ANNOTATION] !== policy) {
+      // In place: the kubelet rewrites the sidecar's policy file; the workload keeps running.
+      await this.core.patchNamespacedPod(
+        { name, namespace, body: { metadata: { annotations: { [POLICY_ANNOTATION]: policy } } } },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+      );
+      ctx.record({
+        type: "Normal",
+        reason: "EgressPolicyUpdated",
+        message: "delivered the new egress policy to the running sidecar",
+      });
     }
     return actual;
   }

@@ -12,12 +12,13 @@
 // restarting the workload (and without an extra object per sandbox).
 import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
 import { GROUP } from "../../api/group.js";
-import type { EgressPolicy } from "../../api/sandbox-spec.js";
+import { EGRESS_SIDECAR_UID, type EgressPolicy } from "../../api/sandbox-spec.js";
+import { isAddressTarget } from "./network-policy.js";
 
 export const EGRESS_INIT_CONTAINER = "egress-init";
 export const EGRESS_SIDECAR_CONTAINER = "egress";
 /** The sidecar's UID: the only one the firewall lets out. Workloads may not use it. */
-export const EGRESS_UID = 1337;
+export const EGRESS_UID = EGRESS_SIDECAR_UID;
 export const POLICY_ANNOTATION = `${GROUP}/egress-policy`;
 
 export const EgressPorts = {
@@ -37,6 +38,11 @@ export interface EgressOptions {
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
 }
 
+/** Rules the init container puts in the kernel firewall: IPs and CIDRs (names are the sidecar's). */
+export function firewallRules(policy: EgressPolicy): EgressPolicy["rules"] {
+  return (policy.rules ?? []).filter((r) => isAddressTarget(r.target));
+}
+
 /** The policy as the sidecar reads it; stored in the Pod annotation. */
 export function policyAnnotation(policy: EgressPolicy): string {
   return JSON.stringify({ defaultAction: policy.defaultAction, rules: policy.rules ?? [] });
@@ -46,7 +52,6 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
   const common = { image: opts.image, imagePullPolicy: opts.imagePullPolicy };
   const ports = [
     `--sidecar-uid=${EGRESS_UID}`,
-    `--proxy-port=${EgressPorts.proxy}`,
     `--dns-port=${EgressPorts.dns}`,
     `--http-port=${EgressPorts.http}`,
     `--tls-port=${EgressPorts.tls}`,

@@ -3,6 +3,7 @@
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
 import type { Observation } from "../backend.js";
+import { EGRESS_SIDECAR_CONTAINER } from "./egress.js";
 import { WORKLOAD_CONTAINER } from "./pod.js";
 
 /** Waiting reasons that do not resolve by waiting: they fail the sandbox after a grace period. */
@@ -74,6 +75,7 @@ export function observePod(pod: V1Pod): Observation {
     const ready = workload.ready === true;
     return {
       ...base,
+      egressReady: egressReadiness(pod),
       phase: "Running",
       ready,
       reason: ready ? ConditionReason.Running : ConditionReason.Creating,
@@ -89,6 +91,26 @@ export function observePod(pod: V1Pod): Observation {
     reason: ConditionReason.Creating,
     message: pod.spec?.nodeName ? "the pod is starting" : "waiting for the pod to be scheduled",
   };
+}
+
+/** The sidecar's readiness probe passes only while the lockdown is in place and the policy loaded. */
+function egressReadiness(pod: V1Pod): Observation["egressReady"] {
+  const declared = pod.spec?.initContainers?.some((c) => c.name === EGRESS_SIDECAR_CONTAINER);
+  if (!declared) return undefined;
+  const sidecar = pod.status?.initContainerStatuses?.find(
+    (c) => c.name === EGRESS_SIDECAR_CONTAINER,
+  );
+  return sidecar?.ready
+    ? {
+        ready: true,
+        reason: ConditionReason.EgressEnforced,
+        message: "egress is enforced by the firewall and the sidecar",
+      }
+    : {
+        ready: false,
+        reason: ConditionReason.EgressPending,
+        message: "the egress sidecar is not ready; egress stays closed meanwhile",
+      };
 }
 
 function notReadyMessage(c: V1ContainerStatus): string {

@@ -16,9 +16,12 @@ function sandbox(spec: SandboxSpecInput, name = "agent"): Sandbox {
   };
 }
 
+const EGRESS = { image: "sandbox-operator:test" };
+
 describe("desiredPod", () => {
   const pod = desiredPod(
     sandbox({ image: "python:3.12", resources: { cpu: "500m", memory: "256Mi" } }),
+    EGRESS,
   );
   const workload = pod.spec!.containers[0]!;
 
@@ -60,7 +63,7 @@ describe("desiredPod", () => {
   });
 
   it("runs as root only when asked", () => {
-    const root = desiredPod(sandbox({ image: "x", security: { runAsUser: 0 } }));
+    const root = desiredPod(sandbox({ image: "x", security: { runAsUser: 0 } }), EGRESS);
     expect(root.spec!.securityContext!.runAsNonRoot).toBe(false);
     expect(root.spec!.containers[0]!.securityContext!.capabilities).toEqual({ drop: ["ALL"] });
   });
@@ -71,24 +74,77 @@ describe("desiredPod", () => {
         image: "x",
         env: [{ name: "T", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }],
       }),
+      EGRESS,
     );
-    expect(p.spec!.containers[0]!.env).toEqual([
-      { name: "T", valueFrom: { secretKeyRef: { name: "s", key: "k", optional: undefined } } },
-    ]);
+    expect(p.spec!.containers[0]!.env).toContainEqual({
+      name: "T",
+      valueFrom: { secretKeyRef: { name: "s", key: "k", optional: undefined } },
+    });
   });
 
   it("changes its hash with the spec, not with lifetime or ports", () => {
-    const a = desiredPod(sandbox({ image: "x" }));
+    const a = desiredPod(sandbox({ image: "x" }), EGRESS);
     const b = desiredPod(
       sandbox({ image: "x", lifetime: { ttlSeconds: 99 }, ports: [{ name: "http", port: 80 }] }),
+      EGRESS,
     );
-    const c = desiredPod(sandbox({ image: "y" }));
+    const c = desiredPod(sandbox({ image: "y" }), EGRESS);
     expect(a.metadata!.annotations).toEqual(b.metadata!.annotations);
     expect(a.metadata!.annotations).not.toEqual(c.metadata!.annotations);
   });
 
   it("hashes independently of key order", () => {
     expect(specHash({ a: 1, b: { c: 2, d: 3 } })).toBe(specHash({ b: { d: 3, c: 2 }, a: 1 }));
+  });
+});
+
+describe("egress in the pod", () => {
+  const policy = { rules: [{ action: "allow" as const, target: "pypi.org" }] };
+  const pod = desiredPod(sandbox({ image: "x", network: { egress: policy } }), EGRESS);
+  const [lockdown, sidecar] = pod.spec!.initContainers!;
+
+  it("installs the firewall first, with NET_ADMIN and nothing else of note", () => {
+    expect(lockdown!.name).toBe("egress-init");
+    expect(lockdown!.args![0]).toBe("egress-init");
+    expect(lockdown!.securityContext!.capabilities).toEqual({
+      drop: ["ALL"],
+      add: ["NET_ADMIN", "NET_RAW"],
+    });
+    expect(lockdown!.securityContext!.allowPrivilegeEscalation).toBe(false);
+  });
+
+  it("runs the sidecar as a native sidecar that gates the workload", () => {
+    expect(sidecar!.name).toBe("egress");
+    expect(sidecar!.restartPolicy).toBe("Always");
+    expect(sidecar!.startupProbe?.httpGet?.path).toBe("/readyz");
+    expect(sidecar!.securityContext).toMatchObject({
+      runAsUser: 1337,
+      capabilities: { drop: ["ALL"] },
+    });
+  });
+
+  it("points the workload at the explicit proxy", () => {
+    expect(pod.spec!.containers[0]!.env).toContainEqual({
+      name: "HTTPS_PROXY",
+      value: "http://127.0.0.1:15001",
+    });
+  });
+
+  it("carries the policy in an annotation the sidecar reads through the downward API", () => {
+    expect(JSON.parse(pod.metadata!.annotations!["sandboxing.dev/egress-policy"]!)).toEqual({
+      defaultAction: "deny",
+      rules: policy.rules,
+    });
+    expect(pod.spec!.volumes).toContainEqual(expect.objectContaining({ name: "egress-policy" }));
+  });
+
+  it("recreates the pod for address rules (kernel firewall), not for name rules (sidecar)", () => {
+    const hash = (rules: { action: "allow"; target: string }[]) =>
+      desiredPod(sandbox({ image: "x", network: { egress: { rules } } }), EGRESS).metadata!
+        .annotations!["sandboxing.dev/spec-hash"];
+    const base = hash([]);
+    expect(hash([{ action: "allow", target: "example.org" }])).toBe(base);
+    expect(hash([{ action: "allow", target: "10.0.0.0/8" }])).not.toBe(base);
   });
 });
 

@@ -3,18 +3,33 @@
 // service links, requests equal to limits.
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
+import {
+  type EgressOptions,
+  egressInitContainers,
+  egressVolumes,
+  firewallRules,
+  POLICY_ANNOTATION,
+  policyAnnotation,
+  proxyEnv,
+} from "./egress.js";
 import { objectMeta } from "./metadata.js";
 
 export const WORKLOAD_CONTAINER = "sandbox";
 export const DEFAULT_UID = 1000;
 export const DEFAULT_WORKDIR = "/workspace";
 
-export function desiredPod(sandbox: Sandbox): V1Pod {
-  const spec = podSpec(sandbox);
-  return { apiVersion: "v1", kind: "Pod", metadata: objectMeta(sandbox, "workload", spec), spec };
+export function desiredPod(sandbox: Sandbox, egress: EgressOptions): V1Pod {
+  const spec = podSpec(sandbox, egress);
+  const policy = sandbox.spec.network.egress;
+  // The hash covers what needs a new Pod: the spec, and the address rules the
+  // init container compiled into the kernel firewall. Name rules reach the
+  // running sidecar through the annotation instead.
+  const metadata = objectMeta(sandbox, "workload", { spec, firewall: firewallRules(policy) });
+  metadata.annotations![POLICY_ANNOTATION] = policyAnnotation(policy);
+  return { apiVersion: "v1", kind: "Pod", metadata, spec };
 }
 
-function podSpec(sandbox: Sandbox): V1PodSpec {
+function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
   const { security, resources } = sandbox.spec;
   const uid = security.runAsUser ?? DEFAULT_UID;
   const gid = security.runAsGroup ?? DEFAULT_UID;
@@ -27,7 +42,7 @@ function podSpec(sandbox: Sandbox): V1PodSpec {
     command: sandbox.spec.command,
     args: sandbox.spec.args,
     workingDir,
-    env: sandbox.spec.env?.map(envVar),
+    env: [...proxyEnv(), ...(sandbox.spec.env?.map(envVar) ?? [])],
     // No containerPorts: they are informational, and leaving them out lets ports
     // change (Service, NetworkPolicy) without recreating the Pod.
     resources: { requests: limits, limits },
@@ -49,9 +64,16 @@ function podSpec(sandbox: Sandbox): V1PodSpec {
   const volumes: V1Volume[] = [
     { name: "workspace", emptyDir: {} },
     { name: "tmp", emptyDir: {} },
+    ...egressVolumes(),
   ];
 
   return {
+    // The firewall first, then the sidecar; the kubelet starts the workload only
+    // once the sidecar's startup probe passes, so no packet leaves unjudged.
+    initContainers: egressInitContainers(
+      `${sandbox.metadata.namespace}/${sandbox.metadata.name}`,
+      egress,
+    ),
     containers: [workload],
     volumes,
     // A sandbox runs once: its exit is the result, recorded in status.
