@@ -159,67 +159,80 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    const desired = desiredNetworkPolicy(sandbox);
-    const actual = this.deps.networkPolicies.get(keyOf(sandbox));
-    const { namespace, name } = desired.metadata as { namespace: string; name: string };
-    if (!actual) {
-      await ignoreConflict(
-        this.networking.createNamespacedNetworkPolicy({ namespace, body: desired }),
-      );
-      return;
-    }
-    if (
-      metadataMatches(actual.metadata, desired.metadata!) &&
-      containsAll(actual.spec, desired.spec)
-    ) {
-      return;
-    }
-    await this.networking.replaceNamespacedNetworkPolicy({
-      name,
-      namespace,
-      body: {
-        ...desired,
-        metadata: { ...desired.metadata, resourceVersion: actual.metadata?.resourceVersion },
+    await converge(
+      desiredNetworkPolicy(sandbox),
+      this.deps.networkPolicies.get(keyOf(sandbox)),
+      ctx,
+      {
+        kind: "NetworkPolicy",
+        create: (namespace, body) =>
+          this.networking.createNamespacedNetworkPolicy({ namespace, body }),
+        replace: (name, namespace, body) =>
+          this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }),
       },
-    });
-    ctx.record({
-      type: "Normal",
-      reason: "NetworkPolicyUpdated",
-      message: `restored network policy ${name}`,
-    });
+    );
   }
 
   private async ensureService(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
     const desired = desiredService(sandbox);
     const actual = this.deps.services.get(keyOf(sandbox));
-    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
     if (!desired) {
       if (actual && isOwnedBy(actual, sandbox)) {
+        const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
         await ignoreNotFound(this.core.deleteNamespacedService({ name, namespace }));
       }
       return;
     }
-    if (!actual) {
-      await ignoreConflict(this.core.createNamespacedService({ namespace, body: desired }));
-      return;
-    }
-    if (
-      metadataMatches(actual.metadata, desired.metadata!) &&
-      containsAll(actual.spec, desired.spec)
-    ) {
-      return;
-    }
-    // clusterIP is kept by the apiserver when the update leaves it empty.
-    await this.core.replaceNamespacedService({
-      name,
-      namespace,
-      body: {
-        ...desired,
-        metadata: { ...desired.metadata, resourceVersion: actual.metadata?.resourceVersion },
-      },
+    // On replace, the apiserver keeps the clusterIP the update leaves empty.
+    await converge(desired, actual, ctx, {
+      kind: "Service",
+      create: (namespace, body) => this.core.createNamespacedService({ namespace, body }),
+      replace: (name, namespace, body) =>
+        this.core.replaceNamespacedService({ name, namespace, body }),
     });
-    ctx.record({ type: "Normal", reason: "ServiceUpdated", message: `restored service ${name}` });
   }
+}
+
+interface Mutable {
+  metadata?: k8s.V1ObjectMeta;
+  spec?: unknown;
+}
+
+/**
+ * Create `desired` if missing; replace it when someone changed what we own
+ * (labels, owner, spec fields we set), and say so in an Event. Mutable kinds only.
+ */
+async function converge<T extends Mutable>(
+  desired: T,
+  actual: T | undefined,
+  ctx: BackendContext,
+  api: {
+    kind: string;
+    create(namespace: string, body: T): Promise<unknown>;
+    replace(name: string, namespace: string, body: T): Promise<unknown>;
+  },
+): Promise<void> {
+  const { namespace, name } = desired.metadata as { namespace: string; name: string };
+  if (!actual) {
+    await ignoreConflict(api.create(namespace, desired));
+    return;
+  }
+  if (
+    metadataMatches(actual.metadata, desired.metadata!) &&
+    containsAll(actual.spec, desired.spec)
+  ) {
+    return;
+  }
+  const resourceVersion = actual.metadata?.resourceVersion;
+  await api.replace(name, namespace, {
+    ...desired,
+    metadata: { ...desired.metadata, resourceVersion },
+  });
+  ctx.record({
+    type: "Normal",
+    reason: `${api.kind}Restored`,
+    message: `restored ${api.kind} ${name}`,
+  });
 }
 
 /** Why a Pod no longer matches the spec, or undefined when it does. */
