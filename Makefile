@@ -7,12 +7,20 @@ NPM ?= npm
 help: ## List targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# `npm install` rather than `npm ci`: the registry reachable here lacks other
+# platforms' optional binaries (e.g. @biomejs/cli-darwin-x64), so the lock
+# cannot list them and `npm ci` refuses the lock. With a lock present, install
+# still installs exactly the locked versions.
 node_modules: package.json package-lock.json
-	$(NPM) ci --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund
 	@touch node_modules
 
 .PHONY: deps
-deps: node_modules k8s-bins ## Install npm packages and build the test control plane binaries
+deps: system-deps node_modules k8s-bins ## Install packages and build the test control plane binaries
+
+.PHONY: system-deps
+system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; root)
+	@bash hack/system-deps.sh
 
 .PHONY: k8s-bins
 k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached)
@@ -50,6 +58,10 @@ test-unit: node_modules ## Unit tests (pure logic)
 test-integration: node_modules k8s-bins ## Integration tests against a real etcd + kube-apiserver
 	$(NPM) run --silent test:integration
 
+.PHONY: test-egress
+test-egress: system-deps node_modules ## Egress tests in real network namespaces (root)
+	$(NPM) exec -- vitest run --project egress
+
 .PHONY: test
-test: lint typecheck crds-check build ## Everything CI runs: lint, typecheck, CRD drift, unit + integration tests
+test: deps lint typecheck crds-check build ## Everything CI runs: lint, typecheck, CRD drift, unit, integration and egress tests
 	$(NPM) exec -- vitest run

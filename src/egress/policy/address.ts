@@ -22,10 +22,30 @@ export function formatCidr(cidr: Cidr): string {
 
 /** Parse an IP literal as the CRD accepts it, or undefined. */
 export function parseIpLiteral(raw: string): { address: string; family: IpFamily } | undefined {
-  const family = isIP(raw);
-  if (family === 0 || raw.includes("%")) return undefined;
-  if (family === 6 && ipaddr.IPv6.parse(raw).isIPv4MappedAddress()) return undefined;
-  return { address: ipaddr.parse(raw).toString(), family };
+  const family = ipFamily(raw);
+  if (family === undefined || raw.includes("%")) return undefined;
+  const parsed = parseValidIp(raw, family);
+  if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) return undefined;
+  return { address: parsed.toString(), family };
+}
+
+function ipFamily(text: string): IpFamily | undefined {
+  const family = isIP(text);
+  return family === 4 || family === 6 ? family : undefined;
+}
+
+/**
+ * ipaddr.js misreads an embedded dotted quad after "::" ("::1.2.3.4" comes out
+ * as "::ffff:1.2.3.4"), so the quad is rewritten as two hex groups first.
+ * `text` must already be known valid (net.isIP).
+ */
+function parseValidIp(text: string, family: IpFamily): ipaddr.IPv4 | ipaddr.IPv6 {
+  if (family === 4) return ipaddr.IPv4.parse(text);
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (!quad) return ipaddr.IPv6.parse(text);
+  const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+  const hex = `${(a * 256 + b).toString(16)}:${(c * 256 + d).toString(16)}`;
+  return ipaddr.IPv6.parse(text.slice(0, quad.index) + hex);
 }
 
 /** Parse a CIDR as the CRD accepts it, or undefined. */
@@ -37,6 +57,7 @@ export function parseCidr(raw: string): Cidr | undefined {
   if (!literal || !/^(0|[1-9][0-9]{0,2})$/.test(bitsText)) return undefined;
   const prefix = Number(bitsText);
   if (prefix > (literal.family === 4 ? 32 : 128)) return undefined;
+  // literal.address is canonical (no dotted quad), safe for ipaddr.js.
   const network =
     literal.family === 4
       ? ipaddr.IPv4.networkAddressFromCIDR(`${literal.address}/${prefix}`)
@@ -58,9 +79,9 @@ export function normalizeAddress(raw: string): { address: string; family: IpFami
   let text = raw.startsWith("[") && raw.endsWith("]") ? raw.slice(1, -1) : raw;
   const zone = text.indexOf("%");
   if (zone >= 0) text = text.slice(0, zone);
-  const family = isIP(text);
-  if (family === 0) return undefined;
-  const parsed = ipaddr.parse(text);
+  const family = ipFamily(text);
+  if (family === undefined) return undefined;
+  const parsed = parseValidIp(text, family);
   if (parsed.kind() === "ipv6" && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) {
     return { address: (parsed as ipaddr.IPv6).toIPv4Address().toString(), family: 4 };
   }

@@ -1,0 +1,146 @@
+// `sandbox-operator egress-init` (install the fail-closed firewall, then exit)
+// and `sandbox-operator egress` (the sidecar: DNS and proxies, until SIGTERM).
+// Both read the sandbox's `network.egress` policy from a file.
+import { readFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { runEgressInit } from "../egress/firewall/index.js";
+import { parsePolicy } from "../egress/policy/index.js";
+import { runEgressSidecar } from "../egress/sidecar/index.js";
+import { createLogger } from "../observability/logger.js";
+import { usageError } from "./usage.js";
+
+export const EGRESS_INIT_USAGE = `Usage: sandbox-operator egress-init [flags]
+
+Installs the egress lockdown (iptables and ip6tables) in the current network
+namespace, verifies it, and exits. Needs root with NET_ADMIN.
+
+Flags:
+  --policy-file PATH    the sandbox's network.egress policy (JSON or YAML)
+  --sidecar-uid UID     the only UID allowed out directly (default 1337)
+  --dns-port N          where UDP/TCP 53 is redirected (default 15053)
+  --http-port N         where TCP 80 is redirected (default 15080)
+  --tls-port N          where TCP 443 is redirected (default 15443)
+  --iptables auto|nft|legacy   iptables implementation (default auto)
+`;
+
+export const EGRESS_USAGE = `Usage: sandbox-operator egress [flags]
+
+Runs the egress sidecar: a DNS proxy answering only allowed names, an explicit
+HTTP proxy (CONNECT), and transparent proxies judging port 80 by Host and 443 by
+TLS SNI. Follows the policy file for changes.
+
+Flags:
+  --policy-file PATH    the sandbox's network.egress policy (JSON or YAML)
+  --sandbox ID          namespace/name, on every log line
+  --sidecar-uid UID     drop to this UID after binding when started as root
+  --proxy-port N        explicit proxy (default 15001)
+  --dns-port N          DNS proxy (default 15053)
+  --http-port N         transparent HTTP (default 15080)
+  --tls-port N          transparent TLS (default 15443)
+  --health-port N       /healthz /readyz /metrics (default 15021)
+  --upstream-dns HOST[:PORT]   resolver (default: first nameserver in /etc/resolv.conf)
+`;
+
+const port = z.coerce.number().int().min(1).max(65535);
+const uid = z.coerce.number().int().min(1).max(2147483647);
+
+const InitFlags = z.object({
+  "policy-file": z.string().min(1),
+  "sidecar-uid": uid.default(1337),
+  "dns-port": port.default(15053),
+  "http-port": port.default(15080),
+  "tls-port": port.default(15443),
+  iptables: z.enum(["auto", "nft", "legacy"]).default("auto"),
+});
+
+const SidecarFlags = z.object({
+  "policy-file": z.string().min(1),
+  sandbox: z.string().min(1).default("unknown"),
+  "sidecar-uid": uid.optional(),
+  "proxy-port": port.default(15001),
+  "dns-port": port.default(15053),
+  "http-port": port.default(15080),
+  "tls-port": port.default(15443),
+  "health-port": port.default(15021),
+  "upstream-dns": z.string().min(1).optional(),
+});
+
+function parseFlags<S extends z.ZodObject>(schema: S, argv: string[]): z.output<S> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: Object.fromEntries(
+      Object.keys(schema.shape).map((k) => [k, { type: "string" as const }]),
+    ),
+  });
+  const parsed = schema.safeParse(values);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`--${String(issue.path[0])}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
+async function readPolicy(path: string) {
+  return parsePolicy(parseYaml(await readFile(path, "utf8")));
+}
+
+export async function runEgressInitCommand(argv: string[]): Promise<number> {
+  let flags: z.output<typeof InitFlags>;
+  try {
+    flags = parseFlags(InitFlags, argv);
+  } catch (err) {
+    return usageError((err as Error).message, EGRESS_INIT_USAGE);
+  }
+  const logger = createLogger();
+  try {
+    await runEgressInit({
+      policy: await readPolicy(flags["policy-file"]),
+      sidecarUid: flags["sidecar-uid"],
+      ports: { dns: flags["dns-port"], http: flags["http-port"], tls: flags["tls-port"] },
+      variant: flags.iptables,
+      logger,
+    });
+    return 0;
+  } catch (err) {
+    // Fail loudly: the workload must not start without the lockdown.
+    logger.fatal({ err: (err as Error).message }, "egress lockdown failed");
+    logger.flush();
+    return 1;
+  }
+}
+
+export async function runEgressCommand(argv: string[]): Promise<number> {
+  let flags: z.output<typeof SidecarFlags>;
+  try {
+    flags = parseFlags(SidecarFlags, argv);
+  } catch (err) {
+    return usageError((err as Error).message, EGRESS_USAGE);
+  }
+  const logger = createLogger();
+  const sidecar = await runEgressSidecar({
+    sandboxId: flags.sandbox,
+    policyPath: flags["policy-file"],
+    upstreamDns: flags["upstream-dns"],
+    ports: {
+      proxy: flags["proxy-port"],
+      dns: flags["dns-port"],
+      http: flags["http-port"],
+      tls: flags["tls-port"],
+    },
+    health: { host: "0.0.0.0", port: flags["health-port"] },
+    uid: flags["sidecar-uid"],
+    gid: flags["sidecar-uid"],
+    logger,
+  });
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  // Closing the sidecar closes egress: the firewall stays and nothing else is let out.
+  await sidecar.close();
+  return 0;
+}

@@ -1,0 +1,5 @@
+// Egress control shared by both backends: the policy (pure), the lockdown
+// (`sandbox-operator egress-init`) and the sidecar (`sandbox-operator egress`).
+export * from "./firewall/index.js";
+export * from "./policy/index.js";
+export * from "./sidecar/index.js";
