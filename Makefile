@@ -59,7 +59,7 @@ test-integration: node_modules k8s-bins ## Integration tests against a real etcd
 	$(NPM) run --silent test:integration
 
 .PHONY: test-egress
-test-egress: system-deps node_modules ## Egress tests in real network namespaces (root)
+test-egress: system-deps build ## Egress tests in real network namespaces (root; they run the built CLI)
 	$(NPM) exec -- vitest run --project egress
 
 .PHONY: test

@@ -8,10 +8,14 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { REPO_ROOT } from "../support/paths.js";
 import { makeTestCert, type TestCert } from "./support/certs.js";
 import { eventually } from "./support/eventually.js";
 import { collectStaleNamespaces, createTopology, NET, type Topology } from "./support/netns.js";
 import { type JsonLinesProcess, requireRootAndTools, tsNode } from "./support/processes.js";
+
+/** The built executable (make test builds it first). */
+const CLI = [process.execPath, join(REPO_ROOT, "dist/cli/main.js")];
 
 const WORKLOAD = { uid: 1000 };
 const SIDECAR_UID = 1337;
@@ -74,27 +78,29 @@ beforeAll(async () => {
   await internet.waitFor((l) => l.event === "ready");
 
   topo.sandbox.etcFile("resolv.conf", `nameserver ${NET.dns}\noptions timeout:2 attempts:1\n`);
+  // The real entry points, as the init container and the sidecar run them.
   const init = await topo.sandbox.exec(
-    tsNode("test/egress/support/egress-init-main.ts", {
-      policy: (await import("yaml")).parse(POLICY),
-      sidecarUid: SIDECAR_UID,
-      variant: "nft",
-    }),
+    [
+      ...CLI,
+      "egress-init",
+      `--policy-file=${join(dir, "policy.yaml")}`,
+      `--sidecar-uid=${SIDECAR_UID}`,
+      "--iptables=nft",
+    ],
     { timeoutMs: 30_000 },
   );
   expect(init.code, init.stderr).toBe(0);
 
-  sidecar = topo.sandbox.spawn(
-    tsNode("test/egress/support/sidecar-main.ts", {
-      sandboxId: "tenant-a/sbx-e2e",
-      policyPath: join(dir, "policy.yaml"),
-      upstreamDns: `${NET.dns}:53`,
-      uid: SIDECAR_UID,
-      health: { host: "127.0.0.1", port: 15021 },
-      pollIntervalMs: 300,
-    }),
-  );
-  const ready = await sidecar.waitFor((l) => l.event === "ready");
+  sidecar = topo.sandbox.spawn([
+    ...CLI,
+    "egress",
+    `--policy-file=${join(dir, "policy.yaml")}`,
+    "--sandbox=tenant-a/sbx-e2e",
+    `--upstream-dns=${NET.dns}:53`,
+    `--sidecar-uid=${SIDECAR_UID}`,
+    "--health-port=15021",
+  ]);
+  const ready = await sidecar.waitFor((l) => l.msg === "egress sidecar ready");
   expect(ready.uid).toBe(SIDECAR_UID);
 }, 90_000);
 
