@@ -66,7 +66,9 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
       limits: { cpu: "500m", memory: "64Mi" },
     },
     securityContext: {
-      // iptables needs root with NET_ADMIN in the Pod's network namespace; nothing else.
+      // Root with NET_ADMIN in the Pod's network namespace, plus NET_RAW because
+      // iptables-legacy (auto-chosen on legacy nodes) opens a raw socket; nothing
+      // else (test/egress/capabilities.test.ts measures both).
       runAsUser: 0,
       runAsNonRoot: false,
       allowPrivilegeEscalation: false,
