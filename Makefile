@@ -3,9 +3,11 @@ SHELL := /usr/bin/env bash
 .DEFAULT_GOAL := help
 NPM ?= npm
 
+include hack/images/images.mk
+
 .PHONY: help
 help: ## List targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 # `npm install` rather than `npm ci`: the registry reachable here lacks other
 # platforms' optional binaries (e.g. @biomejs/cli-darwin-x64), so the lock
@@ -63,5 +65,5 @@ test-egress: system-deps build ## Egress tests in real network namespaces (root;
 	$(NPM) exec -- vitest run --project egress
 
 .PHONY: test
-test: deps lint typecheck crds-check build ## Everything CI runs: lint, typecheck, CRD drift, unit, integration and egress tests
+test: deps lint typecheck crds-check build images-smoke ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

@@ -1,0 +1,86 @@
+# The sandbox-operator image: one executable, several entry points
+#   docker run IMAGE controller [flags]    the Sandbox controller
+#   docker run IMAGE egress ...            the egress sidecar
+#   docker run IMAGE egress-init ...       programs iptables for the sidecar (needs NET_ADMIN, root)
+#   docker run IMAGE version | help | crds
+#
+#   docker build -t sandbox-operator .                       # FROM node:20-bookworm-slim
+#   docker build --build-arg BASE_IMAGE=sandbox-operator/node:20-bookworm -t ... .
+#                                     # what hack/images/build-all.sh does where no
+#                                     # registry image can be pulled
+#
+# No `# syntax=` line on purpose: it makes BuildKit pull a frontend image, which
+# fails where no registry is reachable. Plain Dockerfile syntax, so the classic
+# builder and BuildKit both build it.
+ARG BASE_IMAGE=node:20-bookworm-slim
+
+# --- npm: manifests and npm settings shared by the two install stages --------
+FROM ${BASE_IMAGE} AS npm
+WORKDIR /src
+# EXTRA_CA_CERTS: optional PEM text, for builds behind a TLS-intercepting proxy
+# (as on the machines this project is developed on). Used by npm in the build
+# stages only; it never reaches the runtime image.
+ARG EXTRA_CA_CERTS=""
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >/tmp/extra-ca.pem; fi
+# `npm install` + LOCK_CHECK rather than `npm ci`: the same exact versions, and
+# the build fails when package.json and the lockfile disagree (npm install
+# would re-resolve; LOCK_CHECK then sees a version that moved), but it tolerates
+# optional per-platform packages that a registry lacks (the registry mirror
+# here has only the linux builds of @biomejs/cli-* 2.6.8, and `npm ci` rejects
+# the lockfile for that). Versions are compared, not bytes: npm 10 (in node:20
+# images) rewrites an npm 11 lockfile's metadata (drops its "libc" fields).
+# --ignore-scripts: no dependency needs its install script here (the native
+# bindings of ssh2/cpu-features are optional, esbuild's script only checks its
+# binary, protobufjs's only prints), so nothing runs or downloads at install.
+ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
+    NPM_INSTALL="npm install --ignore-scripts --no-audit --no-fund --loglevel=warn" \
+    LOCK_CHECK="const a=require('/tmp/package-lock.json').packages,b=require('/src/package-lock.json').packages;const d=Object.keys({...a,...b}).filter(k=>k&&a[k]?.version!==b[k]?.version);if(d.length){console.error('package-lock.json is out of date with package.json (run npm install, commit it):',d.join(' '));process.exit(1)}"
+# Manifests first: the install layers stay cached until they change.
+COPY package.json package-lock.json ./
+RUN cp package-lock.json /tmp/package-lock.json
+
+# --- build: all dependencies, compile TypeScript to dist/ ---------------------
+FROM npm AS build
+RUN if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+ && $NPM_INSTALL && node -e "$LOCK_CHECK"
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# --- deps: production dependencies only --------------------------------------
+# Then drop what only compilers, editors and readers use: type declarations
+# (.d.ts, 34 MB, half of it @kubernetes/client-node's), source maps, TypeScript
+# sources and markdown, license files kept: ~97 MB -> ~58 MB, none of it loaded by node.
+FROM npm AS deps
+RUN if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+ && $NPM_INSTALL --omit=dev && node -e "$LOCK_CHECK" \
+ && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
+      -o -iname '*.md' \) ! -iname 'licen[cs]e*' -delete
+
+# --- runtime -----------------------------------------------------------------
+FROM ${BASE_IMAGE}
+# iptables: egress-init programs the pod's/container's firewall (Debian's
+# package has both the nft and legacy backends).
+# tini as PID 1: the kernel drops signals whose handler is the default for
+# PID 1, so a node process there ignores SIGTERM unless the code installs a
+# handler (the controller does; other entry points may not), and nothing would reap orphaned children (egress-init runs iptables
+# binaries). `docker run --init` would do the same, but Kubernetes has no such
+# switch, so the image carries it (Debian's tini, ~30 KB).
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iptables tini \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd -g 65532 nonroot \
+ && useradd -u 65532 -g 65532 -M -d /nonexistent -s /usr/sbin/nologin nonroot
+
+WORKDIR /app
+ENV NODE_ENV=production
+# package.json: "type": "module" makes node load dist/ as ES modules.
+COPY package.json ./
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+
+# Non-root by default; egress-init is the exception and its pod spec sets
+# runAsUser: 0 with NET_ADMIN for that one init container.
+USER 65532:65532
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/dist/cli/main.js"]
+CMD ["help"]
