@@ -4,6 +4,7 @@ SHELL := /usr/bin/env bash
 NPM ?= npm
 
 include hack/images/images.mk
+include kind/kind.mk
 
 .PHONY: help
 help: ## List targets
