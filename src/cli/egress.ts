@@ -32,6 +32,11 @@ HTTP proxy (CONNECT), and transparent proxies judging port 80 by Host and 443 by
 TLS SNI. Follows the policy file for changes.
 
 Flags:
+  --lockdown            first install the egress lockdown as egress-init does
+                        (needs root with NET_ADMIN), then serve; with
+                        --sidecar-uid the process then drops to that UID and
+                        loses every capability (docker backend)
+  --iptables auto|nft|legacy   iptables implementation for --lockdown (default auto)
   --policy-file PATH    the sandbox's network.egress policy (JSON or YAML)
   --sandbox ID          namespace/name, on every log line
   --sidecar-uid UID     drop to this UID after binding when started as root
@@ -57,6 +62,8 @@ const InitFlags = z.object({
 
 const SidecarFlags = z.object({
   "policy-file": z.string().min(1),
+  lockdown: z.boolean().default(false),
+  iptables: z.enum(["auto", "nft", "legacy"]).default("auto"),
   sandbox: z.string().min(1).default("unknown"),
   "sidecar-uid": uid.optional(),
   "proxy-port": port.default(15001),
@@ -67,13 +74,19 @@ const SidecarFlags = z.object({
   "upstream-dns": z.string().min(1).optional(),
 });
 
+/** Flags that take no value. */
+const SWITCHES = new Set(["lockdown"]);
+
 function parseFlags<S extends z.ZodObject>(schema: S, argv: string[]): z.output<S> {
   const { values } = parseArgs({
     args: argv,
     strict: true,
     allowPositionals: false,
     options: Object.fromEntries(
-      Object.keys(schema.shape).map((k) => [k, { type: "string" as const }]),
+      Object.keys(schema.shape).map((k) => [
+        k,
+        { type: SWITCHES.has(k) ? ("boolean" as const) : ("string" as const) },
+      ]),
     ),
   });
   const parsed = schema.safeParse(values);
@@ -121,6 +134,28 @@ export async function runEgressCommand(argv: string[]): Promise<number> {
     return usageError((err as Error).message, EGRESS_USAGE);
   }
   const logger = createLogger();
+  if (flags.lockdown) {
+    const sidecarUid = flags["sidecar-uid"];
+    if (sidecarUid === undefined) {
+      return usageError(
+        "--lockdown needs --sidecar-uid (the UID the firewall lets out)",
+        EGRESS_USAGE,
+      );
+    }
+    try {
+      await runEgressInit({
+        policy: await readPolicy(flags["policy-file"]),
+        sidecarUid,
+        ports: { dns: flags["dns-port"], http: flags["http-port"], tls: flags["tls-port"] },
+        variant: flags.iptables,
+        logger,
+      });
+    } catch (err) {
+      logger.fatal({ err: (err as Error).message }, "egress lockdown failed");
+      logger.flush();
+      return 1;
+    }
+  }
   const sidecar = await runEgressSidecar({
     sandboxId: flags.sandbox,
     policyPath: flags["policy-file"],

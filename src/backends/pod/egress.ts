@@ -13,6 +13,7 @@
 import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
 import { GROUP } from "../../api/group.js";
 import { EGRESS_SIDECAR_UID, type EgressPolicy } from "../../api/sandbox-spec.js";
+import { workloadProxyEnv } from "../../egress/proxy-env.js";
 import { isAddressTarget } from "./network-policy.js";
 
 export const EGRESS_INIT_CONTAINER = "egress-init";
@@ -122,14 +123,5 @@ export function egressVolumes(): V1Volume[] {
 
 /** Proxy settings for the workload; tools that ignore them are caught by the transparent proxy. */
 export function proxyEnv(): V1EnvVar[] {
-  const proxy = `http://127.0.0.1:${EgressPorts.proxy}`;
-  const noProxy = "localhost,127.0.0.1,::1";
-  return [
-    { name: "HTTP_PROXY", value: proxy },
-    { name: "HTTPS_PROXY", value: proxy },
-    { name: "NO_PROXY", value: noProxy },
-    { name: "http_proxy", value: proxy },
-    { name: "https_proxy", value: proxy },
-    { name: "no_proxy", value: noProxy },
-  ];
+  return Object.entries(workloadProxyEnv()).map(([name, value]) => ({ name, value }));
 }

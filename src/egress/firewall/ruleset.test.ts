@@ -54,10 +54,10 @@ describe("buildRuleset", () => {
 
   it("nat: DNS and 80/443 go to the sidecar unless an earlier address rule allows them directly", () => {
     expect(nat?.chains[CHAIN]).toEqual([
-      "-A SANDBOX-EGRESS -o lo -j RETURN",
       "-A SANDBOX-EGRESS -m owner --uid-owner 1337 -j RETURN",
       "-A SANDBOX-EGRESS -p udp -m udp --dport 53 -j REDIRECT --to-ports 15053",
       "-A SANDBOX-EGRESS -p tcp -m tcp --dport 53 -j REDIRECT --to-ports 15053",
+      "-A SANDBOX-EGRESS -o lo -j RETURN",
       "-A SANDBOX-EGRESS -p tcp -m multiport --dports 80,443 -j SANDBOX-EGRESS-DIRECT",
       "-A SANDBOX-EGRESS -p tcp -m tcp --dport 80 -j REDIRECT --to-ports 15080",
       "-A SANDBOX-EGRESS -p tcp -m tcp --dport 443 -j REDIRECT --to-ports 15443",
@@ -205,7 +205,7 @@ describe("verifyRuleset", () => {
     );
     expect(problems).toContain("filter OUTPUT policy is ACCEPT, want DROP");
     expect(problems).toContain('filter OUTPUT does not start with "-A OUTPUT -j SANDBOX-EGRESS"');
-    expect(problems.some((p) => p.startsWith("nat SANDBOX-EGRESS rule 2"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("nat SANDBOX-EGRESS rule 5"))).toBe(true);
   });
 
   it("reports a duplicated jump and a missing table", () => {

@@ -104,11 +104,13 @@ function ipv4Filter({ policy, sidecarUid, reserved, ports }: LockdownConfig): Ta
 
 function ipv4Nat({ policy, sidecarUid, ports }: LockdownConfig): TableRules {
   const rules = [
-    `-A ${CHAIN} -o lo -j RETURN`,
     `-A ${CHAIN} -m owner --uid-owner ${sidecarUid} -j RETURN`,
-    // Every DNS query goes to the DNS proxy, whatever server the workload asks.
+    // Every DNS query goes to the DNS proxy, whatever server the workload asks,
+    // loopback ones included: Docker points resolv.conf at its embedded resolver
+    // on 127.0.0.11, which would forward names the policy does not allow.
     `-A ${CHAIN} -p udp -m udp --dport 53 -j REDIRECT --to-ports ${ports.dns}`,
     `-A ${CHAIN} -p tcp -m tcp --dport 53 -j REDIRECT --to-ports ${ports.dns}`,
+    `-A ${CHAIN} -o lo -j RETURN`,
     `-A ${CHAIN} -p tcp -m multiport --dports 80,443 -j ${DIRECT_CHAIN}`,
     `-A ${CHAIN} -p tcp -m tcp --dport 80 -j REDIRECT --to-ports ${ports.http}`,
     `-A ${CHAIN} -p tcp -m tcp --dport 443 -j REDIRECT --to-ports ${ports.tls}`,
