@@ -2,7 +2,7 @@
 // exits non-zero naming the flag, before anything starts.
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { BACKENDS } from "../api/sandbox-spec.js";
+import { BACKENDS, type Backend } from "../api/sandbox-spec.js";
 
 export const CONTROLLER_USAGE = `Usage: sandbox-operator controller [flags]
 
@@ -23,6 +23,16 @@ Flags:
   --kube-api-burst N                burst above the rate (default: 40)
   --egress-image IMAGE              image of the egress init container and sidecar in sandbox Pods
                                     (default: $EGRESS_IMAGE, else sandbox-operator:<version>)
+  --backends pod,docker             backends to enable besides the default backend (default: pod);
+                                    the pod backend is always on
+  --docker-host URL                 Docker Engine for the docker backend: unix:///path or tcp://host:port
+                                    (default: $DOCKER_HOST, else the local socket; TLS from
+                                    $DOCKER_TLS_VERIFY and $DOCKER_CERT_PATH as the docker CLI reads them)
+  --docker-dns HOST[:PORT]          resolver docker sandboxes' egress sidecars forward allowed names to
+                                    (default: first non-loopback nameserver in /etc/resolv.conf)
+  --docker-publish-address IP       host address declared ports are published on (default: 127.0.0.1)
+  --docker-owner ID                 label value marking what this installation creates on the Docker
+                                    host; installations sharing a host need distinct ones (default: default)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -63,11 +73,34 @@ const FlagsSchema = z.object({
     .string()
     .regex(/^[^\s]+$/, "must be an image reference")
     .default(process.env.EGRESS_IMAGE || "sandbox-operator:0.1.0"),
+  backends: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v.split(",").map((b) => b.trim()) : []))
+    .pipe(z.array(z.enum(BACKENDS))),
+  "docker-host": z
+    .string()
+    .regex(/^(unix|tcp|npipe):\/\/\S+$/, "must be unix:///path or tcp://host:port")
+    .optional(),
+  "docker-dns": z
+    .string()
+    .regex(/^[0-9a-fA-F.:]+$|^[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be HOST or HOST:PORT")
+    .optional(),
+  "docker-publish-address": z.ipv4().or(z.ipv6()).default("127.0.0.1"),
+  "docker-owner": z
+    .string()
+    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a label value")
+    .default("default"),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
 
 export type ControllerFlags = z.output<typeof FlagsSchema>;
+
+/** Backends to run: pod (always), those named, and the default backend, which must work. */
+export function enabledBackends(flags: ControllerFlags): Set<Backend> {
+  return new Set<Backend>(["pod", ...flags.backends, flags["default-backend"]]);
+}
 
 export class FlagError extends Error {}
 

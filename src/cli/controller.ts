@@ -3,12 +3,15 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { Registry } from "prom-client";
+import { dockerClient } from "../backends/docker/index.js";
+import { defaultUpstreamDns } from "../backends/docker/resolv-conf.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
-import { startSandboxController } from "../sandbox/controller.js";
+import { type SandboxControllerOptions, startSandboxController } from "../sandbox/controller.js";
 import {
   CONTROLLER_USAGE,
+  enabledBackends,
   FlagError,
   listenAddress,
   parseControllerFlags,
@@ -44,11 +47,32 @@ export async function runController(argv: string[]): Promise<number> {
       : await startObservabilityServer(healthAddr, registry));
   if (healthServer && healthServer !== metricsServer) servers.push(healthServer);
 
+  const backends = enabledBackends(flags);
+  let docker: SandboxControllerOptions["docker"];
+  if (backends.has("docker")) {
+    const upstreamDns = flags["docker-dns"] ?? defaultUpstreamDns();
+    if (!upstreamDns) {
+      return usageError(
+        "--docker-dns: no non-loopback nameserver in /etc/resolv.conf; name the resolver docker sandboxes should use",
+        CONTROLLER_USAGE,
+      );
+    }
+    docker = {
+      client: dockerClient(flags["docker-host"]),
+      settings: {
+        owner: flags["docker-owner"],
+        upstreamDns,
+        publishAddress: flags["docker-publish-address"],
+      },
+    };
+  }
+
   const controller = await startSandboxController({
     kubeConfig,
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
     egressImage: flags["egress-image"],
+    docker,
     concurrency: flags.concurrency,
     stallTimeoutSeconds: flags["stall-timeout"],
     leaderElection: flags["leader-elect"]
@@ -65,7 +89,10 @@ export async function runController(argv: string[]): Promise<number> {
   healthServer?.addReadinessCheck("informers", () =>
     controller.ready() ? undefined : "caches not synced",
   );
-  log.info({ flags }, "controller started");
+  if (docker) {
+    healthServer?.addReadinessCheck("docker", () => controller.dockerUnavailable());
+  }
+  log.info({ flags, backends: [...backends] }, "controller started");
 
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));

@@ -124,6 +124,11 @@ export class Controller {
     return this.informers.every((i) => i.hasSynced());
   }
 
+  /** Queue a key from a source that is not an informer (e.g. an external system's events). */
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
   isLeader(): boolean {
     return this.elector ? this.elector.isLeader() : true;
   }

@@ -3,11 +3,17 @@
 // election and metrics, wired together.
 import type * as k8s from "@kubernetes/client-node";
 import * as kube from "@kubernetes/client-node";
-import type { Registry } from "prom-client";
+import type Docker from "dockerode";
+import { Counter, type Registry } from "prom-client";
 import { GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
+import {
+  type DockerRuntime,
+  type DockerSettings,
+  startDockerRuntime,
+} from "../backends/docker/index.js";
 import { PodBackend } from "../backends/pod/backend.js";
 import { Controller } from "../controller/controller.js";
 import { EventRecorder } from "../controller/events.js";
@@ -26,6 +32,13 @@ export interface SandboxControllerOptions {
   defaultBackend: BackendName;
   /** Image of the egress init container and sidecar (the operator image). */
   egressImage: string;
+  /** Enables the docker backend. */
+  docker?: {
+    client: Docker;
+    settings: Omit<DockerSettings, "egressImage">;
+    /** Re-list and orphan sweep period (default 60 s). */
+    sweepIntervalMs?: number;
+  };
   concurrency: number;
   stallTimeoutSeconds: number;
   leaderElection?: {
@@ -43,6 +56,10 @@ export interface RunningSandboxController {
   isLeader(): boolean;
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
+  /** Why the docker backend's daemon is unusable, if the backend is enabled (for /readyz). */
+  dockerUnavailable(): string | undefined;
+  /** Re-list the Docker host and collect orphans now (also periodic). */
+  sweepDocker(): Promise<void>;
   stop(opts?: { release?: boolean }): Promise<void>;
 }
 
@@ -85,6 +102,32 @@ export async function startSandboxController(
       egress: { image: opts.egressImage },
     }),
   };
+
+  const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
+  let controller: Controller | undefined;
+  let docker: DockerRuntime | undefined;
+  if (opts.docker) {
+    const registryCounter = orphanCounter(registry);
+    docker = startDockerRuntime({
+      docker: opts.docker.client,
+      settings: { ...opts.docker.settings, egressImage: opts.egressImage },
+      enqueue: (key) => controller?.enqueue(key),
+      enqueueAll: () => {
+        for (const s of sandboxes.list())
+          if (backendOf(s) === "docker") controller?.enqueue(keyOf(s));
+      },
+      liveUid: (key) => {
+        const s = sandboxes.get(key);
+        return s && backendOf(s) === "docker" ? s.metadata.uid : undefined;
+      },
+      watches: (namespace) => opts.namespaces.length === 0 || opts.namespaces.includes(namespace),
+      canCollect: () => !!controller?.isLeader() && controller.ready(),
+      onOrphanRemoved: (kind) => registryCounter.inc({ kind }),
+      sweepIntervalMs: opts.docker.sweepIntervalMs,
+      log,
+    });
+    backends.docker = docker.backend;
+  }
 
   const identity = opts.leaderElection?.identity ?? "sandbox-operator";
   const statusWriter = new StatusWriter(kubeConfig, SANDBOX_RESOURCE, registry, METRIC_PREFIX);
@@ -132,7 +175,7 @@ export async function startSandboxController(
     const name = obj.metadata?.labels?.[Labels.sandbox];
     return name ? `${obj.metadata?.namespace}/${name}` : undefined;
   };
-  const controller = new Controller({
+  controller = new Controller({
     name: "sandbox",
     primary: sandboxes,
     secondaries: [pods, services, networkPolicies].map((i) => ({
@@ -161,14 +204,26 @@ export async function startSandboxController(
   controller.start();
 
   return {
-    ready: () => controller.ready(),
-    isLeader: () => controller.isLeader(),
+    ready: () => !!controller?.ready(),
+    isLeader: () => !!controller?.isLeader(),
     statusWrites: () => statusWriter.writes,
+    dockerUnavailable: () => docker?.unavailable(),
+    sweepDocker: async () => docker?.sweep(),
     stop: async (stopOpts) => {
-      await controller.stop(stopOpts);
+      await controller?.stop(stopOpts);
+      await docker?.stop();
       await events.flush();
     },
   };
+}
+
+function orphanCounter(registry: Registry) {
+  return new Counter({
+    name: `${METRIC_PREFIX}_docker_orphans_removed_total`,
+    help: "Docker objects removed because their Sandbox no longer exists, by kind.",
+    labelNames: ["kind"],
+    registers: [registry],
+  });
 }
 
 function countByPhase(sandboxes: Sandbox[], defaultBackend: BackendName) {

@@ -13,6 +13,7 @@ import type {
   SandboxBackend,
 } from "../backends/backend.js";
 import { findCondition, isTrue } from "../controller/conditions.js";
+import { PermanentError } from "../controller/errors.js";
 import type { Logger } from "../observability/logger.js";
 import { expiryTime, remaining } from "./lifetime.js";
 import { expiredStatus, invalidStatus, observedStatus, stalledFailedStatus } from "./status.js";
@@ -103,7 +104,15 @@ export class SandboxReconciler {
       return { requeueAfter: cap(untilExpiry) };
     }
 
-    const observation = await backend.ensure(sandbox, ctx);
+    let observation: Awaited<ReturnType<SandboxBackend["ensure"]>>;
+    try {
+      observation = await backend.ensure(sandbox, ctx);
+    } catch (err) {
+      // The backend cannot do what the spec asks: a condition, not a retry storm.
+      if (err instanceof PermanentError)
+        return this.invalid(sandbox, err.message, err.reason as ConditionReason);
+      throw err;
+    }
     let status = observedStatus({ sandbox, backend: backendName, observation, expiresAtMs, now });
     let requeueAfter = untilExpiry;
 

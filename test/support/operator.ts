@@ -6,6 +6,7 @@ import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import {
   type RunningSandboxController,
+  type SandboxControllerOptions,
   startSandboxController,
 } from "../../src/sandbox/controller.js";
 import { userKubeconfigPath } from "./cluster.js";
@@ -14,6 +15,10 @@ import { eventually } from "./eventually.js";
 export interface OperatorOptions {
   namespace: string;
   stallTimeoutSeconds?: number;
+  defaultBackend?: "pod" | "docker";
+  /** Enables the docker backend. */
+  docker?: SandboxControllerOptions["docker"];
+  egressImage?: string;
   /** A Lease (in the watched namespace unless said otherwise); omitted: no leader election. */
   leaderElection?: { name: string; namespace?: string; leaseDurationMs?: number };
 }
@@ -34,8 +39,9 @@ export async function startOperatorWithKubeconfig(
   const controller = await startSandboxController({
     kubeConfig,
     namespaces: [opts.namespace],
-    defaultBackend: "pod",
-    egressImage: "sandbox-operator:dev",
+    defaultBackend: opts.defaultBackend ?? "pod",
+    egressImage: opts.egressImage ?? "sandbox-operator:dev",
+    docker: opts.docker,
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {

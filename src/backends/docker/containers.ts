@@ -1,0 +1,212 @@
+// What the docker backend asks the Engine to create for a sandbox, as plain
+// create options. Pure: the same Sandbox and settings always give the same
+// options (and the same spec hash), which is how drift is detected.
+//
+//   network   sbx.<ns>.<name>.<uid8>.network  a bridge of its own, no ICC
+//   sidecar   sbx.<ns>.<name>.<uid8>.egress   operator image: lockdown, then proxy
+//   workload  sbx.<ns>.<name>.<uid8>          joins the sidecar's network namespace
+//   volume    sbx.<ns>.<name>.<uid8>.workspace
+import type { ContainerCreateOptions, NetworkCreateOptions } from "dockerode";
+import { parseQuantity } from "../../api/quantity.js";
+import type { Sandbox } from "../../api/sandbox.js";
+import { EGRESS_SIDECAR_UID } from "../../api/sandbox-spec.js";
+import { parseTarget } from "../../egress/policy/index.js";
+import { workloadProxyEnv } from "../../egress/proxy-env.js";
+import { specHash } from "../pod/metadata.js";
+import {
+  DockerLabels,
+  identityOf,
+  Role,
+  resourceLabels,
+  resourceName,
+  type SandboxIdentity,
+} from "./names.js";
+
+export const DEFAULT_USER = 1000;
+/** The CLI inside the operator image (see the Dockerfile). */
+export const OPERATOR_MAIN = "/app/dist/cli/main.js";
+export const WORKSPACE = "/workspace";
+export const POLICY_DIR = "/etc/sandbox-egress";
+export const POLICY_FILE = `${POLICY_DIR}/policy.json`;
+/** What the sidecar logs once the lockdown is installed and every listener is bound. */
+export const SIDECAR_READY_MESSAGE = "egress sidecar ready";
+
+export interface DockerSettings {
+  /** The operator image: carries `sandbox-operator egress`. */
+  egressImage: string;
+  /** Which operator installation owns what it creates (label value). */
+  owner: string;
+  /** Resolver the sidecar forwards allowed names to ("host" or "host:port"). */
+  upstreamDns: string;
+  /** Host address declared ports are published on. */
+  publishAddress: string;
+}
+
+export interface DesiredSandbox {
+  id: SandboxIdentity;
+  network: NetworkCreateOptions & { Name: string };
+  volume: { Name: string; Labels: Record<string, string> };
+  sidecar: ContainerCreateOptions & { name: string };
+  workload: ContainerCreateOptions & { name: string };
+  /** The policy file the sidecar follows; rewritten in place when only names change. */
+  policy: string;
+}
+
+/** Settings with no Docker equivalent: a user's mistake on this backend, reported as a condition. */
+export function unsupportedFields(sandbox: Sandbox): string | undefined {
+  const { spec } = sandbox;
+  if (spec.env?.some((e) => e.valueFrom)) {
+    return "spec.env[].valueFrom: Secret references are supported on the pod backend only";
+  }
+  if (spec.security?.runtimeClassName) {
+    return "spec.security.runtimeClassName: RuntimeClasses are supported on the pod backend only";
+  }
+  return undefined;
+}
+
+export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): DesiredSandbox {
+  const id = identityOf(sandbox);
+  const generation = String(sandbox.metadata.generation ?? 0);
+  const labels = (role: Role, extra: Record<string, string> = {}) =>
+    resourceLabels(id, role, settings.owner, extra);
+  const policy = policyFile(sandbox);
+  const sidecarName = resourceName(id, Role.sidecar);
+  const workspace = resourceName(id, Role.workspace);
+  const networkName = resourceName(id, Role.network);
+
+  const sidecarSpec = sidecarOptions(sandbox, settings, networkName);
+  const sidecar = {
+    name: sidecarName,
+    ...sidecarSpec,
+    Labels: labels(Role.sidecar, {
+      [DockerLabels.generation]: generation,
+      // Address rules live in the kernel firewall the lockdown installed at
+      // start: changing them means a new sidecar. Name rules are followed live.
+      [DockerLabels.specHash]: specHash({ sidecarSpec, firewall: addressRules(sandbox) }),
+    }),
+  };
+  const workloadSpec = workloadOptions(sandbox, sidecarName, workspace);
+  const workload = {
+    name: resourceName(id, Role.workload),
+    ...workloadSpec,
+    Labels: labels(Role.workload, {
+      [DockerLabels.generation]: generation,
+      // The sidecar's hash too: a new sidecar is a new network namespace.
+      [DockerLabels.specHash]: specHash({
+        workloadSpec,
+        sidecar: sidecar.Labels[DockerLabels.specHash],
+      }),
+    }),
+  };
+  return {
+    id,
+    network: {
+      Name: networkName,
+      Driver: "bridge",
+      CheckDuplicate: true,
+      Labels: labels(Role.network),
+      // One sandbox per bridge, and no traffic between endpoints even so.
+      Options: { "com.docker.network.bridge.enable_icc": "false" },
+    },
+    volume: { Name: workspace, Labels: labels(Role.workspace) },
+    sidecar,
+    workload,
+    policy,
+  };
+}
+
+function sidecarOptions(
+  sandbox: Sandbox,
+  settings: DockerSettings,
+  networkName: string,
+): ContainerCreateOptions {
+  const ports = sandbox.spec.ports ?? [];
+  const key = `${sandbox.metadata.namespace}/${sandbox.metadata.name}`;
+  return {
+    Image: settings.egressImage,
+    // Node as PID 1 rather than the image's tini: an init started as root would
+    // keep NET_ADMIN for the sandbox's whole life; node drops it after the lockdown.
+    Entrypoint: ["node", OPERATOR_MAIN],
+    Cmd: [
+      "egress",
+      "--lockdown",
+      `--sidecar-uid=${EGRESS_SIDECAR_UID}`,
+      `--policy-file=${POLICY_FILE}`,
+      `--sandbox=${key}`,
+      `--upstream-dns=${settings.upstreamDns}`,
+    ],
+    // Root only for the lockdown: the process then switches to the sidecar UID,
+    // which drops every capability (setuid clears them), before it serves.
+    User: "0:0",
+    ExposedPorts: Object.fromEntries(ports.map((p) => [`${p.port}/tcp`, {}])),
+    HostConfig: {
+      NetworkMode: networkName,
+      PortBindings: Object.fromEntries(
+        ports.map((p) => [`${p.port}/tcp`, [{ HostIp: settings.publishAddress, HostPort: "" }]]),
+      ),
+      CapDrop: ["ALL"],
+      // NET_RAW: iptables-legacy, where the host uses it, opens a raw socket.
+      // SETUID/SETGID: to switch to the sidecar UID, which clears all four.
+      CapAdd: ["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"],
+      SecurityOpt: ["no-new-privileges"],
+      PidsLimit: 128,
+      Memory: 128 * 2 ** 20,
+      MemorySwap: 128 * 2 ** 20,
+      NanoCpus: 1e9,
+      // The embedded resolver (127.0.0.11) forwards here too, though the
+      // lockdown routes every workload query to the sidecar instead.
+      Dns: [settings.upstreamDns.replace(/:\d+$/, "")],
+      RestartPolicy: { Name: "no" },
+    },
+  };
+}
+
+function workloadOptions(
+  sandbox: Sandbox,
+  sidecarName: string,
+  workspace: string,
+): ContainerCreateOptions {
+  const { spec } = sandbox;
+  const uid = spec.security?.runAsUser ?? DEFAULT_USER;
+  const gid = spec.security?.runAsGroup ?? DEFAULT_USER;
+  const memory = Math.round(parseQuantity(spec.resources.memory));
+  const env = {
+    ...Object.fromEntries((spec.env ?? []).map((e) => [e.name, e.value ?? ""])),
+    ...workloadProxyEnv(),
+  };
+  return {
+    Image: spec.image,
+    ...(spec.command ? { Entrypoint: spec.command } : {}),
+    ...(spec.args ? { Cmd: spec.args } : {}),
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    User: `${uid}:${gid}`,
+    WorkingDir: spec.workingDir ?? WORKSPACE,
+    HostConfig: {
+      // Same network namespace as the sidecar: its firewall is this workload's.
+      NetworkMode: `container:${sidecarName}`,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      PidsLimit: spec.resources.pids,
+      Memory: memory,
+      MemorySwap: memory,
+      NanoCpus: Math.round(parseQuantity(spec.resources.cpu) * 1e9),
+      ReadonlyRootfs: spec.security?.readOnlyRootFilesystem ?? false,
+      Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" },
+      Mounts: [{ Type: "volume", Source: workspace, Target: spec.workingDir ?? WORKSPACE }],
+      // An init reaps orphaned children (what a fork bomb leaves) and forwards signals.
+      Init: true,
+      RestartPolicy: { Name: "no" },
+    },
+  };
+}
+
+function policyFile(sandbox: Sandbox): string {
+  const egress = sandbox.spec.network.egress;
+  return `${JSON.stringify({ defaultAction: egress.defaultAction, rules: egress.rules ?? [] })}\n`;
+}
+
+function addressRules(sandbox: Sandbox) {
+  return (sandbox.spec.network.egress.rules ?? []).filter(
+    (r) => parseTarget(r.target)?.kind === "address",
+  );
+}

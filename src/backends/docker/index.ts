@@ -1,0 +1,73 @@
+// The docker backend with what keeps it informed: the events watcher and the
+// periodic sweep (re-list and orphan collection).
+import type Docker from "dockerode";
+import type { Logger } from "../../observability/logger.js";
+import { DockerBackend } from "./backend.js";
+import type { DockerSettings } from "./containers.js";
+import { Sweeper } from "./sweep.js";
+import { DockerWatcher } from "./watch.js";
+
+export { dockerClient } from "./client.js";
+export type { DockerSettings } from "./containers.js";
+
+export interface DockerRuntimeOptions {
+  docker: Docker;
+  settings: DockerSettings;
+  /** Reconcile this sandbox ("namespace/name"). */
+  enqueue(key: string): void;
+  /** Reconcile every sandbox on the docker backend (after the daemon comes back). */
+  enqueueAll(): void;
+  /** UID of the live Sandbox under this key that uses the docker backend, if any. */
+  liveUid(key: string): string | undefined;
+  /** Whether this controller watches the namespace (it judges only what it can see). */
+  watches(namespace: string): boolean;
+  /** Orphans are judged only by the leader, from synced caches. */
+  canCollect(): boolean;
+  onOrphanRemoved?(kind: string): void;
+  sweepIntervalMs?: number;
+  log: Logger;
+}
+
+export interface DockerRuntime {
+  backend: DockerBackend;
+  /** Why the daemon is not usable, or undefined (for /readyz). */
+  unavailable(): string | undefined;
+  /** Re-list and collect orphans now (also runs periodically and on reconnect). */
+  sweep(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function startDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
+  const log = opts.log.child({ backend: "docker" });
+  const backend = new DockerBackend({
+    docker: opts.docker,
+    settings: opts.settings,
+    enqueue: opts.enqueue,
+    log,
+  });
+  const sweeper = new Sweeper({
+    docker: opts.docker,
+    owner: opts.settings.owner,
+    liveUid: opts.liveUid,
+    watches: opts.watches,
+    canCollect: opts.canCollect,
+    onChange: opts.enqueue,
+    onOrphanRemoved: opts.onOrphanRemoved,
+    log,
+  });
+  const watcher = new DockerWatcher({
+    docker: opts.docker,
+    owner: opts.settings.owner,
+    onChange: opts.enqueue,
+    onConnected: opts.enqueueAll,
+    onSweep: () => sweeper.sweep(),
+    sweepIntervalMs: opts.sweepIntervalMs,
+    log,
+  });
+  return {
+    backend,
+    unavailable: () => watcher.unavailable(),
+    sweep: () => watcher.sweep(),
+    stop: () => watcher.stop(),
+  };
+}

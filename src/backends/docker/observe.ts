@@ -1,0 +1,113 @@
+// Inspected containers -> what the reconciler needs to know. Pure: the same
+// inspections always give the same Observation.
+import type { ContainerInspectInfo } from "dockerode";
+import { ConditionReason } from "../../api/conditions.js";
+import type { Sandbox } from "../../api/sandbox.js";
+import type { Endpoint } from "../../api/sandbox-status.js";
+import type { Observation } from "../backend.js";
+
+export interface Inspected {
+  sidecar?: ContainerInspectInfo;
+  workload?: ContainerInspectInfo;
+  /** The sidecar logged that the lockdown is installed and it serves. */
+  sidecarReady: boolean;
+}
+
+/** Docker's zero time for "never happened". */
+const NEVER = "0001-01-01T00:00:00Z";
+const iso = (t: string | undefined) =>
+  !t || t.startsWith("0001-") ? undefined : new Date(t).toISOString().replace(/\.\d+Z$/, "Z");
+
+export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
+  const workload = c.workload;
+  const base = {
+    containerId: workload?.Id,
+    ip: sidecarAddress(c.sidecar),
+    endpoints: endpoints(sandbox, c.sidecar),
+  };
+  const state = workload?.State;
+
+  if (state && !state.Running && state.FinishedAt && state.FinishedAt !== NEVER) {
+    const exitCode = state.ExitCode;
+    const oom = state.OOMKilled;
+    const succeeded = exitCode === 0 && !oom;
+    return {
+      ...base,
+      phase: succeeded ? "Succeeded" : "Failed",
+      ready: false,
+      reason: oom
+        ? ConditionReason.OOMKilled
+        : succeeded
+          ? ConditionReason.Succeeded
+          : ConditionReason.Failed,
+      message: oom
+        ? `the workload exceeded its memory limit and was killed (exit code ${exitCode})`
+        : `the workload exited with code ${exitCode}${state.Error ? `: ${state.Error}` : ""}`,
+      exitCode,
+      startedAt: iso(state.StartedAt),
+      finishedAt: iso(state.FinishedAt),
+    };
+  }
+
+  const egressReady = sidecarEgress(c);
+  if (!state?.Running) {
+    return {
+      ...base,
+      phase: "Pending",
+      ready: false,
+      reason: ConditionReason.Creating,
+      message: egressReady.ready
+        ? "starting the workload"
+        : `waiting for the egress sidecar: ${egressReady.message}`,
+      egressReady,
+    };
+  }
+  // A HEALTHCHECK in the workload's image decides readiness when there is one.
+  const health = state.Health?.Status;
+  const healthy = !health || health === "healthy";
+  return {
+    ...base,
+    phase: "Running",
+    ready: healthy,
+    reason: healthy ? ConditionReason.Running : ConditionReason.Creating,
+    message: healthy ? "the workload is running" : `the workload's health check reports ${health}`,
+    startedAt: iso(state.StartedAt),
+    egressReady,
+  };
+}
+
+function sidecarEgress(c: Inspected): NonNullable<Observation["egressReady"]> {
+  const s = c.sidecar?.State;
+  if (s?.Running && c.sidecarReady) {
+    return {
+      ready: true,
+      reason: ConditionReason.EgressEnforced,
+      message: "the lockdown is installed and the sidecar serves the policy",
+    };
+  }
+  const why = !c.sidecar
+    ? "the sidecar container does not exist yet"
+    : s?.Running
+      ? "the sidecar is installing the lockdown"
+      : `the sidecar is not running (exit code ${s?.ExitCode}${s?.Error ? `: ${s.Error}` : ""}); egress stays closed`;
+  return { ready: false, reason: ConditionReason.EgressPending, message: why };
+}
+
+function sidecarAddress(sidecar: ContainerInspectInfo | undefined): string | undefined {
+  const networks = Object.values(sidecar?.NetworkSettings?.Networks ?? {});
+  return networks.find((n) => n.IPAddress)?.IPAddress || undefined;
+}
+
+/** Declared ports as published on the Docker host. */
+function endpoints(sandbox: Sandbox, sidecar: ContainerInspectInfo | undefined): Endpoint[] {
+  const published = sidecar?.NetworkSettings?.Ports ?? {};
+  const out: Endpoint[] = [];
+  for (const p of sandbox.spec.ports ?? []) {
+    const binding = published[`${p.port}/tcp`]?.[0];
+    if (!binding?.HostPort) continue;
+    const host = binding.HostIp && binding.HostIp !== "0.0.0.0" ? binding.HostIp : "127.0.0.1";
+    const port = Number(binding.HostPort);
+    out.push({ name: p.name, host, port, url: `http://${host}:${port}` });
+  }
+  return out;
+}

