@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { enabledBackends, parseControllerFlags } from "../../src/cli/controller-flags.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperatorWithKubeconfig } from "../support/operator.js";
@@ -72,6 +73,8 @@ describe("helm chart", () => {
         "defaultBackend=docker",
         "--set",
         "docker.host=unix:///var/run/docker.sock",
+        "--set",
+        "docker.dns=10.0.0.2",
       ],
     ],
   ])("renders objects the apiserver accepts (%s)", async (_name, args) => {
@@ -92,6 +95,17 @@ describe("helm chart", () => {
       ["--kubeconfig", inject("kubeconfigPath"), "apply", "--dry-run=server", "-f", file],
       { encoding: "utf8" },
     );
+    // The controller accepts the flags the chart renders.
+    const deployment = k8s
+      .loadAllYaml(stdout)
+      .find((o) => o?.kind === "Deployment") as k8s.V1Deployment;
+    const flags = parseControllerFlags(
+      deployment.spec!.template.spec!.containers[0]!.args!.slice(1),
+    );
+    if (args.includes("defaultBackend=docker")) {
+      expect([...enabledBackends(flags)]).toContain("docker");
+      expect(flags["docker-dns"]).toBe("10.0.0.2");
+    }
     for (const kind of [
       "serviceaccount",
       "deployment.apps",
