@@ -36,6 +36,8 @@
 # * MTU: the bridge MTU is set to the default route's interface MTU when that is
 #   below 1500 (eth0 has 1400 here); a 1500 bridge behind a 1400 link stalls TLS
 #   transfers that need PMTU discovery.
+# * live-restore: containers keep running while dockerd restarts (an upgrade, a
+#   crash); the operator's docker backend re-attaches and its sandboxes survive.
 # * cgroups: cgroupfs driver (dockerd's default without systemd), v1 hierarchy as
 #   mounted by the VM; nothing to set.
 #
@@ -142,7 +144,7 @@ fi
 # 3c. Start one.
 data_root=/var/lib/docker
 mkdir -p "$data_root"
-args=(--host "$default_host" --data-root "$data_root" --pidfile "$pidfile")
+args=(--host "$default_host" --data-root "$data_root" --pidfile "$pidfile" --live-restore)
 
 driver="${DOCKERD_STORAGE_DRIVER:-}"
 if [[ -z "$driver" ]]; then

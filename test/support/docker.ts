@@ -56,3 +56,25 @@ export async function labelled(
   const r = await docker(args);
   return r.stdout.split("\n").filter(Boolean).sort();
 }
+
+/** Stop the local dockerd (SIGTERM, as an upgrade or a service restart would) and wait for it to exit. */
+export async function stopDockerd(timeoutMs = 60_000): Promise<void> {
+  const { readFileSync } = await import("node:fs");
+  const pid = Number(readFileSync("/var/run/docker.pid", "utf8").trim());
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`dockerd (pid ${pid}) did not exit`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function liveRestoreEnabled(): Promise<boolean> {
+  const r = await docker(["info", "--format", "{{.LiveRestoreEnabled}}"]);
+  return r.stdout.trim() === "true";
+}
