@@ -5,7 +5,7 @@
 // precondition would. A failed test is reported as a ConflictError: retry with
 // a fresher cache.
 import type * as k8s from "@kubernetes/client-node";
-import { apiStatus, ConflictError, fromApiError } from "./errors.js";
+import { apiStatus, ConflictError, fromApiError, NotFoundError } from "./errors.js";
 import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
 
 export interface FinalizedObject {
@@ -43,7 +43,12 @@ export class Finalizers {
     const current = obj.metadata.finalizers;
     if (!current?.includes(finalizer)) return;
     const next = current.filter((f) => f !== finalizer);
-    await this.patch(obj, finalizersPatch(current, next));
+    try {
+      await this.patch(obj, finalizersPatch(current, next));
+    } catch (err) {
+      // Gone already: our previous removal let it be deleted, the cache had not caught up.
+      if (!(err instanceof NotFoundError)) throw err;
+    }
   }
 
   private async patch(obj: FinalizedObject, body: JsonPatchOp[]): Promise<void> {
