@@ -37,6 +37,10 @@ build: node_modules ## Compile TypeScript to dist/ (the sandbox-operator executa
 run: node_modules k8s-bins ## Local control plane + the controller, with examples/hello.yaml applied (Ctrl-C stops)
 	$(NPM) exec -- tsx hack/run-local.ts
 
+.PHONY: dev
+dev: node_modules k8s-bins ## Local control plane + the controller with the docker backend, examples/hello.yaml run as containers (Ctrl-C stops)
+	$(NPM) exec -- tsx hack/run-local.ts --docker
+
 .PHONY: crds
 crds: node_modules ## Regenerate crds/ from the zod schemas in src/api
 	$(NPM) run --silent crds

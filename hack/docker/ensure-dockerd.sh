@@ -38,6 +38,9 @@
 #   transfers that need PMTU discovery.
 # * live-restore: containers keep running while dockerd restarts (an upgrade, a
 #   crash); the operator's docker backend re-attaches and its sandboxes survive.
+# * address pools: every docker sandbox has a network of its own; dockerd's
+#   default pools hold ~30 networks, so /24s are carved from 172.16.0.0/12
+#   instead (4096 networks).
 # * cgroups: cgroupfs driver (dockerd's default without systemd), v1 hierarchy as
 #   mounted by the VM; nothing to set.
 #
@@ -144,7 +147,8 @@ fi
 # 3c. Start one.
 data_root=/var/lib/docker
 mkdir -p "$data_root"
-args=(--host "$default_host" --data-root "$data_root" --pidfile "$pidfile" --live-restore)
+args=(--host "$default_host" --data-root "$data_root" --pidfile "$pidfile" --live-restore
+  --default-address-pool base=172.16.0.0/12,size=24)
 
 driver="${DOCKERD_STORAGE_DRIVER:-}"
 if [[ -z "$driver" ]]; then

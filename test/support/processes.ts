@@ -8,6 +8,15 @@ import { join } from "node:path";
 
 const live = new Set<ChildProcess>();
 let hooksInstalled = false;
+let callerHandlesSignals = false;
+
+/**
+ * For programs that stop gracefully on Ctrl-C themselves (hack/run-local.ts):
+ * the harness then kills its children on exit only, not at the signal.
+ */
+export function leaveSignalsToCaller(): void {
+  callerHandlesSignals = true;
+}
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
@@ -26,6 +35,7 @@ function installExitHooks(): void {
   });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.once(signal, () => {
+      if (callerHandlesSignals) return;
       for (const child of live) killGroup(child, "SIGKILL");
       process.exit(130);
     });
