@@ -6,8 +6,9 @@ import { execFile } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments } from "yaml";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { API_VERSION, SANDBOX_KIND } from "../../src/api/group.js";
 import { Labels } from "../../src/api/labels.js";
@@ -60,6 +61,7 @@ const examples = loadExamples();
 
 const kc = kubeConfig();
 let ns: Awaited<ReturnType<typeof testNamespace>>;
+let readmeNs: Awaited<ReturnType<typeof testNamespace>>;
 let sbx: SandboxClient;
 let operator: RunningOperator;
 
@@ -78,10 +80,12 @@ beforeAll(async () => {
   // Only the pod backend: docker-backend.yaml is checked for admission here and
   // run by the docker backend's own tests.
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
+  readmeNs = await testNamespace(kc, "readme"); // no controller: admission only
 });
 afterAll(async () => {
   await operator?.stop();
   await ns?.delete();
+  await readmeNs?.delete();
 });
 
 /**
@@ -241,4 +245,61 @@ describe("examples/", () => {
       await check!(e);
     },
   );
+});
+
+// The README's YAML is API too: a reader copies it. Its complete Sandbox and every
+// `spec.network` snippet must pass admission and read back as the API defaults it.
+describe("README", () => {
+  const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map(
+    (m) => parse(m[1]!) as Record<string, unknown>,
+  );
+  const sandboxes = blocks.filter((b) => b.kind === SANDBOX_KIND);
+  const policies = blocks.filter((b) => "network" in b);
+
+  it("has a complete Sandbox and egress policy examples", () => {
+    expect(sandboxes.length).toBeGreaterThanOrEqual(1);
+    expect(policies.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it("shows a complete Sandbox the apiserver accepts", async () => {
+    const client = new SandboxClient(kc, readmeNs.name);
+    for (const [i, s] of sandboxes.entries()) {
+      const spec = s.spec as SandboxSpecInput;
+      await client.create(`readme-sandbox-${i}`, spec);
+      const stored = await client.get(`readme-sandbox-${i}`);
+      expect(stored?.spec).toEqual(SandboxSpecSchema.parse(spec));
+    }
+  });
+
+  it("shows egress policies the apiserver accepts", async () => {
+    const client = new SandboxClient(kc, readmeNs.name);
+    for (const [i, p] of policies.entries()) {
+      const spec = { image: "busybox", network: p.network } as SandboxSpecInput;
+      await client.create(`readme-policy-${i}`, spec);
+      const stored = await client.get(`readme-policy-${i}`);
+      expect(stored?.spec.network, JSON.stringify(p)).toEqual(
+        SandboxSpecSchema.parse(spec).network,
+      );
+    }
+  });
+
+  it("quotes the apiserver's message for a bad egress target", async () => {
+    const quoted = /`(target 1\.2\.3\.999 is not a DNS name[^`]*)`/.exec(readme)?.[1];
+    expect(quoted, "the quoted message").toBeDefined();
+    const client = new SandboxClient(kc, readmeNs.name);
+    const err = await client
+      .create("readme-bad-target", {
+        image: "busybox",
+        network: { egress: { rules: [{ action: "allow", target: "1.2.3.999" }] } },
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err, "the apiserver accepted it").toBeInstanceOf(k8s.ApiException);
+    const body = (err as k8s.ApiException<unknown>).body;
+    const status = (typeof body === "string" ? JSON.parse(body) : body) as { message: string };
+    expect(status.message).toContain(quoted);
+  });
 });
