@@ -278,6 +278,18 @@ describe("docker backend", () => {
       60_000,
     );
     expect(failed.status?.message).toContain("code 3");
+
+    // A read-only root keeps /tmp and the workspace writable.
+    await sbx.create("readonly", {
+      image: SANDBOX_IMAGE,
+      command: ["sh", "-c", "touch /x 2>/dev/null && exit 1; touch /tmp/x /workspace/x || exit 2"],
+      security: { readOnlyRootFilesystem: true },
+    });
+    await sbx.waitFor(
+      "readonly",
+      (s) => expect(s.status).toMatchObject({ phase: "Succeeded", exitCode: 0 }),
+      60_000,
+    );
   });
 
   it("reports an OOM kill, and holds a fork bomb at the pids limit", async () => {

@@ -12,7 +12,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { EGRESS_SIDECAR_UID } from "../../api/sandbox-spec.js";
 import { parseTarget } from "../../egress/policy/index.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
-import { specHash } from "../pod/metadata.js";
+import { specHash } from "../spec-hash.js";
 import {
   DockerLabels,
   identityOf,

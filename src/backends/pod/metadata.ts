@@ -1,14 +1,11 @@
 // Metadata every object of the pod backend carries: deterministic name, labels
 // naming the Sandbox and its UID, and a controller owner reference so Kubernetes
 // garbage collection removes them with the Sandbox.
-import { createHash } from "node:crypto";
 import type { V1ObjectMeta, V1OwnerReference } from "@kubernetes/client-node";
-import { configure } from "safe-stable-stringify";
 import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
 import { Annotations, Labels, MANAGED_BY } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
-
-const stableStringify = configure({ deterministic: true });
+import { specHash } from "../spec-hash.js";
 
 export function ownerReference(sandbox: Sandbox): V1OwnerReference {
   return {
@@ -42,14 +39,6 @@ export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): 
     annotations: { [Annotations.specHash]: specHash(spec) },
     ownerReferences: [ownerReference(sandbox)],
   };
-}
-
-/** A short, stable hash of a desired spec; recorded on the object to detect drift. */
-export function specHash(spec: unknown): string {
-  return createHash("sha256")
-    .update(stableStringify(spec) ?? "")
-    .digest("hex")
-    .slice(0, 16);
 }
 
 /** Whether `meta` carries everything `desired` says (labels, hash, owner). */

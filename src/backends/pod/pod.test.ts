@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
-import { specHash } from "./metadata.js";
+import { specHash } from "../spec-hash.js";
 import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
 import { desiredService, serviceEndpoints } from "./service.js";
