@@ -77,8 +77,8 @@ async function kubectl(...args: string[]): Promise<string> {
 beforeAll(async () => {
   ns = await testNamespace(kc, "examples");
   sbx = new SandboxClient(kc, ns.name);
-  // Only the pod backend: docker-backend.yaml is checked for admission here and
-  // run by the docker backend's own tests.
+  // Only the pod backend: docker-backend.yaml is checked for admission and defaults
+  // here; running it belongs to test/integration/sandbox-docker.test.ts, against a real dockerd.
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
   readmeNs = await testNamespace(kc, "readme"); // no controller: admission only
 });
