@@ -1,20 +1,7 @@
-// Counting API writes through the apiserver's audit log (JSON lines, one event
-// per request): what the server saw, not what a client thinks it sent.
-import { readFile } from "node:fs/promises";
+// Counting API writes through the apiserver's audit log (see audit-log.ts) of
+// the control plane the integration tests share.
 import { inject } from "vitest";
-
-interface AuditEvent {
-  stage: string;
-  verb: string;
-  user: { username: string };
-  objectRef?: {
-    resource?: string;
-    subresource?: string;
-    namespace?: string;
-    name?: string;
-    apiGroup?: string;
-  };
-}
+import { type AuditEvent, completedRequests } from "./audit-log.js";
 
 /**
  * Writes (create/update/patch/delete) made by `user`, optionally only in one
@@ -40,12 +27,9 @@ export async function describeWrites(user: string, namespace?: string): Promise<
 }
 
 async function writes(user: string, namespace?: string, resource?: string): Promise<AuditEvent[]> {
-  const text = await readFile(inject("auditLogPath"), "utf8");
   const out: AuditEvent[] = [];
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const e = JSON.parse(line) as AuditEvent;
-    if (e.stage !== "ResponseComplete" || e.user.username !== user) continue;
+  for (const e of await completedRequests(inject("auditLogPath"))) {
+    if (e.user.username !== user) continue;
     if (e.objectRef?.resource === "leases") continue;
     if (namespace && e.objectRef?.namespace !== namespace) continue;
     if (resource && e.objectRef?.resource !== resource) continue;
