@@ -21,6 +21,15 @@ export interface ControlPlaneOptions {
   kwok?: boolean;
   /** Install the CRDs under crds/. */
   crds?: boolean;
+  /**
+   * Benchmarks at scale: room on the fake node for this many Pods (and pod
+   * addresses for them), and the scheduler and controller-manager without
+   * client-side rate limits (as kwokctl's --disable-qps-limits does; API
+   * Priority and Fairness stays on), so they never set the pace.
+   */
+  scale?: { pods: number };
+  /** Audit every request, reads and watches too (default: writes only). */
+  auditAllVerbs?: boolean;
 }
 
 export interface ControlPlane {
@@ -66,14 +75,16 @@ function runRoot(): string {
   return dir;
 }
 
-const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+const auditPolicy = (allVerbs: boolean) => `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
   - level: Metadata
-    verbs: [create, update, patch, delete, deletecollection]
-  - level: None
+${allVerbs ? "" : "    verbs: [create, update, patch, delete, deletecollection]\n"}  - level: None
 `;
+
+/** client-go's limits when kwokctl disables them: high enough never to be reached here. */
+const UNTHROTTLED = ["--kube-api-qps=5000", "--kube-api-burst=10000"];
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const timings: Record<string, number> = {};
@@ -103,7 +114,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     const etcdUrl = await time("etcd", () => startEtcd(binDir, dir, remember));
     const adminToken = randomBytes(24).toString("hex");
     const { server, caPath, auditLogPath } = await time("kube-apiserver", () =>
-      startApiserver(binDir, dir, etcdUrl, adminToken, remember),
+      startApiserver(binDir, dir, etcdUrl, adminToken, !!opts.auditAllVerbs, remember),
     );
     const kubeconfigPath = join(dir, "admin.kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken));
@@ -133,7 +144,8 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
             "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller",
             "--leader-elect=false",
             "--secure-port=0",
-            "--concurrent-gc-syncs=5",
+            `--concurrent-gc-syncs=${opts.scale ? 20 : 5}`,
+            ...(opts.scale ? UNTHROTTLED : []),
           ],
           dir,
         ),
@@ -144,13 +156,20 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
         startProcess(
           "kube-scheduler",
           join(binDir, "kube-scheduler"),
-          [`--kubeconfig=${kubeconfigPath}`, "--leader-elect=false", "--secure-port=0"],
+          [
+            `--kubeconfig=${kubeconfigPath}`,
+            "--leader-elect=false",
+            "--secure-port=0",
+            ...(opts.scale ? UNTHROTTLED : []),
+          ],
           dir,
         ),
       );
     }
     if (opts.kwok) {
-      await time("kwok", () => startKwok(binDir, dir, kubeconfigPath, kc, remember));
+      await time("kwok", () =>
+        startKwok(binDir, dir, kubeconfigPath, kc, opts.scale?.pods, remember),
+      );
     }
 
     return {
@@ -205,6 +224,7 @@ async function startApiserver(
   dir: string,
   etcdUrl: string,
   adminToken: string,
+  auditAllVerbs: boolean,
   remember: (p: Started) => Started,
 ): Promise<{ server: string; caPath: string; auditLogPath: string }> {
   const port = await freePort();
@@ -226,7 +246,7 @@ async function startApiserver(
     join(dir, "tokens.csv"),
     `${[`${adminToken},admin,admin-uid,"system:masters"`, ...users].join("\n")}\n`,
   );
-  writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
+  writeFileSync(join(dir, "audit-policy.yaml"), auditPolicy(auditAllVerbs));
   const auditLogPath = join(dir, "audit.log");
 
   const apiserver = remember(
@@ -269,8 +289,12 @@ async function startKwok(
   dir: string,
   kubeconfigPath: string,
   kc: k8s.KubeConfig,
+  pods: number | undefined,
   remember: (p: Started) => Started,
 ): Promise<void> {
+  const capacity = pods
+    ? { cpu: String(pods), memory: `${pods}Gi`, pods: String(pods) }
+    : { cpu: "64", memory: "256Gi", pods: "500" };
   remember(
     startProcess(
       "kwok",
@@ -281,7 +305,8 @@ async function startKwok(
         "--manage-all-nodes=false",
         "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
         "--node-ip=10.244.0.1",
-        "--cidr=10.244.1.0/24",
+        // A /24 is plenty for tests; a benchmark's thousands of Pods need a /16.
+        `--cidr=${pods ? "10.245.0.0/16" : "10.244.1.0/24"}`,
         "--server-address=",
       ],
       dir,
@@ -301,8 +326,8 @@ async function startKwok(
         },
       },
       status: {
-        allocatable: { cpu: "64", memory: "256Gi", pods: "500" },
-        capacity: { cpu: "64", memory: "256Gi", pods: "500" },
+        allocatable: capacity,
+        capacity,
       },
     },
   });
