@@ -2,7 +2,7 @@
 
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
-import { Registry } from "prom-client";
+import { collectDefaultMetrics, Registry } from "prom-client";
 import { dockerClient } from "../backends/docker/index.js";
 import { defaultUpstreamDns } from "../backends/docker/resolv-conf.js";
 import { loadKubeConfig } from "../kube/config.js";
@@ -29,6 +29,9 @@ export async function runController(argv: string[]): Promise<number> {
 
   const log = createLogger({ level: flags["log-level"] });
   const registry = new Registry();
+  // process_resident_memory_bytes, nodejs_heap_size_used_bytes, event-loop lag:
+  // what tells an operator's memory and CPU at scale apart from its logic.
+  collectDefaultMetrics({ register: registry });
   const kubeConfig = loadKubeConfig({
     kubeconfig: flags.kubeconfig,
     qps: flags["kube-api-qps"],
