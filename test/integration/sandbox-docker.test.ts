@@ -2,11 +2,12 @@
 // a real dockerd runs them (started when absent), and a stand-in internet in a
 // network namespace behind the host's NAT answers DNS, HTTP and HTTPS, logging
 // every connection so "cannot reach" is checked on the far side too.
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { kubeConfig, testNamespace, userKubeconfigPath } from "../support/cluster.js";
 import {
@@ -288,6 +289,18 @@ describe("docker backend", () => {
     await sbx.waitFor(
       "readonly",
       (s) => expect(s.status).toMatchObject({ phase: "Succeeded", exitCode: 0 }),
+      60_000,
+    );
+  });
+
+  it("runs examples/docker-backend.yaml to completion", async () => {
+    const example = parseYaml(
+      readFileSync(join(REPO_ROOT, "examples/docker-backend.yaml"), "utf8"),
+    );
+    await sbx.create(example.metadata.name, example.spec);
+    await sbx.waitFor(
+      example.metadata.name,
+      (s) => expect(s.status).toMatchObject({ phase: "Succeeded", exitCode: 0, backend: "docker" }),
       60_000,
     );
   });
