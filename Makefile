@@ -69,6 +69,10 @@ test-integration: node_modules k8s-bins ## Integration tests against a real etcd
 test-egress: system-deps build ## Egress tests in real network namespaces (root; they run the built CLI)
 	$(NPM) exec -- vitest run --project egress
 
+.PHONY: test-docker
+test-docker: node_modules k8s-bins build images ## Docker backend tests against a real dockerd (root; started when absent)
+	$(NPM) exec -- vitest run --project docker
+
 .PHONY: test
 test: deps lint typecheck crds-check build images-smoke ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

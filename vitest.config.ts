@@ -20,6 +20,17 @@ export default defineConfig({
         },
       },
       {
+        // Against the real dockerd, one file at a time: one of them restarts the daemon.
+        test: {
+          name: "docker",
+          include: ["test/docker/**/*.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 60_000,
+          hookTimeout: 600_000,
+        },
+      },
+      {
         test: {
           name: "egress",
           include: ["test/egress/**/*.test.ts"],

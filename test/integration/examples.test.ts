@@ -78,7 +78,7 @@ beforeAll(async () => {
   ns = await testNamespace(kc, "examples");
   sbx = new SandboxClient(kc, ns.name);
   // Only the pod backend: docker-backend.yaml is checked for admission and defaults
-  // here; running it belongs to test/integration/sandbox-docker.test.ts, against a real dockerd.
+  // here; running it belongs to test/docker/sandbox-docker.test.ts, against a real dockerd.
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
   readmeNs = await testNamespace(kc, "readme"); // no controller: admission only
 });
@@ -201,7 +201,7 @@ const reconciled: Record<string, (e: Example) => Promise<void>> = {
   },
 
   // Admission and defaults only (below): running it needs the docker backend,
-  // which test/integration/sandbox-docker.test.ts exercises against a real dockerd.
+  // which test/docker/sandbox-docker.test.ts exercises against a real dockerd.
   "docker-backend.yaml": async ({ spec }) => {
     expect(spec.backend).toBe("docker");
     expect(spec.image).toBe("sandbox-operator/sandbox-basic:latest");
