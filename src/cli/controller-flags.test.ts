@@ -7,9 +7,9 @@ describe("controller flags", () => {
     expect(f).toMatchObject({
       "default-backend": "pod",
       "leader-elect": true,
-      concurrency: 4,
-      "kube-api-qps": 20,
-      "kube-api-burst": 40,
+      concurrency: 16,
+      "kube-api-qps": 200,
+      "kube-api-burst": 400,
       namespaces: [],
     });
   });
