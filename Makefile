@@ -41,6 +41,11 @@ run: node_modules k8s-bins ## Local control plane + the controller, with example
 dev: node_modules k8s-bins ## Local control plane + the controller with the docker backend, examples/hello.yaml run as containers (Ctrl-C stops)
 	$(NPM) exec -- tsx hack/run-local.ts --docker
 
+.PHONY: bench
+bench: node_modules k8s-bins ## Benchmarks: scale (bench/results/scale/) and egress (bench/results/egress.json)
+	$(NPM) run --silent bench:scale
+	$(NPM) run --silent bench:egress
+
 .PHONY: crds
 crds: node_modules ## Regenerate crds/ from the zod schemas in src/api
 	$(NPM) run --silent crds
