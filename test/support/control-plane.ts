@@ -271,6 +271,8 @@ async function startApiserver(
         `--audit-log-path=${auditLogPath}`,
         "--audit-log-mode=blocking",
         "--audit-log-format=json",
+        // Never rotate (0 would mean lumberjack's 100 MB): readers keep byte offsets.
+        "--audit-log-maxsize=1000000",
       ],
       dir,
     ),
