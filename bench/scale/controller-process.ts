@@ -48,7 +48,12 @@ export async function startController(opts: {
   const proc: Started = startProcess(
     "controller",
     process.execPath,
-    [MAIN, "controller", ...args],
+    [
+      ...(process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
+      MAIN,
+      "controller",
+      ...args,
+    ],
     opts.logDir,
   );
   const pid = proc.child.pid!;
