@@ -225,6 +225,18 @@ describe("helm chart", () => {
         metadata: { name: "foreign" },
         spec: { containers: [{ name: "c", image: "busybox" }] },
       };
+      // The apiserver loads admission policies from its own informer, so a
+      // policy is enforced a moment after it is created; wait for that with
+      // dry-run creates (admission runs, nothing is stored).
+      await eventually(
+        async () => {
+          const denied = await core
+            .createNamespacedPod({ namespace: sandboxes.name, body: pod, dryRun: "All" })
+            .catch((e) => e);
+          expect(denied.code).toBe(403);
+        },
+        { timeout: 30_000 },
+      );
       const denied = await core
         .createNamespacedPod({ namespace: sandboxes.name, body: pod })
         .catch((e) => e);
