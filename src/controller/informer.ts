@@ -45,6 +45,12 @@ export interface InformerOptions<T> {
   /** Namespaces to watch; empty or absent means all. */
   namespaces?: string[];
   labelSelector?: string;
+  /**
+   * Reduce each object to what its readers use before it is cached (after the
+   * generic trim). Handlers and get() see only the result, so it must keep
+   * every field any of them reads.
+   */
+  transform?(obj: T): T;
   /** How to list; by default a paginated GET of the collection. */
   list?: ListFunction<T>;
   /** Restart a watch that delivered nothing (no event, no bookmark) for this long (default 5 min). */
@@ -168,6 +174,11 @@ export class Informer<T extends KubeObject> {
     }
   }
 
+  private prepare(obj: T): T {
+    const trimmed = trim(obj);
+    return this.opts.transform ? this.opts.transform(trimmed) : trimmed;
+  }
+
   private get watchdogMs(): number {
     return this.opts.watchdogMs ?? 300_000;
   }
@@ -181,7 +192,7 @@ export class Informer<T extends KubeObject> {
       signal,
     });
     const fresh = new Map<string, T>();
-    for (const obj of items) if (obj?.metadata?.name) fresh.set(keyOf(obj), trim(obj));
+    for (const obj of items) if (obj?.metadata?.name) fresh.set(keyOf(obj), this.prepare(obj));
     for (const [key, old] of this.cache) {
       if (namespace !== undefined && old.metadata?.namespace !== namespace) continue;
       if (!fresh.has(key)) {
@@ -255,7 +266,7 @@ export class Informer<T extends KubeObject> {
           }
           if (objRv) rv = objRv;
           delivered++;
-          this.apply(type, trim(o));
+          this.apply(type, this.prepare(o));
         } catch (err) {
           // A bad event must never take the informer (or the process) down.
           log.error({ err: String(err), type }, "failed to handle a watch event");

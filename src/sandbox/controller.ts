@@ -15,6 +15,7 @@ import {
   startDockerRuntime,
 } from "../backends/docker/index.js";
 import { PodBackend } from "../backends/pod/backend.js";
+import { podCacheView } from "../backends/pod/cache.js";
 import { Controller } from "../controller/controller.js";
 import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
@@ -73,6 +74,7 @@ export async function startSandboxController(
     apiPath: string,
     resource: string,
     labelSelector?: string,
+    transform?: (obj: T) => T,
   ) =>
     new Informer<T>({
       kubeConfig,
@@ -80,12 +82,13 @@ export async function startSandboxController(
       resource,
       namespaces: opts.namespaces,
       labelSelector,
+      transform,
       log,
     });
 
   const sandboxes = informer<Sandbox & KubeObject>(`/apis/${GROUP}/${VERSION}`, SANDBOX_PLURAL);
   // Only what we manage: a cluster's other Pods never enter our cache.
-  const pods = informer<k8s.V1Pod>("/api/v1", "pods", MANAGED_SELECTOR);
+  const pods = informer<k8s.V1Pod>("/api/v1", "pods", MANAGED_SELECTOR, podCacheView);
   const services = informer<k8s.V1Service>("/api/v1", "services", MANAGED_SELECTOR);
   const networkPolicies = informer<k8s.V1NetworkPolicy>(
     "/apis/networking.k8s.io/v1",

@@ -113,6 +113,26 @@ describe("Informer", () => {
     expect(inf.list().map((o) => o.metadata?.name)).toEqual(["pre"]);
   });
 
+  it("caches what its transform keeps, from the list and from watch events", async () => {
+    await core.createNamespacedConfigMap({
+      namespace: ns.name,
+      body: { metadata: { name: "t1", labels: { suite: "transform" } }, data: { a: "1", b: "x" } },
+    });
+    const { inf } = informer<ConfigMap>({
+      labelSelector: "suite=transform",
+      transform: (o) => ({ metadata: o.metadata, data: { a: o.data?.a ?? "" } }),
+    });
+    inf.start();
+    await inf.synced;
+    expect(inf.get(`${ns.name}/t1`)?.data).toEqual({ a: "1" });
+    expect(inf.get(`${ns.name}/t1`)?.metadata?.managedFields).toBeUndefined();
+    await core.createNamespacedConfigMap({
+      namespace: ns.name,
+      body: { metadata: { name: "t2", labels: { suite: "transform" } }, data: { a: "2", b: "y" } },
+    });
+    await eventually(() => expect(inf.get(`${ns.name}/t2`)?.data).toEqual({ a: "2" }));
+  });
+
   it("re-lists after a real 410 Gone, emitting deletes and updates for what changed meanwhile", async () => {
     await Promise.all([sandbox("gone-a"), sandbox("gone-b")]);
     const path = `/apis/sandboxing.dev/v1alpha1/namespaces/${ns.name}/sandboxes`;
