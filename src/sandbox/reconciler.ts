@@ -201,13 +201,22 @@ export class SandboxReconciler {
         { sandbox: keyOf(sandbox), from: before ?? "", to: status.phase, reason: status.reason },
         "sandbox phase changed",
       );
-      const failed = status.phase === "Failed";
-      this.deps.recordEvent(sandbox, {
-        type: failed ? "Warning" : "Normal",
-        reason: status.phase,
-        message: status.message ?? `sandbox is ${status.phase.toLowerCase()}`,
-      });
+      // A new sandbox being Pending says nothing its creation did not: no Event
+      // (one write less per sandbox; later changes, back to Pending included, get one).
+      const news = before !== undefined || status.phase !== "Pending";
+      if (news) {
+        this.deps.recordEvent(sandbox, {
+          type: status.phase === "Failed" ? "Warning" : "Normal",
+          reason: status.phase,
+          message: status.message ?? `sandbox is ${status.phase.toLowerCase()}`,
+        });
+      }
     }
+    this.noteReady(sandbox, status);
+  }
+
+  /** Report creation-to-Ready once, on the write that makes the sandbox Ready. */
+  private noteReady(sandbox: Sandbox, status: SandboxStatus): void {
     const wasReady =
       findCondition(sandbox.status?.conditions, ConditionType.Ready)?.status === "True";
     const isReady = findCondition(status.conditions, ConditionType.Ready)?.status === "True";

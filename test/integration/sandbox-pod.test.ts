@@ -81,6 +81,11 @@ describe("pod backend", () => {
     ]);
     const svc = await sbx.core.readNamespacedService({ name: "web", namespace: ns.name });
     expect(svc.spec?.ports?.[0]).toMatchObject({ port: 8000, targetPort: 8000 });
+    // One Event per phase change, none for the Pending every new sandbox starts in.
+    await eventually(async () =>
+      expect((await sbx.events("web")).map((e) => e.reason)).toContain("Running"),
+    );
+    expect((await sbx.events("web")).map((e) => e.reason)).not.toContain("Pending");
   });
 
   it("reports an image that cannot be pulled, then fails the sandbox after the stall timeout", async () => {
