@@ -21,7 +21,7 @@ function actor(e: AuditEvent): string {
 }
 
 export interface Cost {
-  /** "actor verb resource[/subresource]" -> requests per sandbox. */
+  /** "actor verb resource[/subresource] [(HTTP code when refused)]" -> requests per sandbox. */
   perSandbox: Record<string, number>;
   /** actor -> verb -> requests per sandbox. */
   byActorVerb: Record<string, Record<string, number>>;
@@ -37,7 +37,10 @@ export async function lifecycleCost(path: string, from: number, sandboxes: numbe
     const who = actor(e);
     if (who === "observer") continue; // the benchmark's own watches
     const r = e.objectRef ?? {};
-    const key = `${who} ${e.verb} ${r.resource ?? "-"}${r.subresource ? `/${r.subresource}` : ""}`;
+    // Refused requests (a 409 from a stale precondition, say) still cost the server a round trip.
+    const code = e.responseStatus?.code ?? 200;
+    const refused = code >= 400 ? ` (${code})` : "";
+    const key = `${who} ${e.verb} ${r.resource ?? "-"}${r.subresource ? `/${r.subresource}` : ""}${refused}`;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     byActorVerb[who] ??= {};
     byActorVerb[who][e.verb] = (byActorVerb[who][e.verb] ?? 0) + 1;

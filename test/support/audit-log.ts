@@ -16,6 +16,7 @@ export interface AuditEvent {
     name?: string;
     apiGroup?: string;
   };
+  responseStatus?: { code?: number };
 }
 
 /** Current end of the log, to read only what comes after it. */
