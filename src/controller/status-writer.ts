@@ -3,6 +3,12 @@
 // changed, carrying the cached resourceVersion as a precondition, so a status
 // computed from a stale cache is refused (ConflictError, retried at once from a
 // fresher cache) instead of overwriting something newer.
+//
+// Right after a write the cache still holds the version we wrote from; a
+// reconcile from that view (another event for the same object, say) would only
+// earn a 409. The writer remembers which version each of its writes started
+// from and skips writing from it again: the watch event for our own write is
+// on its way and reconciles the object once more, from the version we wrote.
 import { isDeepStrictEqual } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
@@ -14,10 +20,27 @@ export interface StatusObject {
   status?: object;
 }
 
+/**
+ * What a write did: `written`; `unchanged` (the cache already says so); or
+ * `awaitingCache`: the cached object is the version a previous write of ours
+ * started from, so the cache has not caught up; nothing was sent, and the watch
+ * event for that write brings the object back.
+ */
+export type StatusWriteResult = "written" | "unchanged" | "awaitingCache";
+
+/**
+ * How long a remembered write holds off writes from the version it started from.
+ * The watch event normally lands in milliseconds; past this a missed event costs
+ * at most a 409, never a stuck status.
+ */
+const AWAIT_CACHE_MS = 30_000;
+
 export class StatusWriter {
   private readonly counter: Counter<"resource">;
   /** Status writes made, for tests and debugging (the metric counts the same). */
   writes = 0;
+  /** Object key -> the resourceVersion our last write started from, and when. */
+  private readonly writtenFrom = new Map<string, { resourceVersion: string; atMs: number }>();
 
   constructor(
     private readonly kubeConfig: k8s.KubeConfig,
@@ -38,27 +61,56 @@ export class StatusWriter {
 
   /**
    * Make the object's status `status` (plus observedGeneration = the object's
-   * generation). Writes nothing when the cached status already says so.
-   * Returns whether it wrote; throws ConflictError (stale cache) or NotFoundError.
+   * generation). Writes nothing when the cached status already says so, or when
+   * the cache has not caught up with our previous write (see StatusWriteResult).
+   * Throws ConflictError (someone else changed the object) or NotFoundError.
    */
-  async write(obj: StatusObject, status: object): Promise<boolean> {
+  async write(obj: StatusObject, status: object): Promise<StatusWriteResult> {
+    const { namespace, name, resourceVersion } = obj.metadata;
+    const key = `${namespace ?? ""}/${name}`;
+    if (this.awaitingCache(key, resourceVersion)) return "awaitingCache";
     const desired = { ...status, observedGeneration: obj.metadata.generation };
-    if (statusEqual(obj.status, desired)) return false;
-    const path = resourcePath(this.resource, obj.metadata.namespace, obj.metadata.name, "status");
+    if (statusEqual(obj.status, desired)) return "unchanged";
+    const path = resourcePath(this.resource, namespace, name, "status");
+    let written: StatusObject | undefined;
     try {
-      await rawRequest(this.kubeConfig, "PATCH", path, {
+      written = await rawRequest<StatusObject>(this.kubeConfig, "PATCH", path, {
         contentType: "application/merge-patch+json",
         body: {
-          metadata: { resourceVersion: obj.metadata.resourceVersion },
+          metadata: { resourceVersion },
           status: mergePatch(obj.status ?? {}, desired),
         },
       });
     } catch (err) {
       throw fromApiError(err);
     }
+    // A patch that changed nothing on the server keeps the version: no event will come.
+    if (resourceVersion && written?.metadata.resourceVersion !== resourceVersion)
+      this.remember(key, resourceVersion);
     this.writes++;
     this.counter.inc({ resource: this.resource.plural });
-    return true;
+    return "written";
+  }
+
+  private awaitingCache(key: string, resourceVersion: string | undefined): boolean {
+    const last = this.writtenFrom.get(key);
+    if (!last) return false;
+    if (last.resourceVersion === resourceVersion && Date.now() - last.atMs < AWAIT_CACHE_MS)
+      return true;
+    this.writtenFrom.delete(key); // the cache moved on (or the event is long overdue)
+    return false;
+  }
+
+  private remember(key: string, resourceVersion: string): void {
+    const now = Date.now();
+    // Re-inserted so the map stays in write order and the sweep stops at the first fresh entry.
+    this.writtenFrom.delete(key);
+    this.writtenFrom.set(key, { resourceVersion, atMs: now });
+    // Objects deleted right after a write never come back to clear their entry.
+    for (const [k, v] of this.writtenFrom) {
+      if (now - v.atMs < AWAIT_CACHE_MS) break;
+      this.writtenFrom.delete(k);
+    }
   }
 }
 

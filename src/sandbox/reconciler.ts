@@ -14,6 +14,7 @@ import type {
 } from "../backends/backend.js";
 import { findCondition, isTrue } from "../controller/conditions.js";
 import { PermanentError } from "../controller/errors.js";
+import type { StatusWriteResult } from "../controller/status-writer.js";
 import type { Logger } from "../observability/logger.js";
 import { expiryTime, remaining } from "./lifetime.js";
 import { expiredStatus, invalidStatus, observedStatus, stalledFailedStatus } from "./status.js";
@@ -30,7 +31,7 @@ export interface ReconcilerDeps {
   getSandbox(key: string): unknown;
   backends: Partial<Record<BackendName, SandboxBackend>>;
   defaultBackend: BackendName;
-  writeStatus(sandbox: Sandbox, status: SandboxStatus): Promise<unknown>;
+  writeStatus(sandbox: Sandbox, status: SandboxStatus): Promise<StatusWriteResult>;
   deleteSandbox(sandbox: Sandbox): Promise<void>;
   addFinalizer(sandbox: Sandbox, finalizer: string): Promise<void>;
   removeFinalizer(sandbox: Sandbox, finalizer: string): Promise<void>;
@@ -128,7 +129,7 @@ export class SandboxReconciler {
           this.deps.stallTimeoutSeconds,
           now,
         );
-        await this.writeStatus(sandbox, status);
+        if (!(await this.writeStatus(sandbox, status))) return {};
         await backend.remove(sandbox, ctx);
         return { requeueAfter: cap(untilExpiry) };
       } else {
@@ -193,9 +194,14 @@ export class SandboxReconciler {
     return {};
   }
 
-  private async writeStatus(sandbox: Sandbox, status: SandboxStatus): Promise<void> {
+  /**
+   * Writes the status and reports what changed. False when the cache has not
+   * caught up with our previous write: the sandbox comes back with its watch
+   * event, and what this status would say is decided again from there.
+   */
+  private async writeStatus(sandbox: Sandbox, status: SandboxStatus): Promise<boolean> {
     const before = sandbox.status?.phase;
-    await this.deps.writeStatus(sandbox, status);
+    if ((await this.deps.writeStatus(sandbox, status)) === "awaitingCache") return false;
     if (status.phase && status.phase !== before) {
       this.deps.log.info(
         { sandbox: keyOf(sandbox), from: before ?? "", to: status.phase, reason: status.reason },
@@ -213,6 +219,7 @@ export class SandboxReconciler {
       }
     }
     this.noteReady(sandbox, status);
+    return true;
   }
 
   /** Report creation-to-Ready once, on the write that makes the sandbox Ready. */

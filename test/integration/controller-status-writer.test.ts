@@ -1,6 +1,7 @@
 // The status writer against the real apiserver: one write for a change, none
 // for an unchanged status (counted in the apiserver's audit log), observedGeneration,
-// removed fields, and the typed errors for a stale cache and a missing object.
+// removed fields, no second write from a view our own write made stale, and the
+// typed errors for someone else's newer write and a missing object.
 import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -61,13 +62,15 @@ describe("StatusWriter", () => {
     const before = await writesBy("admin", ns.name, "sandboxes");
 
     const status = { phase: "Pending", message: "starting", conditions: [ready, expired] };
-    expect(await writer.write(await get("once"), status)).toBe(true);
+    expect(await writer.write(await get("once"), status)).toBe("written");
     const written = await get("once");
     expect(written.status).toEqual({ ...status, observedGeneration: written.metadata.generation });
 
     // The same status again, conditions in another order: nothing to write.
     for (let i = 0; i < 3; i++) {
-      expect(await writer.write(written, { ...status, conditions: [expired, ready] })).toBe(false);
+      expect(await writer.write(written, { ...status, conditions: [expired, ready] })).toBe(
+        "unchanged",
+      );
     }
     expect(writer.writes).toBe(1);
     expect(await writesBy("admin", ns.name, "sandboxes")).toBe(before + 1);
@@ -76,11 +79,11 @@ describe("StatusWriter", () => {
     );
 
     // Fields the new status leaves out are removed.
-    expect(await writer.write(written, { phase: "Running" })).toBe(true);
+    expect(await writer.write(written, { phase: "Running" })).toBe("written");
     expect((await get("once")).status).toEqual({ phase: "Running", observedGeneration: 1 });
   });
 
-  it("refuses a status computed from a stale object (ConflictError), and reports a missing one", async () => {
+  it("waits for the cache after its own write, refuses a view someone else made stale (ConflictError), and reports a missing object", async () => {
     await objects.createNamespacedCustomObject({
       ...sandboxes,
       namespace: ns.name,
@@ -92,13 +95,28 @@ describe("StatusWriter", () => {
       },
     });
     const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
+    const before = await writesBy("admin", ns.name, "sandboxes");
     const stale = await get("stale");
-    expect(await writer.write(stale, { phase: "Pending" })).toBe(true);
-    await expect(writer.write(stale, { phase: "Failed" })).rejects.toBeInstanceOf(ConflictError);
+    expect(await writer.write(stale, { phase: "Pending" })).toBe("written");
+    // Our own write made this view stale: nothing is sent (it would only earn a 409).
+    expect(await writer.write(stale, { phase: "Failed" })).toBe("awaitingCache");
+    expect(await writesBy("admin", ns.name, "sandboxes")).toBe(before + 1);
     expect((await get("stale")).status?.phase).toBe("Pending");
+
+    // From the version our write produced, writes go through again.
+    const fresh = await get("stale");
+    expect(await writer.write(fresh, { phase: "Running" })).toBe("written");
+
+    // Someone else's write makes a view stale: the precondition refuses ours.
+    const seen = await get("stale");
+    const other = new StatusWriter(kc, sandboxes, new Registry(), "other");
+    expect(await other.write(seen, { phase: "Succeeded" })).toBe("written");
+    const mine = new StatusWriter(kc, sandboxes, new Registry(), "mine");
+    await expect(mine.write(seen, { phase: "Failed" })).rejects.toBeInstanceOf(ConflictError);
+    expect((await get("stale")).status?.phase).toBe("Succeeded");
 
     const missing = { ...stale, metadata: { ...stale.metadata, name: "missing" } };
     await expect(writer.write(missing, { phase: "Failed" })).rejects.toBeInstanceOf(NotFoundError);
-    expect(writer.writes).toBe(1);
+    expect(writer.writes).toBe(2);
   });
 });
