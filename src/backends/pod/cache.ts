@@ -1,8 +1,8 @@
 // What the pod backend keeps of each Pod it caches. A sandbox Pod read from the
 // apiserver is mostly what we wrote ourselves (three containers with their
 // security contexts, env, probes, volumes) plus the kubelet's bookkeeping; the
-// backend reads only the metadata, the container images (drift), the node name
-// and the container states. Caching just those cuts the controller's memory per
+// backend reads only the metadata, the container images (drift) and the pod and
+// container states. Caching just those cuts the controller's memory per
 // sandbox several-fold (measured in bench/scale), which matters at 10k sandboxes.
 import type {
   V1Container,
@@ -17,7 +17,6 @@ export function podCacheView(pod: V1Pod): V1Pod {
   return {
     metadata: pod.metadata,
     spec: spec && {
-      nodeName: spec.nodeName,
       initContainers: spec.initContainers?.map(containerView),
       containers: (spec.containers ?? []).map(containerView),
     },

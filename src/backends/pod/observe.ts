@@ -84,12 +84,15 @@ export function observePod(pod: V1Pod): Observation {
     };
   }
 
+  // One message from creation to start, whether or not the Pod is bound yet:
+  // telling the two apart cost every sandbox a status write (an unschedulable
+  // Pod is reported above; the Pod itself shows its node).
   return {
     ...base,
     phase: "Pending",
     ready: false,
     reason: ConditionReason.Creating,
-    message: pod.spec?.nodeName ? "the pod is starting" : "waiting for the pod to be scheduled",
+    message: "the pod is being scheduled and started",
   };
 }
 
