@@ -80,7 +80,7 @@ afterAll(async () => {
   await sidecar?.close();
   await dns?.close();
   for (const s of web) s.close();
-  rmSync(policyDir, { recursive: true, force: true });
+  if (policyDir) rmSync(policyDir, { recursive: true, force: true });
 });
 
 function decisions(target: string) {

@@ -57,14 +57,34 @@ export async function startAuthoritativeDns(opts: {
     });
   };
 
-  const udp = createSocket(opts.host.includes(":") ? "udp6" : "udp4");
+  // UDP and TCP share one port: with port 0 the kernel picks it for UDP, and
+  // another process may already hold it for TCP, so pick again in that case.
+  for (let attempt = 1; ; attempt++) {
+    const udp = createSocket(opts.host.includes(":") ? "udp6" : "udp4");
+    try {
+      return await serveOn(udp, opts.host, opts.port, queries, answer);
+    } catch (err) {
+      udp.close();
+      const inUse = (err as NodeJS.ErrnoException).code === "EADDRINUSE";
+      if (!inUse || opts.port !== 0 || attempt >= 10) throw err;
+    }
+  }
+}
+
+async function serveOn(
+  udp: ReturnType<typeof createSocket>,
+  host: string,
+  wantedPort: number,
+  queries: SeenQuery[],
+  answer: (message: Buffer, transport: "udp" | "tcp") => Buffer | undefined,
+): Promise<AuthoritativeDns> {
   udp.on("message", (msg, rinfo) => {
     const reply = answer(msg, "udp");
     if (reply) udp.send(reply, rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve, reject) => {
     udp.once("error", reject);
-    udp.bind(opts.port, opts.host, () => resolve());
+    udp.bind(wantedPort, host, () => resolve());
   });
   const port = udp.address().port;
   const tcp = createServer((socket) => {
@@ -85,7 +105,7 @@ export async function startAuthoritativeDns(opts: {
   });
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", reject);
-    tcp.listen(port, opts.host, () => resolve());
+    tcp.listen(port, host, () => resolve());
   });
   return {
     port,
