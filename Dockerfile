@@ -14,14 +14,13 @@
 # builder and BuildKit both build it.
 ARG BASE_IMAGE=node:20-bookworm-slim
 
-# --- npm: manifests and npm settings shared by the two install stages --------
-FROM ${BASE_IMAGE} AS npm
+# --- build: all dependencies, bundle the operator into dist/ -----------------
+FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 # EXTRA_CA_CERTS: optional PEM text, for builds behind a TLS-intercepting proxy
-# (as on the machines this project is developed on). Used by npm in the build
-# stages only; it never reaches the runtime image.
+# (as on the machines this project is developed on). Used by npm in this stage
+# only; it never reaches the runtime image.
 ARG EXTRA_CA_CERTS=""
-RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >/tmp/extra-ca.pem; fi
 # `npm install` + LOCK_CHECK rather than `npm ci`: the same exact versions, and
 # the build fails when package.json and the lockfile disagree (npm install
 # would re-resolve; LOCK_CHECK then sees a version that moved), but it tolerates
@@ -30,32 +29,22 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >/tmp/extr
 # the lockfile for that). Versions are compared, not bytes: npm 10 (in node:20
 # images) rewrites an npm 11 lockfile's metadata (drops its "libc" fields).
 # --ignore-scripts: no dependency needs its install script here (the native
-# bindings of ssh2/cpu-features are optional, esbuild's script only checks its
-# binary, protobufjs's only prints), so nothing runs or downloads at install.
+# bindings of ssh2/cpu-features are optional, esbuild's binary comes in its
+# platform package, protobufjs's script only prints).
 ENV NPM_CONFIG_UPDATE_NOTIFIER=false \
-    NPM_INSTALL="npm install --ignore-scripts --no-audit --no-fund --loglevel=warn" \
     LOCK_CHECK="const a=require('/tmp/package-lock.json').packages,b=require('/src/package-lock.json').packages;const d=Object.keys({...a,...b}).filter(k=>k&&a[k]?.version!==b[k]?.version);if(d.length){console.error('package-lock.json is out of date with package.json (run npm install, commit it):',d.join(' '));process.exit(1)}"
-# Manifests first: the install layers stay cached until they change.
+# Manifests first: the install layer stays cached until they change.
 COPY package.json package-lock.json ./
-RUN cp package-lock.json /tmp/package-lock.json
-
-# --- build: all dependencies, compile TypeScript to dist/ ---------------------
-FROM npm AS build
-RUN if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
- && $NPM_INSTALL && node -e "$LOCK_CHECK"
-COPY tsconfig.json tsconfig.build.json ./
+RUN cp package-lock.json /tmp/package-lock.json \
+ && if [ -n "$EXTRA_CA_CERTS" ]; then printf '%s\n' "$EXTRA_CA_CERTS" >/tmp/extra-ca.pem \
+      && export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
+ && npm install --ignore-scripts --no-audit --no-fund --loglevel=warn \
+ && node -e "$LOCK_CHECK" && rm -f /tmp/extra-ca.pem
+COPY hack/build.mjs ./hack/
 COPY src ./src
-RUN npm run build
-
-# --- deps: production dependencies only --------------------------------------
-# Then drop what only compilers, editors and readers use: type declarations
-# (.d.ts, 34 MB, half of it @kubernetes/client-node's), source maps, TypeScript
-# sources and markdown, license files kept: ~97 MB -> ~58 MB, none of it loaded by node.
-FROM npm AS deps
-RUN if [ -s /tmp/extra-ca.pem ]; then export NODE_EXTRA_CA_CERTS=/tmp/extra-ca.pem; fi \
- && $NPM_INSTALL --omit=dev && node -e "$LOCK_CHECK" \
- && find node_modules -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \
-      -o -iname '*.md' \) ! -iname 'licen[cs]e*' -delete
+# The bundle is the whole program (dependencies included): the runtime image
+# needs no node_modules. Source maps stay behind.
+RUN npm run build && find dist -name '*.map' -delete
 
 # --- runtime -----------------------------------------------------------------
 FROM ${BASE_IMAGE}
@@ -76,7 +65,6 @@ WORKDIR /app
 ENV NODE_ENV=production
 # package.json: "type": "module" makes node load dist/ as ES modules.
 COPY package.json ./
-COPY --from=deps /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 
 # Non-root by default; egress-init is the exception and its pod spec sets

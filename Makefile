@@ -30,7 +30,7 @@ k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 	@bash hack/k8s-bins/build.sh
 
 .PHONY: build
-build: node_modules ## Compile TypeScript to dist/ (the sandbox-operator executable)
+build: node_modules ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable)
 	$(NPM) run build
 
 .PHONY: run

@@ -3,10 +3,9 @@
 // Both read the sandbox's `network.egress` policy from a file.
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { runEgressInit } from "../egress/firewall/index.js";
-import { parsePolicy } from "../egress/policy/index.js";
+import { policyFromText } from "../egress/policy/index.js";
 import { runEgressSidecar } from "../egress/sidecar/index.js";
 import { createLogger } from "../observability/logger.js";
 import { usageError } from "./usage.js";
@@ -98,7 +97,7 @@ function parseFlags<S extends z.ZodObject>(schema: S, argv: string[]): z.output<
 }
 
 async function readPolicy(path: string) {
-  return parsePolicy(parseYaml(await readFile(path, "utf8")));
+  return policyFromText(await readFile(path, "utf8"));
 }
 
 export async function runEgressInitCommand(argv: string[]): Promise<number> {

@@ -1,16 +1,9 @@
 #!/usr/bin/env node
 // sandbox-operator: one executable, several entry points (the operator image
 // runs the controller; the same image runs the egress sidecar).
-import { stringify } from "yaml";
-import { sandboxCRD } from "../api/crd/crd.js";
-import { runController } from "./controller.js";
-import { CONTROLLER_USAGE } from "./controller-flags.js";
-import {
-  EGRESS_INIT_USAGE,
-  EGRESS_USAGE,
-  runEgressCommand,
-  runEgressInitCommand,
-} from "./egress.js";
+// Each command's module is imported only when that command runs: the egress
+// sidecar (one per sandbox) must not load the controller's Kubernetes and
+// Docker clients, which would more than double its memory.
 import { usageError } from "./usage.js";
 
 const USAGE = `Usage: sandbox-operator <command> [flags]
@@ -29,18 +22,24 @@ const VERSION = "0.1.0";
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case "controller":
+    case "controller": {
+      const { CONTROLLER_USAGE } = await import("./controller-flags.js");
       if (wantsHelp(rest)) return help(CONTROLLER_USAGE);
+      const { runController } = await import("./controller.js");
       return runController(rest);
-    case "egress-init":
-      if (wantsHelp(rest)) return help(EGRESS_INIT_USAGE);
-      return runEgressInitCommand(rest);
-    case "egress":
-      if (wantsHelp(rest)) return help(EGRESS_USAGE);
-      return runEgressCommand(rest);
+    }
+    case "egress-init": {
+      const egress = await import("./egress.js");
+      if (wantsHelp(rest)) return help(egress.EGRESS_INIT_USAGE);
+      return egress.runEgressInitCommand(rest);
+    }
+    case "egress": {
+      const egress = await import("./egress.js");
+      if (wantsHelp(rest)) return help(egress.EGRESS_USAGE);
+      return egress.runEgressCommand(rest);
+    }
     case "crds":
-      process.stdout.write(stringify(sandboxCRD(), { lineWidth: 0 }));
-      return 0;
+      return (await import("./crds.js")).printCrds();
     case "version":
     case "--version":
       process.stdout.write(`sandbox-operator ${VERSION}\n`);

@@ -31,5 +31,6 @@ export {
 } from "./destination.js";
 export { isPolicyDnsName, normalizeName } from "./dns-name.js";
 export { EgressPolicyError } from "./errors.js";
+export { policyFromText } from "./from-text.js";
 export { DEFAULT_RESERVED_RANGES, reservedRanges } from "./reserved-ranges.js";
 export { parseTarget, type Target } from "./target.js";

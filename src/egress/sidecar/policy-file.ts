@@ -11,7 +11,7 @@ import { type FSWatcher, watch } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { basename, dirname } from "node:path";
 import type { Logger } from "pino";
-import { type CompiledPolicy, DENY_ALL, parsePolicy } from "../policy/index.js";
+import { type CompiledPolicy, DENY_ALL, policyFromText } from "../policy/index.js";
 
 export interface PolicySource {
   current(): CompiledPolicy;
@@ -40,7 +40,7 @@ export async function watchPolicyFile(
   const log = opts.logger.child({ policyFile: path });
   let lastStat = await statKey(path);
   let lastText = await readFile(path, "utf8");
-  let policy = await compileText(lastText);
+  let policy = await policyFromText(lastText);
   let problem: string | undefined;
   let reloading: Promise<void> | undefined;
   let again = false;
@@ -55,7 +55,7 @@ export async function watchPolicyFile(
     if (text === lastText && problem === undefined) return;
     lastText = text;
     try {
-      policy = await compileText(text);
+      policy = await policyFromText(text);
       problem = undefined;
       log.info(
         { rules: policy.rules.length, defaultAction: policy.defaultAction },
@@ -117,21 +117,6 @@ export async function watchPolicyFile(
       watcher?.close();
     },
   };
-}
-
-/**
- * JSON is tried first; the YAML parser is loaded only for a file that is not
- * JSON, which keeps it out of the sidecar's memory when the backend writes JSON.
- */
-async function compileText(text: string): Promise<CompiledPolicy> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    const { parse } = await import("yaml");
-    raw = parse(text);
-  }
-  return parsePolicy(raw ?? {});
 }
 
 /** Identity of the file's current content as stat sees it (stat follows the symlink). */
