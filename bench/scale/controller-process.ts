@@ -3,6 +3,7 @@
 // heap and CPU from its /metrics (prom-client's default process metrics).
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { parse as parseYaml } from "yaml";
 import { REPO_ROOT } from "../../test/support/paths.js";
 import { freePort, type Started, startProcess, tail } from "../../test/support/processes.js";
 import { EGRESS_IMAGE } from "./objects.js";
@@ -21,6 +22,7 @@ export interface MemorySample {
 export interface ControllerProcess {
   pid: number;
   args: string[];
+  nodeFlags: string[];
   memory(): Promise<MemorySample>;
   cpuSeconds(): Promise<number>;
   stop(): Promise<void>;
@@ -45,15 +47,13 @@ export async function startController(opts: {
     "--log-level=warn",
     ...opts.flags,
   ];
+  const nodeFlags = process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
+    chartHeapFlag(),
+  ];
   const proc: Started = startProcess(
     "controller",
     process.execPath,
-    [
-      ...(process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? []),
-      MAIN,
-      "controller",
-      ...args,
-    ],
+    [...nodeFlags, MAIN, "controller", ...args],
     opts.logDir,
   );
   const pid = proc.child.pid!;
@@ -76,6 +76,7 @@ export async function startController(opts: {
   return {
     pid,
     args,
+    nodeFlags,
     async memory() {
       const m = await scrape();
       const status = readFileSync(`/proc/${pid}/status`, "utf8");
@@ -105,3 +106,11 @@ function parseMetrics(text: string): Map<string, number> {
 }
 
 const round = (n: number, d = 1) => Number(n.toFixed(d));
+
+/** The heap cap the chart deploys the controller with, so memory is measured as it ships. */
+function chartHeapFlag(): string {
+  const values = parseYaml(
+    readFileSync(join(REPO_ROOT, "charts/sandbox-operator/values.yaml"), "utf8"),
+  ) as { heapLimitMiB: number };
+  return `--max-old-space-size=${values.heapLimitMiB}`;
+}

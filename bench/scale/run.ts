@@ -151,6 +151,7 @@ try {
     configuration: {
       smoke,
       controllerArgs: controller.args.filter((a) => !/kubeconfig|bind-address/.test(a)).join(" "),
+      controllerNodeFlags: controller.nodeFlags.join(" "),
       clientInFlight: bench.width,
       latency: `${latencyRate}/s for ${latencySeconds} s`,
       idleWindowSeconds: idleSeconds,

@@ -55,6 +55,7 @@ describe("helm chart", () => {
     ],
     [["--set", "imag.tag=typo"], "'imag'"],
     [["--set", "docker.host=localhost:2375"], "/docker/host"],
+    [["--set", "heapLimitMiB=16"], "/heapLimitMiB"],
   ])("refuses bad values %j with a clear message", async (args, field) => {
     const err = await helm("template", "x", CHART, ...args).catch((e) => e);
     expect(err).toBeInstanceOf(Error);
@@ -99,9 +100,13 @@ describe("helm chart", () => {
     const deployment = k8s
       .loadAllYaml(stdout)
       .find((o) => o?.kind === "Deployment") as k8s.V1Deployment;
-    const flags = parseControllerFlags(
-      deployment.spec!.template.spec!.containers[0]!.args!.slice(1),
-    );
+    const container = deployment.spec!.template.spec!.containers[0]!;
+    const flags = parseControllerFlags(container.args!.slice(1));
+    // V8's heap is capped below the container's memory limit (see values.yaml).
+    expect(container.env).toContainEqual({
+      name: "NODE_OPTIONS",
+      value: "--max-old-space-size=384",
+    });
     if (args.includes("defaultBackend=docker")) {
       expect([...enabledBackends(flags)]).toContain("docker");
       expect(flags["docker-dns"]).toBe("10.0.0.2");
