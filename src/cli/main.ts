@@ -9,12 +9,12 @@ import { usageError } from "./usage.js";
 const USAGE = `Usage: sandbox-operator <command> [flags]
 
 Commands:
-  controller Run the Sandbox controller (see: sandbox-operator controller --help)
+  controller   Run the Sandbox controller (see: sandbox-operator controller --help)
   egress-init  Install the egress firewall in this network namespace (init container)
-  egress     Run the egress sidecar (DNS and proxies)
-  crds       Print the CustomResourceDefinitions (kubectl apply -f -)
-  version    Print the version
-  help       Show this help
+  egress       Run the egress sidecar (DNS and proxies)
+  crds         Print the CustomResourceDefinitions (kubectl apply -f -)
+  version      Print the version
+  help         Show this help
 `;
 
 const VERSION = "0.1.0";
