@@ -8,7 +8,7 @@
 // separate entry would understate it. Throughput and latency use a benchmark
 // entry of the same sidecar code, which can aim the transparent listeners at
 // the local server without an iptables redirect.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import { startAuthoritativeDns } from "../../test/egress/support/authoritative-dns.js";
 import { makeTestCert } from "../../test/egress/support/certs.js";
 import { httpsServer, listen } from "../../test/egress/support/web-servers.js";
-import { freePort } from "../../test/support/processes.js";
+import { freePort, waitForHttpOk } from "../../test/support/processes.js";
 import { buildSidecar } from "./build.js";
 import { fetchBytes, type Route, routes } from "./clients.js";
 
@@ -120,9 +120,8 @@ interface CliSidecar {
   close(): void;
 }
 
-/** The production sidecar command, ready (its /readyz answers 200). */
+/** The production sidecar command (built by `npm run bench:egress`), ready. */
 async function startCliSidecar(upstreamDns: string): Promise<CliSidecar> {
-  execFileSync("npm", ["run", "--silent", "build"], { cwd: REPO, stdio: "inherit" });
   const dir = mkdtempSync(join(tmpdir(), "bench-egress-"));
   const policyFile = join(dir, "policy.json");
   writeFileSync(
@@ -162,19 +161,13 @@ async function startCliSidecar(upstreamDns: string): Promise<CliSidecar> {
     child.kill("SIGTERM");
     rmSync(dir, { recursive: true, force: true });
   };
-  for (let tries = 0; ; tries++) {
-    if (child.exitCode !== null) throw new Error(`egress command exited with ${child.exitCode}`);
-    const ok = await fetch(`http://127.0.0.1:${healthPort}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return { child, proxyPort: proxyPort!, close };
-    if (tries > 100) {
-      close();
-      throw new Error("egress command not ready after 10 s");
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitForHttpOk(child, `http://127.0.0.1:${healthPort}/readyz`, 10_000);
+  } catch (err) {
+    close();
+    throw err;
   }
+  return { child, proxyPort: proxyPort!, close };
 }
 
 /** RSS of the production sidecar: idle, holding CONCURRENT tunnels, after bulk transfers. */

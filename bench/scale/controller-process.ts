@@ -5,7 +5,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { REPO_ROOT } from "../../test/support/paths.js";
-import { freePort, type Started, startProcess, tail } from "../../test/support/processes.js";
+import {
+  freePort,
+  type Started,
+  startProcess,
+  tail,
+  waitForHttpOk,
+} from "../../test/support/processes.js";
 import { EGRESS_IMAGE } from "./objects.js";
 
 const MAIN = join(REPO_ROOT, "dist/cli/main.js");
@@ -57,19 +63,9 @@ export async function startController(opts: {
     opts.logDir,
   );
   const pid = proc.child.pid!;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (proc.child.exitCode !== null) {
-      throw new Error(`controller exited with ${proc.child.exitCode}:\n${tail(proc.logPath)}`);
-    }
-    const ok = await fetch(`http://127.0.0.1:${health}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`controller not ready:\n${tail(proc.logPath)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitForHttpOk(proc.child, `http://127.0.0.1:${health}/readyz`, 60_000, () =>
+    tail(proc.logPath),
+  );
 
   const scrape = async () =>
     parseMetrics(await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text());

@@ -83,6 +83,33 @@ export async function stopProcess(child: ChildProcess, graceMs = 5000): Promise<
   clearTimeout(timer);
 }
 
+/**
+ * Wait until `url` answers 2xx (a started server's /readyz, say). Throws when the
+ * child exits first or `timeoutMs` passes; `context` (a log tail, say) is added
+ * to the error.
+ */
+export async function waitForHttpOk(
+  child: ChildProcess,
+  url: string,
+  timeoutMs: number,
+  context: () => string = () => "",
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) {
+      throw new Error(`process exited with ${child.exitCode} before ${url} answered\n${context()}`);
+    }
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    if (Date.now() > deadline)
+      throw new Error(`${url} not ready after ${timeoutMs} ms\n${context()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A free TCP port on loopback (the kernel picks; we release it right away). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
