@@ -36,7 +36,7 @@ describe("isUnreachable", () => {
     ["throttling", { statusCode: 429 }, false],
     ["an internal error", { statusCode: 500 }, false],
     ["forbidden", { statusCode: 403 }, false],
-  ])("%s: %s", (_, err, expected) => {
+  ])("%s", (_, err, expected) => {
     expect(isUnreachable(err)).toBe(expected);
   });
 });

@@ -4,6 +4,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { silentLogger } from "../observability/logger.js";
+import { EventRecorder } from "./events.js";
 import { rawRequest } from "./raw-request.js";
 import { gateWrites, NotLeaderError, notLeaderCause, type WriteGate } from "./write-gate.js";
 
@@ -106,5 +108,40 @@ describe("gateWrites", () => {
       ),
     ).rejects.toBeInstanceOf(NotLeaderError);
     expect(received).toEqual([]);
+  });
+});
+
+describe("EventRecorder behind the gate", () => {
+  it("sends nothing while the gate is closed, count updates included, and starts afresh once it opens", async () => {
+    let open = true;
+    const recorder = new EventRecorder({
+      kubeConfig: gateWrites(kc, () => {
+        if (!open) closed();
+      }),
+      component: "test",
+      instance: "a",
+      log: silentLogger(),
+      flushMs: 60_000,
+    });
+    const obj = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x", namespace: "a" } };
+    recorder.record(obj, "Normal", "Seen", "first");
+    await recorder.flush();
+    recorder.record(obj, "Normal", "Seen", "first"); // a repeat: a pending count update
+    open = false; // the Lease is lost before the batch is written
+    recorder.record(obj, "Warning", "Other", "refused"); // a create, refused
+    await recorder.flush();
+    expect(received).toEqual(["POST /apis/events.k8s.io/v1/namespaces/a/events"]);
+
+    open = true; // leading again: the refused event is created anew, not counted into nothing
+    recorder.record(obj, "Warning", "Other", "refused");
+    await recorder.flush();
+    // ...and the count the closed gate held back goes out with the next flush.
+    const create = "POST /apis/events.k8s.io/v1/namespaces/a/events";
+    expect(received.filter((l) => l === create)).toHaveLength(2);
+    expect(received.filter((l) => l !== create)).toEqual([
+      expect.stringMatching(
+        /^PATCH \/apis\/events\.k8s\.io\/v1\/namespaces\/a\/events\/x\.[0-9a-f]{16}$/,
+      ),
+    ]);
   });
 });
