@@ -180,6 +180,7 @@ export class Informer<T extends KubeObject> {
     if (!this.down.has(namespace))
       this.down.set(namespace, { sinceMs: Date.now(), err: errorMessage(err) });
   }
+
   get(key: string): T | undefined {
     return this.cache.get(key);
   }

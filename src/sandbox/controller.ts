@@ -72,12 +72,11 @@ const SANDBOX_RESOURCE = { group: GROUP, version: VERSION, plural: SANDBOX_PLURA
 export async function startSandboxController(
   opts: SandboxControllerOptions,
 ): Promise<RunningSandboxController> {
-  const { log, registry } = opts;
+  const { kubeConfig, log, registry } = opts;
   // Every write goes through this KubeConfig and asks the controller first:
   // nothing is written once this replica has lost (or cannot vouch for) its
   // Lease. Reads (informers) and leader election use the plain one.
   let controller: Controller | undefined;
-  const kubeConfig = opts.kubeConfig;
   const writer = gateWrites(kubeConfig, () => {
     if (!controller) throw new NotLeaderError("the controller has not started");
     controller.writeGate();
