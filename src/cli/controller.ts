@@ -92,6 +92,11 @@ export async function runController(argv: string[]): Promise<number> {
   healthServer?.addReadinessCheck("informers", () =>
     controller.ready() ? undefined : "caches not synced",
   );
+  // After the first sync too: a watch that is down (apiserver unreachable) means a stale cache.
+  healthServer?.addReadinessCheck("watches", () => {
+    const problems = controller.watchProblems();
+    return problems.length ? problems.join("; ") : undefined;
+  });
   if (docker) {
     healthServer?.addReadinessCheck("docker", () => controller.dockerUnavailable());
   }

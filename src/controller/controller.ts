@@ -5,6 +5,11 @@
 // workers run only while this replica leads (when leader election is on).
 // Gaining leadership enqueues every key: reconciles are level-triggered, so
 // that is safe, and it is what makes a restart or a failover converge.
+//
+// Losing it aborts every in-flight reconcile's signal, and writeGate (which
+// the writers' KubeConfig asks before every write, see write-gate.ts) refuses
+// from that instant on, even when this process learns of the loss only on
+// waking from a pause, before its timers had a chance to run.
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
 import { classifyError, errorMessage } from "./errors.js";
@@ -12,6 +17,7 @@ import { type Informer, type KubeObject, keyOf } from "./informer.js";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
 import { controllerMetrics } from "./metrics.js";
 import { WorkQueue } from "./workqueue.js";
+import { NotLeaderError, notLeaderCause, type WriteGate } from "./write-gate.js";
 
 export interface ReconcileOutcome {
   /** Reconcile this key again after this many milliseconds (e.g. at an expiry). */
@@ -67,6 +73,8 @@ export class Controller {
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
   private term: Term | undefined;
+  /** Without leader election: writes are allowed until stop() has drained. */
+  private stopped = false;
 
   constructor(private readonly opts: ControllerOptions) {
     this.log = opts.log.child({ controller: opts.name });
@@ -133,10 +141,43 @@ export class Controller {
     return this.elector ? this.elector.isLeader() : true;
   }
 
-  /** Stop taking work, wait for in-flight reconciles, release the Lease (by default), stop watching. */
-  async stop({ release = true } = {}): Promise<void> {
+  /**
+   * Whether this replica may write now: it holds the Lease by the clocks (not
+   * just by the last timer that ran), or, without leader election, it has not
+   * stopped. Finding the renew deadline passed steps down on the spot, which
+   * aborts every in-flight reconcile.
+   */
+  mayWrite(): boolean {
+    return this.elector ? this.elector.holdsLease() : !this.stopped;
+  }
+
+  /** The gate for this controller's writers (see gateWrites). */
+  readonly writeGate: WriteGate = () => {
+    if (!this.mayWrite()) {
+      throw new NotLeaderError(`${this.opts.name}: not leading (any more); refusing to write`);
+    }
+  };
+
+  /** Informers whose watches are down, with why: the cache may be stale (for /readyz). */
+  watchProblems(): string[] {
+    return this.informers.flatMap((i) => i.problems());
+  }
+
+  /**
+   * Stop taking work, wait for in-flight reconciles, run `drain` (e.g. flush
+   * Events) while still allowed to write, release the Lease (by default), stop watching.
+   */
+  async stop({
+    release = true,
+    drain,
+  }: {
+    release?: boolean;
+    drain?: () => Promise<void>;
+  } = {}): Promise<void> {
     this.stopWorkers();
     await this.queue.shutdown();
+    await drain?.();
+    this.stopped = true;
     await this.elector?.stop({ release });
     await Promise.all(this.informers.map((i) => i.stop()));
   }
@@ -145,11 +186,10 @@ export class Controller {
     this.stopWorkers();
     const term: Term = { abort: new AbortController() };
     this.term = term;
-    // Reconciling from a cache that has not listed yet would see objects as missing.
-    await Promise.race([
-      Promise.all(this.informers.map((i) => i.synced)),
-      new Promise((resolve) => term.abort.signal.addEventListener("abort", resolve)),
-    ]);
+    // Reconciling from a cache that has not listed yet would see objects as
+    // missing; from one whose watch is down (leadership regained after an
+    // apiserver outage), it would act on the world as it was.
+    await Promise.all(this.informers.map((i) => i.upToDate(term.abort.signal)));
     if (term.abort.signal.aborted) return;
     const enqueueAll = () => {
       for (const obj of this.opts.primary.list()) this.queue.add(keyOf(obj));
@@ -166,7 +206,7 @@ export class Controller {
     this.term = undefined;
     this.queue.pause();
     clearInterval(term.resync);
-    term.abort.abort();
+    term.abort.abort(new NotLeaderError(`${this.opts.name}: workers stopped`));
     this.log.info("workers stopped");
   }
 
@@ -184,6 +224,12 @@ export class Controller {
       }
     } catch (err) {
       result = "error";
+      if (signal.aborted || notLeaderCause(err)) {
+        // Leadership lost (or stopping): whoever leads next reconciles every key.
+        this.queue.forget(key);
+        log.debug({ err: errorMessage(err) }, "reconcile abandoned: no longer leading");
+        return;
+      }
       const kind = classifyError(err);
       this.metrics.errors.inc({ controller, kind });
       if (kind === "permanent") {

@@ -95,5 +95,8 @@ export function errorMessage(err: unknown): string {
     const status = statusOf(err);
     return status?.message ? `${status.message} (HTTP ${err.code})` : `HTTP ${err.code}`;
   }
-  return err instanceof Error ? err.message : String(err);
+  if (!(err instanceof Error)) return String(err);
+  // fetch says only "fetch failed"; why (refused, reset, TLS) is in the cause.
+  const cause = (err as { cause?: unknown }).cause;
+  return cause instanceof Error && cause.message ? `${err.message}: ${cause.message}` : err.message;
 }

@@ -4,11 +4,19 @@
 // per flush interval, so a flapping object cannot flood the API. Memory is
 // bounded (LRU of the events being folded). Recording never throws: an Event
 // is not worth failing a reconcile for.
+//
+// Creates and the batched count updates are writes like any other: once this
+// replica has lost its Lease, the KubeConfig's write gate refuses them, a
+// pending count flush included (the new leader records what it sees itself).
+// A series whose Event could not be created is dropped, so that a repeat
+// (after leadership comes back, say) starts a new Event instead of counting
+// into one that does not exist.
 import { randomBytes } from "node:crypto";
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { apiStatus, errorMessage } from "./errors.js";
 import { microTime, rawRequest } from "./raw-request.js";
+import { notLeaderCause } from "./write-gate.js";
 
 export interface InvolvedObject {
   apiVersion?: string;
@@ -147,7 +155,8 @@ export class EventRecorder {
       });
       return true;
     } catch (err) {
-      this.opts.log.warn({ err: errorMessage(err), reason }, "could not record an event");
+      s.firstSeen = Number.NEGATIVE_INFINITY;
+      this.logFailure(err, { reason }, "could not record an event");
       return false;
     }
   }
@@ -167,8 +176,14 @@ export class EventRecorder {
     } catch (err) {
       // Gone (the apiserver's event TTL): the next repeat starts a new Event.
       if (apiStatus(err) === 404) s.firstSeen = Number.NEGATIVE_INFINITY;
-      this.opts.log.warn({ err: errorMessage(err), event: s.name }, "could not update an event");
+      this.logFailure(err, { event: s.name }, "could not update an event");
     }
+  }
+
+  /** A refusal by the write gate is expected after losing the Lease: not worth a warning. */
+  private logFailure(err: unknown, fields: object, msg: string): void {
+    const level = notLeaderCause(err) ? "debug" : "warn";
+    this.opts.log[level]({ err: errorMessage(err), ...fields }, msg);
   }
 
   /** Most recently used last; evict the least recently used beyond the bound. */

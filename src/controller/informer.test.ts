@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { keyOf, trim } from "./informer.js";
+import { isUnreachable, keyOf, trim } from "./informer.js";
 
 describe("trim", () => {
   it("drops managedFields and the last-applied annotation, keeping the rest", () => {
@@ -24,5 +24,19 @@ describe("keyOf", () => {
   it("is namespace/name, or the name of a cluster-scoped object", () => {
     expect(keyOf({ metadata: { namespace: "ns", name: "a" } })).toBe("ns/a");
     expect(keyOf({ metadata: { name: "node-1" } })).toBe("node-1");
+  });
+});
+
+describe("isUnreachable", () => {
+  it.each([
+    ["a refused connection (no HTTP status)", new TypeError("fetch failed"), true],
+    ["a bad gateway", { statusCode: 502 }, true],
+    ["an apiserver not ready", { statusCode: 503 }, true],
+    ["a gateway timeout", { statusCode: 504 }, true],
+    ["throttling", { statusCode: 429 }, false],
+    ["an internal error", { statusCode: 500 }, false],
+    ["forbidden", { statusCode: 403 }, false],
+  ])("%s", (_, err, expected) => {
+    expect(isUnreachable(err)).toBe(expected);
   });
 });

@@ -11,11 +11,16 @@
 //   for every object that vanished meanwhile and an update for every change;
 //   any other error or end of the watch restarts it with backoff; and a watch
 //   that delivers nothing, not even a bookmark, for the watchdog period is
-//   presumed dead (a half-open connection) and restarted.
+//   presumed dead (a half-open connection) and restarted;
+// - recovery from an apiserver outage within a second of its return: an
+//   apiserver that does not answer (connection refused, reset, 502/503/504)
+//   costs nothing to retry, so those failures retry on a short capped backoff,
+//   while answers that refuse (429, 5xx, 403) back off to the long cap, and
+//   problems() says which watches are down meanwhile (for /readyz).
 import * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.js";
-import { apiStatus } from "./errors.js";
+import { apiStatus, errorMessage } from "./errors.js";
 import { listRaw } from "./raw-request.js";
 
 export interface KubeObject {
@@ -57,6 +62,8 @@ export interface InformerOptions<T> {
   watchdogMs?: number;
   /** Delays between failed list/watch attempts (default 200 ms doubling to 30 s). */
   backoff?: Omit<BackoffOptions, "random">;
+  /** Delays while the apiserver does not answer at all (default 200 ms doubling to 1 s). */
+  unreachableBackoff?: Omit<BackoffOptions, "random">;
   log: Logger;
 }
 
@@ -68,6 +75,19 @@ export interface EventHandler<T> {
 
 /** Why one watch ended. */
 type WatchEnd = "gone" | "closed" | "error" | "watchdog" | "stopped";
+
+/** Longest a new leader waits for a down watch before reconciling from the cache anyway. */
+const UP_TO_DATE_WAIT_MS = 30_000;
+
+/**
+ * The apiserver did not answer at all (no HTTP status: refused, reset, DNS,
+ * TLS), or a proxy in front of it says it is not there: retrying costs the
+ * apiserver nothing, so it can be frequent.
+ */
+export function isUnreachable(err: unknown): boolean {
+  const status = apiStatus(err);
+  return status === undefined || status === 502 || status === 503 || status === 504;
+}
 
 export function keyOf(obj: KubeObject): string {
   const { namespace, name } = obj.metadata ?? {};
@@ -90,6 +110,8 @@ export class Informer<T extends KubeObject> {
   private readonly handlers: EventHandler<T>[] = [];
   private readonly scopes: (string | undefined)[];
   private readonly syncedScopes = new Set<string | undefined>();
+  /** Scopes whose last list or watch attempt failed (cleared when a watch is established again). */
+  private readonly down = new Map<string | undefined, { sinceMs: number; err: string }>();
   private readonly stopping = new AbortController();
   private readonly log: Logger;
   private readonly lister: ListFunction<T>;
@@ -129,6 +151,36 @@ export class Informer<T extends KubeObject> {
     return this.syncedScopes.size === this.scopes.length;
   }
 
+  /** One line per scope whose watch is down (the cache may be stale), with since when and why. */
+  problems(): string[] {
+    const now = Date.now();
+    return [...this.down].map(
+      ([ns, { sinceMs, err }]) =>
+        `${this.opts.resource}${ns ? ` in ${ns}` : ""}: watch down for ${Math.round((now - sinceMs) / 1000)}s (${err})`,
+    );
+  }
+
+  /**
+   * Resolves once every scope has listed and is watching (none down), or
+   * `signal` aborts, or after a bounded wait (a watch that stays down, e.g.
+   * for want of RBAC, must not stop a leader for good; /readyz says why).
+   */
+  async upToDate(signal: AbortSignal): Promise<void> {
+    const deadline = performance.now() + UP_TO_DATE_WAIT_MS;
+    while (!signal.aborted && !(this.hasSynced() && this.down.size === 0)) {
+      if (this.hasSynced() && performance.now() > deadline) {
+        this.log.warn({ problems: this.problems() }, "watches still down; working from the cache");
+        return;
+      }
+      await sleep(50, signal);
+    }
+  }
+
+  private markDown(namespace: string | undefined, err: unknown): void {
+    if (!this.down.has(namespace))
+      this.down.set(namespace, { sinceMs: Date.now(), err: errorMessage(err) });
+  }
+
   get(key: string): T | undefined {
     return this.cache.get(key);
   }
@@ -146,15 +198,18 @@ export class Informer<T extends KubeObject> {
   private async run(namespace: string | undefined): Promise<void> {
     const log = this.log.child({ namespace: namespace ?? "*" });
     const backoff = new Backoff(this.opts.backoff ?? { baseMs: 200, maxMs: 30_000 });
+    const unreachable = new Backoff(this.opts.unreachableBackoff ?? { baseMs: 200, maxMs: 1000 });
     const signal = this.stopping.signal;
     let resourceVersion: string | undefined; // undefined: (re-)list first
     while (!signal.aborted) {
       let healthy = false;
+      let failure: { err: unknown } | undefined;
       try {
         resourceVersion ??= await this.relist(namespace, signal);
         const watched = await this.watch(namespace, resourceVersion, log);
         resourceVersion = watched.resourceVersion;
         healthy = watched.delivered > 0;
+        if (watched.end === "error") failure = { err: watched.err };
         if (watched.end === "gone") {
           this.stats.relistsAfterGone++;
           log.info("watch expired (410 Gone); re-listing");
@@ -166,11 +221,20 @@ export class Informer<T extends KubeObject> {
       } catch (err) {
         if (signal.aborted) return;
         this.stats.errors++;
+        failure = { err };
         log.warn({ err: String(err) }, "list failed");
       }
-      if (healthy) backoff.reset();
-      // A watch that delivered something resumes at once; repeated failures back off.
-      if (!healthy) await sleep(backoff.next(), signal);
+      if (failure) this.markDown(namespace, failure.err);
+      if (healthy) {
+        backoff.reset();
+        unreachable.reset();
+      }
+      // A watch that delivered something resumes at once; repeated failures back
+      // off, briefly while the apiserver is simply not there.
+      if (!healthy) {
+        const delay = failure && isUnreachable(failure.err) ? unreachable.next() : backoff.next();
+        await sleep(delay, signal);
+      }
     }
   }
 
@@ -218,7 +282,7 @@ export class Informer<T extends KubeObject> {
     namespace: string | undefined,
     resourceVersion: string,
     log: Logger,
-  ): Promise<{ end: WatchEnd; resourceVersion: string; delivered: number }> {
+  ): Promise<{ end: WatchEnd; resourceVersion: string; delivered: number; err?: unknown }> {
     this.stats.watches++;
     const signal = this.stopping.signal;
     let rv = resourceVersion;
@@ -235,7 +299,7 @@ export class Informer<T extends KubeObject> {
         signal.removeEventListener("abort", onStop);
         request?.abort();
         if (end === "error") log.warn({ err: String(err) }, "watch failed; restarting it");
-        resolve({ end, resourceVersion: rv, delivered });
+        resolve({ end, resourceVersion: rv, delivered, err });
       };
       const onStop = () => finish("stopped");
       const feedWatchdog = () => {
@@ -298,7 +362,9 @@ export class Informer<T extends KubeObject> {
         .then(
           (controller) => {
             request = controller;
-            if (finished) controller.abort();
+            if (finished) return controller.abort();
+            // The apiserver answered the watch: this scope is live again.
+            this.down.delete(namespace);
           },
           (err) => finish("error", err),
         );

@@ -8,6 +8,11 @@
 //   lease duration) stops leading, by a timer, even while a request hangs, so it
 //   stops before anyone else can take over; it also stops at once on seeing
 //   another holder;
+// - a process paused past its deadline (SIGSTOP, a long GC) resumes with its
+//   timers late and its I/O callbacks first: holdsLease() compares the deadline
+//   with the clocks themselves (monotonic, and the wall clock, which also counts
+//   a suspended machine), steps down on the spot when it has passed, and is
+//   what the controller's write gate asks before every write;
 // - release on shutdown (no holder), so a successor takes over at once.
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
@@ -50,6 +55,8 @@ export class LeaderElector {
   private leading = false;
   private loop: Promise<void> | undefined;
   private deadline: NodeJS.Timeout | undefined;
+  /** Until when the last renewal lets us lead, on both clocks. */
+  private leadUntil = { monotonic: 0, wall: 0 };
   /** The Lease as last seen, and when (our clock) it last changed. */
   private observed: { record: string; at: number } | undefined;
   private readonly stopping = new AbortController();
@@ -75,6 +82,21 @@ export class LeaderElector {
 
   isLeader(): boolean {
     return this.leading;
+  }
+
+  /**
+   * Whether we lead and the renew deadline has not passed by the clocks,
+   * checked now rather than by a timer; steps down (synchronously, so
+   * onStoppedLeading runs first) when it has.
+   */
+  holdsLease(): boolean {
+    if (!this.leading) return false;
+    if (performance.now() < this.leadUntil.monotonic && Date.now() < this.leadUntil.wall) {
+      return true;
+    }
+    this.log.error("the renew deadline passed (was this process paused?); stepping down");
+    this.setLeading(false);
+    return false;
   }
 
   start(): void {
@@ -110,7 +132,9 @@ export class LeaderElector {
 
   private async run(): Promise<void> {
     while (!this.stopping.signal.aborted) {
-      const attemptedAt = performance.now();
+      // After a pause, step down before anything else: renewing comes second.
+      this.holdsLease();
+      const attemptedAt = { monotonic: performance.now(), wall: Date.now() };
       try {
         const outcome = await this.tryAcquireOrRenew();
         if (outcome === "holding") this.renewed(attemptedAt);
@@ -126,11 +150,20 @@ export class LeaderElector {
   }
 
   /** A renewal that started at `attemptedAt` succeeded: lead until attemptedAt + renewDeadline. */
-  private renewed(attemptedAt: number): void {
+  private renewed(attemptedAt: { monotonic: number; wall: number }): void {
     if (this.stopping.signal.aborted) return;
+    this.leadUntil = {
+      monotonic: attemptedAt.monotonic + this.renewDeadlineMs,
+      wall: attemptedAt.wall + this.renewDeadlineMs,
+    };
+    const left = Math.min(
+      this.leadUntil.monotonic - performance.now(),
+      this.leadUntil.wall - Date.now(),
+    );
+    // A renewal that took longer than the deadline (we were paused meanwhile) proves nothing.
+    if (left <= 0) return void this.holdsLease();
     this.setLeading(true);
     clearTimeout(this.deadline);
-    const left = attemptedAt + this.renewDeadlineMs - performance.now();
     this.deadline = setTimeout(() => {
       this.log.error("could not renew the lease within the renew deadline; stepping down");
       this.setLeading(false);

@@ -6,6 +6,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import { HttpMethod, RequestContext } from "@kubernetes/client-node";
 import { fetch } from "undici";
+import { notLeaderCause } from "./write-gate.js";
 
 /** An HTTP error from the apiserver; `body` is the Kubernetes Status when there is one. */
 export class ApiError extends Error {
@@ -58,17 +59,25 @@ export async function rawRequest<T>(
   for (const [k, v] of Object.entries(query))
     if (v !== undefined) url.searchParams.set(k, String(v));
   const ctx = new RequestContext(url.toString(), HttpMethod[method]);
+  // Authentication can wait (for a rate-limit token): a reconcile aborted meanwhile sends nothing.
   await kc.applySecurityAuthentication(ctx);
-  const res = await fetch(url, {
-    method,
-    headers: {
-      ...ctx.getHeaders(),
-      ...(body === undefined ? {} : { "content-type": contentType }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    dispatcher: ctx.getDispatcher(),
-    signal,
-  });
+  signal?.throwIfAborted();
+  let res: Awaited<ReturnType<typeof fetch>>;
+  try {
+    res = await fetch(url, {
+      method,
+      headers: {
+        ...ctx.getHeaders(),
+        ...(body === undefined ? {} : { "content-type": contentType }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      dispatcher: ctx.getDispatcher(),
+      signal,
+    });
+  } catch (err) {
+    // fetch reports a request the write gate refused as "fetch failed" with the refusal as cause.
+    throw notLeaderCause(err) ?? err;
+  }
   const text = await res.text();
   let parsed: unknown;
   try {

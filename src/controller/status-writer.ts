@@ -9,11 +9,15 @@
 // earn a 409. The writer remembers which version each of its writes started
 // from and skips writing from it again: the watch event for our own write is
 // on its way and reconciles the object once more, from the version we wrote.
+//
+// A write whose reconcile was aborted (leadership lost) is not sent; the
+// KubeConfig's write gate refuses it too once the Lease is known lost.
 import { isDeepStrictEqual } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
 import { fromApiError } from "./errors.js";
 import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
+import { notLeaderCause } from "./write-gate.js";
 
 export interface StatusObject {
   metadata: { name?: string; namespace?: string; resourceVersion?: string; generation?: number };
@@ -63,9 +67,15 @@ export class StatusWriter {
    * Make the object's status `status` (plus observedGeneration = the object's
    * generation). Writes nothing when the cached status already says so, or when
    * the cache has not caught up with our previous write (see StatusWriteResult).
-   * Throws ConflictError (someone else changed the object) or NotFoundError.
+   * Throws ConflictError (someone else changed the object) or NotFoundError;
+   * the signal's reason (nothing sent) once `signal` has aborted.
    */
-  async write(obj: StatusObject, status: object): Promise<StatusWriteResult> {
+  async write(
+    obj: StatusObject,
+    status: object,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<StatusWriteResult> {
+    signal?.throwIfAborted();
     const { namespace, name, resourceVersion } = obj.metadata;
     const key = `${namespace ?? ""}/${name}`;
     if (this.awaitingCache(key, resourceVersion)) return "awaitingCache";
@@ -80,8 +90,10 @@ export class StatusWriter {
           metadata: { resourceVersion },
           status: mergePatch(obj.status ?? {}, desired),
         },
+        signal,
       });
     } catch (err) {
+      if (signal?.aborted || notLeaderCause(err)) throw err;
       throw fromApiError(err);
     }
     // A patch that changed nothing on the server keeps the version: no event will come.

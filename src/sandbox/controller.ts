@@ -21,6 +21,7 @@ import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
+import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
@@ -57,6 +58,8 @@ export interface RunningSandboxController {
   isLeader(): boolean;
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
+  /** Informers whose watches are down: the cache may be stale (for /readyz). */
+  watchProblems(): string[];
   /** Why the docker backend's daemon is unusable, if the backend is enabled (for /readyz). */
   dockerUnavailable(): string | undefined;
   /** Re-list the Docker host and collect orphans now (also periodic). */
@@ -70,6 +73,14 @@ export async function startSandboxController(
   opts: SandboxControllerOptions,
 ): Promise<RunningSandboxController> {
   const { kubeConfig, log, registry } = opts;
+  // Every write goes through this KubeConfig and asks the controller first:
+  // nothing is written once this replica has lost (or cannot vouch for) its
+  // Lease. Reads (informers) and leader election use the plain one.
+  let controller: Controller | undefined;
+  const writer = gateWrites(kubeConfig, () => {
+    if (!controller) throw new NotLeaderError("the controller has not started");
+    controller.writeGate();
+  });
   const informer = <T extends KubeObject>(
     apiPath: string,
     resource: string,
@@ -98,7 +109,7 @@ export async function startSandboxController(
 
   const backends: Partial<Record<BackendName, SandboxBackend>> = {
     pod: new PodBackend({
-      kubeConfig,
+      kubeConfig: writer,
       pods,
       services,
       networkPolicies,
@@ -107,7 +118,6 @@ export async function startSandboxController(
   };
 
   const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
-  let controller: Controller | undefined;
   let docker: DockerRuntime | undefined;
   if (opts.docker) {
     const registryCounter = orphanCounter(registry);
@@ -124,7 +134,7 @@ export async function startSandboxController(
         return s && backendOf(s) === "docker" ? s.metadata.uid : undefined;
       },
       watches: (namespace) => opts.namespaces.length === 0 || opts.namespaces.includes(namespace),
-      canCollect: () => !!controller?.isLeader() && controller.ready(),
+      canCollect: () => !!controller?.mayWrite() && controller.ready(),
       onOrphanRemoved: (kind) => registryCounter.inc({ kind }),
       sweepIntervalMs: opts.docker.sweepIntervalMs,
       log,
@@ -133,15 +143,15 @@ export async function startSandboxController(
   }
 
   const identity = opts.leaderElection?.identity ?? "sandbox-operator";
-  const statusWriter = new StatusWriter(kubeConfig, SANDBOX_RESOURCE, registry, METRIC_PREFIX);
-  const finalizers = new Finalizers(kubeConfig, SANDBOX_RESOURCE);
+  const statusWriter = new StatusWriter(writer, SANDBOX_RESOURCE, registry, METRIC_PREFIX);
+  const finalizers = new Finalizers(writer, SANDBOX_RESOURCE);
   const events = new EventRecorder({
-    kubeConfig,
+    kubeConfig: writer,
     component: "sandbox-operator",
     instance: identity,
     log,
   });
-  const objects = kubeConfig.makeApiClient(kube.CustomObjectsApi);
+  const objects = writer.makeApiClient(kube.CustomObjectsApi);
   const metrics = sandboxMetrics(registry, () =>
     countByPhase(sandboxes.list(), opts.defaultBackend),
   );
@@ -185,10 +195,10 @@ export async function startSandboxController(
       informer: i as Informer<KubeObject>,
       primaryKey: ownerKey,
     })),
-    reconcile: async (key) => {
+    reconcile: async (key, ctx) => {
       const sandboxLog = log.child({ sandbox: key });
       const started = performance.now();
-      const outcome = await reconciler.reconcile(key).catch((err) => {
+      const outcome = await reconciler.reconcile(key, ctx.signal).catch((err) => {
         sandboxLog.debug({ err: String(err) }, "reconcile error");
         throw err;
       });
@@ -210,10 +220,12 @@ export async function startSandboxController(
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
     statusWrites: () => statusWriter.writes,
+    watchProblems: () => controller?.watchProblems() ?? [],
     dockerUnavailable: () => docker?.unavailable(),
     sweepDocker: async () => docker?.sweep(),
     stop: async (stopOpts) => {
-      await controller?.stop(stopOpts);
+      // Events are flushed while the Lease is still ours; after it is released they would be refused.
+      await controller?.stop({ ...stopOpts, drain: () => events.flush() });
       await docker?.stop();
       await events.flush();
     },

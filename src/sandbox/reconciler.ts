@@ -57,7 +57,8 @@ export class SandboxReconciler {
     this.now = deps.now ?? (() => new Date());
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
+  async reconcile(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
+    signal?.throwIfAborted();
     const raw = this.deps.getSandbox(key) as Sandbox | undefined;
     if (!raw) return {}; // deleted: owner references (pod) or the finalizer (docker) took care of it
 

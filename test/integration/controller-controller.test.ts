@@ -1,13 +1,14 @@
 // The composed controller against the real apiserver, over ConfigMaps (primary)
 // and Secrets (secondary, mapped by an "owner" label): reconciles on change,
-// error handling by kind, requeue-after, metrics, draining stop, and workers
-// running only on the leader.
+// error handling by kind, requeue-after, metrics, draining stop, workers
+// running only on the leader, and no write from a leader paused past its lease.
 import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Controller, type ControllerOptions } from "../../src/controller/controller.js";
 import { ConflictError, PermanentError } from "../../src/controller/errors.js";
 import { Informer, type KubeObject } from "../../src/controller/informer.js";
+import { gateWrites, NotLeaderError, notLeaderCause } from "../../src/controller/write-gate.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
@@ -198,5 +199,52 @@ describe("Controller", () => {
     await configMap("leader", "two");
     await eventually(() => expect(b.of("two")).toBe(1));
     expect(a.of("two")).toBe(0);
+  });
+
+  it("a leader paused past its renew deadline aborts its reconcile and writes nothing, timers or not", async () => {
+    let outcome: { signal: AbortSignal; err: unknown; leaderAfter: boolean } | undefined;
+    let paused = false;
+    const { c } = controller(
+      "paused",
+      async (_key, ctx) => {
+        if (paused) return;
+        paused = true;
+        const core = gateWrites(kc, c.writeGate).makeApiClient(k8s.CoreV1Api);
+        // A long GC: the event loop is blocked past the renew deadline, so the
+        // elector's step-down timer can only fire after whatever runs next.
+        const until = performance.now() + 1800;
+        while (performance.now() < until) {}
+        const err = await core
+          .createNamespacedConfigMap({ namespace: ns.name, body: { metadata: { name: "late" } } })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+        outcome = { signal: ctx.signal, err, leaderAfter: c.isLeader() };
+      },
+      {
+        leaderElection: {
+          kubeConfig: kc,
+          namespace: ns.name,
+          name: "paused",
+          identity: "paused",
+          leaseDurationMs: 2000,
+          renewDeadlineMs: 1500,
+          retryPeriodMs: 200,
+        },
+      },
+    );
+    c.start();
+    await configMap("paused", "work");
+    await eventually(() => expect(outcome).toBeDefined(), { timeout: 10_000 });
+    expect(notLeaderCause(outcome?.err)).toBeInstanceOf(NotLeaderError);
+    expect(outcome?.signal.aborted).toBe(true);
+    expect(outcome?.leaderAfter).toBe(false);
+    const late = await core
+      .readNamespacedConfigMap({ name: "late", namespace: ns.name })
+      .catch((e: unknown) => e);
+    expect((late as k8s.ApiException<unknown>).code).toBe(404);
+    // Nobody else wanted the lease: it leads again, in a new term.
+    await eventually(() => expect(c.isLeader()).toBe(true));
   });
 });

@@ -1,6 +1,7 @@
 // Leader election on a real Lease: one leader at a time, failover within the
 // lease duration, immediate hand-over on release, stepping down when another
-// holder shows up, and when renewals hang (network partition through a proxy).
+// holder shows up, when renewals hang (network partition through a proxy), and
+// on the spot after a pause past the renew deadline, before any timer runs.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LeaderElector } from "../../src/controller/leader-election.js";
 import { rawRequest } from "../../src/controller/raw-request.js";
@@ -115,6 +116,23 @@ describe("LeaderElector", () => {
       body: { ...lease, spec: { ...lease.spec, holderIdentity: "intruder" } },
     });
     await eventually(() => expect(a.isLeader()).toBe(false), { timeout: RETRY_MS * 5 });
+  });
+
+  it("knows on the spot after a pause past its renew deadline, before its timers run", async () => {
+    const t = timeline();
+    const a = t.candidate("paused", "a");
+    await eventually(() => expect(a.isLeader()).toBe(true));
+    expect(a.holdsLease()).toBe(true);
+    // A long GC (or SIGSTOP): the event loop is blocked past the renew deadline.
+    const until = performance.now() + RENEW_DEADLINE_MS + 100;
+    while (performance.now() < until) {}
+    expect(a.isLeader()).toBe(true); // no timer has run to say otherwise...
+    expect(a.holdsLease()).toBe(false); // ...but the clock does, and it steps down at once
+    expect(a.isLeader()).toBe(false);
+    expect(t.log).toEqual(["+a", "-a"]);
+    // Nobody else wanted the lease: it renews and leads again, in a new term.
+    await eventually(() => expect(a.isLeader()).toBe(true));
+    expect(t.log).toEqual(["+a", "-a", "+a"]);
   });
 
   it("steps down within the renew deadline when renewals hang, before anyone else can lead", async () => {

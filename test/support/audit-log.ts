@@ -17,6 +17,8 @@ export interface AuditEvent {
     apiGroup?: string;
   };
   responseStatus?: { code?: number };
+  /** metav1.MicroTime (six fractional digits, UTC): compares as a string. */
+  requestReceivedTimestamp?: string;
 }
 
 /** Current end of the log, to read only what comes after it. */

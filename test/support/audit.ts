@@ -26,6 +26,23 @@ export async function describeWrites(user: string, namespace?: string): Promise<
   return [...counts].map(([k, n]) => `${k}: ${n}`).join("\n");
 }
 
+/**
+ * Writes by `user` the apiserver received at or after `since` (a MicroTime,
+ * e.g. a Lease's acquireTime), as "verb resource namespace/name (HTTP code)" lines.
+ */
+export async function writesReceivedSince(
+  user: string,
+  since: string,
+  namespace?: string,
+): Promise<string[]> {
+  return (await writes(user, namespace))
+    .filter((e) => (e.requestReceivedTimestamp ?? "") >= since)
+    .map(
+      ({ verb, objectRef: r = {}, responseStatus, requestReceivedTimestamp }) =>
+        `${requestReceivedTimestamp} ${verb} ${r.resource}${r.subresource ? `/${r.subresource}` : ""} ${r.namespace}/${r.name} (HTTP ${responseStatus?.code})`,
+    );
+}
+
 async function writes(user: string, namespace?: string, resource?: string): Promise<AuditEvent[]> {
   const out: AuditEvent[] = [];
   for (const e of await completedRequests(inject("auditLogPath"))) {

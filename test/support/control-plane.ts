@@ -43,6 +43,12 @@ export interface ControlPlane {
   /** Milliseconds each step of start-up took. */
   timings: Record<string, number>;
   kubeConfig(): k8s.KubeConfig;
+  /**
+   * Kill kube-apiserver (SIGKILL: a crash, connections cut), then, with
+   * restartApiserver(), start it again on the same port, certificates and etcd.
+   */
+  killApiserver(): Promise<void>;
+  restartApiserver(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -113,9 +119,10 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const etcdUrl = await time("etcd", () => startEtcd(binDir, dir, remember));
     const adminToken = randomBytes(24).toString("hex");
-    const { server, caPath, auditLogPath } = await time("kube-apiserver", () =>
+    const apiserver = await time("kube-apiserver", () =>
       startApiserver(binDir, dir, etcdUrl, adminToken, !!opts.auditAllVerbs, remember),
     );
+    const { server, caPath, auditLogPath } = apiserver;
     const kubeconfigPath = join(dir, "admin.kubeconfig");
     writeFileSync(kubeconfigPath, kubeconfigYaml(server, caPath, adminToken));
     for (const user of OPERATOR_USERS) {
@@ -181,6 +188,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       binDir,
       timings,
       kubeConfig,
+      killApiserver: async () => {
+        const { child } = apiserver.proc;
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        process.kill(-child.pid!, "SIGKILL");
+        await exited;
+      },
+      restartApiserver: async () => {
+        apiserver.proc = remember(apiserver.launch());
+        await apiserver.waitReady(apiserver.proc);
+      },
       stop,
     };
   } catch (err) {
@@ -226,7 +244,16 @@ async function startApiserver(
   adminToken: string,
   auditAllVerbs: boolean,
   remember: (p: Started) => Started,
-): Promise<{ server: string; caPath: string; auditLogPath: string }> {
+): Promise<{
+  server: string;
+  caPath: string;
+  auditLogPath: string;
+  /** The running process (replaced by a restart). */
+  proc: Started;
+  /** Start another kube-apiserver exactly like the first (same port, certificates, etcd). */
+  launch(): Started;
+  waitReady(proc: Started): Promise<void>;
+}> {
   const port = await freePort();
   const certDir = join(dir, "certs");
   mkdirSync(certDir);
@@ -249,7 +276,7 @@ async function startApiserver(
   writeFileSync(join(dir, "audit-policy.yaml"), auditPolicy(auditAllVerbs));
   const auditLogPath = join(dir, "audit.log");
 
-  const apiserver = remember(
+  const launch = () =>
     startProcess(
       "kube-apiserver",
       join(binDir, "kube-apiserver"),
@@ -275,15 +302,17 @@ async function startApiserver(
         "--audit-log-maxsize=1000000",
       ],
       dir,
-    ),
-  );
+    );
   const server = `https://127.0.0.1:${port}`;
   const caPath = join(certDir, "apiserver.crt");
-  await waitFor("kube-apiserver", apiserver, async () => {
-    const res = await fetchInsecure(`${server}/readyz`, adminToken);
-    return res === 200;
-  });
-  return { server, caPath, auditLogPath };
+  const waitReady = (proc: Started) =>
+    waitFor("kube-apiserver", proc, async () => {
+      const res = await fetchInsecure(`${server}/readyz`, adminToken);
+      return res === 200;
+    });
+  const proc = remember(launch());
+  await waitReady(proc);
+  return { server, caPath, auditLogPath, proc, launch, waitReady };
 }
 
 async function startKwok(
