@@ -5,7 +5,7 @@ import type * as k8s from "@kubernetes/client-node";
 import * as kube from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { Counter, type Registry } from "prom-client";
-import { GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
@@ -23,9 +23,10 @@ import { Informer, type KubeObject } from "../controller/informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
+import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
-import { keyOf, SandboxReconciler } from "./reconciler.js";
+import { SandboxReconciler } from "./reconciler.js";
 
 export interface SandboxControllerOptions {
   kubeConfig: k8s.KubeConfig;
@@ -174,13 +175,14 @@ export async function startSandboxController(
     addFinalizer: (sandbox, f) => finalizers.add(sandbox, f),
     removeFinalizer: (sandbox, f) => finalizers.remove(sandbox, f),
     recordEvent: (sandbox, e) =>
-      events.record({ ...sandbox, kind: SANDBOX_KIND }, e.type, e.reason, e.message),
-    stallTimeoutSeconds: opts.stallTimeoutSeconds,
-    onReady: (sandbox, seconds) =>
-      metrics.readySeconds.observe(
-        { backend: sandbox.spec.backend ?? opts.defaultBackend },
-        seconds,
+      events.record(
+        { apiVersion: API_VERSION, kind: SANDBOX_KIND, metadata: sandbox.metadata },
+        e.type,
+        e.reason,
+        e.message,
       ),
+    stallTimeoutSeconds: opts.stallTimeoutSeconds,
+    onReady: (backend, seconds) => metrics.readySeconds.observe({ backend }, seconds),
     log,
   });
 
