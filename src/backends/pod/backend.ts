@@ -246,15 +246,16 @@ export class PodBackend implements SandboxBackend {
     const newPolicy = actual.metadata?.annotations?.[POLICY_ANNOTATION] !== policy;
     if (relabel || newPolicy) {
       // In place: labels are mutable, and the kubelet rewrites the sidecar's
-      // policy file from the annotation; the workload keeps running. The
-      // resourceVersion makes it a compare-and-swap with what was judged.
+      // policy file from the annotation; the workload keeps running. The UID
+      // pins the Pod that was judged (a UID that no longer matches is refused);
+      // not the resourceVersion, which every status update of the kubelet moves.
       await this.core.patchNamespacedPod(
         {
           name,
           namespace,
           body: {
             metadata: {
-              resourceVersion: actual.metadata?.resourceVersion,
+              uid: actual.metadata?.uid,
               labels: relabel ? desired.metadata?.labels : undefined,
               annotations: newPolicy ? { [POLICY_ANNOTATION]: policy } : undefined,
             },
