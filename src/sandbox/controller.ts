@@ -186,6 +186,7 @@ export async function startSandboxController(
     log,
   });
 
+  const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
     return name ? `${obj.metadata?.namespace}/${name}` : undefined;
@@ -202,6 +203,8 @@ export async function startSandboxController(
       const started = performance.now();
       const outcome = await reconciler.reconcile(key, ctx.signal).catch((err) => {
         sandboxLog.debug({ err: String(err) }, "reconcile error");
+        // The retry backoff grows to minutes; the lifetime does not wait for it.
+        expiryTimers.arm(key, reconciler.untilExpiry(key));
         throw err;
       });
       sandboxLog.debug({ ms: Math.round(performance.now() - started), ...outcome }, "reconciled");
@@ -226,12 +229,40 @@ export async function startSandboxController(
     dockerUnavailable: () => docker?.unavailable(),
     sweepDocker: async () => docker?.sweep(),
     stop: async (stopOpts) => {
+      expiryTimers.clear();
       // Events are flushed while the Lease is still ours; after it is released they would be refused.
       await controller?.stop({ ...stopOpts, drain: () => events.flush() });
       await docker?.stop();
       await events.flush();
     },
   };
+}
+
+/**
+ * One timer per key whose reconcile failed, set for its expiry: a failing
+ * sandbox is retried with a backoff of up to minutes, and its lifetime must not
+ * wait for that. Replaced on each failure; a timer that fires just enqueues.
+ */
+class ExpiryTimers {
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly enqueue: (key: string) => void) {}
+
+  arm(key: string, ms: number | undefined): void {
+    clearTimeout(this.timers.get(key));
+    this.timers.delete(key);
+    if (ms === undefined) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      this.enqueue(key);
+    }, ms + 1).unref();
+    this.timers.set(key, timer);
+  }
+
+  clear(): void {
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.timers.clear();
+  }
 }
 
 function orphanCounter(registry: Registry) {

@@ -135,4 +135,12 @@ describe("SandboxReconciler", () => {
     expect(h.diffedAgainst[0]).toEqual({ phase: "Running", finishedAt: "2024-01-01t00:00:00x" });
     expect(h.statuses[0]?.finishedAt).toBeUndefined();
   });
+
+  it("tells how long until expiry from spec and metadata, whatever the status says", () => {
+    const h = harness({
+      ensure: async () => running,
+      stored: sandbox({ expiresAt: "2099-01-01T00:00:00Z", phase: "Expired" }),
+    });
+    expect(h.reconciler.untilExpiry("ns/s")).toBe(50_000);
+  });
 });

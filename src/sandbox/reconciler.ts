@@ -23,6 +23,7 @@ import {
   type Observed,
   SANDBOX_FINALIZER,
 } from "./decide.js";
+import { expiryTime, remaining } from "./lifetime.js";
 import { readSandbox, type SandboxView, sandboxOf } from "./read.js";
 import { phaseEvent, readySeconds } from "./status.js";
 
@@ -76,6 +77,22 @@ export class SandboxReconciler {
       ),
       stallTimeoutSeconds: deps.stallTimeoutSeconds,
     };
+  }
+
+  /**
+   * Milliseconds until the sandbox's lifetime ends, from spec and metadata
+   * alone; undefined when it is gone, being deleted or has no readable lifetime.
+   */
+  untilExpiry(key: string): number | undefined {
+    const raw = this.deps.getSandbox(key);
+    if (!raw) return undefined;
+    const view = readSandbox(raw);
+    if (!view.lifetime || view.metadata.deletionTimestamp) return undefined;
+    const at = expiryTime({
+      creationTimestamp: view.metadata.creationTimestamp,
+      lifetime: view.lifetime,
+    });
+    return remaining(at, this.now().getTime());
   }
 
   /** `signal` aborts the reconcile (leadership lost, shutdown) before any further write. */
