@@ -36,7 +36,11 @@ async function edit(
   const [first, second] =
     order === "label first" ? [stripLabels, specEdit] : [specEdit, stripLabels];
   await patch(first, order === "label first" ? merge : opts);
-  await patch(second, order === "label first" ? opts : merge);
+  // The controller may be replacing the object between the two edits (a Pod is
+  // recreated for a new image): the second lands on whichever one has the name.
+  await eventually(() => patch(second, order === "label first" ? opts : merge), {
+    timeout: 5000,
+  });
 }
 
 const ours = (meta: k8s.V1ObjectMeta | undefined) =>
