@@ -18,7 +18,7 @@ import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
-import { labelsMatch, metadataMatches } from "./metadata.js";
+import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
 import { observePod } from "./observe.js";
 import { desiredPod } from "./pod.js";
@@ -52,6 +52,12 @@ interface Kind<T extends KubeObject> {
     name: string,
     namespace: string,
     uid: string | undefined,
+    opts?: k8s.ConfigurationOptions,
+  ): Promise<unknown>;
+  /** Write `obj` back with `labels` added (the object as read: a compare-and-swap). */
+  relabel(
+    obj: T,
+    labels: Record<string, string>,
     opts?: k8s.ConfigurationOptions,
   ): Promise<unknown>;
 }
@@ -88,6 +94,15 @@ export class PodBackend implements SandboxBackend {
           { name, namespace, gracePeriodSeconds: 0, ...precondition(uid) },
           o,
         ),
+      relabel: (pod, labels, o) =>
+        this.core.patchNamespacedPod(
+          {
+            name: pod.metadata!.name!,
+            namespace: pod.metadata!.namespace!,
+            body: { metadata: { uid: pod.metadata?.uid, labels } },
+          },
+          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch, o),
+        ),
     };
     this.networkPolicies = {
       kind: "NetworkPolicy",
@@ -96,6 +111,15 @@ export class PodBackend implements SandboxBackend {
         this.networking.readNamespacedNetworkPolicy({ name, namespace }, o),
       delete: (name, namespace, uid, o) =>
         this.networking.deleteNamespacedNetworkPolicy({ name, namespace, ...precondition(uid) }, o),
+      relabel: (np, labels, o) =>
+        this.networking.replaceNamespacedNetworkPolicy(
+          {
+            name: np.metadata!.name!,
+            namespace: np.metadata!.namespace!,
+            body: withLabels(np, labels),
+          },
+          o,
+        ),
     };
     this.services = {
       kind: "Service",
@@ -103,6 +127,15 @@ export class PodBackend implements SandboxBackend {
       read: (name, namespace, o) => this.core.readNamespacedService({ name, namespace }, o),
       delete: (name, namespace, uid, o) =>
         this.core.deleteNamespacedService({ name, namespace, ...precondition(uid) }, o),
+      relabel: (svc, labels, o) =>
+        this.core.replaceNamespacedService(
+          {
+            name: svc.metadata!.name!,
+            namespace: svc.metadata!.namespace!,
+            body: withLabels(svc, labels),
+          },
+          o,
+        ),
     };
   }
 
@@ -131,7 +164,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
-    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
+    const { name } = sandbox.metadata as { name: string };
     const uid = sandbox.metadata.uid ?? "";
     // Until confirmed by name, an object missing from the cache may only have lost its labels.
     const byName = !this.confirmedGone.has(uid);
@@ -144,20 +177,37 @@ export class PodBackend implements SandboxBackend {
     ];
     const opts = withSignal(ctx.signal);
     if (pod && !pod.metadata?.deletionTimestamp) {
-      await ignoreGone(this.pods.delete(name, namespace, pod.metadata?.uid, opts));
+      await this.deleteOwned(this.pods, pod, sandbox, opts);
       ctx.record({ type: "Normal", reason: "PodDeleted", message: `deleted pod ${name}` });
     }
-    if (svc) await ignoreGone(this.services.delete(name, namespace, svc.metadata?.uid, opts));
+    if (svc) await this.deleteOwned(this.services, svc, sandbox, opts);
     // The NetworkPolicy goes last: the workload stays fenced while it shuts down.
-    if (np && !pod) {
-      await ignoreGone(this.networkPolicies.delete(name, namespace, np.metadata?.uid, opts));
-    }
+    if (np && !pod) await this.deleteOwned(this.networkPolicies, np, sandbox, opts);
     const gone = !pod && !np && !svc;
     if (gone && byName) {
       if (this.confirmedGone.size >= CONFIRMED_GONE_MAX) this.confirmedGone.clear();
       this.confirmedGone.add(uid);
     }
     return gone;
+  }
+
+  /**
+   * Delete an object of this sandbox, labelled as ours again first if it lost
+   * its labels: the chart's admission policy lets the operator delete only what
+   * is labelled as its own. The UID precondition spares a newer namesake.
+   */
+  private async deleteOwned<T extends KubeObject>(
+    kind: Kind<T>,
+    obj: T,
+    sandbox: Sandbox,
+    opts: k8s.ConfigurationOptions | undefined,
+  ): Promise<void> {
+    const { name, namespace, uid } = obj.metadata ?? {};
+    const labels = ownLabels(sandbox);
+    if (!labelsMatch(obj.metadata, { labels })) {
+      await ignoreGone(kind.relabel(obj, labels, opts));
+    }
+    await ignoreGone(kind.delete(name!, namespace!, uid, opts));
   }
 
   /** This sandbox's object of a kind: from the cache, or (with `byName`) read by name when the cache has none. */
@@ -233,7 +283,7 @@ export class PodBackend implements SandboxBackend {
     const drift = podDrift(actual, desired);
     if (drift) {
       // Pods are immutable where it matters: recreate, and say why.
-      await ignoreGone(this.pods.delete(name, namespace, actual.metadata?.uid, opts));
+      await this.deleteOwned(this.pods, actual, sandbox, opts);
       ctx.record({
         type: "Normal",
         reason: "PodRecreated",
@@ -419,4 +469,8 @@ function labelledFor(obj: KubeObject, sandbox: Sandbox): boolean {
   return (
     !!sandbox.metadata.uid && obj.metadata?.labels?.[Labels.sandboxUid] === sandbox.metadata.uid
   );
+}
+
+function withLabels<T extends KubeObject>(obj: T, labels: Record<string, string>): T {
+  return { ...obj, metadata: { ...obj.metadata, labels: { ...obj.metadata?.labels, ...labels } } };
 }

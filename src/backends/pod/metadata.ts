@@ -23,6 +23,15 @@ export function selectorLabels(sandbox: Sandbox): Record<string, string> {
   return { [Labels.sandboxUid]: sandbox.metadata.uid! };
 }
 
+/** The labels that make an object visible to the operator's caches as this sandbox's. */
+export function ownLabels(sandbox: Sandbox): Record<string, string> {
+  return {
+    [Labels.managedBy]: MANAGED_BY,
+    [Labels.sandbox]: sandbox.metadata.name!,
+    ...selectorLabels(sandbox),
+  };
+}
+
 export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): V1ObjectMeta {
   return {
     name: sandbox.metadata.name!,
