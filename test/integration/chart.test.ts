@@ -257,7 +257,7 @@ describe("helm chart", () => {
 
     it("takes back an unlabelled Pod and NetworkPolicy, then removes them at expiry (RBAC and admission policy allow it)", async () => {
       const sbx = new SandboxClient(kc, sandboxes.name);
-      const created = await sbx.create("relabel", {
+      await sbx.create("relabel", {
         image: "busybox",
         lifetime: { ttlSeconds: 12, onExpire: "Retain" },
       });
