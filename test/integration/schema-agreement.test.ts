@@ -40,7 +40,10 @@ const SAFE_MAX = String(Number.MAX_SAFE_INTEGER);
 /** Spec fields; `field` is a dotted path under spec. */
 const specCases: Case[] = [
   ["lifetime.expiresAt", T("2030-01-01T00:00:00Z"), "accept"],
-  ["lifetime.expiresAt", T("2030-01-01t00:00:00z"), "accept"],
+  // RFC 3339 allows lower case, and so does the date-time format, but a CEL rule
+  // on the enclosing object (lifetime's "exactly one of") reads the field as a
+  // timestamp with Go's upper-case layout, so the apiserver refuses it here.
+  ["lifetime.expiresAt", T("2030-01-01t00:00:00z"), "refuse"],
   ["lifetime.expiresAt", T("2030-01-01T00:00:00.123456789+05:30"), "accept"],
   ["lifetime.expiresAt", T("2032-02-29T23:59:59-23:59"), "accept"],
   ["lifetime.expiresAt", T("2030-01-01T00:00:00x5Z"), "refuse"],
@@ -86,12 +89,20 @@ const specCases: Case[] = [
   ["command", JSON.stringify([""]), "accept"],
 ];
 
-const condition = (over: Record<string, string>) =>
-  `[{"type":"Ready","status":"True","reason":"R","message":"","lastTransitionTime":"2024-01-01T00:00:00Z"${Object.entries(
-    over,
-  )
-    .map(([k, v]) => `,${JSON.stringify(k)}:${v}`)
-    .join("")}}]`;
+/** A condition as JSON text, with fields replaced by JSON texts (int64 stays digit for digit). */
+const condition = (over: Record<string, string>) => {
+  const fields: Record<string, string> = {
+    type: T("Ready"),
+    status: T("True"),
+    reason: T("R"),
+    message: T(""),
+    lastTransitionTime: T("2024-01-01T00:00:00Z"),
+    ...over,
+  };
+  return `[{${Object.entries(fields)
+    .map(([k, v]) => `${JSON.stringify(k)}:${v}`)
+    .join(",")}}]`;
+};
 
 /** Status fields, written through the status subresource. */
 const statusCases: Case[] = [
