@@ -189,7 +189,7 @@ export async function startSandboxController(
   const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
-    return name ? `${obj.metadata?.namespace}/${name}` : undefined;
+    return name ? keyOf({ metadata: { namespace: obj.metadata?.namespace, name } }) : undefined;
   };
   controller = new Controller({
     name: "sandbox",
