@@ -159,6 +159,20 @@ const cases: Case[] = [
     },
   },
   {
+    name: "finished, the backend tells nothing (unreachable, half removed): the record stands",
+    sandbox: { status: { phase: "Failed", exitCode: 3 } },
+    observed: {
+      observed: {
+        phase: "Pending",
+        ready: false,
+        reason: ConditionReason.BackendUnavailable,
+        message: "the Docker daemon cannot be reached",
+      },
+    },
+    now: 10,
+    want: { actions: [], requeueAfter: (TTL - 10) * 1000 + 1 },
+  },
+  {
     name: "finished, nothing left to observe: the record stands, no write",
     sandbox: { status: { phase: "Succeeded", exitCode: 0 } },
     observed: { observed: null },

@@ -158,10 +158,13 @@ export function decide(
 
   // A finished sandbox keeps its record (and a finished pod its logs) until the
   // lifetime ends; its workload is not run again. What exists still wins over
-  // a phase written by hand: a workload that is there says what the phase is.
+  // a phase written by hand: a workload that runs, or has finished, says what
+  // the phase is. Nothing there, or nothing to tell (Pending: a backend that
+  // cannot be reached, a container half removed), leaves the record standing:
+  // recomputing from it would start the workload again.
   if (isFinished(view.status)) {
     if (observed.observed === undefined) return { probe: "observe" };
-    if (observed.observed === null) return done(until);
+    if (observed.observed === null || observed.observed.phase === "Pending") return done(until);
     return fromObservation(view, observed.observed, backendName, expiresAt, now, config);
   }
 
