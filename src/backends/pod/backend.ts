@@ -9,10 +9,11 @@
 // and spec. Removal reads by name too, once, so a relabelled Pod cannot outlive
 // its sandbox's lifetime.
 import * as k8s from "@kubernetes/client-node";
+import { ConditionReason } from "../../api/conditions.js";
 import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
-import { fromApiError } from "../../controller/errors.js";
+import { ConflictError, fromApiError } from "../../controller/errors.js";
 import { keyOf } from "../../kube/object-key.js";
 import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
@@ -231,7 +232,7 @@ export class PodBackend implements SandboxBackend {
       return {
         phase: "Pending",
         ready: false,
-        reason: "Creating",
+        reason: ConditionReason.Creating,
         message: pod ? "waiting for the previous pod to terminate" : "creating the pod",
         endpoints,
       };
@@ -242,7 +243,8 @@ export class PodBackend implements SandboxBackend {
   /**
    * Create `desired`, or, when an object of its name exists that the cache does
    * not show (its labels were removed, or the cache lags), read it by name.
-   * Undefined when it vanished in between (its deletion event brings us back).
+   * One that vanished in between may never show in the cache (it was not
+   * labelled): a ConflictError has the reconcile retried at once.
    */
   private async createOrRead<T extends KubeObject>(
     kind: Kind<T>,
@@ -256,7 +258,9 @@ export class PodBackend implements SandboxBackend {
     } catch (err) {
       if (!isConflictError(err)) throw err;
     }
-    return { existing: await ignoreNotFound(kind.read(name, namespace, withSignal(signal))) };
+    const existing = await ignoreNotFound(kind.read(name, namespace, withSignal(signal)));
+    if (!existing) throw new ConflictError(`${kind.kind} ${name} went away while being created`);
+    return { existing };
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {
@@ -272,8 +276,8 @@ export class PodBackend implements SandboxBackend {
         (ns, body, o) => this.core.createNamespacedPod({ namespace: ns, body }, o),
         ctx.signal,
       );
-      if (created || !existing) return created;
-      actual = existing;
+      if (created) return created;
+      actual = existing!;
     }
     if (actual.metadata?.deletionTimestamp) return actual;
     if (!isOwnedBy(actual, sandbox)) {
@@ -407,8 +411,8 @@ export class PodBackend implements SandboxBackend {
     let actual = kind.cache.get(keyOf(sandbox));
     if (!actual) {
       const { created, existing } = await this.createOrRead(kind, desired, api.create, ctx.signal);
-      if (created || !existing) return;
-      actual = existing;
+      if (created) return;
+      actual = existing!;
     }
     // Ours (by owner, or by label when the owner was stripped), or left by an
     // earlier Sandbox of the same name: taken over by the replace below.
