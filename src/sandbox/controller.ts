@@ -26,6 +26,7 @@ import { unlimited } from "../kube/config.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
+import { ExpiryTimers } from "./expiry-timers.js";
 import { SandboxReconciler } from "./reconciler.js";
 
 export interface SandboxControllerOptions {
@@ -236,33 +237,6 @@ export async function startSandboxController(
       await events.flush();
     },
   };
-}
-
-/**
- * One timer per key whose reconcile failed, set for its expiry: a failing
- * sandbox is retried with a backoff of up to minutes, and its lifetime must not
- * wait for that. Replaced on each failure; a timer that fires just enqueues.
- */
-class ExpiryTimers {
-  private readonly timers = new Map<string, NodeJS.Timeout>();
-
-  constructor(private readonly enqueue: (key: string) => void) {}
-
-  arm(key: string, ms: number | undefined): void {
-    clearTimeout(this.timers.get(key));
-    this.timers.delete(key);
-    if (ms === undefined) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      this.enqueue(key);
-    }, ms + 1).unref();
-    this.timers.set(key, timer);
-  }
-
-  clear(): void {
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-  }
 }
 
 function orphanCounter(registry: Registry) {
