@@ -1,6 +1,8 @@
 // Condition types and reasons of a Sandbox. These strings are API: users and
 // tools match on them, so they never change meaning once released. Reasons are
-// CamelCase as metav1.Condition requires.
+// CamelCase as metav1.Condition requires. The README's conditions table is
+// generated from CONDITIONS below (`make crds`; `make crds-check` fails when it
+// is stale), so a type or reason cannot be added without being documented.
 
 export const ConditionType = {
   /** The workload is running and (when egress is enforced) its egress is ready. */
@@ -13,9 +15,9 @@ export const ConditionType = {
   Invalid: "Invalid",
   /**
    * The workload cannot progress without someone acting (image pull, crash loop,
-   * unschedulable, missing configuration). Its lastTransitionTime is when the
-   * stall began; the sandbox fails once it lasts longer than the operator's
-   * --stall-timeout.
+   * unschedulable, missing configuration, a refused create). Its lastTransitionTime
+   * is when the stall began; the sandbox fails once it lasts longer than the
+   * operator's --stall-timeout.
    */
   Stalled: "Stalled",
 } as const;
@@ -48,8 +50,15 @@ export const ConditionReason = {
   BackendUnavailable: "BackendUnavailable",
   /** The sandbox's lifetime ran out and its workload was removed. */
   Expired: "Expired",
-  /** Something the spec references (a Secret, a RuntimeClass) does not exist. */
+  /** Something the spec references (a RuntimeClass) does not exist. */
   MissingReference: "MissingReference",
+  /**
+   * The apiserver refused an object the sandbox needs (admission, quota, a
+   * LimitRange, validation); the message carries its words.
+   */
+  Rejected: "Rejected",
+  /** An object the sandbox needs exists under its name but belongs to someone else. */
+  NameTaken: "NameTaken",
   /** The spec is valid for the schema but cannot be applied by the chosen backend. */
   Unsupported: "Unsupported",
 
@@ -76,3 +85,62 @@ export const ConditionReason = {
   InvalidSpec: "InvalidSpec",
 } as const;
 export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];
+
+const R = ConditionReason;
+
+/** What each condition type means and which reasons it carries: the README's table. */
+export const CONDITIONS: ReadonlyArray<{
+  type: ConditionType;
+  meaning: string;
+  reasons: readonly ConditionReason[];
+  /** Said before the reasons, for a condition that borrows another's reasons. */
+  reasonsNote?: string;
+}> = [
+  {
+    type: ConditionType.Ready,
+    meaning: "the workload runs and is ready (and, where egress is enforced, so is its egress)",
+    reasons: [
+      R.Creating,
+      R.Running,
+      R.Succeeded,
+      R.Failed,
+      R.OOMKilled,
+      R.ImagePullBackOff,
+      R.ErrImagePull,
+      R.ImagePullFailed,
+      R.CrashLoopBackOff,
+      R.CreateContainerConfigError,
+      R.Unschedulable,
+      R.BackendUnavailable,
+      R.MissingReference,
+      R.Rejected,
+      R.NameTaken,
+      R.EgressPending,
+      R.Expired,
+      R.InvalidSpec,
+      R.Unsupported,
+    ],
+  },
+  {
+    type: ConditionType.EgressReady,
+    meaning: "the egress lockdown and sidecar are in place and serve the current policy",
+    reasons: [R.EgressEnforced, R.EgressPending],
+  },
+  {
+    type: ConditionType.Stalled,
+    meaning:
+      "the workload cannot progress without someone acting; after `--stall-timeout` (default 300 s) the sandbox fails and its workload is removed",
+    reasonsNote: "the `Ready` reason that stalled it",
+    reasons: [R.Progressing],
+  },
+  {
+    type: ConditionType.Expired,
+    meaning: "the lifetime ran out",
+    reasons: [R.NotExpired, R.LifetimeElapsed],
+  },
+  {
+    type: ConditionType.Invalid,
+    meaning: "the spec passed the schema but cannot be applied",
+    reasons: [R.InvalidSpec, R.Unsupported, R.Rejected, R.Valid],
+  },
+];

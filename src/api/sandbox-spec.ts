@@ -6,6 +6,7 @@ import {
   cel,
   crossFieldRule,
   DNS_SUBDOMAIN_PATTERN,
+  dateTime,
   doc,
   ENV_VAR_NAME_PATTERN,
   IANA_SVC_NAME_PATTERN,
@@ -165,7 +166,7 @@ const LifetimeSchema = crossFieldRule(
       "Lifetime in seconds, counted from the Sandbox's creation. Renew by patching a larger value.",
     ),
     expiresAt: doc(
-      z.iso.datetime({ offset: true }).optional(),
+      dateTime().optional(),
       'Absolute expiry time, RFC 3339 (e.g. "2026-01-02T15:04:05Z"). Renew by patching a later time.',
     ),
     onExpire: doc(

@@ -2,20 +2,12 @@
 // through the status subresource.
 import { z } from "zod";
 import { BACKENDS } from "./sandbox-spec.js";
-import { boundedString, doc, listType } from "./schema-helpers.js";
+import { boundedString, dateTime, doc, generation, listType } from "./schema-helpers.js";
 
-export const PHASES = [
-  "Pending",
-  "Running",
-  "Succeeded",
-  "Failed",
-  "Expired",
-  "Terminating",
-] as const;
+export const PHASES = ["Pending", "Running", "Succeeded", "Failed", "Expired"] as const;
 export type Phase = (typeof PHASES)[number];
 
-const timestamp = (description: string) =>
-  doc(z.iso.datetime({ offset: true }).optional(), description);
+const timestamp = (description: string) => doc(dateTime().optional(), description);
 
 /** metav1.Condition, with the same bounds and patterns as upstream. */
 export const ConditionSchema = z.object({
@@ -26,14 +18,8 @@ export const ConditionSchema = z.object({
     "Type of condition in CamelCase, e.g. Ready.",
   ),
   status: doc(z.enum(["True", "False", "Unknown"]), "Status of the condition."),
-  observedGeneration: doc(
-    z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    "The .metadata.generation the condition was set for.",
-  ),
-  lastTransitionTime: doc(
-    z.iso.datetime({ offset: true }),
-    "When the condition last changed status.",
-  ),
+  observedGeneration: doc(generation(), "The .metadata.generation the condition was set for."),
+  lastTransitionTime: doc(dateTime(), "When the condition last changed status."),
   reason: doc(
     boundedString(1024, 1).regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/),
     "Machine-readable CamelCase reason for the last transition.",
@@ -53,16 +39,13 @@ export type Endpoint = z.output<typeof EndpointSchema>;
 export const SandboxStatusSchema = z.object({
   phase: doc(
     z.enum(PHASES).optional(),
-    "Lifecycle phase: Pending, Running, Succeeded, Failed, Expired (kept after expiry with onExpire: Retain) or Terminating.",
+    "Lifecycle phase: Pending, Running, Succeeded, Failed, or Expired (kept after expiry with onExpire: Retain).",
   ),
   conditions: doc(
     listType(z.array(ConditionSchema).max(16).optional(), "map", ["type"]),
-    "Latest observations: Ready, EgressReady, Expired, Invalid.",
+    "Latest observations: Ready, EgressReady, Stalled, Expired, Invalid.",
   ),
-  observedGeneration: doc(
-    z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
-    "The .metadata.generation this status reflects.",
-  ),
+  observedGeneration: doc(generation(), "The .metadata.generation this status reflects."),
   backend: doc(z.enum(BACKENDS).optional(), "Backend the sandbox runs on."),
   podName: doc(boundedString(253).optional(), "Pod backend: name of the workload Pod."),
   containerId: doc(boundedString(128).optional(), "Docker backend: ID of the workload container."),

@@ -5,6 +5,7 @@
 // CEL rules, list semantics). Keeping both on one value is what makes the zod
 // schema the single source of truth.
 import { z } from "zod";
+import { isRfc3339, RFC3339_PATTERN } from "../kube/time.js";
 
 /** A CEL rule as the apiserver evaluates it (`x-kubernetes-validations` entry). */
 export interface CelRule {
@@ -109,4 +110,29 @@ export function quantity(): z.ZodType<number | string> {
     rule: "isQuantity(string(self))",
     message: 'must be a Kubernetes quantity such as "500m", "2" or "512Mi"',
   }) as unknown as z.ZodType<number | string>;
+}
+
+/**
+ * An RFC 3339 date-time as the CRD admits it (`format: date-time` plus a
+ * pattern), and as the controller reads it: every case RFC 3339 allows,
+ * "2024-01-01t00:00:00z" included, a fraction and any UTC offset. The pattern
+ * makes the apiserver refuse what its laxer date-time check would let through
+ * but no reader could make sense of; the refinement checks the calendar.
+ */
+export function dateTime(): z.ZodString {
+  return z
+    .string()
+    .regex(regex(RFC3339_PATTERN), { message: "must be an RFC 3339 date-time" })
+    .refine(isRfc3339, { message: "must name a real day and time" })
+    .meta({ format: "date-time" }) as unknown as z.ZodString;
+}
+
+/**
+ * metadata.generation and the observedGeneration fields that copy it. int64 in
+ * Kubernetes, but bounded here to what a JSON number keeps exactly: a larger
+ * value would be read back as a float and written back as one, which the
+ * apiserver refuses. No object is updated 2^53 times.
+ */
+export function generation(): z.ZodOptional<z.ZodInt> {
+  return z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
 }

@@ -11,7 +11,7 @@ export type { BackendName };
 
 /** What a backend saw of a sandbox's workload. */
 export interface Observation {
-  /** Workload phase; Expired and Terminating are the reconciler's to decide. */
+  /** Workload phase; Expired is the reconciler's to decide. */
   phase: Extract<Phase, "Pending" | "Running" | "Succeeded" | "Failed">;
   ready: boolean;
   /** Why the workload is (not) ready, e.g. ImagePullBackOff. */
@@ -23,6 +23,12 @@ export interface Observation {
    * longer than the configured grace period.
    */
   stalled?: boolean;
+  /**
+   * The backend could not make an object the sandbox needs (the apiserver
+   * refused it): reconcile again with backoff while the refusal lasts. Comes
+   * with `stalled`, whose condition dates the refusal.
+   */
+  retry?: boolean;
   /** Egress enforcement readiness, when the backend enforces egress. */
   egressReady?: { ready: boolean; reason: ConditionReason; message: string };
   podName?: string;
@@ -43,6 +49,8 @@ export interface BackendEvent {
 /** Lets a backend report what a person would want to see in `kubectl describe`. */
 export interface BackendContext {
   record(event: BackendEvent): void;
+  /** Aborted when the reconcile must stop (leadership lost, shutdown): pass it to every call. */
+  signal?: AbortSignal;
 }
 
 export interface SandboxBackend {
@@ -53,8 +61,12 @@ export interface SandboxBackend {
    * only when something differs.
    */
   ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation>;
-  /** Observe without creating or repairing (for finished sandboxes). */
-  observe(sandbox: Sandbox): Promise<Observation | undefined>;
+  /**
+   * Observe without creating or repairing: a finished sandbox's status is checked
+   * against what exists (a hand-written phase is corrected) without running its
+   * workload again. Undefined when no live or finished workload is there.
+   */
+  observe(sandbox: Sandbox, ctx: BackendContext): Promise<Observation | undefined>;
   /** Remove every backend object of the sandbox. Resolves true once nothing is left. */
   remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean>;
   /** Whether the backend needs a finalizer (it holds things Kubernetes GC cannot reach). */

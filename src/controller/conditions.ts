@@ -1,6 +1,7 @@
 // metav1.Condition semantics, generic over any resource's conditions:
 // lastTransitionTime moves only when status changes, so it tells how long a
 // condition has held; reason and message may change without a transition.
+import { rfc3339 } from "../kube/time.js";
 
 export interface ConditionLike {
   type: string;
@@ -43,6 +44,4 @@ export function isTrue(conditions: readonly ConditionLike[] | undefined, type: s
 }
 
 /** RFC 3339 at second precision, as metav1.Time serializes. */
-export function formatTime(t: Date): string {
-  return `${t.toISOString().slice(0, 19)}Z`;
-}
+export const formatTime = (t: Date): string => rfc3339(t);

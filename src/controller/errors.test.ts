@@ -30,18 +30,18 @@ describe("classifyError", () => {
   });
 
   it("knows the typed errors", () => {
-    expect(classifyError(new PermanentError("InvalidImage", "no such image"))).toBe("permanent");
+    expect(classifyError(new PermanentError("Unsupported", "no such thing"))).toBe("permanent");
     expect(isConflict(new ConflictError("stale"))).toBe(true);
     expect(isNotFound(new NotFoundError("gone"))).toBe(true);
   });
 });
 
 describe("fromApiError", () => {
-  it("turns API errors into typed errors with the Status' reason and message", () => {
+  it("turns API errors into typed errors: a refusal becomes a Rejected condition with the apiserver's message", () => {
     const invalid = fromApiError(apiException(422, "Invalid", 'Sandbox "x" is invalid'));
     expect(invalid).toBeInstanceOf(PermanentError);
     expect(invalid).toMatchObject({
-      reason: "Invalid",
+      reason: "Rejected",
       message: 'Sandbox "x" is invalid (HTTP 422)',
     });
     expect(fromApiError(apiException(409, "Conflict", "m"))).toBeInstanceOf(ConflictError);

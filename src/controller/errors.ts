@@ -6,11 +6,12 @@
 // - NotFoundError: the object is gone (HTTP 404); usually the cache will catch up;
 // - anything else is transient: retried with per-key exponential backoff.
 import * as k8s from "@kubernetes/client-node";
+import { ConditionReason } from "../api/conditions.js";
 
 export class PermanentError extends Error {
   constructor(
-    /** CamelCase, for a condition's reason, e.g. "InvalidImage". */
-    readonly reason: string,
+    /** The reason of the condition that reports it, e.g. Unsupported. */
+    readonly reason: ConditionReason,
     message: string,
   ) {
     super(message);
@@ -58,8 +59,8 @@ export const isNotFound = (err: unknown) => classifyError(err) === "notFound";
 
 /**
  * An API error as one of the typed errors above: 409 → ConflictError,
- * 404 → NotFoundError, 400/422 → PermanentError with the Status' reason
- * (e.g. "Invalid"); anything else is returned unchanged.
+ * 404 → NotFoundError, 400/422 → PermanentError (reason Rejected, the
+ * apiserver's message); anything else is returned unchanged.
  */
 export function fromApiError(err: unknown): unknown {
   const message = errorMessage(err);
@@ -71,7 +72,7 @@ export function fromApiError(err: unknown): unknown {
     case "permanent":
       return err instanceof PermanentError
         ? err
-        : new PermanentError(statusOf(err)?.reason ?? "Invalid", message);
+        : new PermanentError(ConditionReason.Rejected, message);
     default:
       return err;
   }

@@ -18,6 +18,7 @@
 //   while answers that refuse (429, 5xx, 403) back off to the long cap, and
 //   problems() says which watches are down meanwhile (for /readyz).
 import * as k8s from "@kubernetes/client-node";
+import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
@@ -89,10 +90,8 @@ export function isUnreachable(err: unknown): boolean {
   return status === undefined || status === 502 || status === 503 || status === 504;
 }
 
-export function keyOf(obj: KubeObject): string {
-  const { namespace, name } = obj.metadata ?? {};
-  return namespace ? `${namespace}/${name}` : `${name}`;
-}
+// One key for the whole operator (re-exported for the controller and its tests).
+export { keyOf };
 
 const LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration";
 

@@ -5,7 +5,7 @@ import type * as k8s from "@kubernetes/client-node";
 import * as kube from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { Counter, type Registry } from "prom-client";
-import { GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
@@ -23,9 +23,11 @@ import { Informer, type KubeObject } from "../controller/informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
+import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
-import { keyOf, SandboxReconciler } from "./reconciler.js";
+import { ExpiryTimers } from "./expiry-timers.js";
+import { SandboxReconciler } from "./reconciler.js";
 
 export interface SandboxControllerOptions {
   kubeConfig: k8s.KubeConfig;
@@ -174,19 +176,21 @@ export async function startSandboxController(
     addFinalizer: (sandbox, f) => finalizers.add(sandbox, f),
     removeFinalizer: (sandbox, f) => finalizers.remove(sandbox, f),
     recordEvent: (sandbox, e) =>
-      events.record({ ...sandbox, kind: SANDBOX_KIND }, e.type, e.reason, e.message),
-    stallTimeoutSeconds: opts.stallTimeoutSeconds,
-    onReady: (sandbox, seconds) =>
-      metrics.readySeconds.observe(
-        { backend: sandbox.spec.backend ?? opts.defaultBackend },
-        seconds,
+      events.record(
+        { apiVersion: API_VERSION, kind: SANDBOX_KIND, metadata: sandbox.metadata },
+        e.type,
+        e.reason,
+        e.message,
       ),
+    stallTimeoutSeconds: opts.stallTimeoutSeconds,
+    onReady: (backend, seconds) => metrics.readySeconds.observe({ backend }, seconds),
     log,
   });
 
+  const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
-    return name ? `${obj.metadata?.namespace}/${name}` : undefined;
+    return name ? keyOf({ metadata: { namespace: obj.metadata?.namespace, name } }) : undefined;
   };
   controller = new Controller({
     name: "sandbox",
@@ -200,6 +204,8 @@ export async function startSandboxController(
       const started = performance.now();
       const outcome = await reconciler.reconcile(key, ctx.signal).catch((err) => {
         sandboxLog.debug({ err: String(err) }, "reconcile error");
+        // The retry backoff grows to minutes; the lifetime does not wait for it.
+        expiryTimers.arm(key, reconciler.untilExpiry(key));
         throw err;
       });
       sandboxLog.debug({ ms: Math.round(performance.now() - started), ...outcome }, "reconciled");
@@ -224,6 +230,7 @@ export async function startSandboxController(
     dockerUnavailable: () => docker?.unavailable(),
     sweepDocker: async () => docker?.sweep(),
     stop: async (stopOpts) => {
+      expiryTimers.clear();
       // Events are flushed while the Lease is still ours; after it is released they would be refused.
       await controller?.stop({ ...stopOpts, drain: () => events.flush() });
       await docker?.stop();

@@ -1,7 +1,11 @@
 // A sandbox's lifetime is computed from the resource alone (creation time plus
-// ttlSeconds, or expiresAt), never from an in-memory timer: a restarted
-// controller derives the same instant and requeues for it.
+// ttlSeconds, or expiresAt), never from an in-memory timer or from its status:
+// a restarted controller derives the same instant and requeues for it, and a
+// status nobody can read cannot postpone it.
 import type { SandboxSpec } from "../api/sandbox-spec.js";
+import { parseTime } from "../kube/time.js";
+
+export { rfc3339 } from "../kube/time.js";
 
 export interface LifetimeInput {
   creationTimestamp: Date | string | undefined;
@@ -10,7 +14,10 @@ export interface LifetimeInput {
 
 /** The instant the sandbox expires, in epoch milliseconds. */
 export function expiryTime({ creationTimestamp, lifetime }: LifetimeInput): number {
-  if (lifetime.expiresAt !== undefined) return Date.parse(lifetime.expiresAt);
+  if (lifetime.expiresAt !== undefined) {
+    // The schema admits only times parseTime reads; NaN would mean "never", so fall back to now.
+    return parseTime(lifetime.expiresAt) ?? Date.now();
+  }
   const created =
     creationTimestamp === undefined ? Date.now() : new Date(creationTimestamp).getTime();
   return created + (lifetime.ttlSeconds ?? 0) * 1000;
@@ -19,9 +26,4 @@ export function expiryTime({ creationTimestamp, lifetime }: LifetimeInput): numb
 /** Milliseconds until expiry (0 once expired). */
 export function remaining(expiresAtMs: number, nowMs: number): number {
   return Math.max(0, expiresAtMs - nowMs);
-}
-
-/** RFC 3339 with second precision, as Kubernetes writes times. */
-export function rfc3339(ms: number): string {
-  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
 }

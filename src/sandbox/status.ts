@@ -1,15 +1,24 @@
-// Desired status of a sandbox from what the backend observed and its lifetime.
-// Pure: the reconciler hands the result to the status writer, which writes only
-// when it differs from what is stored.
+// Desired status of a sandbox from what the backend observed and its lifetime,
+// and what a status says (how long a stall has lasted, whether a write makes
+// the sandbox Ready, which phase change is news). Pure: the reconciler hands
+// the result to the status writer, which writes only when it differs from what
+// is stored.
+import type { V1ObjectMeta } from "@kubernetes/client-node";
 import { ConditionReason, ConditionType } from "../api/conditions.js";
-import type { Sandbox } from "../api/sandbox.js";
 import type { Condition, SandboxStatus } from "../api/sandbox-status.js";
-import type { BackendName, Observation } from "../backends/backend.js";
+import type { BackendEvent, BackendName, Observation } from "../backends/backend.js";
 import { findCondition, setCondition } from "../controller/conditions.js";
-import { rfc3339 } from "./lifetime.js";
+import { parseTime, rfc3339 } from "../kube/time.js";
+
+/** What a status is computed from: the object's metadata and the status it has now (the readable part). */
+export interface Recorded {
+  metadata: V1ObjectMeta;
+  status?: SandboxStatus;
+}
+type Sandbox = Recorded;
 
 export interface StatusInput {
-  sandbox: Sandbox;
+  sandbox: Recorded;
   backend: BackendName;
   observation: Observation;
   expiresAtMs: number;
@@ -167,6 +176,7 @@ export function invalidStatus(
   message: string,
   now: Date,
   reason: ConditionReason = ConditionReason.InvalidSpec,
+  expiresAtMs?: number,
 ): SandboxStatus {
   return compact({
     ...sandbox.status,
@@ -176,9 +186,62 @@ export function invalidStatus(
       { type: ConditionType.Invalid, status: "True", reason, message },
     ]),
     observedGeneration: sandbox.metadata.generation,
+    expiresAt: expiresAtMs === undefined ? sandbox.status?.expiresAt : rfc3339(expiresAtMs),
     reason,
     message,
   });
+}
+
+/** How long the workload has been stalled: since the Stalled condition last turned True. */
+export function stalledDuration(sandbox: Recorded, now: Date): number {
+  const stalled = findCondition(sandbox.status?.conditions, ConditionType.Stalled);
+  if (stalled?.status !== "True") return 0;
+  const since = parseTime(stalled.lastTransitionTime);
+  return since === undefined ? 0 : Math.max(0, now.getTime() - since);
+}
+
+/** Whether this is the controller's own verdict that the sandbox failed for stalling. */
+export function failedForStalling(status: SandboxStatus | undefined): boolean {
+  return (
+    status?.phase === "Failed" &&
+    findCondition(status.conditions, ConditionType.Stalled)?.status === "True"
+  );
+}
+
+/**
+ * Seconds from creation to Ready, on the write that makes the sandbox Ready
+ * (once per sandbox: the next status already was Ready); undefined otherwise.
+ */
+export function readySeconds(
+  before: Recorded,
+  after: SandboxStatus,
+  now: Date,
+): number | undefined {
+  const was = findCondition(before.status?.conditions, ConditionType.Ready)?.status === "True";
+  const is = findCondition(after.conditions, ConditionType.Ready)?.status === "True";
+  const created = before.metadata.creationTimestamp;
+  if (!is || was || !created) return undefined;
+  return (now.getTime() - new Date(created).getTime()) / 1000;
+}
+
+/**
+ * The Event a phase change deserves. A new sandbox being Pending says nothing
+ * its creation did not: no Event (one write less per sandbox); later changes,
+ * back to Pending included, get one.
+ */
+export function phaseEvent(
+  before: SandboxStatus | undefined,
+  after: SandboxStatus,
+): BackendEvent | undefined {
+  const from = before?.phase;
+  const to = after.phase;
+  if (!to || to === from) return undefined;
+  if (from === undefined && to === "Pending") return undefined;
+  return {
+    type: to === "Failed" ? "Warning" : "Normal",
+    reason: to,
+    message: after.message ?? `sandbox is ${to.toLowerCase()}`,
+  };
 }
 
 /** Drops undefined fields so comparisons with stored status are exact. */

@@ -254,5 +254,30 @@ describe("helm chart", () => {
         .catch((e) => e);
       expect(deleted.code).toBe(403);
     });
+
+    it("takes back an unlabelled Pod and NetworkPolicy, then removes them at expiry (RBAC and admission policy allow it)", async () => {
+      const sbx = new SandboxClient(kc, sandboxes.name);
+      await sbx.create("relabel", {
+        image: "busybox",
+        lifetime: { ttlSeconds: 12, onExpire: "Retain" },
+      });
+      await sbx.waitFor("relabel", isReady);
+      const strip = { metadata: { labels: null } };
+      const merge = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
+      const namespace = sandboxes.name;
+      await sbx.core.patchNamespacedPod({ name: "relabel", namespace, body: strip }, merge);
+      await sbx.networking.patchNamespacedNetworkPolicy(
+        { name: "relabel", namespace, body: strip },
+        merge,
+      );
+      await eventually(async () => {
+        const pod = await sbx.pod("relabel");
+        expect(pod?.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("sandbox-operator");
+        const np = await sbx.networking.readNamespacedNetworkPolicy({ name: "relabel", namespace });
+        expect(np.metadata?.labels?.["app.kubernetes.io/managed-by"]).toBe("sandbox-operator");
+      });
+      await sbx.waitFor("relabel", (s) => expect(s.status?.phase).toBe("Expired"), 20_000);
+      await eventually(async () => expect(await sbx.pod("relabel")).toBeUndefined());
+    });
   });
 });

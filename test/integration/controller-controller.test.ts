@@ -118,7 +118,7 @@ describe("Controller", () => {
     const n = counter();
     const { c, registry } = controller("errors", async (key) => {
       const count = n.hit(key);
-      if (key.endsWith("/permanent")) throw new PermanentError("BadSpec", "the spec is wrong");
+      if (key.endsWith("/permanent")) throw new PermanentError("InvalidSpec", "the spec is wrong");
       if (key.endsWith("/transient") && count <= 3) throw new Error("apiserver hiccup");
       if (key.endsWith("/conflict") && count === 1) throw new ConflictError("stale cache");
       if (key.endsWith("/requeue") && count < 3) return { requeueAfter: 100 };

@@ -1,8 +1,10 @@
-// `make crds`: writes the CRD YAML generated from the zod schemas.
+// `make crds`: writes the CRD YAML generated from the zod schemas, and the
+// README's conditions table generated from src/api/conditions.ts.
 // `make crds-check` (--check): fails when a committed file differs from what the
-// schemas generate, so the YAML can never drift from the source of truth.
+// sources generate, so neither can drift from the source of truth.
 import { readFileSync, writeFileSync } from "node:fs";
 import { stringify } from "yaml";
+import { withConditionsTable } from "../conditions-table.js";
 import { sandboxCRD } from "./crd.js";
 
 // The chart carries its own copy (Helm installs charts/*/crds/ before templates).
@@ -17,19 +19,29 @@ export function renderCRD(): string {
   return HEADER + stringify(sandboxCRD(), { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
+export const README = "README.md";
+
+function read(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch {
+    return ""; // missing counts as stale
+  }
+}
+
 function main(args: string[]): number {
   const check = args.includes("--check");
-  const files = [...CRD_FILES, ...args.filter((a) => !a.startsWith("--"))];
-  const rendered = renderCRD();
+  const crd = renderCRD();
+  const targets: Array<[file: string, rendered: string]> = [
+    ...[...CRD_FILES, ...args.filter((a) => !a.startsWith("--"))].map((f): [string, string] => [
+      f,
+      crd,
+    ]),
+    [README, withConditionsTable(read(README))],
+  ];
   let stale = 0;
-  for (const file of files) {
-    let current = "";
-    try {
-      current = readFileSync(file, "utf8");
-    } catch {
-      // missing counts as stale
-    }
-    if (current === rendered) continue;
+  for (const [file, rendered] of targets) {
+    if (read(file) === rendered) continue;
     if (check) {
       console.error(`${file} is out of date with src/api: run \`make crds\` and commit the result`);
       stale++;

@@ -1,10 +1,10 @@
 // Turns zod's JSON Schema output into a Kubernetes structural schema.
 //
 // zod's converter gets types, bounds, enums, defaults and our metadata right; what
-// it cannot know is the Kubernetes dialect: int-or-string has a fixed shape, the
-// apiserver compiles patterns with RE2 (zod's ISO date-time pattern uses
-// constructs RE2 lacks, and `format: date-time` already validates), and
-// "unbounded" integers are better left without bounds than with JS's safe-int range.
+// it cannot know is the Kubernetes dialect: int-or-string has a fixed shape, and
+// "unbounded" integers (MIN_SAFE_INTEGER) are better left without a lower bound.
+// An upper bound of MAX_SAFE_INTEGER stays: the controller cannot write a larger
+// number back exactly, so the apiserver must refuse it (see generation()).
 import { z } from "zod";
 
 export type JSONSchema = Record<string, unknown> & {
@@ -37,11 +37,8 @@ function normalize(node: JSONSchema): JSONSchema {
     throw new Error(`unions other than int-or-string are not structural: ${JSON.stringify(node)}`);
   }
 
-  if (out.format === "date-time") delete out.pattern;
-
   if (out.type === "integer") {
     if (out.minimum === Number.MIN_SAFE_INTEGER) delete out.minimum;
-    if (out.maximum === Number.MAX_SAFE_INTEGER) delete out.maximum;
     const min = out.minimum as number | undefined;
     const max = out.maximum as number | undefined;
     out.format =

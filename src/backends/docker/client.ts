@@ -3,6 +3,7 @@
 // a 404 is "not there"; anything else carries the daemon's own message.
 import { readFileSync } from "node:fs";
 import Docker from "dockerode";
+import { ignoreGone, ignoreNotFound } from "../errors.js";
 
 /**
  * A client for `host` (unix:///path, tcp://host:port, npipe://...), or from the
@@ -60,22 +61,10 @@ export function daemonMessage(err: unknown): string {
   return e?.json?.message ?? e?.message ?? String(err);
 }
 
-/** Resolves undefined on 404: absence is an answer, not a failure. */
-export async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
-  try {
-    return await p;
-  } catch (err) {
-    if (statusCode(err) === 404) return undefined;
-    throw err;
-  }
-}
+/** Resolves undefined on 404: absence is an answer, not a failure (shared with the pod backend). */
+export const orUndefined = ignoreNotFound;
 
 /** Ignores 404 (already gone) and 409 (already being removed / already exists). */
 export async function ignoreGoneOrConflict(p: Promise<unknown>): Promise<void> {
-  try {
-    await p;
-  } catch (err) {
-    const code = statusCode(err);
-    if (code !== 404 && code !== 409) throw err;
-  }
+  await ignoreGone(p);
 }

@@ -1,15 +1,29 @@
 // The pod backend: a sandbox is a Pod, a NetworkPolicy and (with ports) a Service.
 // Reads come from informer caches, so an idle sandbox costs no API calls; writes
 // happen only when an object is missing or differs from what the spec says.
+//
+// The caches hold only objects labelled as ours, so an object whose labels were
+// removed by hand drops out of view. It is still found: by its deterministic
+// name (a create meets 409 AlreadyExists and the object is read by name) and
+// claimed by its owner reference (this Sandbox's UID), then taken back, labels
+// and spec. Removal reads by name too, once, so a relabelled Pod cannot outlive
+// its sandbox's lifetime.
 import * as k8s from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
+import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
+import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
+import { ConflictError, fromApiError } from "../../controller/errors.js";
+import { keyOf } from "../../kube/object-key.js";
+import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
-import { metadataMatches } from "./metadata.js";
+import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
 import { observePod } from "./observe.js";
 import { desiredPod } from "./pod.js";
+import { NameTakenError, refusedObservation } from "./refusal.js";
 import { desiredService, serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
 
@@ -26,7 +40,35 @@ export interface PodBackendDeps {
   services: ObjectCache<k8s.V1Service>;
 }
 
-const keyOf = (s: Sandbox) => `${s.metadata.namespace}/${s.metadata.name}`;
+interface KubeObject {
+  metadata?: k8s.V1ObjectMeta;
+}
+
+/** How the backend reaches one kind: its cache, and reads and deletes by name. */
+interface Kind<T extends KubeObject> {
+  kind: string;
+  cache: ObjectCache<T>;
+  read(name: string, namespace: string, opts?: k8s.ConfigurationOptions): Promise<T>;
+  delete(
+    name: string,
+    namespace: string,
+    uid: string | undefined,
+    opts?: k8s.ConfigurationOptions,
+  ): Promise<unknown>;
+  /** Write `obj` back with `labels` added (the object as read: a compare-and-swap). */
+  relabel(
+    obj: T,
+    labels: Record<string, string>,
+    opts?: k8s.ConfigurationOptions,
+  ): Promise<unknown>;
+}
+
+/**
+ * Sandboxes whose objects were confirmed gone by name (not just by the cache).
+ * Nothing recreates them after a removal, so once is enough; the bound keeps a
+ * long-running controller's memory flat (an evicted entry costs three reads).
+ */
+const CONFIRMED_GONE_MAX = 100_000;
 
 export class PodBackend implements SandboxBackend {
   readonly name = "pod" as const;
@@ -34,44 +76,154 @@ export class PodBackend implements SandboxBackend {
   readonly needsFinalizer = false;
   private readonly core: k8s.CoreV1Api;
   private readonly networking: k8s.NetworkingV1Api;
+  private readonly pods: Kind<k8s.V1Pod>;
+  private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
+  private readonly services: Kind<k8s.V1Service>;
+  private readonly confirmedGone = new Set<string>();
 
   constructor(private readonly deps: PodBackendDeps) {
     this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.networking = deps.kubeConfig.makeApiClient(k8s.NetworkingV1Api);
+    const precondition = (uid: string | undefined) =>
+      uid ? { body: { preconditions: { uid } } } : {};
+    this.pods = {
+      kind: "Pod",
+      cache: deps.pods,
+      read: (name, namespace, o) => this.core.readNamespacedPod({ name, namespace }, o),
+      delete: (name, namespace, uid, o) =>
+        this.core.deleteNamespacedPod(
+          { name, namespace, gracePeriodSeconds: 0, ...precondition(uid) },
+          o,
+        ),
+      relabel: (pod, labels, o) =>
+        this.core.patchNamespacedPod(
+          {
+            name: pod.metadata!.name!,
+            namespace: pod.metadata!.namespace!,
+            body: { metadata: { uid: pod.metadata?.uid, labels } },
+          },
+          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch, o),
+        ),
+    };
+    this.networkPolicies = {
+      kind: "NetworkPolicy",
+      cache: deps.networkPolicies,
+      read: (name, namespace, o) =>
+        this.networking.readNamespacedNetworkPolicy({ name, namespace }, o),
+      delete: (name, namespace, uid, o) =>
+        this.networking.deleteNamespacedNetworkPolicy({ name, namespace, ...precondition(uid) }, o),
+      relabel: (np, labels, o) =>
+        this.networking.replaceNamespacedNetworkPolicy(
+          {
+            name: np.metadata!.name!,
+            namespace: np.metadata!.namespace!,
+            body: withLabels(np, labels),
+          },
+          o,
+        ),
+    };
+    this.services = {
+      kind: "Service",
+      cache: deps.services,
+      read: (name, namespace, o) => this.core.readNamespacedService({ name, namespace }, o),
+      delete: (name, namespace, uid, o) =>
+        this.core.deleteNamespacedService({ name, namespace, ...precondition(uid) }, o),
+      relabel: (svc, labels, o) =>
+        this.core.replaceNamespacedService(
+          {
+            name: svc.metadata!.name!,
+            namespace: svc.metadata!.namespace!,
+            body: withLabels(svc, labels),
+          },
+          o,
+        ),
+    };
   }
 
   async ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
-    // The fence goes up before the workload exists.
-    await this.ensureNetworkPolicy(sandbox, ctx);
-    await this.ensureService(sandbox, ctx);
-    const pod = await this.ensurePod(sandbox, ctx);
-    return this.observation(sandbox, pod);
+    try {
+      // The fence goes up before the workload exists.
+      await this.ensureNetworkPolicy(sandbox, ctx);
+      await this.ensureService(sandbox, ctx);
+      const pod = await this.ensurePod(sandbox, ctx);
+      return this.observation(sandbox, pod);
+    } catch (err) {
+      // A refused create (quota, LimitRange, a missing RuntimeClass, a name
+      // someone else holds) is what is observed: a condition with the apiserver's
+      // words, retried with backoff. A 422 is the spec's doing: PermanentError.
+      const refused = refusedObservation(sandbox, err);
+      if (refused) return { ...refused, endpoints: serviceEndpoints(sandbox) };
+      throw fromApiError(err);
+    }
   }
 
   async observe(sandbox: Sandbox): Promise<Observation | undefined> {
-    const pod = this.ownPod(sandbox);
-    return pod ? this.observation(sandbox, pod) : undefined;
+    const pod = this.deps.pods.get(keyOf(sandbox));
+    // A Pod on its way out is no workload: a finished sandbox keeps its record.
+    if (!pod || !isOwnedBy(pod, sandbox) || pod.metadata?.deletionTimestamp) return undefined;
+    return this.observation(sandbox, pod);
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
-    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
-    const owned = <T extends { metadata?: k8s.V1ObjectMeta }>(o: T | undefined) =>
-      o && isOwnedBy(o, sandbox) ? o : undefined;
-    const pod = owned(this.deps.pods.get(keyOf(sandbox)));
-    const np = owned(this.deps.networkPolicies.get(keyOf(sandbox)));
-    const svc = owned(this.deps.services.get(keyOf(sandbox)));
+    const { name } = sandbox.metadata as { name: string };
+    const uid = sandbox.metadata.uid ?? "";
+    // Until confirmed by name, an object missing from the cache may only have lost its labels.
+    const byName = !this.confirmedGone.has(uid);
+    const find = <T extends KubeObject>(kind: Kind<T>) =>
+      this.findOwned(kind, sandbox, byName, ctx.signal);
+    const [pod, np, svc] = [
+      await find(this.pods),
+      await find(this.networkPolicies),
+      await find(this.services),
+    ];
+    const opts = withSignal(ctx.signal);
     if (pod && !pod.metadata?.deletionTimestamp) {
-      await ignoreNotFound(
-        this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }),
-      );
+      await this.deleteOwned(this.pods, pod, sandbox, opts);
       ctx.record({ type: "Normal", reason: "PodDeleted", message: `deleted pod ${name}` });
     }
-    if (svc) await ignoreNotFound(this.core.deleteNamespacedService({ name, namespace }));
+    if (svc) await this.deleteOwned(this.services, svc, sandbox, opts);
     // The NetworkPolicy goes last: the workload stays fenced while it shuts down.
-    if (np && !pod) {
-      await ignoreNotFound(this.networking.deleteNamespacedNetworkPolicy({ name, namespace }));
+    if (np && !pod) await this.deleteOwned(this.networkPolicies, np, sandbox, opts);
+    const gone = !pod && !np && !svc;
+    if (gone && byName) {
+      if (this.confirmedGone.size >= CONFIRMED_GONE_MAX) this.confirmedGone.clear();
+      this.confirmedGone.add(uid);
     }
-    return !pod && !np && !svc;
+    return gone;
+  }
+
+  /**
+   * Delete an object of this sandbox, labelled as ours again first if it lost
+   * its labels: the chart's admission policy lets the operator delete only what
+   * is labelled as its own. The UID precondition spares a newer namesake.
+   */
+  private async deleteOwned<T extends KubeObject>(
+    kind: Kind<T>,
+    obj: T,
+    sandbox: Sandbox,
+    opts: k8s.ConfigurationOptions | undefined,
+  ): Promise<void> {
+    const { name, namespace, uid } = obj.metadata ?? {};
+    const labels = ownLabels(sandbox);
+    if (!labelsMatch(obj.metadata, { labels })) {
+      await ignoreGone(kind.relabel(obj, labels, opts));
+    }
+    await ignoreGone(kind.delete(name!, namespace!, uid, opts));
+  }
+
+  /** This sandbox's object of a kind: from the cache, or (with `byName`) read by name when the cache has none. */
+  private async findOwned<T extends KubeObject>(
+    kind: Kind<T>,
+    sandbox: Sandbox,
+    byName: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<T | undefined> {
+    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
+    const cached = kind.cache.get(keyOf(sandbox));
+    const found =
+      cached ??
+      (byName ? await ignoreNotFound(kind.read(name, namespace, withSignal(signal))) : undefined);
+    return found && isOwnedBy(found, sandbox) ? found : undefined;
   }
 
   private observation(sandbox: Sandbox, pod: k8s.V1Pod | undefined): Observation {
@@ -88,35 +240,54 @@ export class PodBackend implements SandboxBackend {
     return { ...observePod(pod), endpoints };
   }
 
-  private ownPod(sandbox: Sandbox): k8s.V1Pod | undefined {
-    const pod = this.deps.pods.get(keyOf(sandbox));
-    return pod && isOwnedBy(pod, sandbox) ? pod : undefined;
+  /**
+   * Create `desired`, or, when an object of its name exists that the cache does
+   * not show (its labels were removed, or the cache lags), read it by name.
+   * One that vanished in between may never show in the cache (it was not
+   * labelled): a ConflictError has the reconcile retried at once.
+   */
+  private async createOrRead<T extends KubeObject>(
+    kind: Kind<T>,
+    desired: T,
+    create: (namespace: string, body: T, opts?: k8s.ConfigurationOptions) => Promise<T>,
+    signal: AbortSignal | undefined,
+  ): Promise<{ created?: T; existing?: T }> {
+    const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    try {
+      return { created: await create(namespace, desired, withSignal(signal)) };
+    } catch (err) {
+      if (!isConflictError(err)) throw err;
+    }
+    const existing = await ignoreNotFound(kind.read(name, namespace, withSignal(signal)));
+    if (!existing) throw new ConflictError(`${kind.kind} ${name} went away while being created`);
+    return { existing };
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {
     const desired = desiredPod(sandbox, this.deps.egress);
-    const actual = this.deps.pods.get(keyOf(sandbox));
+    let actual = this.deps.pods.get(keyOf(sandbox));
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    const opts = withSignal(ctx.signal);
 
     if (!actual) {
-      return ignoreConflict(this.core.createNamespacedPod({ namespace, body: desired }));
+      const { created, existing } = await this.createOrRead(
+        this.pods,
+        desired,
+        (ns, body, o) => this.core.createNamespacedPod({ namespace: ns, body }, o),
+        ctx.signal,
+      );
+      if (created) return created;
+      actual = existing!;
     }
     if (actual.metadata?.deletionTimestamp) return actual;
     if (!isOwnedBy(actual, sandbox)) {
-      await this.deleteStale(actual, ctx);
+      await this.deleteStale(this.pods, actual, sandbox, ctx);
       return undefined;
     }
     const drift = podDrift(actual, desired);
     if (drift) {
       // Pods are immutable where it matters: recreate, and say why.
-      await ignoreNotFound(
-        this.core.deleteNamespacedPod({
-          name,
-          namespace,
-          gracePeriodSeconds: 0,
-          body: { preconditions: { uid: actual.metadata?.uid } },
-        }),
-      );
+      await this.deleteOwned(this.pods, actual, sandbox, opts);
       ctx.record({
         type: "Normal",
         reason: "PodRecreated",
@@ -124,120 +295,156 @@ export class PodBackend implements SandboxBackend {
       });
       return undefined;
     }
+    const relabel = !labelsMatch(actual.metadata, desired.metadata!);
     const policy = desired.metadata?.annotations?.[POLICY_ANNOTATION];
-    if (actual.metadata?.annotations?.[POLICY_ANNOTATION] !== policy) {
-      // In place: the kubelet rewrites the sidecar's policy file; the workload keeps running.
+    const newPolicy = actual.metadata?.annotations?.[POLICY_ANNOTATION] !== policy;
+    if (relabel || newPolicy) {
+      // In place: labels are mutable, and the kubelet rewrites the sidecar's
+      // policy file from the annotation; the workload keeps running. The UID
+      // pins the Pod that was judged (a UID that no longer matches is refused);
+      // not the resourceVersion, which every status update of the kubelet moves.
       await this.core.patchNamespacedPod(
-        { name, namespace, body: { metadata: { annotations: { [POLICY_ANNOTATION]: policy } } } },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+        {
+          name,
+          namespace,
+          body: {
+            metadata: {
+              uid: actual.metadata?.uid,
+              labels: relabel ? desired.metadata?.labels : undefined,
+              annotations: newPolicy ? { [POLICY_ANNOTATION]: policy } : undefined,
+            },
+          },
+        },
+        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch, opts),
       );
-      ctx.record({
-        type: "Normal",
-        reason: "EgressPolicyUpdated",
-        message: "delivered the new egress policy to the running sidecar",
-      });
+      if (relabel) {
+        ctx.record({
+          type: "Normal",
+          reason: "PodRestored",
+          message: `restored the labels of pod ${name}`,
+        });
+      }
+      if (newPolicy) {
+        ctx.record({
+          type: "Normal",
+          reason: "EgressPolicyUpdated",
+          message: "delivered the new egress policy to the running sidecar",
+        });
+      }
     }
     return actual;
   }
 
-  /** An object of the same name owned by an earlier Sandbox of that name (not yet collected). */
-  private async deleteStale(actual: k8s.V1Pod, ctx: BackendContext): Promise<void> {
+  /**
+   * An object of our name owned by an earlier Sandbox of that name (not yet
+   * collected), or labelled for this one but stripped of its owner: delete it
+   * so ours can be created. One that no Sandbox claims is someone else's:
+   * never deleted, reported instead.
+   */
+  private async deleteStale<T extends KubeObject>(
+    kind: Kind<T>,
+    actual: T,
+    sandbox: Sandbox,
+    ctx: BackendContext,
+  ): Promise<void> {
     const { name, namespace, uid } = actual.metadata ?? {};
-    await ignoreNotFound(
-      this.core.deleteNamespacedPod({
-        name: name!,
-        namespace: namespace!,
-        gracePeriodSeconds: 0,
-        body: { preconditions: { uid } },
-      }),
-    );
+    if (!ownedByASandbox(actual) && !labelledFor(actual, sandbox)) {
+      throw new NameTakenError(kind.kind, name ?? "");
+    }
+    await ignoreGone(kind.delete(name!, namespace!, uid, withSignal(ctx.signal)));
     ctx.record({
       type: "Normal",
-      reason: "StalePodDeleted",
-      message: `deleted pod ${name} left by an earlier sandbox of the same name`,
+      reason: `Stale${kind.kind}Deleted`,
+      message: `deleted ${kind.kind} ${name} left by an earlier sandbox of the same name`,
     });
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    await converge(
-      desiredNetworkPolicy(sandbox),
-      this.deps.networkPolicies.get(keyOf(sandbox)),
-      ctx,
-      {
-        kind: "NetworkPolicy",
-        create: (namespace, body) =>
-          this.networking.createNamespacedNetworkPolicy({ namespace, body }),
-        replace: (name, namespace, body) =>
-          this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }),
-      },
-    );
+    await this.converge(sandbox, desiredNetworkPolicy(sandbox), this.networkPolicies, ctx, {
+      create: (namespace, body, o) =>
+        this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
+      replace: (name, namespace, body, o) =>
+        this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
+    });
   }
 
   private async ensureService(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
     const desired = desiredService(sandbox);
-    const actual = this.deps.services.get(keyOf(sandbox));
     if (!desired) {
+      const actual = this.deps.services.get(keyOf(sandbox));
       if (actual && isOwnedBy(actual, sandbox)) {
         const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
-        await ignoreNotFound(this.core.deleteNamespacedService({ name, namespace }));
+        await ignoreGone(
+          this.services.delete(name, namespace, actual.metadata?.uid, withSignal(ctx.signal)),
+        );
       }
       return;
     }
     // On replace, the apiserver keeps the clusterIP the update leaves empty.
-    await converge(desired, actual, ctx, {
-      kind: "Service",
-      create: (namespace, body) => this.core.createNamespacedService({ namespace, body }),
-      replace: (name, namespace, body) =>
-        this.core.replaceNamespacedService({ name, namespace, body }),
+    await this.converge(sandbox, desired, this.services, ctx, {
+      create: (namespace, body, o) => this.core.createNamespacedService({ namespace, body }, o),
+      replace: (name, namespace, body, o) =>
+        this.core.replaceNamespacedService({ name, namespace, body }, o),
+    });
+  }
+
+  /**
+   * Create `desired` if missing; replace it when someone changed what we own
+   * (labels, owner, spec fields we set), and say so in an Event. Mutable kinds only.
+   */
+  private async converge<T extends KubeObject & { spec?: unknown }>(
+    sandbox: Sandbox,
+    desired: T,
+    kind: Kind<T>,
+    ctx: BackendContext,
+    api: {
+      create(namespace: string, body: T, opts?: k8s.ConfigurationOptions): Promise<T>;
+      replace(
+        name: string,
+        namespace: string,
+        body: T,
+        opts?: k8s.ConfigurationOptions,
+      ): Promise<T>;
+    },
+  ): Promise<void> {
+    const { namespace, name } = desired.metadata as { namespace: string; name: string };
+    let actual = kind.cache.get(keyOf(sandbox));
+    if (!actual) {
+      const { created, existing } = await this.createOrRead(kind, desired, api.create, ctx.signal);
+      if (created) return;
+      actual = existing!;
+    }
+    // Ours (by owner, or by label when the owner was stripped), or left by an
+    // earlier Sandbox of the same name: taken over by the replace below.
+    // Anyone else's is not ours to overwrite.
+    if (!isOwnedBy(actual, sandbox) && !ownedByASandbox(actual) && !labelledFor(actual, sandbox)) {
+      throw new NameTakenError(kind.kind, name);
+    }
+    if (
+      metadataMatches(actual.metadata, desired.metadata!) &&
+      containsAll(actual.spec, desired.spec)
+    ) {
+      return;
+    }
+    const resourceVersion = actual.metadata?.resourceVersion;
+    await api.replace(
+      name,
+      namespace,
+      { ...desired, metadata: { ...desired.metadata, resourceVersion } },
+      withSignal(ctx.signal),
+    );
+    ctx.record({
+      type: "Normal",
+      reason: `${kind.kind}Restored`,
+      message: `restored ${kind.kind} ${name}`,
     });
   }
 }
 
-interface Mutable {
-  metadata?: k8s.V1ObjectMeta;
-  spec?: unknown;
-}
-
-/**
- * Create `desired` if missing; replace it when someone changed what we own
- * (labels, owner, spec fields we set), and say so in an Event. Mutable kinds only.
- */
-async function converge<T extends Mutable>(
-  desired: T,
-  actual: T | undefined,
-  ctx: BackendContext,
-  api: {
-    kind: string;
-    create(namespace: string, body: T): Promise<unknown>;
-    replace(name: string, namespace: string, body: T): Promise<unknown>;
-  },
-): Promise<void> {
-  const { namespace, name } = desired.metadata as { namespace: string; name: string };
-  if (!actual) {
-    await ignoreConflict(api.create(namespace, desired));
-    return;
-  }
-  if (
-    metadataMatches(actual.metadata, desired.metadata!) &&
-    containsAll(actual.spec, desired.spec)
-  ) {
-    return;
-  }
-  const resourceVersion = actual.metadata?.resourceVersion;
-  await api.replace(name, namespace, {
-    ...desired,
-    metadata: { ...desired.metadata, resourceVersion },
-  });
-  ctx.record({
-    type: "Normal",
-    reason: `${api.kind}Restored`,
-    message: `restored ${api.kind} ${name}`,
-  });
-}
-
-/** Why a Pod no longer matches the spec, or undefined when it does. */
+/** Why a Pod no longer matches the spec (so must be recreated), or undefined when it does. */
 function podDrift(actual: k8s.V1Pod, desired: k8s.V1Pod): string | undefined {
-  if (!metadataMatches(actual.metadata, desired.metadata!)) {
+  // Labels are left out: they are restored in place.
+  if (!metadataMatches(actual.metadata, desired.metadata!, { labels: false })) {
     return "the sandbox's spec changed or the pod's metadata was edited";
   }
   const images = (p: k8s.V1Pod) =>
@@ -248,28 +455,26 @@ function podDrift(actual: k8s.V1Pod, desired: k8s.V1Pod): string | undefined {
   return undefined;
 }
 
-export function isOwnedBy(obj: { metadata?: k8s.V1ObjectMeta }, sandbox: Sandbox): boolean {
+export function isOwnedBy(obj: KubeObject, sandbox: Sandbox): boolean {
   return !!obj.metadata?.ownerReferences?.some(
     (o) => o.uid === sandbox.metadata.uid && o.controller,
   );
 }
 
-/** 404, or 409 when a uid precondition shows the object was already replaced: nothing to do. */
-async function ignoreNotFound<T>(p: Promise<T>): Promise<T | undefined> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof k8s.ApiException && (err.code === 404 || err.code === 409)) return undefined;
-    throw err;
-  }
+/** Controlled by some Sandbox (this one or an earlier one of the same name). */
+function ownedByASandbox(obj: KubeObject): boolean {
+  return !!obj.metadata?.ownerReferences?.some(
+    (o) => o.controller && o.kind === SANDBOX_KIND && o.apiVersion === API_VERSION,
+  );
 }
 
-/** A create that finds the object already there (our cache lagged) is not an error. */
-async function ignoreConflict<T>(p: Promise<T>): Promise<T | undefined> {
-  try {
-    return await p;
-  } catch (err) {
-    if (err instanceof k8s.ApiException && err.code === 409) return undefined;
-    throw err;
-  }
+/** Labelled for this sandbox (its UID), whatever its owner references say now. */
+function labelledFor(obj: KubeObject, sandbox: Sandbox): boolean {
+  return (
+    !!sandbox.metadata.uid && obj.metadata?.labels?.[Labels.sandboxUid] === sandbox.metadata.uid
+  );
+}
+
+function withLabels<T extends KubeObject>(obj: T, labels: Record<string, string>): T {
+  return { ...obj, metadata: { ...obj.metadata, labels: { ...obj.metadata?.labels, ...labels } } };
 }

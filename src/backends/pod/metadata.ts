@@ -23,6 +23,15 @@ export function selectorLabels(sandbox: Sandbox): Record<string, string> {
   return { [Labels.sandboxUid]: sandbox.metadata.uid! };
 }
 
+/** The labels that make an object visible to the operator's caches as this sandbox's. */
+export function ownLabels(sandbox: Sandbox): Record<string, string> {
+  return {
+    [Labels.managedBy]: MANAGED_BY,
+    [Labels.sandbox]: sandbox.metadata.name!,
+    ...selectorLabels(sandbox),
+  };
+}
+
 export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): V1ObjectMeta {
   return {
     name: sandbox.metadata.name!,
@@ -41,10 +50,19 @@ export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): 
   };
 }
 
-/** Whether `meta` carries everything `desired` says (labels, hash, owner). */
-export function metadataMatches(meta: V1ObjectMeta | undefined, desired: V1ObjectMeta): boolean {
+/** Whether `meta` carries every label `desired` sets. */
+export function labelsMatch(meta: V1ObjectMeta | undefined, desired: V1ObjectMeta): boolean {
+  return Object.entries(desired.labels ?? {}).every(([k, v]) => meta?.labels?.[k] === v);
+}
+
+/** Whether `meta` carries everything `desired` says (labels unless told not to, hash, owner). */
+export function metadataMatches(
+  meta: V1ObjectMeta | undefined,
+  desired: V1ObjectMeta,
+  { labels = true } = {},
+): boolean {
   if (!meta) return false;
-  const labelsOk = Object.entries(desired.labels ?? {}).every(([k, v]) => meta.labels?.[k] === v);
+  const labelsOk = !labels || labelsMatch(meta, desired);
   const hashOk =
     meta.annotations?.[Annotations.specHash] === desired.annotations?.[Annotations.specHash];
   const ownerOk = meta.ownerReferences?.some(

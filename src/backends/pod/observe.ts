@@ -2,6 +2,7 @@
 // gives the same Observation.
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
+import { rfc3339 } from "../../kube/time.js";
 import type { Observation } from "../backend.js";
 import { EGRESS_SIDECAR_CONTAINER } from "./egress.js";
 import { WORKLOAD_CONTAINER } from "./pod.js";
@@ -15,8 +16,7 @@ const STALL_REASONS: Record<string, ConditionReason> = {
   InvalidImageName: ConditionReason.ErrImagePull,
 };
 
-const iso = (t: Date | string | undefined) =>
-  t === undefined ? undefined : new Date(t).toISOString().replace(".000Z", "Z");
+const iso = (t: Date | string | undefined) => (t === undefined ? undefined : rfc3339(t));
 
 export function observePod(pod: V1Pod): Observation {
   const status = pod.status ?? {};

@@ -3,6 +3,7 @@
 // service links, requests equal to limits.
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
+import { keyOf } from "../../kube/object-key.js";
 import {
   type EgressOptions,
   egressInitContainers,
@@ -70,10 +71,7 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
   return {
     // The firewall first, then the sidecar; the kubelet starts the workload only
     // once the sidecar's startup probe passes, so no packet leaves unjudged.
-    initContainers: egressInitContainers(
-      `${sandbox.metadata.namespace}/${sandbox.metadata.name}`,
-      egress,
-    ),
+    initContainers: egressInitContainers(keyOf(sandbox), egress),
     containers: [workload],
     volumes,
     // A sandbox runs once: its exit is the result, recorded in status.

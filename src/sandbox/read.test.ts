@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { readSandbox, readStatus } from "./read.js";
+
+const base = {
+  metadata: { name: "s", namespace: "ns", uid: "u", generation: 3 },
+  spec: { image: "busybox", lifetime: { ttlSeconds: 60, onExpire: "Retain" } },
+};
+
+describe("readSandbox", () => {
+  it("reports an invalid spec by the field's own path, and still reads the lifetime", () => {
+    const view = readSandbox({
+      ...base,
+      spec: { ...base.spec, image: "two words", backend: "docker" },
+    });
+    expect(view.spec).toBeUndefined();
+    expect(view.invalid).toMatch(/^spec\.image: /);
+    expect(view.lifetime).toEqual({ ttlSeconds: 60, onExpire: "Retain" });
+    expect(view.backend).toBe("docker");
+  });
+
+  it("never blames the spec for the status", () => {
+    const view = readSandbox({ ...base, status: { finishedAt: "2024-01-01t00:00:00x" } });
+    expect(view.invalid).toBeUndefined();
+    expect(view.spec?.image).toBe("busybox");
+  });
+});
+
+describe("readStatus", () => {
+  it("keeps what it can read and drops the rest, field by field and condition by condition", () => {
+    const ok = {
+      type: "Ready",
+      status: "True",
+      reason: "Running",
+      message: "",
+      lastTransitionTime: "2024-01-01t00:00:00z",
+    };
+    const status = readStatus({
+      phase: "Succeeded",
+      finishedAt: "yesterday",
+      startedAt: "2024-01-01T00:00:00.5+01:00",
+      observedGeneration: 2 ** 63,
+      exitCode: 3,
+      conditions: [ok, { ...ok, type: "Expired", observedGeneration: 2 ** 63 }, "junk"],
+      unknownField: 1,
+    });
+    expect(status).toEqual({
+      phase: "Succeeded",
+      startedAt: "2024-01-01T00:00:00.5+01:00",
+      exitCode: 3,
+      conditions: [ok],
+    });
+  });
+
+  it("reads no status from something that is not an object", () => {
+    expect(readStatus(undefined)).toBeUndefined();
+    expect(readStatus("x")).toBeUndefined();
+    expect(readStatus([])).toBeUndefined();
+  });
+});

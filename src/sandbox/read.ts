@@ -1,0 +1,111 @@
+// How the reconciler reads a Sandbox from the cache. Lifetime and deletion
+// depend only on what the user wrote (spec) and what the apiserver keeps
+// (metadata); the status is the controller's own record, read field by field so
+// that a value it cannot read (written by hand through the status subresource,
+// or by an older controller) is dropped and then overwritten by the next write,
+// instead of blocking the sandbox.
+import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { z } from "zod";
+import { API_VERSION, SANDBOX_KIND } from "../api/group.js";
+import type { Sandbox } from "../api/sandbox.js";
+import {
+  type Backend as BackendName,
+  type SandboxSpec,
+  SandboxSpecSchema,
+} from "../api/sandbox-spec.js";
+import { ConditionSchema, type SandboxStatus, SandboxStatusSchema } from "../api/sandbox-status.js";
+
+/** A Sandbox as the reconciler sees it. */
+export interface SandboxView {
+  metadata: V1ObjectMeta;
+  /** The status as stored, unparsed: the status writer diffs against it, so what is unreadable gets replaced. */
+  storedStatus: unknown;
+  /** The readable part of the status. */
+  status: SandboxStatus | undefined;
+  /** The spec, when the controller can read all of it. */
+  spec?: SandboxSpec;
+  /** Why it cannot, field by field ("spec.image: ..."). */
+  invalid?: string;
+  /** The lifetime, read on its own: an invalid spec elsewhere does not stop the sandbox expiring. */
+  lifetime?: SandboxSpec["lifetime"];
+  /** The backend the spec asks for, when it names a known one. */
+  backend?: BackendName;
+}
+
+interface Stored {
+  metadata?: V1ObjectMeta;
+  spec?: unknown;
+  status?: unknown;
+}
+
+export function readSandbox(raw: unknown): SandboxView {
+  const obj = (raw ?? {}) as Stored;
+  const metadata = obj.metadata ?? {};
+  const view: SandboxView = {
+    metadata,
+    storedStatus: obj.status,
+    status: readStatus(obj.status),
+  };
+  const spec = SandboxSpecSchema.safeParse(obj.spec);
+  if (spec.success) {
+    view.spec = spec.data;
+    view.lifetime = spec.data.lifetime;
+    view.backend = spec.data.backend;
+    return view;
+  }
+  view.invalid = spec.error.issues
+    .map((i) => `${["spec", ...i.path.map(String)].join(".")}: ${i.message}`)
+    .join("; ");
+  const specObj = (typeof obj.spec === "object" && obj.spec !== null ? obj.spec : {}) as Record<
+    string,
+    unknown
+  >;
+  view.lifetime = parsed(SandboxSpecSchema.shape.lifetime, specObj.lifetime);
+  view.backend = parsed(SandboxSpecSchema.shape.backend, specObj.backend);
+  return view;
+}
+
+/** The sandbox the backends work on; only for a view whose spec is readable. */
+export function sandboxOf(view: SandboxView & { spec: SandboxSpec }): Sandbox {
+  return {
+    apiVersion: API_VERSION,
+    kind: SANDBOX_KIND,
+    metadata: view.metadata,
+    spec: view.spec,
+    status: view.status,
+  };
+}
+
+/**
+ * The fields of a stored status the controller can read. An unreadable field is
+ * left out (an unreadable condition too, one by one): the next status the
+ * controller computes does not carry it, and the write replaces it.
+ */
+export function readStatus(raw: unknown): SandboxStatus | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(raw)) {
+    if (key === "conditions") {
+      if (!Array.isArray(value)) continue;
+      const readable = value.flatMap((c) => {
+        const r = ConditionSchema.safeParse(c);
+        return r.success ? [r.data] : [];
+      });
+      // Duplicate types cannot be stored (list-map), but take the first to be safe.
+      out.conditions = readable.filter(
+        (c, i) => readable.findIndex((d) => d.type === c.type) === i,
+      );
+      continue;
+    }
+    const field = SandboxStatusSchema.shape[key as keyof typeof SandboxStatusSchema.shape];
+    if (!field) continue; // pruned by the apiserver anyway
+    const r = field.safeParse(value);
+    if (r.success && r.data !== undefined) out[key] = r.data;
+  }
+  return out as SandboxStatus;
+}
+
+function parsed<T extends z.ZodType>(schema: T, value: unknown): z.output<T> | undefined {
+  const r = schema.safeParse(value);
+  return r.success ? r.data : undefined;
+}
