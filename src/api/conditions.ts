@@ -86,6 +86,13 @@ export const ConditionReason = {
 } as const;
 export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];
 
+const REASONS: ReadonlySet<string> = new Set(Object.values(ConditionReason));
+
+/** Whether a string (e.g. a backend's PermanentError reason) is one of the documented reasons. */
+export function isConditionReason(reason: string): reason is ConditionReason {
+  return REASONS.has(reason);
+}
+
 const R = ConditionReason;
 
 /** What each condition type means and which reasons it carries: the README's table. */

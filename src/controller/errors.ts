@@ -6,18 +6,24 @@
 // - NotFoundError: the object is gone (HTTP 404); usually the cache will catch up;
 // - anything else is transient: retried with per-key exponential backoff.
 import * as k8s from "@kubernetes/client-node";
-import { ConditionReason } from "../api/conditions.js";
 
-export class PermanentError extends Error {
+/**
+ * Reasons are the caller's condition vocabulary (`Reason`); this package knows
+ * none of them except REJECTED, the one it produces itself for a refused request.
+ */
+export class PermanentError<Reason extends string = string> extends Error {
   constructor(
     /** The reason of the condition that reports it, e.g. Unsupported. */
-    readonly reason: ConditionReason,
+    readonly reason: Reason,
     message: string,
   ) {
     super(message);
     this.name = "PermanentError";
   }
 }
+
+/** The reason fromApiError gives a request the apiserver refused (400/422). */
+export const REJECTED = "Rejected";
 
 export class ConflictError extends Error {
   override name = "ConflictError";
@@ -70,9 +76,7 @@ export function fromApiError(err: unknown): unknown {
     case "notFound":
       return err instanceof NotFoundError ? err : new NotFoundError(message, { cause: err });
     case "permanent":
-      return err instanceof PermanentError
-        ? err
-        : new PermanentError(ConditionReason.Rejected, message);
+      return err instanceof PermanentError ? err : new PermanentError(REJECTED, message);
     default:
       return err;
   }

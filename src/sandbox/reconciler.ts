@@ -4,7 +4,7 @@
 // (pure, table-tested); this file only performs them. Level-triggered: every
 // call starts from the cache, so a restart at any instant converges to the same result.
 import type { V1ObjectMeta } from "@kubernetes/client-node";
-import type { ConditionReason } from "../api/conditions.js";
+import { ConditionReason, isConditionReason } from "../api/conditions.js";
 import type { SandboxStatus } from "../api/sandbox-status.js";
 import type {
   BackendContext,
@@ -135,7 +135,7 @@ export class SandboxReconciler {
         } catch (err) {
           // The backend cannot do what the spec asks: a condition, not a retry storm.
           if (err instanceof PermanentError)
-            return { refused: { reason: err.reason, message: err.message } };
+            return { refused: { reason: conditionReasonOf(err), message: err.message } };
           throw err;
         }
     }
@@ -206,3 +206,8 @@ export class SandboxReconciler {
 }
 
 export { keyOf };
+
+/** A backend's refusal as a documented condition reason (an undocumented one reads as InvalidSpec). */
+function conditionReasonOf(err: PermanentError): ConditionReason {
+  return isConditionReason(err.reason) ? err.reason : ConditionReason.InvalidSpec;
+}
