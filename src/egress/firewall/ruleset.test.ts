@@ -40,8 +40,11 @@ describe("buildRuleset", () => {
           "-A SANDBOX-EGRESS -o lo -j ACCEPT",
           "-A SANDBOX-EGRESS -d 127.0.0.1/32 -p tcp -m conntrack --ctstate DNAT -m multiport --dports 15053,15080,15443 -j ACCEPT",
           "-A SANDBOX-EGRESS -d 127.0.0.1/32 -p udp -m conntrack --ctstate DNAT -m udp --dport 15053 -j ACCEPT",
-          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
           "-A SANDBOX-EGRESS -m owner --uid-owner 1337 -j ACCEPT",
+          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT",
+          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT",
+          "-A SANDBOX-EGRESS -p udp -m udp --dport 53 -j REJECT --reject-with icmp-admin-prohibited",
+          "-A SANDBOX-EGRESS -p tcp -m tcp --dport 53 -j REJECT --reject-with icmp-admin-prohibited",
           "-A SANDBOX-EGRESS -d 10.20.30.0/24 -j REJECT --reject-with icmp-admin-prohibited",
           "-A SANDBOX-EGRESS -d 10.20.0.0/16 -p tcp -m multiport --dports 5432,443 -j ACCEPT",
           "-A SANDBOX-EGRESS -d 10.20.0.0/16 -p udp -m multiport --dports 5432,443 -j ACCEPT",
@@ -101,10 +104,11 @@ describe("buildRuleset", () => {
     const rules = buildRuleset(
       config({ defaultAction: "allow", rules: [{ action: "allow", target: "10.1.0.0/16" }] }),
     ).ipv4[0]!.chains[CHAIN]!;
-    expect(rules.slice(5)).toEqual([
+    expect(rules.slice(8)).toEqual([
       "-A SANDBOX-EGRESS -d 10.1.0.0/16 -j ACCEPT",
       "-A SANDBOX-EGRESS -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited",
       "-A SANDBOX-EGRESS -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited",
+      "-A SANDBOX-EGRESS -p tcp -m multiport --dports 80,443 -j REJECT --reject-with icmp-admin-prohibited",
       "-A SANDBOX-EGRESS -j ACCEPT",
     ]);
   });
@@ -187,7 +191,7 @@ describe("verifyRuleset", () => {
       tables,
       render((l) => l.filter((x) => !x.includes("192.0.2.10/32 -j ACCEPT"))),
     );
-    expect(problems.join("\n")).toMatch(/filter SANDBOX-EGRESS rule 9/);
+    expect(problems.join("\n")).toMatch(/filter SANDBOX-EGRESS rule 12/);
   });
 
   it("reports an extra rule, a wrong policy and a misplaced jump", () => {
