@@ -286,6 +286,48 @@ describe("transparent listeners", () => {
     socket.destroy();
   });
 
+  it("HTTP: refuses several Host headers and an absolute form disagreeing with Host, pipelined too", async () => {
+    const since = log.lines.length;
+    const exchange = async (text: string) => {
+      const socket = connect({ host: "127.0.0.1", port: sidecar.ports.http });
+      let data = "";
+      socket.on("data", (d: Buffer) => {
+        data += d.toString();
+      });
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.write(text);
+      await closed;
+      return [...data.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+    };
+    const close = "Connection: close\r\n\r\n";
+    expect(
+      await exchange(`GET / HTTP/1.1\r\nHost: allowed.test\r\nHost: other.test\r\n${close}`),
+    ).toEqual([400]);
+    expect(
+      await exchange(`GET http://other.test/ HTTP/1.1\r\nHost: allowed.test\r\n${close}`),
+    ).toEqual([400]);
+    expect(
+      await exchange(
+        `GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET http://other.test/2 HTTP/1.1\r\nHost: allowed.test\r\n${close}`,
+      ),
+    ).toEqual([200, 400]);
+    expect(
+      await exchange(
+        `GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: allowed.test\r\nHost: other.test\r\n${close}`,
+      ),
+    ).toEqual([200, 400]);
+    expect(
+      await exchange(`GET http://allowed.test/abs HTTP/1.1\r\nHost: allowed.test\r\n${close}`),
+    ).toEqual([200]);
+    const logged = log.lines.slice(since);
+    expect(logged.filter((l) => l.target === "other.test")).toEqual([]);
+    expect(
+      logged.filter(
+        (l) => l.protocol === "http" && /more than one Host|disagrees/.test(String(l.reason)),
+      ),
+    ).toHaveLength(4);
+  });
+
   it("HTTP: refuses a request without Host", async () => {
     const socket = connect({ host: "127.0.0.1", port: sidecar.ports.http });
     let data = "";
