@@ -417,6 +417,22 @@ describe("a sandboxed workload", () => {
     });
   });
 
+  it("from outside, the sidecar's health port answers probes only; metrics stay inside", async () => {
+    const outside = (url: string) =>
+      topo.internet.exec(["curl", "-sS", "--max-time", "3", "-w", "\n%{http_code}", url]);
+    const ready = await outside(`http://${NET.sandbox}:15021/readyz`);
+    expect(ready.stdout).toBe("ok\n\n200");
+    expect((await outside(`http://${NET.sandbox}:15021/healthz`)).stdout).toMatch(/200$/);
+    expect((await outside(`http://${NET.sandbox}:15021/metrics`)).stdout).toMatch(/404$/);
+    const metricsPort = await outside(`http://${NET.sandbox}:15020/metrics`);
+    expect(metricsPort.code).toBe(7); // connection refused: loopback only
+    const inside = await topo.sandbox.exec(
+      ["curl", "-sS", "--max-time", "3", "http://127.0.0.1:15020/metrics"],
+      { as: WORKLOAD },
+    );
+    expect(inside.stdout).toContain("sandbox_egress_decisions_total");
+  });
+
   it("killing the sidecar leaves egress closed", async () => {
     await sidecar.kill("SIGKILL");
     const mark = internet.lines.length;

@@ -69,6 +69,7 @@ beforeAll(async () => {
     upstreamDns: `127.0.0.1:${dns.port}`,
     ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
     health: { host: "127.0.0.1", port: 0 },
+    metrics: { host: "127.0.0.1", port: 0 },
     destinationPorts: { http: httpPort, tls: httpsPort },
     reservedRanges: ["127.0.0.2/32", "10.0.0.0/8", "169.254.0.0/16"],
     pollIntervalMs: 200,
@@ -373,14 +374,22 @@ describe("transparent listeners", () => {
 
 describe("observability", () => {
   it("counts decisions in Prometheus metrics and serves health", async () => {
-    const metrics = await get(sidecar.ports.health!, "/metrics", {});
+    const metrics = await get(sidecar.ports.metrics!, "/metrics", {});
     expect(metrics.body).toMatch(
       /sandbox_egress_decisions_total\{verdict="deny",protocol="dns"\} [1-9]/,
     );
     expect(metrics.body).toMatch(
       /sandbox_egress_decisions_total\{verdict="allow",protocol="tls"\} [1-9]/,
     );
-    expect((await get(sidecar.ports.health!, "/readyz", {})).status).toBe(200);
+    expect((await get(sidecar.ports.metrics!, "/readyz", {})).status).toBe(200);
+  });
+
+  it("the probe endpoint serves /healthz and /readyz only, without details", async () => {
+    const probe = sidecar.ports.health!;
+    expect(await get(probe, "/readyz", {})).toMatchObject({ status: 200, body: "ok\n" });
+    expect((await get(probe, "/healthz", {})).status).toBe(200);
+    expect((await get(probe, "/metrics", {})).status).toBe(404);
+    expect(probe).not.toBe(sidecar.ports.metrics);
   });
 
   it("logs one line per decision with sandbox, target, port, rule and verdict", () => {
@@ -417,6 +426,7 @@ describe("policy reload", () => {
       upstreamDns: `127.0.0.1:${dns.port}`,
       ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
       health: { host: "127.0.0.1", port: 0 },
+      metrics: false,
       destinationPorts: { http: httpPort, tls: httpsPort },
       reservedRanges: [],
       pollIntervalMs: 200,
@@ -461,6 +471,7 @@ describe("policy reload", () => {
         upstreamDns: "127.0.0.1:1",
         ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
         health: false,
+        metrics: false,
         logger: captureLog().logger,
       }),
     ).rejects.toThrow(/rules\[1\]\.target/);
