@@ -140,12 +140,12 @@ def tcp(dst, port, local_port, host):
 
 
 def ping(dst, ident, payload):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
-    sock.bind(("0.0.0.0", int(ident)))  # the kernel puts this identifier in the echo
-    sock.settimeout(2)
     body = payload.encode()
     header = struct.pack(">BBHHH", 8, 0, 0, 0, 1)
     try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+        sock.bind(("0.0.0.0", int(ident)))  # the kernel puts this identifier in the echo
+        sock.settimeout(2)
         sock.sendto(header + body, (dst, 0))
         data, sender = sock.recvfrom(4096)
     except OSError as err:
