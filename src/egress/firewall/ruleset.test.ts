@@ -113,6 +113,26 @@ describe("buildRuleset", () => {
     ]);
   });
 
+  it.each(["deny", "allow"] as const)(
+    "defaultAction %s: no rule accepts a packet by its flow's conntrack state alone",
+    (defaultAction) => {
+      const rules = buildRuleset(config({ ...POLICY, defaultAction })).ipv4[0]!.chains[CHAIN]!;
+      const byState = rules.filter((r) => r.includes("--ctstate") && r.endsWith("-j ACCEPT"));
+      // Each is narrowed: redirected to the sidecar's listeners on 127.0.0.1, a
+      // reply in a connection opened towards the sandbox, or a packet no socket sent.
+      for (const rule of byState) {
+        expect(rule).toMatch(
+          /-d 127\.0\.0\.1\/32 .*--ctstate DNAT|--ctdir REPLY|! --socket-exists/,
+        );
+      }
+      expect(byState).toHaveLength(4);
+      // The sidecar's UID is accepted before any state-based rule that is not a redirect.
+      const uid = rules.indexOf("-A SANDBOX-EGRESS -m owner --uid-owner 1337 -j ACCEPT");
+      expect(uid).toBeGreaterThan(0);
+      expect(rules.findIndex((r) => r.includes("ESTABLISHED"))).toBeGreaterThan(uid);
+    },
+  );
+
   it("uses the configured UID and ports", () => {
     const r = buildRuleset({
       ...config({ defaultAction: "deny" }),
