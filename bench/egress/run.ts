@@ -135,7 +135,8 @@ async function startCliSidecar(upstreamDns: string): Promise<CliSidecar> {
       ],
     }),
   );
-  const [proxyPort, dnsPort, httpPort, tlsPort, healthPort] = [
+  const [proxyPort, dnsPort, httpPort, tlsPort, healthPort, metricsPort] = [
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -151,6 +152,7 @@ async function startCliSidecar(upstreamDns: string): Promise<CliSidecar> {
     "http-port": httpPort,
     "tls-port": tlsPort,
     "health-port": healthPort,
+    "metrics-port": metricsPort,
   };
   const args = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, String(v)]);
   const devNull = openSync("/dev/null", "w");
@@ -218,6 +220,7 @@ async function main() {
     upstreamDns: `127.0.0.1:${dns.port}`,
     ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
     health: false,
+    metrics: false,
     destinationPorts: { http: 80, tls: serverPort },
     reservedRanges: [], // loopback stands in for the internet here
   });

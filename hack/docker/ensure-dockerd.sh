@@ -181,9 +181,18 @@ mtu="$(cat "/sys/class/net/${dev:-none}/mtu" 2>/dev/null || echo 1500)"
 if [[ "$mtu" -lt 1500 ]]; then args+=(--mtu "$mtu"); fi
 
 log "starting dockerd ${args[*]} (log: $logfile)"
-# setsid + nohup: the daemon must outlive this script and the caller's shell;
-# 9>&-: it must not inherit (and so hold forever) the lock taken above.
-setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null 9>&- &
+# setsid + nohup: the daemon must outlive this script and the caller's shell.
+# It must not inherit (and so hold for its whole life) any descriptor beyond
+# stdio: not the lock taken above, and not a lock the caller holds, such as
+# the shared /tmp/sbx-docker.lock a test run takes with flock(1) and passes
+# down through npx and node; dockerd holding it blocks every later docker test.
+(
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2)); then eval "exec ${fd}>&-"; fi
+  done
+  exec setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null
+) &
 pid=$!
 if wait_ready "$pid"; then ready; fi
 tail -n 30 "$logfile" >&2 || true

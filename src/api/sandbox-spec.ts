@@ -1,6 +1,7 @@
 // The Sandbox spec: what a user asks for. Single source of truth for the CRD's
 // openAPIV3Schema (see ./crd), the controller's runtime validation, and the types.
 import { z } from "zod";
+import { EGRESS_SIDECAR_UID } from "../egress/contract.js";
 import {
   boundedString,
   cel,
@@ -32,8 +33,9 @@ export const LIMITS = {
 
 export const DEFAULT_TTL_SECONDS = 3600;
 
-/** The egress sidecar's UID: the firewall lets only it out, so no workload may run as it. */
-export const EGRESS_SIDECAR_UID = 1337;
+/** The egress sidecar's UID (the egress contract's): the firewall lets only it out, so no workload may run as it. */
+export { EGRESS_SIDECAR_UID };
+
 const RESERVED_UID_MESSAGE = `UID ${EGRESS_SIDECAR_UID} is reserved for the egress sidecar`;
 
 // ---- egress

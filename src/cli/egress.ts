@@ -4,6 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
+import { EGRESS_PORTS, EGRESS_SIDECAR_UID } from "../egress/contract.js";
 import { runEgressInit } from "../egress/firewall/index.js";
 import { policyFromText } from "../egress/policy/index.js";
 import { runEgressSidecar } from "../egress/sidecar/index.js";
@@ -17,10 +18,10 @@ namespace, verifies it, and exits. Needs root with NET_ADMIN.
 
 Flags:
   --policy-file PATH    the sandbox's network.egress policy (JSON or YAML)
-  --sidecar-uid UID     the only UID allowed out directly (default 1337)
-  --dns-port N          where UDP/TCP 53 is redirected (default 15053)
-  --http-port N         where TCP 80 is redirected (default 15080)
-  --tls-port N          where TCP 443 is redirected (default 15443)
+  --sidecar-uid UID     the only UID allowed out directly (default ${EGRESS_SIDECAR_UID})
+  --dns-port N          where UDP/TCP 53 is redirected (default ${EGRESS_PORTS.dns})
+  --http-port N         where TCP 80 is redirected (default ${EGRESS_PORTS.http})
+  --tls-port N          where TCP 443 is redirected (default ${EGRESS_PORTS.tls})
   --iptables auto|nft|legacy   iptables implementation (default auto)
 `;
 
@@ -39,11 +40,12 @@ Flags:
   --policy-file PATH    the sandbox's network.egress policy (JSON or YAML)
   --sandbox ID          namespace/name, on every log line
   --sidecar-uid UID     drop to this UID after binding when started as root
-  --proxy-port N        explicit proxy (default 15001)
-  --dns-port N          DNS proxy (default 15053)
-  --http-port N         transparent HTTP (default 15080)
-  --tls-port N          transparent TLS (default 15443)
-  --health-port N       /healthz /readyz /metrics (default 15021)
+  --proxy-port N        explicit proxy (default ${EGRESS_PORTS.proxy})
+  --dns-port N          DNS proxy (default ${EGRESS_PORTS.dns})
+  --http-port N         transparent HTTP (default ${EGRESS_PORTS.http})
+  --tls-port N          transparent TLS (default ${EGRESS_PORTS.tls})
+  --health-port N       probes only: /healthz /readyz, on every address (default ${EGRESS_PORTS.health})
+  --metrics-port N      /metrics and detailed /readyz, on loopback (default ${EGRESS_PORTS.metrics})
   --upstream-dns HOST[:PORT]   resolver (default: first nameserver in /etc/resolv.conf)
 `;
 
@@ -52,10 +54,10 @@ const uid = z.coerce.number().int().min(1).max(2147483647);
 
 const InitFlags = z.object({
   "policy-file": z.string().min(1),
-  "sidecar-uid": uid.default(1337),
-  "dns-port": port.default(15053),
-  "http-port": port.default(15080),
-  "tls-port": port.default(15443),
+  "sidecar-uid": uid.default(EGRESS_SIDECAR_UID),
+  "dns-port": port.default(EGRESS_PORTS.dns),
+  "http-port": port.default(EGRESS_PORTS.http),
+  "tls-port": port.default(EGRESS_PORTS.tls),
   iptables: z.enum(["auto", "nft", "legacy"]).default("auto"),
 });
 
@@ -65,11 +67,12 @@ const SidecarFlags = z.object({
   iptables: z.enum(["auto", "nft", "legacy"]).default("auto"),
   sandbox: z.string().min(1).default("unknown"),
   "sidecar-uid": uid.optional(),
-  "proxy-port": port.default(15001),
-  "dns-port": port.default(15053),
-  "http-port": port.default(15080),
-  "tls-port": port.default(15443),
-  "health-port": port.default(15021),
+  "proxy-port": port.default(EGRESS_PORTS.proxy),
+  "dns-port": port.default(EGRESS_PORTS.dns),
+  "http-port": port.default(EGRESS_PORTS.http),
+  "tls-port": port.default(EGRESS_PORTS.tls),
+  "health-port": port.default(EGRESS_PORTS.health),
+  "metrics-port": port.default(EGRESS_PORTS.metrics),
   "upstream-dns": z.string().min(1).optional(),
 });
 
@@ -166,6 +169,7 @@ export async function runEgressCommand(argv: string[]): Promise<number> {
       tls: flags["tls-port"],
     },
     health: { host: "0.0.0.0", port: flags["health-port"] },
+    metrics: { host: "127.0.0.1", port: flags["metrics-port"] },
     uid: flags["sidecar-uid"],
     gid: flags["sidecar-uid"],
     logger,

@@ -13,15 +13,25 @@ export interface ObservabilityServer {
   address(): { host: string; port: number };
 }
 
+export interface ObservabilityServerOptions {
+  /**
+   * Serve /healthz and /readyz only, answering "ok" or "not ready" without the
+   * failing checks' reasons: for an address reachable from outside, where a
+   * probe needs the status code and nothing else (the egress sidecar's).
+   */
+  probesOnly?: boolean;
+}
+
 export async function startObservabilityServer(
   listen: { host: string; port: number },
   registry: Registry,
+  options: ObservabilityServerOptions = {},
 ): Promise<ObservabilityServer> {
   const checks = new Map<string, ReadinessCheck>();
   const server: Server = createServer(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     try {
-      if (path === "/metrics") {
+      if (path === "/metrics" && !options.probesOnly) {
         res.writeHead(200, { "content-type": registry.contentType });
         res.end(await registry.metrics());
       } else if (path === "/healthz" || path === "/livez") {
@@ -34,7 +44,8 @@ export async function startObservabilityServer(
           if (problem) failures.push(`${name}: ${problem}`);
         }
         res.writeHead(failures.length ? 503 : 200, { "content-type": "text/plain" });
-        res.end(failures.length ? `${failures.join("\n")}\n` : "ok\n");
+        const details = options.probesOnly ? ["not ready"] : failures;
+        res.end(failures.length ? `${details.join("\n")}\n` : "ok\n");
       } else {
         res.writeHead(404).end();
       }

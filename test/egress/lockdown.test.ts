@@ -124,7 +124,7 @@ describe.each(["nft", "legacy"] as const)("lockdown with iptables-%s", (variant)
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("IPv4 lockdown verification failed");
     expect(r.stderr).toMatch(
-      /filter SANDBOX-EGRESS rule 5: got .*uid-owner 4242.*want .*uid-owner 1337/,
+      /filter SANDBOX-EGRESS rule 4: got .*uid-owner 4242.*want .*uid-owner 1337/,
     );
   });
 

@@ -153,6 +153,24 @@ async function dig(args: string[]): Promise<{ code: number | null; out: string }
   return { code: r.code, out: r.stdout + r.stderr };
 }
 
+/** Raw bytes to port 80 as the workload (redirected to the transparent listener). */
+async function rawHttp(
+  request: string,
+): Promise<{ statuses: number[]; bodies: string[]; text: string }> {
+  const r = await topo.sandbox.exec(
+    [
+      "/usr/bin/python3",
+      join(REPO_ROOT, "test/egress/support/raw-http.py"),
+      NET.allowed,
+      "80",
+      request,
+    ],
+    { as: WORKLOAD, timeoutMs: 15_000 },
+  );
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
 /** What reached the internet namespace since `mark` (an index into its log). */
 const seenSince = (mark: number) => internet.lines.slice(mark);
 const connectionsTo = (mark: number, local: string) =>
@@ -287,6 +305,50 @@ describe("a sandboxed workload", () => {
     expect(connectionsTo(mark, NET.metadata)).toEqual([]);
   });
 
+  it("HTTP on port 80 is judged by the destination a server would use, request by request", async () => {
+    const mark = internet.lines.length;
+    const req = (target: string, ...hosts: string[]) =>
+      `GET ${target} HTTP/1.1\\r\\n${hosts.map((h) => `Host: ${h}\\r\\n`).join("")}`;
+    const last = "Connection: close\\r\\n\\r\\n";
+    const more = "\\r\\n";
+    // Two Host headers: a server might take either one.
+    expect(await rawHttp(req("/", "allowed.test", "denied.test") + last)).toMatchObject({
+      statuses: [400],
+    });
+    expect(await rawHttp(req("/", "denied.test", "allowed.test") + last)).toMatchObject({
+      statuses: [400],
+    });
+    // Absolute form: a server routes by its authority, whatever Host says.
+    expect(await rawHttp(req("http://denied.test/", "allowed.test") + last)).toMatchObject({
+      statuses: [400],
+    });
+    const agreeing = await rawHttp(req("http://allowed.test/abs?q=1", "allowed.test") + last);
+    expect(agreeing.statuses).toEqual([200]);
+    // Forwarded in origin form, so the server sees exactly what was judged.
+    expect(JSON.parse(agreeing.bodies[0]!)).toMatchObject({
+      local: NET.allowed,
+      host: "allowed.test",
+      path: "/abs?q=1",
+    });
+    // Pipelined on one kept-alive connection: the second request is judged on its own.
+    const switching = await rawHttp(
+      req("/1", "allowed.test") + more + req("/2", "denied.test") + last,
+    );
+    expect(switching.statuses).toEqual([200, 403]);
+    const absoluteSecond = await rawHttp(
+      req("/1", "allowed.test") + more + req("http://denied.test/2", "allowed.test") + last,
+    );
+    expect(absoluteSecond.statuses).toEqual([200, 400]);
+    const doubleSecond = await rawHttp(
+      req("/1", "allowed.test") + more + req("/2", "allowed.test", "denied.test") + last,
+    );
+    expect(doubleSecond.statuses).toEqual([200, 400]);
+    expect(connectionsTo(mark, NET.denied)).toEqual([]);
+    expect(
+      seenSince(mark).filter((l) => l.event === "request" && l.host !== "allowed.test"),
+    ).toEqual([]);
+  });
+
   it("cannot flush or loosen the firewall (no CAP_NET_ADMIN)", async () => {
     const before = await topo.sandbox.exec(["iptables-nft-save"]);
     for (const argv of [
@@ -353,6 +415,22 @@ describe("a sandboxed workload", () => {
       address: NET.allowed,
       verdict: "allow",
     });
+  });
+
+  it("from outside, the sidecar's health port answers probes only; metrics stay inside", async () => {
+    const outside = (url: string) =>
+      topo.internet.exec(["curl", "-sS", "--max-time", "3", "-w", "\n%{http_code}", url]);
+    const ready = await outside(`http://${NET.sandbox}:15021/readyz`);
+    expect(ready.stdout).toBe("ok\n\n200");
+    expect((await outside(`http://${NET.sandbox}:15021/healthz`)).stdout).toMatch(/200$/);
+    expect((await outside(`http://${NET.sandbox}:15021/metrics`)).stdout).toMatch(/404$/);
+    const metricsPort = await outside(`http://${NET.sandbox}:15020/metrics`);
+    expect(metricsPort.code).toBe(7); // connection refused: loopback only
+    const inside = await topo.sandbox.exec(
+      ["curl", "-sS", "--max-time", "3", "http://127.0.0.1:15020/metrics"],
+      { as: WORKLOAD },
+    );
+    expect(inside.stdout).toContain("sandbox_egress_decisions_total");
   });
 
   it("killing the sidecar leaves egress closed", async () => {

@@ -69,6 +69,7 @@ beforeAll(async () => {
     upstreamDns: `127.0.0.1:${dns.port}`,
     ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
     health: { host: "127.0.0.1", port: 0 },
+    metrics: { host: "127.0.0.1", port: 0 },
     destinationPorts: { http: httpPort, tls: httpsPort },
     reservedRanges: ["127.0.0.2/32", "10.0.0.0/8", "169.254.0.0/16"],
     pollIntervalMs: 200,
@@ -286,6 +287,48 @@ describe("transparent listeners", () => {
     socket.destroy();
   });
 
+  it("HTTP: refuses several Host headers and an absolute form disagreeing with Host, pipelined too", async () => {
+    const since = log.lines.length;
+    const exchange = async (text: string) => {
+      const socket = connect({ host: "127.0.0.1", port: sidecar.ports.http });
+      let data = "";
+      socket.on("data", (d: Buffer) => {
+        data += d.toString();
+      });
+      const closed = new Promise((r) => socket.once("close", r));
+      socket.write(text);
+      await closed;
+      return [...data.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+    };
+    const close = "Connection: close\r\n\r\n";
+    expect(
+      await exchange(`GET / HTTP/1.1\r\nHost: allowed.test\r\nHost: other.test\r\n${close}`),
+    ).toEqual([400]);
+    expect(
+      await exchange(`GET http://other.test/ HTTP/1.1\r\nHost: allowed.test\r\n${close}`),
+    ).toEqual([400]);
+    expect(
+      await exchange(
+        `GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET http://other.test/2 HTTP/1.1\r\nHost: allowed.test\r\n${close}`,
+      ),
+    ).toEqual([200, 400]);
+    expect(
+      await exchange(
+        `GET /1 HTTP/1.1\r\nHost: allowed.test\r\n\r\nGET /2 HTTP/1.1\r\nHost: allowed.test\r\nHost: other.test\r\n${close}`,
+      ),
+    ).toEqual([200, 400]);
+    expect(
+      await exchange(`GET http://allowed.test/abs HTTP/1.1\r\nHost: allowed.test\r\n${close}`),
+    ).toEqual([200]);
+    const logged = log.lines.slice(since);
+    expect(logged.filter((l) => l.target === "other.test")).toEqual([]);
+    expect(
+      logged.filter(
+        (l) => l.protocol === "http" && /more than one Host|disagrees/.test(String(l.reason)),
+      ),
+    ).toHaveLength(4);
+  });
+
   it("HTTP: refuses a request without Host", async () => {
     const socket = connect({ host: "127.0.0.1", port: sidecar.ports.http });
     let data = "";
@@ -331,14 +374,22 @@ describe("transparent listeners", () => {
 
 describe("observability", () => {
   it("counts decisions in Prometheus metrics and serves health", async () => {
-    const metrics = await get(sidecar.ports.health!, "/metrics", {});
+    const metrics = await get(sidecar.ports.metrics!, "/metrics", {});
     expect(metrics.body).toMatch(
       /sandbox_egress_decisions_total\{verdict="deny",protocol="dns"\} [1-9]/,
     );
     expect(metrics.body).toMatch(
       /sandbox_egress_decisions_total\{verdict="allow",protocol="tls"\} [1-9]/,
     );
-    expect((await get(sidecar.ports.health!, "/readyz", {})).status).toBe(200);
+    expect((await get(sidecar.ports.metrics!, "/readyz", {})).status).toBe(200);
+  });
+
+  it("the probe endpoint serves /healthz and /readyz only, without details", async () => {
+    const probe = sidecar.ports.health!;
+    expect(await get(probe, "/readyz", {})).toMatchObject({ status: 200, body: "ok\n" });
+    expect((await get(probe, "/healthz", {})).status).toBe(200);
+    expect((await get(probe, "/metrics", {})).status).toBe(404);
+    expect(probe).not.toBe(sidecar.ports.metrics);
   });
 
   it("logs one line per decision with sandbox, target, port, rule and verdict", () => {
@@ -375,6 +426,7 @@ describe("policy reload", () => {
       upstreamDns: `127.0.0.1:${dns.port}`,
       ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
       health: { host: "127.0.0.1", port: 0 },
+      metrics: false,
       destinationPorts: { http: httpPort, tls: httpsPort },
       reservedRanges: [],
       pollIntervalMs: 200,
@@ -419,6 +471,7 @@ describe("policy reload", () => {
         upstreamDns: "127.0.0.1:1",
         ports: { dns: 0, http: 0, tls: 0, proxy: 0 },
         health: false,
+        metrics: false,
         logger: captureLog().logger,
       }),
     ).rejects.toThrow(/rules\[1\]\.target/);

@@ -9,8 +9,13 @@
 import type { ContainerCreateOptions, NetworkCreateOptions } from "dockerode";
 import { parseQuantity } from "../../api/quantity.js";
 import type { Sandbox } from "../../api/sandbox.js";
-import { EGRESS_SIDECAR_UID } from "../../api/sandbox-spec.js";
-import { parseTarget } from "../../egress/policy/index.js";
+import {
+  POLICY_DIR as CONTRACT_POLICY_DIR,
+  EGRESS_CONTRACT,
+  isAddressTarget,
+  policyDocument,
+  sidecarFlags,
+} from "../../egress/contract.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
 import { specHash } from "../spec-hash.js";
 import {
@@ -26,8 +31,9 @@ export const DEFAULT_USER = 1000;
 /** The CLI inside the operator image (see the Dockerfile). */
 export const OPERATOR_MAIN = "/app/dist/cli/main.js";
 export const WORKSPACE = "/workspace";
-export const POLICY_DIR = "/etc/sandbox-egress";
-export const POLICY_FILE = `${POLICY_DIR}/policy.json`;
+/** Where the sidecar reads the policy (the egress contract's). */
+export const POLICY_DIR = CONTRACT_POLICY_DIR;
+export const POLICY_FILE = EGRESS_CONTRACT.policyFile;
 /** What the sidecar logs once the lockdown is installed and every listener is bound. */
 export const SIDECAR_READY_MESSAGE = "egress sidecar ready";
 
@@ -130,8 +136,8 @@ function sidecarOptions(
     Cmd: [
       "egress",
       "--lockdown",
-      `--sidecar-uid=${EGRESS_SIDECAR_UID}`,
-      `--policy-file=${POLICY_FILE}`,
+      // The whole contract, explicitly: the CLI's defaults are not relied on.
+      ...sidecarFlags(EGRESS_CONTRACT),
       `--sandbox=${key}`,
       `--upstream-dns=${settings.upstreamDns}`,
     ],
@@ -202,11 +208,9 @@ function workloadOptions(
 
 function policyFile(sandbox: Sandbox): string {
   const egress = sandbox.spec.network.egress;
-  return `${JSON.stringify({ defaultAction: egress.defaultAction, rules: egress.rules ?? [] })}\n`;
+  return `${policyDocument(egress)}\n`;
 }
 
 function addressRules(sandbox: Sandbox) {
-  return (sandbox.spec.network.egress.rules ?? []).filter(
-    (r) => parseTarget(r.target)?.kind === "address",
-  );
+  return (sandbox.spec.network.egress.rules ?? []).filter((r) => isAddressTarget(r.target));
 }

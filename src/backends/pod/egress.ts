@@ -12,26 +12,27 @@
 // restarting the workload (and without an extra object per sandbox).
 import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
 import { GROUP } from "../../api/group.js";
-import { EGRESS_SIDECAR_UID, type EgressPolicy } from "../../api/sandbox-spec.js";
+import type { EgressPolicy } from "../../api/sandbox-spec.js";
+import {
+  EGRESS_CONTRACT,
+  EGRESS_PORTS,
+  isAddressTarget,
+  lockdownFlags,
+  POLICY_DIR,
+  POLICY_FILE_NAME,
+  policyDocument,
+  sidecarFlags,
+} from "../../egress/contract.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
-import { isAddressTarget } from "./network-policy.js";
 
 export const EGRESS_INIT_CONTAINER = "egress-init";
 export const EGRESS_SIDECAR_CONTAINER = "egress";
 /** The sidecar's UID: the only one the firewall lets out. Workloads may not use it. */
-export const EGRESS_UID = EGRESS_SIDECAR_UID;
+export const EGRESS_UID = EGRESS_CONTRACT.sidecarUid;
 export const POLICY_ANNOTATION = `${GROUP}/egress-policy`;
 
-export const EgressPorts = {
-  proxy: 15001,
-  dns: 15053,
-  http: 15080,
-  tls: 15443,
-  health: 15021,
-} as const;
-
-const POLICY_DIR = "/etc/sandbox-egress";
-const POLICY_FILE = `${POLICY_DIR}/policy.json`;
+/** The sidecar's ports (the egress contract's, src/egress/contract.ts). */
+export const EgressPorts = EGRESS_PORTS;
 
 export interface EgressOptions {
   /** The operator image, which carries the egress entry points. */
@@ -46,21 +47,15 @@ export function firewallRules(policy: EgressPolicy): EgressPolicy["rules"] {
 
 /** The policy as the sidecar reads it; stored in the Pod annotation. */
 export function policyAnnotation(policy: EgressPolicy): string {
-  return JSON.stringify({ defaultAction: policy.defaultAction, rules: policy.rules ?? [] });
+  return policyDocument(policy);
 }
 
 export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1Container[] {
   const common = { image: opts.image, imagePullPolicy: opts.imagePullPolicy };
-  const ports = [
-    `--sidecar-uid=${EGRESS_UID}`,
-    `--dns-port=${EgressPorts.dns}`,
-    `--http-port=${EgressPorts.http}`,
-    `--tls-port=${EgressPorts.tls}`,
-  ];
   const lockdown: V1Container = {
     ...common,
     name: EGRESS_INIT_CONTAINER,
-    args: ["egress-init", ...ports, `--policy-file=${POLICY_FILE}`],
+    args: ["egress-init", ...lockdownFlags(EGRESS_CONTRACT)],
     volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
     resources: {
       requests: { cpu: "10m", memory: "32Mi" },
@@ -82,13 +77,7 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
     ...common,
     name: EGRESS_SIDECAR_CONTAINER,
     restartPolicy: "Always",
-    args: [
-      "egress",
-      ...ports,
-      `--health-port=${EgressPorts.health}`,
-      `--policy-file=${POLICY_FILE}`,
-      `--sandbox=${sandboxId}`,
-    ],
+    args: ["egress", ...sidecarFlags(EGRESS_CONTRACT), `--sandbox=${sandboxId}`],
     volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
     startupProbe: { ...probe, failureThreshold: 30 },
     readinessProbe: probe,
@@ -112,7 +101,7 @@ export function egressVolumes(): V1Volume[] {
       downwardAPI: {
         items: [
           {
-            path: "policy.json",
+            path: POLICY_FILE_NAME,
             fieldRef: { fieldPath: `metadata.annotations['${POLICY_ANNOTATION}']` },
           },
         ],

@@ -9,6 +9,7 @@ import type {
   V1NetworkPolicyPort,
 } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
+import { isAddressTarget } from "../../egress/contract.js";
 import { objectMeta, selectorLabels } from "./metadata.js";
 
 /** Ranges a sandbox never reaches through a catch-all rule. */
@@ -79,10 +80,6 @@ function egressRules(sandbox: Sandbox): V1NetworkPolicyEgressRule[] {
 
 function tcpPorts(ports: number[] | undefined): V1NetworkPolicyPort[] | undefined {
   return ports?.length ? ports.map((port) => ({ protocol: "TCP", port })) : undefined;
-}
-
-export function isAddressTarget(target: string): boolean {
-  return target.includes("/") || /^[0-9.]+$/.test(target) || target.includes(":");
 }
 
 function asCidr(target: string): string {

@@ -4,6 +4,7 @@
 // NET_ADMIN only; docker: the sidecar's start-up).
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
+import { EGRESS_PORTS, EGRESS_SIDECAR_UID } from "../contract.js";
 import { type CompiledPolicy, reservedRanges } from "../policy/index.js";
 import { chooseBinaries, type IptablesBinaries, type VariantChoice } from "./binaries.js";
 import { runCommand } from "./exec.js";
@@ -12,8 +13,13 @@ import { buildRuleset, type ListenPorts, type TableRules } from "./ruleset.js";
 import { parseSave } from "./save-parser.js";
 import { verifyRuleset } from "./verify.js";
 
-export const DEFAULT_SIDECAR_UID = 1337;
-export const DEFAULT_LISTEN_PORTS: ListenPorts = { dns: 15053, http: 15080, tls: 15443 };
+/** Defaults: the egress contract (src/egress/contract.ts). */
+export const DEFAULT_SIDECAR_UID = EGRESS_SIDECAR_UID;
+export const DEFAULT_LISTEN_PORTS: ListenPorts = {
+  dns: EGRESS_PORTS.dns,
+  http: EGRESS_PORTS.http,
+  tls: EGRESS_PORTS.tls,
+};
 
 export interface EgressInitOptions {
   policy: CompiledPolicy;

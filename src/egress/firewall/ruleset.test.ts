@@ -40,8 +40,11 @@ describe("buildRuleset", () => {
           "-A SANDBOX-EGRESS -o lo -j ACCEPT",
           "-A SANDBOX-EGRESS -d 127.0.0.1/32 -p tcp -m conntrack --ctstate DNAT -m multiport --dports 15053,15080,15443 -j ACCEPT",
           "-A SANDBOX-EGRESS -d 127.0.0.1/32 -p udp -m conntrack --ctstate DNAT -m udp --dport 15053 -j ACCEPT",
-          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
           "-A SANDBOX-EGRESS -m owner --uid-owner 1337 -j ACCEPT",
+          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT",
+          "-A SANDBOX-EGRESS -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT",
+          "-A SANDBOX-EGRESS -p udp -m udp --dport 53 -j REJECT --reject-with icmp-admin-prohibited",
+          "-A SANDBOX-EGRESS -p tcp -m tcp --dport 53 -j REJECT --reject-with icmp-admin-prohibited",
           "-A SANDBOX-EGRESS -d 10.20.30.0/24 -j REJECT --reject-with icmp-admin-prohibited",
           "-A SANDBOX-EGRESS -d 10.20.0.0/16 -p tcp -m multiport --dports 5432,443 -j ACCEPT",
           "-A SANDBOX-EGRESS -d 10.20.0.0/16 -p udp -m multiport --dports 5432,443 -j ACCEPT",
@@ -101,13 +104,34 @@ describe("buildRuleset", () => {
     const rules = buildRuleset(
       config({ defaultAction: "allow", rules: [{ action: "allow", target: "10.1.0.0/16" }] }),
     ).ipv4[0]!.chains[CHAIN]!;
-    expect(rules.slice(5)).toEqual([
+    expect(rules.slice(8)).toEqual([
       "-A SANDBOX-EGRESS -d 10.1.0.0/16 -j ACCEPT",
       "-A SANDBOX-EGRESS -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited",
       "-A SANDBOX-EGRESS -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited",
+      "-A SANDBOX-EGRESS -p tcp -m multiport --dports 80,443 -j REJECT --reject-with icmp-admin-prohibited",
       "-A SANDBOX-EGRESS -j ACCEPT",
     ]);
   });
+
+  it.each(["deny", "allow"] as const)(
+    "defaultAction %s: no rule accepts a packet by its flow's conntrack state alone",
+    (defaultAction) => {
+      const rules = buildRuleset(config({ ...POLICY, defaultAction })).ipv4[0]!.chains[CHAIN]!;
+      const byState = rules.filter((r) => r.includes("--ctstate") && r.endsWith("-j ACCEPT"));
+      // Each is narrowed: redirected to the sidecar's listeners on 127.0.0.1, a
+      // reply in a connection opened towards the sandbox, or a packet no socket sent.
+      for (const rule of byState) {
+        expect(rule).toMatch(
+          /-d 127\.0\.0\.1\/32 .*--ctstate DNAT|--ctdir REPLY|! --socket-exists/,
+        );
+      }
+      expect(byState).toHaveLength(4);
+      // The sidecar's UID is accepted before any state-based rule that is not a redirect.
+      const uid = rules.indexOf("-A SANDBOX-EGRESS -m owner --uid-owner 1337 -j ACCEPT");
+      expect(uid).toBeGreaterThan(0);
+      expect(rules.findIndex((r) => r.includes("ESTABLISHED"))).toBeGreaterThan(uid);
+    },
+  );
 
   it("uses the configured UID and ports", () => {
     const r = buildRuleset({
@@ -187,7 +211,7 @@ describe("verifyRuleset", () => {
       tables,
       render((l) => l.filter((x) => !x.includes("192.0.2.10/32 -j ACCEPT"))),
     );
-    expect(problems.join("\n")).toMatch(/filter SANDBOX-EGRESS rule 9/);
+    expect(problems.join("\n")).toMatch(/filter SANDBOX-EGRESS rule 12/);
   });
 
   it("reports an extra rule, a wrong policy and a misplaced jump", () => {

@@ -64,6 +64,15 @@ export function buildRuleset(config: LockdownConfig): Ruleset {
 }
 
 function ipv4Filter({ policy, sidecarUid, reserved, ports }: LockdownConfig): TableRules {
+  // The invariant (src/egress/README.md): a packet from a socket the sidecar's
+  // UID does not own leaves for a non-loopback destination only as a reply in a
+  // connection opened towards the sandbox, or under an address rule's verdict.
+  // Conntrack's view of a flow is never enough on its own: a workload can send
+  // on the 5-tuple of a flow the sidecar opened (bind the port of its closed
+  // upstream DNS socket, reuse an ICMP identifier), and such a packet is
+  // ESTABLISHED to conntrack and skips the nat redirect, which sees only a
+  // flow's first packet. So the UID is checked first, and conntrack only
+  // narrows what else may pass.
   const rules = [
     `-A ${CHAIN} -o lo -j ACCEPT`,
     // A packet the nat table redirected still shows its original output
@@ -72,8 +81,18 @@ function ipv4Filter({ policy, sidecarUid, reserved, ports }: LockdownConfig): Ta
     // listeners on loopback, and nothing else there.
     `-A ${CHAIN} -d 127.0.0.1/32 -p tcp -m conntrack --ctstate DNAT -m multiport --dports ${ports.dns},${ports.http},${ports.tls} -j ACCEPT`,
     `-A ${CHAIN} -d 127.0.0.1/32 -p udp -m conntrack --ctstate DNAT -m udp --dport ${ports.dns} -j ACCEPT`,
-    `-A ${CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
     `-A ${CHAIN} -m owner --uid-owner ${sidecarUid} -j ACCEPT`,
+    // Replies in connections opened towards the sandbox (a declared port, a
+    // probe): they travel in the flow's reply direction, which no packet of a
+    // flow opened from inside (the sidecar's included) ever does.
+    `-A ${CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT`,
+    // Packets the kernel sends on no socket's behalf for a tracked flow (a
+    // time-wait ACK, a reset, an ICMP error): no process chose their content.
+    `-A ${CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT`,
+    // DNS leaves only through the sidecar: nat redirects every new flow to
+    // port 53, so one that reaches this point rides somebody else's flow.
+    `-A ${CHAIN} -p udp -m udp --dport 53 -j ${PROHIBITED_V4}`,
+    `-A ${CHAIN} -p tcp -m tcp --dport 53 -j ${PROHIBITED_V4}`,
   ];
   for (const rule of ipv4AddressRules(policy)) {
     const verdict = rule.action === "allow" ? "ACCEPT" : PROHIBITED_V4;
@@ -95,6 +114,12 @@ function ipv4Filter({ policy, sidecarUid, reserved, ports }: LockdownConfig): Ta
     for (const cidr of reserved.cidrs.filter((c) => c.family === 4)) {
       rules.push(`-A ${CHAIN} -d ${formatCidr(cidr)} -j ${PROHIBITED_V4}`);
     }
+    // 80/443 that no address rule let through directly was redirected to the
+    // transparent proxies when its flow began; what reaches here unredirected
+    // would skip the Host/SNI judgement.
+    rules.push(
+      `-A ${CHAIN} -p tcp -m multiport --dports ${TRANSPARENT_PORTS.join(",")} -j ${PROHIBITED_V4}`,
+    );
     rules.push(`-A ${CHAIN} -j ACCEPT`);
   } else {
     rules.push(`-A ${CHAIN} -j ${PROHIBITED_V4}`);

@@ -3,6 +3,7 @@
 export type { DecisionEvent, EgressProtocol } from "./decisions.js";
 export {
   DEFAULT_HEALTH_LISTEN,
+  DEFAULT_METRICS_LISTEN,
   DEFAULT_SIDECAR_PORTS,
   type EgressSidecarOptions,
   type SidecarPorts,

@@ -1,6 +1,7 @@
 // Options of `sandbox-operator egress` (the sidecar) and their defaults.
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
+import { EGRESS_PORTS } from "../contract.js";
 
 export interface SidecarPorts {
   /** DNS proxy (UDP and TCP); the lockdown redirects port 53 here. */
@@ -13,13 +14,20 @@ export interface SidecarPorts {
   proxy: number;
 }
 
+/** Defaults: the egress contract (src/egress/contract.ts). */
 export const DEFAULT_SIDECAR_PORTS: SidecarPorts = {
-  dns: 15053,
-  http: 15080,
-  tls: 15443,
-  proxy: 15001,
+  dns: EGRESS_PORTS.dns,
+  http: EGRESS_PORTS.http,
+  tls: EGRESS_PORTS.tls,
+  proxy: EGRESS_PORTS.proxy,
 };
-export const DEFAULT_HEALTH_LISTEN = { host: "0.0.0.0", port: 15021 };
+/**
+ * The probe endpoint listens on every address (the kubelet probes the Pod's
+ * IP), so it serves only what a probe needs: /healthz and /readyz, "ok" or
+ * "not ready". Metrics and the reasons a check fails stay on loopback.
+ */
+export const DEFAULT_HEALTH_LISTEN = { host: "0.0.0.0", port: EGRESS_PORTS.health };
+export const DEFAULT_METRICS_LISTEN = { host: "127.0.0.1", port: EGRESS_PORTS.metrics };
 
 export interface EgressSidecarOptions {
   /** Identifies the sandbox on every log line (e.g. "namespace/name"). */
@@ -38,8 +46,10 @@ export interface EgressSidecarOptions {
   listenHost?: string;
   /** Listening ports; 0 picks a free one (tests). */
   ports?: Partial<SidecarPorts>;
-  /** /healthz, /readyz, /metrics; false disables. */
+  /** The probe endpoint (/healthz, /readyz without details); false disables. */
   health?: { host: string; port: number } | false;
+  /** /metrics, /healthz and /readyz with the failing checks' reasons; false disables. */
+  metrics?: { host: string; port: number } | false;
   /** Ports redirected traffic was meant for (the redirect hides them): 80 and 443. */
   destinationPorts?: { http: number; tls: number };
   /** Switch to this UID (and GID) after binding, if started as root. */

@@ -18,6 +18,7 @@ import { explicitProxyServer } from "./http/explicit-proxy.js";
 import { transparentHttpServer } from "./http/transparent-http.js";
 import {
   DEFAULT_HEALTH_LISTEN,
+  DEFAULT_METRICS_LISTEN,
   DEFAULT_SIDECAR_PORTS,
   type EgressSidecarOptions,
   type SidecarPorts,
@@ -28,7 +29,7 @@ import { transparentTlsServer } from "./tls/transparent-tls.js";
 
 export interface EgressSidecar {
   /** The ports actually bound (matters when 0 was asked for). */
-  ports: SidecarPorts & { health?: number };
+  ports: SidecarPorts & { health?: number; metrics?: number };
   registry: Registry;
   policy(): CompiledPolicy;
   close(): Promise<void>;
@@ -77,17 +78,41 @@ export async function runEgressSidecar(opts: EgressSidecarOptions): Promise<Egre
       wanted.tls,
       closers,
     );
+    // Two endpoints: the probe one may be reachable from outside the sandbox
+    // (the kubelet probes the Pod's IP), so it tells a status code and nothing
+    // else; metrics and the reasons stay on loopback.
     let health: number | undefined;
     if (opts.health !== false) {
-      const server = await startObservabilityServer(opts.health ?? DEFAULT_HEALTH_LISTEN, registry);
+      const server = await startObservabilityServer(
+        opts.health ?? DEFAULT_HEALTH_LISTEN,
+        registry,
+        { probesOnly: true },
+      );
       server.addReadinessCheck("policy", () => source.problem());
       closers.push(server.close);
       health = server.address().port;
     }
+    let metrics: number | undefined;
+    if (opts.metrics !== false) {
+      const server = await startObservabilityServer(
+        opts.metrics ?? DEFAULT_METRICS_LISTEN,
+        registry,
+      );
+      server.addReadinessCheck("policy", () => source.problem());
+      closers.push(server.close);
+      metrics = server.address().port;
+    }
     // Everything is bound (a port below 1024 needs root for that); from here on
     // the sidecar is the one UID the firewall lets out.
     if (opts.uid !== undefined) dropPrivileges(opts.uid, opts.gid);
-    const ports = { dns: dns.port, proxy, http, tls, ...(health !== undefined ? { health } : {}) };
+    const ports = {
+      dns: dns.port,
+      proxy,
+      http,
+      tls,
+      ...(health !== undefined ? { health } : {}),
+      ...(metrics !== undefined ? { metrics } : {}),
+    };
     logger.info(
       { sandbox: opts.sandboxId, ports, upstreamDns: upstreamText, uid: process.getuid?.() },
       "egress sidecar ready",

@@ -1,0 +1,88 @@
+// The egress contract: what the firewall (egress-init), the sidecar (egress),
+// the CLI and both backends must agree on, stated once. A backend builds the
+// sidecar's command line from it explicitly (lockdownFlags, sidecarFlags)
+// rather than relying on the CLI's defaults, and the CLI's defaults are these
+// values too, so a change here reaches every party at once.
+import type { EgressPolicy } from "../api/sandbox-spec.js";
+import { parseTarget } from "./policy/target.js";
+
+/** The sidecar's UID: the only one the firewall lets out. No workload may run as it. */
+export const EGRESS_SIDECAR_UID = 1337;
+
+export interface SidecarPortMap {
+  /** Explicit proxy (HTTP_PROXY / HTTPS_PROXY), on loopback. */
+  proxy: number;
+  /** DNS proxy (UDP and TCP), on loopback; the lockdown redirects port 53 here. */
+  dns: number;
+  /** Transparent listener for redirected port-80 traffic, on loopback. */
+  http: number;
+  /** Transparent listener for redirected port-443 traffic, on loopback. */
+  tls: number;
+  /**
+   * The probe endpoint (/healthz, /readyz and nothing else), on every address:
+   * the kubelet's startup and readiness probes reach it over the network.
+   */
+  health: number;
+  /** /metrics and detailed /readyz, on loopback only. */
+  metrics: number;
+}
+
+export const EGRESS_PORTS: Readonly<SidecarPortMap> = Object.freeze({
+  proxy: 15001,
+  dns: 15053,
+  http: 15080,
+  tls: 15443,
+  health: 15021,
+  metrics: 15020,
+});
+
+/** Where the sidecar (and egress-init) read the policy, in both backends. */
+export const POLICY_DIR = "/etc/sandbox-egress";
+export const POLICY_FILE_NAME = "policy.json";
+export const POLICY_FILE = `${POLICY_DIR}/${POLICY_FILE_NAME}`;
+
+export interface EgressContract {
+  sidecarUid: number;
+  ports: Readonly<SidecarPortMap>;
+  policyFile: string;
+}
+
+export const EGRESS_CONTRACT: Readonly<EgressContract> = Object.freeze({
+  sidecarUid: EGRESS_SIDECAR_UID,
+  ports: EGRESS_PORTS,
+  policyFile: POLICY_FILE,
+});
+
+/**
+ * The policy file's format: the `network.egress` object as JSON (which the
+ * YAML reader also accepts), with `rules` always present.
+ */
+export function policyDocument(policy: EgressPolicy): string {
+  return JSON.stringify({ defaultAction: policy.defaultAction, rules: policy.rules ?? [] });
+}
+
+/** Whether a rule's target is an IP address or CIDR (enforced by the kernel firewall), not a name. */
+export function isAddressTarget(target: string): boolean {
+  return parseTarget(target)?.kind === "address";
+}
+
+/** `egress-init`'s flags: what the firewall must know of the sidecar. */
+export function lockdownFlags(contract: EgressContract = EGRESS_CONTRACT): string[] {
+  return [
+    `--sidecar-uid=${contract.sidecarUid}`,
+    `--dns-port=${contract.ports.dns}`,
+    `--http-port=${contract.ports.http}`,
+    `--tls-port=${contract.ports.tls}`,
+    `--policy-file=${contract.policyFile}`,
+  ];
+}
+
+/** `egress`'s flags: the lockdown's, and where the sidecar serves. */
+export function sidecarFlags(contract: EgressContract = EGRESS_CONTRACT): string[] {
+  return [
+    ...lockdownFlags(contract),
+    `--proxy-port=${contract.ports.proxy}`,
+    `--health-port=${contract.ports.health}`,
+    `--metrics-port=${contract.ports.metrics}`,
+  ];
+}
