@@ -162,6 +162,7 @@ export class DockerBackend implements SandboxBackend {
       }
     }
 
+    signal?.throwIfAborted();
     await this.ensureNetwork(desired);
     await ignoreGoneOrConflict(this.docker.createVolume(desired.volume));
 
@@ -206,6 +207,7 @@ export class DockerBackend implements SandboxBackend {
     }
     sidecar = await this.ensureSidecar(desired, sidecar);
     const sidecarReady = await this.readiness.wait(sidecar, signal);
+    signal?.throwIfAborted();
     await this.policies.deliver(sidecar, desired.policy, ctx);
 
     if (workload && hashOf(workload) !== desired.workload.Labels?.[DockerLabels.specHash]) {
