@@ -13,9 +13,10 @@
 import { posix } from "node:path";
 import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
-import { ConditionReason } from "../../api/conditions.js";
+import { ConditionReason, ConditionType } from "../../api/conditions.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { sleep } from "../../controller/backoff.js";
+import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
@@ -36,7 +37,12 @@ import {
 } from "./containers.js";
 import { ImagePuller } from "./images.js";
 import { DockerLabels, identityOf, ownedFilter, type SandboxIdentity } from "./names.js";
-import { inSidecarNamespace, isBeingRemoved, observeContainers } from "./observe.js";
+import {
+  type Inspected,
+  inSidecarNamespace,
+  isBeingRemoved,
+  observeContainers,
+} from "./observe.js";
 import { PolicyDelivery } from "./policy-delivery.js";
 import { SidecarReadiness } from "./sidecar-ready.js";
 import { SidecarRestarts } from "./sidecar-restarts.js";
@@ -184,20 +190,23 @@ export class DockerBackend implements SandboxBackend {
     }
     // A workload that finished is the sandbox's result: nothing is restarted for it.
     const finished = !!workload && hasFinished(workload);
+    // Repairs take seconds. The status says what is broken before they start (the
+    // write brings the sandbox back here), never Ready or EgressReady meanwhile.
+    const conditions = sandbox.status?.conditions;
+    const egressShown = isTrue(conditions, ConditionType.EgressReady);
+    const tellFirst = (extra: Partial<Inspected> = {}) =>
+      observeContainers(sandbox, { sidecar, workload, sidecarReady: false, ...extra });
 
     if (sidecar && sidecarDied(sidecar) && !finished) {
       const plan = this.restarts.plan(desired.id.uid, sidecar);
       if (plan.waitMs > 0) {
         setTimeout(() => this.deps.enqueue(key), plan.waitMs).unref();
-        return observeContainers(sandbox, {
-          sidecar,
-          workload,
-          sidecarReady: false,
-          sidecarRestartInMs: plan.waitMs,
-        });
+        return tellFirst({ sidecarRestartInMs: plan.waitMs });
       }
+      if (egressShown) return tellFirst();
       sidecar = await this.restartSidecar(desired, sidecar, plan.attempt, ctx);
     } else if (!sidecar && workload && !finished) {
+      if (egressShown) return tellFirst();
       ctx.record({
         type: "Warning",
         reason: "EgressSidecarRecreated",
@@ -220,15 +229,20 @@ export class DockerBackend implements SandboxBackend {
       workload = undefined;
     }
     if (sidecarReady && sidecar.State.Running && !finished) {
-      if (workload?.State.Running && !inSidecarNamespace(sidecar, workload))
+      if (workload?.State.Running && !inSidecarNamespace(sidecar, workload)) {
+        if (egressShown) return observeContainers(sandbox, { sidecar, workload, sidecarReady });
         workload = await this.rejoin(desired, workload, ctx);
-      if (workloadRemoved) {
+      }
+      // Once, as it is found: the status then says Pending until the new one runs.
+      if (workloadRemoved && sandbox.status?.phase === "Running") {
         ctx.record({
           type: "Warning",
           reason: "WorkloadRecreated",
           message:
             "the workload container was removed; recreating it (the workspace volume is kept)",
         });
+        if (isTrue(conditions, ConditionType.Ready))
+          return observeContainers(sandbox, { sidecar, sidecarReady, workloadRemoved });
       }
       workload = await this.ensureWorkload(desired, sandbox, workload);
     }

@@ -13,6 +13,8 @@ export interface Inspected {
   sidecarReady: boolean;
   /** The sidecar died and its next restart is this far off (crash-loop backoff). */
   sidecarRestartInMs?: number;
+  /** The workload container ran and was removed by hand; it is about to be recreated. */
+  workloadRemoved?: boolean;
 }
 
 /** Docker's zero time for "never happened". */
@@ -60,11 +62,12 @@ export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
       phase: "Pending",
       ready: false,
       reason: ConditionReason.Creating,
-      message: removing
-        ? "the workload container is being removed; it will be recreated"
-        : egressReady.ready
-          ? "starting the workload"
-          : `waiting for the egress sidecar: ${egressReady.message}`,
+      message:
+        removing || c.workloadRemoved
+          ? "the workload container was removed; it is being recreated (the workspace volume is kept)"
+          : egressReady.ready
+            ? "starting the workload"
+            : `waiting for the egress sidecar: ${egressReady.message}`,
       egressReady,
     };
   }
