@@ -181,9 +181,18 @@ mtu="$(cat "/sys/class/net/${dev:-none}/mtu" 2>/dev/null || echo 1500)"
 if [[ "$mtu" -lt 1500 ]]; then args+=(--mtu "$mtu"); fi
 
 log "starting dockerd ${args[*]} (log: $logfile)"
-# setsid + nohup: the daemon must outlive this script and the caller's shell;
-# 9>&-: it must not inherit (and so hold forever) the lock taken above.
-setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null 9>&- &
+# setsid + nohup: the daemon must outlive this script and the caller's shell.
+# It must not inherit any descriptor beyond stdio: one it kept would hold, for
+# the daemon's whole life, whatever lock rides on it -- the one taken above, or
+# a caller's (`flock /tmp/sbx-docker.lock make images` starting dockerd left the
+# shared docker lock held by dockerd and containerd until it was released by hand).
+(
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
+  done
+  exec setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null
+) &
 pid=$!
 if wait_ready "$pid"; then ready; fi
 tail -n 30 "$logfile" >&2 || true

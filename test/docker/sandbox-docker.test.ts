@@ -265,6 +265,7 @@ describe("docker backend", () => {
       "n=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --noproxy '*' http://denied.test/); " +
       "r=$(python3 -c \"import socket; socket.getaddrinfo('probe-$$.exfil.test', 80)\" 2>/dev/null && echo resolved || echo -); " +
       'echo "$(date +%s.%N) $a $d $n $r" >> /workspace/probe.log; sleep 0.2; done';
+    const deniedBefore = connectionsTo(INET.denied);
     await sbx.create("probe", {
       image: SANDBOX_IMAGE,
       command: ["sh", "-c", loop],
@@ -287,7 +288,6 @@ describe("docker backend", () => {
     await eventually(async () =>
       expect((await probeLog()).some((l) => l.allowed === "200")).toBe(true),
     );
-    const deniedBefore = connectionsTo(INET.denied);
     const oldSidecar = await engine.getContainer(n.sidecar).inspect();
 
     // Kill the sidecar's process itself, as the OOM killer would.
