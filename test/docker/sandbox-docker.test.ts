@@ -259,12 +259,12 @@ describe("docker backend", () => {
     // address) and resolves a denied name, throughout, logging to its
     // workspace: the log survives the workload's move into the new namespace.
     const loop =
-      "while true; do " +
+      "while true; do t=$(date +%s.%N); " +
       "a=$(curl -s -m 2 -o /dev/null -w '%{http_code}' http://allowed.test/); " +
       `d=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --noproxy '*' http://${INET.denied}/); ` +
       "n=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --noproxy '*' http://denied.test/); " +
       "r=$(python3 -c \"import socket; socket.getaddrinfo('probe-$$.exfil.test', 80)\" 2>/dev/null && echo resolved || echo -); " +
-      'echo "$(date +%s.%N) $a $d $n $r" >> /workspace/probe.log; sleep 0.2; done';
+      'echo "$t $a $d $n $r" >> /workspace/probe.log; sleep 0.2; done';
     const deniedBefore = connectionsTo(INET.denied);
     await sbx.create("probe", {
       image: SANDBOX_IMAGE,
@@ -308,13 +308,23 @@ describe("docker backend", () => {
       },
       { timeout: 20_000 },
     );
-    const log = await probeLog();
-    const back = log.find((l) => l.t > killedAt && l.allowed === "200")!.t;
+    // A few more rounds in the new namespace: denied stays denied there too.
+    let back = 0;
+    const log = await eventually(
+      async () => {
+        const all = await probeLog();
+        back = all.find((l) => l.t > killedAt && l.allowed === "200")!.t;
+        expect(all.filter((l) => l.t > back).length).toBeGreaterThanOrEqual(3);
+        return all;
+      },
+      { timeout: 20_000 },
+    );
     console.log(`sidecar killed -> allowed egress back in ${(back - killedAt).toFixed(2)} s`);
     expect(back - killedAt).toBeLessThan(10);
 
     // Nothing denied got out, at any time: not by address, not by name, not through DNS.
-    expect(log.length).toBeGreaterThan(5);
+    // The loop ran before the kill, through the outage and after.
+    expect(log.some((l) => l.t < killedAt)).toBe(true);
     for (const l of log) {
       expect(l.byAddress).not.toBe("200");
       expect(l.byName).not.toBe("200");
@@ -385,23 +395,55 @@ describe("docker backend", () => {
     const before = await waitRunning("moved");
     const n = names(before);
     const oldSidecar = await engine.getContainer(n.sidecar).inspect();
+    // Every status the repair goes through, as a client polling it would see it.
+    const seen: { ready?: string; port?: number; containerId?: string }[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const x = await sbx.get("moved");
+        seen.push({
+          ready: condition(x!, ConditionType.Ready)?.status,
+          port: x?.status?.endpoints?.[0]?.port,
+          containerId: x?.status?.containerId,
+        });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     await docker(["rm", "-f", n.sidecar]);
 
-    const after = await sbx.waitFor("moved", (x) => {
-      isReady(x);
-      expect(x.status?.endpoints?.[0]?.port).not.toBe(before.status?.endpoints?.[0]?.port);
-    });
+    const after = await sbx
+      .waitFor("moved", (x) => {
+        isReady(x);
+        expect(x.status?.endpoints?.[0]?.port).not.toBe(before.status?.endpoints?.[0]?.port);
+      })
+      .finally(() => {
+        polling = false;
+      });
+    await poller;
     const sidecar = await engine.getContainer(n.sidecar).inspect();
     const workload = await engine.getContainer(n.workload).inspect();
     expect(sidecar.Id).not.toBe(oldSidecar.Id);
     // One network namespace again: the new sidecar's, with its lockdown.
     expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
-    // Ready was withdrawn and given back only once the workload had moved.
-    const readySince = Date.parse(condition(after, ConditionType.Ready)!.lastTransitionTime);
-    expect(readySince).toBeGreaterThanOrEqual(Date.parse(workload.State.StartedAt) - 1000);
+    // Ready was withdrawn before the repair, and given back only with the moved
+    // workload and the new sidecar's port: never for the detached one.
+    const withdrawn = seen.findIndex((x) => x.ready === "False");
+    expect(withdrawn, JSON.stringify(seen)).toBeGreaterThanOrEqual(0);
+    for (const x of seen.slice(withdrawn).filter((x) => x.ready === "True")) {
+      expect(x).toEqual({
+        ready: "True",
+        port: after.status?.endpoints?.[0]?.port,
+        containerId: workload.Id,
+      });
+    }
+    console.log(
+      `sidecar removed -> Ready again after ${seen.length} polls; withdrawn for ${seen.filter((x) => x.ready === "False").length} of them`,
+    );
     const reasons = (await sbx.events("moved")).map((e) => e.reason);
     expect(reasons).toContain("EgressSidecarRecreated");
-    expect(reasons).toContain("WorkloadRestarted");
+    expect(reasons).toContain("WorkloadRecreated");
+    expect(reasons).not.toContain("Failed");
+    expect(after.status?.containerId).toBe(workload.Id);
 
     // What Ready claims is true: the published port answers, egress is enforced.
     const endpoint = after.status!.endpoints![0]!;
@@ -409,7 +451,8 @@ describe("docker backend", () => {
       const res = await fetch(`http://${endpoint.host}:${endpoint.port}/`);
       expect(res.status).toBe(200);
     });
-    const moved = (args: string) => inWorkload(after, `curl -sS -m 5 ${args}`);
+    // -f: a refusal by the proxy (HTTP 403) is a failure too.
+    const moved = (args: string) => inWorkload(after, `curl -fsS -m 5 ${args}`);
     expect((await moved("http://allowed.test/")).stdout).toContain(INET.allowed);
     const deniedBefore = connectionsTo(INET.denied);
     expect((await moved(`--noproxy '*' http://${INET.denied}/`)).code).not.toBe(0);

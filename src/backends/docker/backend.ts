@@ -8,8 +8,9 @@
 // tears a container's namespace down when it stops), and the workload joins the
 // namespace its sidecar has when the workload starts. So when the sidecar dies
 // or is replaced, the workload is left in the old namespace, fenced by the old
-// lockdown with no way out; it is restarted into the new one once the new
-// sidecar has installed its lockdown there. Egress is never open in between.
+// lockdown with no way out; it is moved into the new one (restarted, or
+// recreated for a new sidecar container) once the new sidecar has installed its
+// lockdown there. Egress is never open in between.
 import { posix } from "node:path";
 import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
@@ -74,6 +75,12 @@ export class DockerBackend implements SandboxBackend {
   private readonly policies: PolicyDelivery;
   private readonly readiness: SidecarReadiness;
   private readonly restarts: SidecarRestarts;
+  /**
+   * What the last observation of each sandbox (by UID) claimed. The status in
+   * the cache can lag behind the write of that observation, so a claim is taken
+   * as made if either says so: a repair starts only once neither claims egress.
+   */
+  private readonly reported = new Map<string, Reported>();
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
@@ -88,7 +95,13 @@ export class DockerBackend implements SandboxBackend {
     const unsupported = unsupportedFields(sandbox);
     if (unsupported) throw new PermanentError(ConditionReason.Unsupported, unsupported);
     try {
-      return await this.converge(sandbox, ctx, signal);
+      const observation = await this.converge(sandbox, ctx, signal);
+      this.reported.set(sandbox.metadata.uid!, {
+        egress: observation.egressReady?.ready === true,
+        ready: observation.ready && observation.egressReady?.ready !== false,
+        containerId: observation.containerId,
+      });
+      return observation;
     } catch (err) {
       if (isUnavailable(err)) return unavailable(sandbox, err);
       throw err;
@@ -124,6 +137,7 @@ export class DockerBackend implements SandboxBackend {
       this.forget(c.Id);
     }
     this.restarts.forget(id.uid);
+    this.reported.delete(id.uid);
     if (containers.length) {
       ctx.record({
         type: "Normal",
@@ -175,7 +189,9 @@ export class DockerBackend implements SandboxBackend {
     let sidecar = await this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal);
     let workload = await this.inspectOwn(desired.workload.name, desired.id, ctx, signal);
     // It ran before and is gone: removed by hand. Drift, repaired as a deleted Pod is.
-    const workloadRemoved = !workload && !!sandbox.status?.containerId;
+    const reported = this.reported.get(desired.id.uid);
+    const workloadRemoved =
+      !workload && !!(reported ? reported.containerId : sandbox.status?.containerId);
     if (sidecar && hashOf(sidecar) !== desired.sidecar.Labels?.[DockerLabels.specHash]) {
       // A new sidecar is a new network namespace: the workload goes with it.
       await this.removeContainer(workload);
@@ -193,7 +209,8 @@ export class DockerBackend implements SandboxBackend {
     // Repairs take seconds. The status says what is broken before they start (the
     // write brings the sandbox back here), never Ready or EgressReady meanwhile.
     const conditions = sandbox.status?.conditions;
-    const egressShown = isTrue(conditions, ConditionType.EgressReady);
+    const egressShown = isTrue(conditions, ConditionType.EgressReady) || !!reported?.egress;
+    const readyShown = isTrue(conditions, ConditionType.Ready) || !!reported?.ready;
     const tellFirst = (extra: Partial<Inspected> = {}) =>
       observeContainers(sandbox, { sidecar, workload, sidecarReady: false, ...extra });
 
@@ -211,7 +228,7 @@ export class DockerBackend implements SandboxBackend {
         type: "Warning",
         reason: "EgressSidecarRecreated",
         message:
-          "the egress sidecar container was removed; recreating it, then restarting the workload into its network namespace (egress stays closed meanwhile)",
+          "the egress sidecar container was removed; recreating it, then the workload in its network namespace (egress stays closed meanwhile)",
       });
     }
     sidecar = await this.ensureSidecar(desired, sidecar);
@@ -231,17 +248,17 @@ export class DockerBackend implements SandboxBackend {
     if (sidecarReady && sidecar.State.Running && !finished) {
       if (workload?.State.Running && !inSidecarNamespace(sidecar, workload)) {
         if (egressShown) return observeContainers(sandbox, { sidecar, workload, sidecarReady });
-        workload = await this.rejoin(desired, workload, ctx);
+        workload = await this.rejoin(sidecar, workload, ctx);
       }
-      // Once, as it is found: the status then says Pending until the new one runs.
-      if (workloadRemoved && sandbox.status?.phase === "Running") {
+      // Once, as it is found; the status says Pending before the new one is made.
+      if (workloadRemoved) {
         ctx.record({
           type: "Warning",
           reason: "WorkloadRecreated",
           message:
             "the workload container was removed; recreating it (the workspace volume is kept)",
         });
-        if (isTrue(conditions, ConditionType.Ready))
+        if (readyShown)
           return observeContainers(sandbox, { sidecar, sidecarReady, workloadRemoved });
       }
       workload = await this.ensureWorkload(desired, sandbox, workload);
@@ -298,31 +315,36 @@ export class DockerBackend implements SandboxBackend {
     return container.inspect();
   }
 
-  /** Moves a running workload into its sidecar's current network namespace. */
+  /**
+   * Moves a running workload into its sidecar's current network namespace. The
+   * daemon pins the namespace's container by ID when the workload is created:
+   * the same sidecar container restarted takes a workload restart (filesystem
+   * kept); a new sidecar container takes a new workload (the workspace is kept).
+   */
   private async rejoin(
-    desired: DesiredSandbox,
+    sidecar: ContainerInspectInfo,
     workload: ContainerInspectInfo,
     ctx: BackendContext,
   ): Promise<ContainerInspectInfo | undefined> {
-    ctx.record({
-      type: "Normal",
-      reason: "WorkloadRestarted",
-      message:
-        "restarting the workload into the egress sidecar's new network namespace (its filesystem and workspace are kept)",
-    });
-    try {
+    if (workload.HostConfig.NetworkMode === `container:${sidecar.Id}`) {
+      ctx.record({
+        type: "Normal",
+        reason: "WorkloadRestarted",
+        message:
+          "restarted the workload into the restarted egress sidecar's new network namespace (its filesystem and workspace are kept)",
+      });
       // One daemon call: a controller that dies half-way does not leave a stopped workload behind.
       await this.docker.getContainer(workload.Id).restart({ t: WORKLOAD_RESTART_GRACE_S });
       return await this.docker.getContainer(workload.Id).inspect();
-    } catch (err) {
-      // The daemon may have pinned the old sidecar's ID: a new container joins by name.
-      this.deps.log.info(
-        { sandbox: `${desired.id.namespace}/${desired.id.name}`, err: daemonMessage(err) },
-        "workload could not be restarted into the sidecar's namespace; recreating it",
-      );
-      await this.removeContainer(workload);
-      return undefined;
     }
+    ctx.record({
+      type: "Normal",
+      reason: "WorkloadRecreated",
+      message:
+        "recreating the workload in the new egress sidecar's network namespace (the workspace volume is kept)",
+    });
+    await this.removeContainer(workload);
+    return undefined;
   }
 
   private async ensureWorkload(
@@ -411,6 +433,12 @@ export class DockerBackend implements SandboxBackend {
     this.policies.forget(containerId);
     this.readiness.forget(containerId);
   }
+}
+
+interface Reported {
+  egress: boolean;
+  ready: boolean;
+  containerId?: string;
 }
 
 /** Ran, and is not running now (it exited or was killed). */

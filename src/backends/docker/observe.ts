@@ -131,7 +131,7 @@ function sidecarEgress(c: Inspected): NonNullable<Observation["egressReady"]> {
       ? `the sidecar is not running (exit code ${s?.ExitCode}${s?.Error ? `: ${s.Error}` : ""}); ${restart}; egress stays closed meanwhile`
       : !c.sidecarReady
         ? "the sidecar is installing the lockdown"
-        : "the workload is not in the sidecar's current network namespace (the sidecar was restarted or replaced); the workload is being restarted into it; egress stays closed meanwhile";
+        : "the workload is not in the sidecar's current network namespace (the sidecar was restarted or replaced); the workload is being moved into it; egress stays closed meanwhile";
   return { ready: false, reason: ConditionReason.EgressPending, message: why };
 }
 
