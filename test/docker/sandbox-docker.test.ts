@@ -385,6 +385,39 @@ describe("docker backend", () => {
     expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
   });
 
+  it("backs off restarting a sidecar that keeps dying, and says so", async () => {
+    const n = names(hello);
+    const killSidecar = async () => {
+      const c = await engine.getContainer(n.sidecar).inspect();
+      expect(c.State.Running).toBe(true);
+      process.kill(c.State.Pid, "SIGKILL");
+      return c.State.StartedAt;
+    };
+    const restarted = (startedAt: string) =>
+      eventually(
+        async () => {
+          const c = await engine.getContainer(n.sidecar).inspect();
+          expect(c.State.Running).toBe(true);
+          expect(c.State.StartedAt).not.toBe(startedAt);
+        },
+        { timeout: 30_000 },
+      );
+    // Killed again as soon as it runs: restarted at once, then after growing delays.
+    for (let i = 0; i < 3; i++) await restarted(await killSidecar());
+    // The fourth waits its turn (2-4 s after the third restart), and the status says so.
+    const last = await killSidecar();
+    const held = await sbx.waitFor("hello", (s) =>
+      expect(condition(s, ConditionType.EgressReady)?.message).toContain("crash-loop backoff"),
+    );
+    expect(condition(held, ConditionType.Ready)?.status).toBe("False");
+    await restarted(last);
+    await sbx.waitFor("hello", isReady, 30_000);
+    const restarts = (await sbx.events("hello"))
+      .filter((e) => e.reason === "EgressSidecarRestarted")
+      .map((e) => /restart (\d+)/.exec(e.message ?? "")?.[1]);
+    expect(restarts).toEqual(expect.arrayContaining(["1", "2", "3", "4"]));
+  });
+
   it("replaces a sidecar removed by hand and moves the workload into its namespace: egress and ports work again", async () => {
     await sbx.create("moved", {
       image: SANDBOX_IMAGE,
