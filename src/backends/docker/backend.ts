@@ -56,8 +56,6 @@ export interface DockerBackendDeps {
   log: Logger;
   /** How long a freshly started sidecar may take to install the lockdown. */
   sidecarReadyTimeoutMs?: number;
-  /** Restart history of dead sidecars (tests pass their own backoff). */
-  sidecarRestarts?: SidecarRestarts;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -87,7 +85,7 @@ export class DockerBackend implements SandboxBackend {
     this.images = new ImagePuller(deps.docker, deps.enqueue);
     this.policies = new PolicyDelivery(deps.docker);
     this.readiness = new SidecarReadiness(deps.docker, deps.sidecarReadyTimeoutMs);
-    this.restarts = deps.sidecarRestarts ?? new SidecarRestarts();
+    this.restarts = new SidecarRestarts();
   }
 
   /** `signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
