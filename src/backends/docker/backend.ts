@@ -88,8 +88,9 @@ export class DockerBackend implements SandboxBackend {
     this.restarts = new SidecarRestarts();
   }
 
-  /** `signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
-  async ensure(sandbox: Sandbox, ctx: BackendContext, signal?: AbortSignal): Promise<Observation> {
+  /** `ctx.signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
+  async ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
+    const { signal } = ctx;
     const unsupported = unsupportedFields(sandbox);
     if (unsupported) throw new PermanentError(ConditionReason.Unsupported, unsupported);
     try {
@@ -123,7 +124,8 @@ export class DockerBackend implements SandboxBackend {
     }
   }
 
-  async remove(sandbox: Sandbox, ctx: BackendContext, signal?: AbortSignal): Promise<boolean> {
+  async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
+    const { signal } = ctx;
     const id = identityOf(sandbox);
     const byUid = ownedFilter(this.deps.settings.owner, [`${DockerLabels.sandboxUid}=${id.uid}`]);
     const containers = await this.docker.listContainers({ all: true, filters: byUid });
