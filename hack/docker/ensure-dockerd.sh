@@ -182,14 +182,14 @@ if [[ "$mtu" -lt 1500 ]]; then args+=(--mtu "$mtu"); fi
 
 log "starting dockerd ${args[*]} (log: $logfile)"
 # setsid + nohup: the daemon must outlive this script and the caller's shell.
-# It must not inherit (and so hold for its whole life) any descriptor beyond
-# stdio: not the lock taken above, and not a lock the caller holds, such as
-# the shared /tmp/sbx-docker.lock a test run takes with flock(1) and passes
-# down through npx and node; dockerd holding it blocks every later docker test.
+# It must not inherit any descriptor beyond stdio: one it kept would hold, for
+# the daemon's whole life, whatever lock rides on it -- the one taken above, or
+# a caller's (`flock /tmp/sbx-docker.lock make images` starting dockerd left the
+# shared docker lock held by dockerd and containerd until it was released by hand).
 (
   for fd in /proc/"$BASHPID"/fd/*; do
     fd="${fd##*/}"
-    if ((fd > 2)); then eval "exec ${fd}>&-"; fi
+    if ((fd > 2)); then eval "exec ${fd}>&-" 2>/dev/null || true; fi
   done
   exec setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null
 ) &

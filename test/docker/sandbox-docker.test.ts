@@ -2,7 +2,7 @@
 // a real dockerd runs them (started when absent), and a stand-in internet in a
 // network namespace behind the host's NAT answers DNS, HTTP and HTTPS, logging
 // every connection so "cannot reach" is checked on the far side too.
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, readlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type Docker from "dockerode";
@@ -101,6 +101,9 @@ const names = (s: StoredSandbox) => {
 /** Run a shell command in the workload container as its own user (UID 1000, no capabilities). */
 const inWorkload = (s: StoredSandbox, script: string) =>
   docker(["exec", names(s).workload, "sh", "-c", script], 30_000);
+
+/** The network namespace a process is in (as the kernel names it: "net:[inode]"). */
+const netnsOf = (pid: number) => readlinkSync(`/proc/${pid}/ns/net`);
 
 const connectionsTo = (address: string) =>
   internet.servers.lines.filter((l) => l.event === "connection" && l.local === address).length;
@@ -251,18 +254,242 @@ describe("docker backend", () => {
     expect(events.map((e) => e.reason)).toContain("EgressPolicyUpdated");
   });
 
-  it("keeps egress closed when the sidecar dies", async () => {
-    await docker(["kill", names(hello).sidecar]);
-    await sbx.waitFor("hello", (s) => {
-      expect(condition(s, ConditionType.EgressReady)?.status).toBe("False");
-      expect(condition(s, ConditionType.Ready)?.status).toBe("False");
+  it("restarts a killed sidecar: egress returns within seconds, nothing leaks meanwhile", async () => {
+    // The workload tries an allowed and a denied target (by name and by
+    // address) and resolves a denied name, throughout, logging to its
+    // workspace: the log survives the workload's move into the new namespace.
+    const loop =
+      "while true; do t=$(date +%s.%N); " +
+      "a=$(curl -s -m 2 -o /dev/null -w '%{http_code}' http://allowed.test/); " +
+      `d=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --noproxy '*' http://${INET.denied}/); ` +
+      "n=$(curl -s -m 2 -o /dev/null -w '%{http_code}' --noproxy '*' http://denied.test/); " +
+      "r=$(python3 -c \"import socket; socket.getaddrinfo('probe-$$.exfil.test', 80)\" 2>/dev/null && echo resolved || echo -); " +
+      'echo "$t $a $d $n $r" >> /workspace/probe.log; sleep 0.2; done';
+    const deniedBefore = connectionsTo(INET.denied);
+    await sbx.create("probe", {
+      image: SANDBOX_IMAGE,
+      command: ["sh", "-c", loop],
+      network: { egress: EGRESS },
     });
-    const before = connectionsTo(INET.allowed);
-    expect((await inWorkload(hello, "curl -sS -m 3 http://allowed.test/")).code).not.toBe(0);
-    expect(
-      (await inWorkload(hello, `curl -sS -m 3 --noproxy '*' http://${INET.allowed}/`)).code,
-    ).not.toBe(0);
-    expect(connectionsTo(INET.allowed)).toBe(before);
+    const before = await waitRunning("probe");
+    const n = names(before);
+    const probeLog = async () =>
+      (await inWorkload(before, "cat /workspace/probe.log")).stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split(" "))
+        .map(([t, allowed, byAddress, byName, dns]) => ({
+          t: Number(t),
+          allowed,
+          byAddress,
+          byName,
+          dns,
+        }));
+    await eventually(async () =>
+      expect((await probeLog()).some((l) => l.allowed === "200")).toBe(true),
+    );
+    const oldSidecar = await engine.getContainer(n.sidecar).inspect();
+
+    // Kill the sidecar's process itself, as the OOM killer would.
+    const killedAt = Date.now() / 1000;
+    process.kill(oldSidecar.State.Pid, "SIGKILL");
+    await sbx.waitFor("probe", (s) => {
+      expect(condition(s, ConditionType.EgressReady)?.status).toBe("True");
+      isReady(s);
+      // Given back only after the restart, not the status from before the kill.
+      expect(
+        Date.parse(condition(s, ConditionType.EgressReady)!.lastTransitionTime) / 1000,
+      ).toBeGreaterThanOrEqual(Math.floor(killedAt));
+    });
+    await eventually(
+      async () => {
+        const after = (await probeLog()).filter((l) => l.t > killedAt);
+        expect(after.some((l) => l.allowed === "200")).toBe(true);
+      },
+      { timeout: 20_000 },
+    );
+    // A few more rounds in the new namespace: denied stays denied there too.
+    let back = 0;
+    const log = await eventually(
+      async () => {
+        const all = await probeLog();
+        back = all.find((l) => l.t > killedAt && l.allowed === "200")!.t;
+        expect(all.filter((l) => l.t > back).length).toBeGreaterThanOrEqual(3);
+        return all;
+      },
+      { timeout: 20_000 },
+    );
+    console.log(`sidecar killed -> allowed egress back in ${(back - killedAt).toFixed(2)} s`);
+    expect(back - killedAt).toBeLessThan(10);
+
+    // Nothing denied got out, at any time: not by address, not by name, not through DNS.
+    // The loop ran before the kill, through the outage and after.
+    expect(log.some((l) => l.t < killedAt)).toBe(true);
+    for (const l of log) {
+      expect(l.byAddress).not.toBe("200");
+      expect(l.byName).not.toBe("200");
+      expect(l.dns).toBe("-");
+    }
+    expect(connectionsTo(INET.denied)).toBe(deniedBefore);
+    const questions = internet.servers.lines.filter((l) => l.event === "dns").map((l) => l.name);
+    expect(questions.filter((q) => String(q).includes("exfil"))).toEqual([]);
+
+    // The same sidecar container (restarted), the workload moved into its new namespace.
+    const sidecar = await engine.getContainer(n.sidecar).inspect();
+    const workload = await engine.getContainer(n.workload).inspect();
+    expect(sidecar.Id).toBe(oldSidecar.Id);
+    expect(sidecar.State.StartedAt).not.toBe(oldSidecar.State.StartedAt);
+    expect(workload.Id).toBe(before.status?.containerId);
+    expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
+    const after = (await sbx.get("probe"))!;
+    expect(after.status?.phase).toBe("Running");
+    const reasons = (await sbx.events("probe")).map((e) => e.reason);
+    expect(reasons).toContain("EgressSidecarRestarted");
+    expect(reasons).toContain("WorkloadRestarted");
+
+    // The new namespace is locked down as the first one was.
+    const flush = await docker([
+      "run",
+      "--rm",
+      "--network",
+      `container:${n.sidecar}`,
+      "--cap-drop",
+      "ALL",
+      "--user",
+      "0",
+      "--entrypoint",
+      "iptables",
+      OPERATOR_IMAGE,
+      "-F",
+      "OUTPUT",
+    ]);
+    expect(flush.code, flush.stderr).not.toBe(0);
+  });
+
+  it("recreates a workload container removed by hand, keeping the workspace", async () => {
+    expect((await inWorkload(hello, "echo kept > /workspace/mark")).code).toBe(0);
+    const old = (await sbx.get("hello"))!;
+    await docker(["rm", "-f", names(hello).workload]);
+    const s = await sbx.waitFor("hello", (x) => {
+      isReady(x);
+      expect(x.status?.containerId).toBeDefined();
+      expect(x.status?.containerId).not.toBe(old.status?.containerId);
+    });
+    expect(s.status?.phase).toBe("Running");
+    expect((await inWorkload(hello, "cat /workspace/mark")).stdout.trim()).toBe("kept");
+    const reasons = (await sbx.events("hello")).map((e) => e.reason);
+    expect(reasons).toContain("WorkloadRecreated");
+    expect(reasons).not.toContain("Failed");
+    const workload = await engine.getContainer(names(hello).workload).inspect();
+    const sidecar = await engine.getContainer(names(hello).sidecar).inspect();
+    expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
+  });
+
+  it("backs off restarting a sidecar that keeps dying, and says so", async () => {
+    const n = names(hello);
+    const killSidecar = async () => {
+      const c = await engine.getContainer(n.sidecar).inspect();
+      expect(c.State.Running).toBe(true);
+      process.kill(c.State.Pid, "SIGKILL");
+      return c.State.StartedAt;
+    };
+    const restarted = (startedAt: string) =>
+      eventually(
+        async () => {
+          const c = await engine.getContainer(n.sidecar).inspect();
+          expect(c.State.Running).toBe(true);
+          expect(c.State.StartedAt).not.toBe(startedAt);
+        },
+        { timeout: 30_000 },
+      );
+    // Killed again as soon as it runs: restarted at once, then after growing delays.
+    for (let i = 0; i < 3; i++) await restarted(await killSidecar());
+    // The fourth waits its turn (2-4 s after the third restart), and the status says so.
+    const last = await killSidecar();
+    const held = await sbx.waitFor("hello", (s) =>
+      expect(condition(s, ConditionType.EgressReady)?.message).toContain("crash-loop backoff"),
+    );
+    expect(condition(held, ConditionType.Ready)?.status).toBe("False");
+    await restarted(last);
+    await sbx.waitFor("hello", isReady, 30_000);
+    const restarts = (await sbx.events("hello"))
+      .filter((e) => e.reason === "EgressSidecarRestarted")
+      .map((e) => /restart (\d+)/.exec(e.message ?? "")?.[1]);
+    expect(restarts).toEqual(expect.arrayContaining(["1", "2", "3", "4"]));
+  });
+
+  it("replaces a sidecar removed by hand and moves the workload into its namespace: egress and ports work again", async () => {
+    await sbx.create("moved", {
+      image: SANDBOX_IMAGE,
+      command: ["python3", "-m", "http.server", "8080"],
+      ports: [{ name: "http", port: 8080 }],
+      network: { egress: EGRESS },
+    });
+    const before = await waitRunning("moved");
+    const n = names(before);
+    const oldSidecar = await engine.getContainer(n.sidecar).inspect();
+    // Every status the repair goes through, as a client polling it would see it.
+    const seen: { ready?: string; port?: number; containerId?: string }[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const x = await sbx.get("moved");
+        seen.push({
+          ready: condition(x!, ConditionType.Ready)?.status,
+          port: x?.status?.endpoints?.[0]?.port,
+          containerId: x?.status?.containerId,
+        });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+    await docker(["rm", "-f", n.sidecar]);
+
+    const after = await sbx
+      .waitFor("moved", (x) => {
+        isReady(x);
+        expect(x.status?.endpoints?.[0]?.port).not.toBe(before.status?.endpoints?.[0]?.port);
+      })
+      .finally(() => {
+        polling = false;
+      });
+    await poller;
+    const sidecar = await engine.getContainer(n.sidecar).inspect();
+    const workload = await engine.getContainer(n.workload).inspect();
+    expect(sidecar.Id).not.toBe(oldSidecar.Id);
+    // One network namespace again: the new sidecar's, with its lockdown.
+    expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
+    // Ready was withdrawn before the repair, and given back only with the moved
+    // workload and the new sidecar's port: never for the detached one.
+    const withdrawn = seen.findIndex((x) => x.ready === "False");
+    expect(withdrawn, JSON.stringify(seen)).toBeGreaterThanOrEqual(0);
+    for (const x of seen.slice(withdrawn).filter((x) => x.ready === "True")) {
+      expect(x).toEqual({
+        ready: "True",
+        port: after.status?.endpoints?.[0]?.port,
+        containerId: workload.Id,
+      });
+    }
+    console.log(
+      `sidecar removed -> Ready again after ${seen.length} polls; withdrawn for ${seen.filter((x) => x.ready === "False").length} of them`,
+    );
+    const reasons = (await sbx.events("moved")).map((e) => e.reason);
+    expect(reasons).toContain("EgressSidecarRecreated");
+    expect(reasons).toContain("WorkloadRecreated");
+    expect(reasons).not.toContain("Failed");
+    expect(after.status?.containerId).toBe(workload.Id);
+
+    // What Ready claims is true: the published port answers, egress is enforced.
+    const endpoint = after.status!.endpoints![0]!;
+    await eventually(async () => {
+      const res = await fetch(`http://${endpoint.host}:${endpoint.port}/`);
+      expect(res.status).toBe(200);
+    });
+    // -f: a refusal by the proxy (HTTP 403) is a failure too.
+    const moved = (args: string) => inWorkload(after, `curl -fsS -m 5 ${args}`);
+    expect((await moved("http://allowed.test/")).stdout).toContain(INET.allowed);
+    const deniedBefore = connectionsTo(INET.denied);
+    expect((await moved(`--noproxy '*' http://${INET.denied}/`)).code).not.toBe(0);
+    expect(connectionsTo(INET.denied)).toBe(deniedBefore);
   });
 
   it("reports exit codes: Succeeded with 0, Failed with the code", async () => {
@@ -351,7 +578,7 @@ describe("docker backend", () => {
       const res = await fetch(`http://127.0.0.1:${endpoint!.port}/`);
       expect(res.status).toBe(200);
     });
-    // hello's sidecar is dead (previous test): use a fresh neighbour.
+    // A fresh neighbour: hello is the other tests' to change.
     await sbx.create("neighbour", { image: SANDBOX_IMAGE, command: ["sleep", "3600"] });
     const neighbour = await waitRunning("neighbour");
     const ip = web.status?.ip;

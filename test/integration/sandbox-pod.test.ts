@@ -213,6 +213,53 @@ describe("egress", () => {
     expect(condition(s, ConditionType.EgressReady)?.status).toBe("False");
   });
 
+  it("tells a sidecar restart by the kubelet: EgressReady False with the count, an Event, then True", async () => {
+    await sbx.create("sidecar-restart", { image: "busybox" });
+    await sbx.waitFor("sidecar-restart", isReady);
+    const pod = (await sbx.pod("sidecar-restart"))!;
+    const sidecarWith = (change: object) =>
+      pod.status!.initContainerStatuses!.map((c) =>
+        c.name === "egress" ? { ...c, ...change } : c,
+      );
+    const crashed = { terminated: { exitCode: 137, reason: "OOMKilled", finishedAt: new Date() } };
+    // What the kubelet writes while it waits to restart a sidecar that died.
+    await sbx.setPodStatus("sidecar-restart", {
+      initContainerStatuses: sidecarWith({
+        ready: false,
+        restartCount: 1,
+        state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 10s" } },
+        lastState: crashed,
+      }),
+    });
+    const down = await sbx.waitFor("sidecar-restart", (s) =>
+      expect(condition(s, ConditionType.EgressReady)?.status).toBe("False"),
+    );
+    expect(condition(down, ConditionType.EgressReady)?.message).toContain(
+      "is restarting (CrashLoopBackOff, 1 restart; last exit code 137 (OOMKilled))",
+    );
+    expect(condition(down, ConditionType.Ready)?.reason).toBe(ConditionReason.EgressPending);
+    // The workload runs on: a sidecar restart is not the workload stalling.
+    expect(down.status?.phase).toBe("Running");
+    expect(condition(down, ConditionType.Stalled)?.status).not.toBe("True");
+    await eventually(async () =>
+      expect((await sbx.events("sidecar-restart")).map((e) => e.reason)).toContain(
+        "EgressSidecarRestarted",
+      ),
+    );
+    // Back: running and ready again after the restart.
+    await sbx.setPodStatus("sidecar-restart", {
+      initContainerStatuses: sidecarWith({
+        ready: true,
+        restartCount: 1,
+        state: { running: { startedAt: new Date() } },
+        lastState: crashed,
+      }),
+    });
+    const up = await sbx.waitFor("sidecar-restart", isReady);
+    expect(condition(up, ConditionType.EgressReady)?.status).toBe("True");
+    expect(up.status?.phase).toBe("Running");
+  });
+
   it("delivers a name-rule change to the running pod in place", async () => {
     await sbx.create("policy", { image: "busybox" });
     await sbx.waitFor("policy", isReady);

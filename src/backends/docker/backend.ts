@@ -3,11 +3,21 @@
 // workload container joined to that namespace, and a workspace volume. The
 // Sandbox in Kubernetes stays the source of truth; everything here is found
 // again by name and label after a restart, so nothing is created twice.
+//
+// Every start of the sidecar container makes a new network namespace (Docker
+// tears a container's namespace down when it stops), and the workload joins the
+// namespace its sidecar has when the workload starts. So when the sidecar dies
+// or is replaced, the workload is left in the old namespace, fenced by the old
+// lockdown with no way out; it is moved into the new one (restarted, or
+// recreated for a new sidecar container) once the new sidecar has installed its
+// lockdown there. Egress is never open in between.
 import { posix } from "node:path";
 import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
-import { ConditionReason } from "../../api/conditions.js";
+import { ConditionReason, ConditionType } from "../../api/conditions.js";
 import type { Sandbox } from "../../api/sandbox.js";
+import { sleep } from "../../controller/backoff.js";
+import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
@@ -24,14 +34,19 @@ import {
   type DesiredSandbox,
   type DockerSettings,
   desiredSandbox,
-  POLICY_DIR,
-  POLICY_FILE,
   unsupportedFields,
 } from "./containers.js";
 import { ImagePuller } from "./images.js";
 import { DockerLabels, identityOf, ownedFilter, type SandboxIdentity } from "./names.js";
-import { observeContainers } from "./observe.js";
-import { waitForSidecarReady } from "./sidecar-ready.js";
+import {
+  type Inspected,
+  inSidecarNamespace,
+  isBeingRemoved,
+  observeContainers,
+} from "./observe.js";
+import { PolicyDelivery } from "./policy-delivery.js";
+import { SidecarReadiness } from "./sidecar-ready.js";
+import { SidecarRestarts } from "./sidecar-restarts.js";
 
 export interface DockerBackendDeps {
   docker: Docker;
@@ -44,6 +59,10 @@ export interface DockerBackendDeps {
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
+/** How long to wait for a container someone is removing (`docker rm -f`) to be gone. */
+const REMOVAL_WAIT_MS = 10_000;
+/** Grace for a workload restarted into its sidecar's new namespace: it had no network anyway. */
+const WORKLOAD_RESTART_GRACE_S = 2;
 
 export class DockerBackend implements SandboxBackend {
   readonly name = "docker" as const;
@@ -51,21 +70,37 @@ export class DockerBackend implements SandboxBackend {
   readonly needsFinalizer = true;
   private readonly docker: Docker;
   private readonly images: ImagePuller;
-  /** Policy text last delivered to each sidecar (by container ID); a cache, re-delivered after a restart. */
-  private readonly delivered = new Map<string, string>();
-  /** Sidecars (ID@StartedAt) already seen ready. */
-  private readonly ready = new Set<string>();
+  private readonly policies: PolicyDelivery;
+  private readonly readiness: SidecarReadiness;
+  private readonly restarts: SidecarRestarts;
+  /**
+   * What the last observation of each sandbox (by UID) claimed. The status in
+   * the cache can lag behind the write of that observation, so a claim is taken
+   * as made if either says so: a repair starts only once neither claims egress.
+   */
+  private readonly reported = new Map<string, Reported>();
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
     this.images = new ImagePuller(deps.docker, deps.enqueue);
+    this.policies = new PolicyDelivery(deps.docker);
+    this.readiness = new SidecarReadiness(deps.docker, deps.sidecarReadyTimeoutMs);
+    this.restarts = new SidecarRestarts();
   }
 
+  /** `ctx.signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
   async ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
+    const { signal } = ctx;
     const unsupported = unsupportedFields(sandbox);
     if (unsupported) throw new PermanentError(ConditionReason.Unsupported, unsupported);
     try {
-      return await this.converge(sandbox, ctx);
+      const observation = await this.converge(sandbox, ctx, signal);
+      this.reported.set(sandbox.metadata.uid!, {
+        egress: observation.egressReady?.ready === true,
+        ready: observation.ready && observation.egressReady?.ready !== false,
+        containerId: observation.containerId,
+      });
+      return observation;
     } catch (err) {
       if (isUnavailable(err)) return unavailable(sandbox, err);
       throw err;
@@ -81,7 +116,7 @@ export class DockerBackend implements SandboxBackend {
       return observeContainers(sandbox, {
         sidecar,
         workload,
-        sidecarReady: !!sidecar && this.ready.has(readyKey(sidecar)),
+        sidecarReady: !!sidecar && this.readiness.seen(sidecar),
       });
     } catch (err) {
       if (isUnavailable(err)) return unavailable(sandbox, err);
@@ -90,15 +125,19 @@ export class DockerBackend implements SandboxBackend {
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
+    const { signal } = ctx;
     const id = identityOf(sandbox);
     const byUid = ownedFilter(this.deps.settings.owner, [`${DockerLabels.sandboxUid}=${id.uid}`]);
     const containers = await this.docker.listContainers({ all: true, filters: byUid });
     // The workload first: the sidecar's lockdown fences it until it is gone.
     containers.sort((a, b) => roleOrder(a.Labels) - roleOrder(b.Labels));
     for (const c of containers) {
+      signal?.throwIfAborted();
       await ignoreGoneOrConflict(this.docker.getContainer(c.Id).remove({ force: true, v: true }));
-      this.delivered.delete(c.Id);
+      this.forget(c.Id);
     }
+    this.restarts.forget(id.uid);
+    this.reported.delete(id.uid);
     if (containers.length) {
       ctx.record({
         type: "Normal",
@@ -114,7 +153,11 @@ export class DockerBackend implements SandboxBackend {
     return true;
   }
 
-  private async converge(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
+  private async converge(
+    sandbox: Sandbox,
+    ctx: BackendContext,
+    signal?: AbortSignal,
+  ): Promise<Observation> {
     const desired = desiredSandbox(sandbox, this.deps.settings);
     const key = `${desired.id.namespace}/${desired.id.name}`;
 
@@ -139,11 +182,16 @@ export class DockerBackend implements SandboxBackend {
       }
     }
 
+    signal?.throwIfAborted();
     await this.ensureNetwork(desired);
     await ignoreGoneOrConflict(this.docker.createVolume(desired.volume));
 
-    let sidecar = await this.inspectOwn(desired.sidecar.name, desired.id, ctx);
-    let workload = await this.inspectOwn(desired.workload.name, desired.id, ctx);
+    let sidecar = await this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal);
+    let workload = await this.inspectOwn(desired.workload.name, desired.id, ctx, signal);
+    // It ran before and is gone: removed by hand. Drift, repaired as a deleted Pod is.
+    const reported = this.reported.get(desired.id.uid);
+    const workloadRemoved =
+      !workload && !!(reported ? reported.containerId : sandbox.status?.containerId);
     if (sidecar && hashOf(sidecar) !== desired.sidecar.Labels?.[DockerLabels.specHash]) {
       // A new sidecar is a new network namespace: the workload goes with it.
       await this.removeContainer(workload);
@@ -156,16 +204,37 @@ export class DockerBackend implements SandboxBackend {
       });
       sidecar = workload = undefined;
     }
-    if (sidecar && !workload && sidecarDied(sidecar)) {
-      // Nothing joined its namespace yet: a fresh sidecar is safe. Retried with backoff.
-      await this.removeContainer(sidecar);
-      throw new Error(
-        `egress sidecar exited with code ${sidecar.State.ExitCode} before the workload started; recreating it`,
-      );
+    // A workload that finished is the sandbox's result: nothing is restarted for it.
+    const finished = !!workload && hasFinished(workload);
+    // Repairs take seconds. The status says what is broken before they start (the
+    // write brings the sandbox back here), never Ready or EgressReady meanwhile.
+    const conditions = sandbox.status?.conditions;
+    const egressShown = isTrue(conditions, ConditionType.EgressReady) || !!reported?.egress;
+    const readyShown = isTrue(conditions, ConditionType.Ready) || !!reported?.ready;
+    const tellFirst = (extra: Partial<Inspected> = {}) =>
+      observeContainers(sandbox, { sidecar, workload, sidecarReady: false, ...extra });
+
+    if (sidecar && sidecarDied(sidecar) && !finished) {
+      const plan = this.restarts.plan(desired.id.uid, sidecar);
+      if (plan.waitMs > 0) {
+        setTimeout(() => this.deps.enqueue(key), plan.waitMs).unref();
+        return tellFirst({ sidecarRestartInMs: plan.waitMs });
+      }
+      if (egressShown) return tellFirst();
+      sidecar = await this.restartSidecar(desired, sidecar, plan.attempt, ctx);
+    } else if (!sidecar && workload && !finished) {
+      if (egressShown) return tellFirst();
+      ctx.record({
+        type: "Warning",
+        reason: "EgressSidecarRecreated",
+        message:
+          "the egress sidecar container was removed; recreating it, then the workload in its network namespace (egress stays closed meanwhile)",
+      });
     }
     sidecar = await this.ensureSidecar(desired, sidecar);
-    const sidecarReady = await this.sidecarReady(sidecar);
-    await this.deliverPolicy(desired, sidecar, ctx);
+    const sidecarReady = await this.readiness.wait(sidecar, signal);
+    signal?.throwIfAborted();
+    await this.policies.deliver(sidecar, desired.policy, ctx);
 
     if (workload && hashOf(workload) !== desired.workload.Labels?.[DockerLabels.specHash]) {
       await this.removeContainer(workload);
@@ -176,8 +245,24 @@ export class DockerBackend implements SandboxBackend {
       });
       workload = undefined;
     }
-    if (sidecarReady && sidecar.State.Running)
+    if (sidecarReady && sidecar.State.Running && !finished) {
+      if (workload?.State.Running && !inSidecarNamespace(sidecar, workload)) {
+        if (egressShown) return observeContainers(sandbox, { sidecar, workload, sidecarReady });
+        workload = await this.rejoin(sidecar, workload, ctx);
+      }
+      // Once, as it is found; the status says Pending before the new one is made.
+      if (workloadRemoved) {
+        ctx.record({
+          type: "Warning",
+          reason: "WorkloadRecreated",
+          message:
+            "the workload container was removed; recreating it (the workspace volume is kept)",
+        });
+        if (readyShown)
+          return observeContainers(sandbox, { sidecar, sidecarReady, workloadRemoved });
+      }
       workload = await this.ensureWorkload(desired, sandbox, workload);
+    }
     return observeContainers(sandbox, { sidecar, workload, sidecarReady });
   }
 
@@ -195,14 +280,71 @@ export class DockerBackend implements SandboxBackend {
     if (!id) {
       id = await this.create(desired.sidecar);
       // Before the first start: the lockdown reads the policy as it starts.
-      await this.putPolicy(id, desired.policy);
+      await this.policies.put(id, desired.policy);
     }
     const container = this.docker.getContainer(id);
-    const state = existing?.State;
-    // Started once only: a sidecar that exited had its namespace torn down, and
-    // the workload (if any) is still in the old one, with the lockdown but no proxy.
-    if (!state || state.StartedAt === NEVER) await ignoreAlreadyStarted(container.start());
+    // Only a container never started is started here: a dead one goes through restartSidecar.
+    if (!existing || existing.State.StartedAt === NEVER)
+      await ignoreAlreadyStarted(container.start());
     return container.inspect();
+  }
+
+  /**
+   * Starts a dead sidecar again. The start makes a new network namespace, and the
+   * sidecar installs its lockdown there before anything else joins it; the
+   * workload still sits in the old one (locked down, no interface left) until
+   * it is restarted into the new one.
+   */
+  private async restartSidecar(
+    desired: DesiredSandbox,
+    sidecar: ContainerInspectInfo,
+    attempt: number,
+    ctx: BackendContext,
+  ): Promise<ContainerInspectInfo> {
+    const { ExitCode, OOMKilled, Error: error } = sidecar.State;
+    this.restarts.note(desired.id.uid, attempt);
+    ctx.record({
+      type: "Warning",
+      reason: "EgressSidecarRestarted",
+      message: `the egress sidecar exited with code ${ExitCode}${OOMKilled ? " (out of memory)" : ""}${error ? `: ${error}` : ""}; restarting it (restart ${attempt}); egress stays closed until it is ready`,
+    });
+    // The lockdown reads the policy as it starts: the latest, should it have changed meanwhile.
+    await this.policies.put(sidecar.Id, desired.policy);
+    const container = this.docker.getContainer(sidecar.Id);
+    await ignoreAlreadyStarted(container.start());
+    return container.inspect();
+  }
+
+  /**
+   * Moves a running workload into its sidecar's current network namespace. The
+   * daemon pins the namespace's container by ID when the workload is created:
+   * the same sidecar container restarted takes a workload restart (filesystem
+   * kept); a new sidecar container takes a new workload (the workspace is kept).
+   */
+  private async rejoin(
+    sidecar: ContainerInspectInfo,
+    workload: ContainerInspectInfo,
+    ctx: BackendContext,
+  ): Promise<ContainerInspectInfo | undefined> {
+    if (workload.HostConfig.NetworkMode === `container:${sidecar.Id}`) {
+      ctx.record({
+        type: "Normal",
+        reason: "WorkloadRestarted",
+        message:
+          "restarted the workload into the restarted egress sidecar's new network namespace (its filesystem and workspace are kept)",
+      });
+      // One daemon call: a controller that dies half-way does not leave a stopped workload behind.
+      await this.docker.getContainer(workload.Id).restart({ t: WORKLOAD_RESTART_GRACE_S });
+      return await this.docker.getContainer(workload.Id).inspect();
+    }
+    ctx.record({
+      type: "Normal",
+      reason: "WorkloadRecreated",
+      message:
+        "recreating the workload in the new egress sidecar's network namespace (the workspace volume is kept)",
+    });
+    await this.removeContainer(workload);
+    return undefined;
   }
 
   private async ensureWorkload(
@@ -240,68 +382,18 @@ export class DockerBackend implements SandboxBackend {
     await this.docker.getContainer(id).putArchive(archive, { path: posix.dirname(dir) });
   }
 
-  private async putPolicy(id: string, policy: string): Promise<void> {
-    const archive = await tarOf([
-      { name: posix.basename(POLICY_DIR), mode: 0o755, uid: 0, gid: 0 },
-      {
-        name: POLICY_FILE.slice(posix.dirname(POLICY_DIR).length + 1),
-        content: policy,
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-      },
-    ]);
-    await this.docker.getContainer(id).putArchive(archive, { path: posix.dirname(POLICY_DIR) });
-    this.delivered.set(id, policy);
-  }
-
-  /** Name rules changed: the running sidecar follows its policy file, the workload keeps running. */
-  private async deliverPolicy(
-    desired: DesiredSandbox,
-    sidecar: ContainerInspectInfo,
-    ctx: BackendContext,
-  ): Promise<void> {
-    const last = this.delivered.get(sidecar.Id);
-    if (last === desired.policy || !sidecar.State.Running) return;
-    await this.putPolicy(sidecar.Id, desired.policy);
-    // After a controller restart the cache is empty: re-delivering the same text is harmless and silent.
-    if (last !== undefined) {
-      ctx.record({
-        type: "Normal",
-        reason: "EgressPolicyUpdated",
-        message: "delivered the new egress policy to the running sidecar",
-      });
-    }
-  }
-
-  private async sidecarReady(sidecar: ContainerInspectInfo): Promise<boolean> {
-    if (!sidecar.State.Running) return false;
-    const key = readyKey(sidecar);
-    if (this.ready.has(key)) return true;
-    const ready = await waitForSidecarReady(
-      this.docker.getContainer(sidecar.Id),
-      sidecar.State.StartedAt,
-      this.deps.sidecarReadyTimeoutMs ?? 20_000,
-    );
-    if (!ready) {
-      const now = await this.docker.getContainer(sidecar.Id).inspect();
-      if (now.State.Running) {
-        // Alive but silent: try again with backoff rather than wait for an event that may not come.
-        throw new Error(`egress sidecar ${sidecar.Name} did not become ready in time`);
-      }
-      return false;
-    }
-    this.ready.add(key);
-    return true;
-  }
-
-  /** Inspect a container by name; one left by an earlier Sandbox of the same name is removed. */
+  /**
+   * Inspect a container by name; one left by an earlier Sandbox of the same name
+   * is removed, and one someone is removing is waited out (it is then absent).
+   */
   private async inspectOwn(
     name: string,
     id: SandboxIdentity,
     ctx?: BackendContext,
+    signal?: AbortSignal,
   ): Promise<ContainerInspectInfo | undefined> {
-    const found = await orUndefined(this.docker.getContainer(name).inspect());
+    let found = await orUndefined(this.docker.getContainer(name).inspect());
+    if (found && ctx && isBeingRemoved(found)) found = await this.waitRemoved(name, signal);
     if (!found) return undefined;
     if (found.Config.Labels?.[DockerLabels.sandboxUid] === id.uid) return found;
     if (ctx) {
@@ -315,23 +407,52 @@ export class DockerBackend implements SandboxBackend {
     return undefined;
   }
 
+  /** Polls until a container being removed is gone; throws (retried with backoff) if it lingers. */
+  private async waitRemoved(
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<ContainerInspectInfo | undefined> {
+    const deadline = Date.now() + REMOVAL_WAIT_MS;
+    for (;;) {
+      signal?.throwIfAborted();
+      const found = await orUndefined(this.docker.getContainer(name).inspect());
+      if (!found) return undefined;
+      if (!isBeingRemoved(found)) return found; // a new one by that name meanwhile
+      if (Date.now() > deadline) throw new Error(`container ${name} is still being removed`);
+      await sleep(100, signal);
+    }
+  }
+
   private async removeContainer(c: ContainerInspectInfo | undefined): Promise<void> {
     if (!c) return;
     await ignoreGoneOrConflict(this.docker.getContainer(c.Id).remove({ force: true, v: true }));
-    this.delivered.delete(c.Id);
+    this.forget(c.Id);
+  }
+
+  private forget(containerId: string): void {
+    this.policies.forget(containerId);
+    this.readiness.forget(containerId);
   }
 }
 
+interface Reported {
+  egress: boolean;
+  ready: boolean;
+  containerId?: string;
+}
+
+/** Ran, and is not running now (it exited or was killed). */
 function sidecarDied(c: ContainerInspectInfo): boolean {
-  return !c.State.Running && c.State.StartedAt !== NEVER;
+  return !c.State.Running && !c.State.Restarting && c.State.StartedAt !== NEVER;
+}
+
+/** The workload exited on its own (not being removed): its exit is the sandbox's result. */
+function hasFinished(c: ContainerInspectInfo): boolean {
+  return !c.State.Running && c.State.FinishedAt !== NEVER && !isBeingRemoved(c);
 }
 
 function hashOf(c: ContainerInspectInfo): string | undefined {
   return c.Config.Labels?.[DockerLabels.specHash];
-}
-
-function readyKey(c: ContainerInspectInfo): string {
-  return `${c.Id}@${c.State.StartedAt}`;
 }
 
 function roleOrder(labels: Record<string, string> | undefined): number {

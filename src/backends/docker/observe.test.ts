@@ -2,7 +2,7 @@ import type { ContainerInspectInfo } from "dockerode";
 import { describe, expect, it } from "vitest";
 import type { Sandbox } from "../../api/sandbox.js";
 import { SandboxSpecSchema } from "../../api/sandbox-spec.js";
-import { observeContainers } from "./observe.js";
+import { inSidecarNamespace, isBeingRemoved, observeContainers } from "./observe.js";
 
 const sandbox: Sandbox = {
   apiVersion: "sandboxing.dev/v1alpha1",
@@ -105,5 +105,99 @@ describe("observeContainers", () => {
       ready: false,
       message: expect.stringContaining("egress stays closed"),
     });
+  });
+
+  it("says when a dead sidecar's restart is held back by the crash-loop backoff", () => {
+    const o = observeContainers(sandbox, {
+      sidecar: container({ Running: false, StartedAt: "2026-01-01T00:00:00Z", ExitCode: 1 }),
+      workload: container({ Running: true, StartedAt: "2026-01-01T00:00:01Z" }),
+      sidecarReady: false,
+      sidecarRestartInMs: 3500,
+    });
+    expect(o).toMatchObject({ phase: "Running", egressReady: { ready: false } });
+    expect(o.egressReady?.message).toContain("restarting it in 4s");
+  });
+
+  it("never reports egress for a workload left in a replaced sidecar's namespace", () => {
+    // The sidecar (re)started after the workload: the workload is in the old namespace.
+    const o = observeContainers(sandbox, {
+      sidecar: container({ Running: true, StartedAt: "2026-01-01T00:05:00Z" }),
+      workload: container({ Running: true, StartedAt: "2026-01-01T00:00:01Z" }),
+      sidecarReady: true,
+    });
+    expect(o).toMatchObject({
+      phase: "Running",
+      egressReady: { ready: false, reason: "EgressPending" },
+    });
+    expect(o.egressReady?.message).toContain("not in the sidecar's current network namespace");
+  });
+
+  it.each(["removing", "dead"])(
+    "a workload being removed by hand (%s) is not a finished sandbox: it is recreated",
+    (status) => {
+      const o = observeContainers(sandbox, {
+        sidecar,
+        workload: container({
+          Status: status,
+          StartedAt: "2026-01-01T00:00:01Z",
+          FinishedAt: "2026-01-01T00:01:00Z",
+          ExitCode: 137,
+        }),
+        sidecarReady: true,
+      });
+      expect(o).toMatchObject({ phase: "Pending", ready: false, reason: "Creating" });
+      expect(o.exitCode).toBeUndefined();
+    },
+  );
+});
+
+describe("inSidecarNamespace", () => {
+  const at = (StartedAt: string, Running = true) => container({ Running, StartedAt });
+  it.each([
+    [
+      "the workload started after the sidecar",
+      at("2026-01-01T00:00:00.1Z"),
+      at("2026-01-01T00:00:00.9Z"),
+      true,
+    ],
+    [
+      "the sidecar restarted after the workload",
+      at("2026-01-01T00:01:00Z"),
+      at("2026-01-01T00:00:01Z"),
+      false,
+    ],
+    [
+      "nanosecond timestamps",
+      at("2026-01-01T00:00:00.100000001Z"),
+      at("2026-01-01T00:00:00.300000001Z"),
+      true,
+    ],
+    [
+      "the sidecar is not running",
+      at("2026-01-01T00:00:00Z", false),
+      at("2026-01-01T00:00:01Z"),
+      false,
+    ],
+    ["the sidecar is gone", undefined, at("2026-01-01T00:00:01Z"), false],
+    [
+      "the workload is not running",
+      at("2026-01-01T00:00:00Z"),
+      at("2026-01-01T00:00:01Z", false),
+      false,
+    ],
+  ])("%s: %s", (_, s, w, expected) => {
+    expect(inSidecarNamespace(s, w)).toBe(expected);
+  });
+});
+
+describe("isBeingRemoved", () => {
+  it.each([
+    [{ Status: "removing" }, true],
+    [{ Status: "dead" }, true],
+    [{ Status: "exited", Dead: true }, true],
+    [{ Status: "exited" }, false],
+    [{ Status: "running", Running: true }, false],
+  ])("%j: %s", (state, expected) => {
+    expect(isBeingRemoved(container(state as never))).toBe(expected);
   });
 });

@@ -11,6 +11,10 @@ export interface Inspected {
   workload?: ContainerInspectInfo;
   /** The sidecar logged that the lockdown is installed and it serves. */
   sidecarReady: boolean;
+  /** The sidecar died and its next restart is this far off (crash-loop backoff). */
+  sidecarRestartInMs?: number;
+  /** The workload container ran and was removed by hand; it is about to be recreated. */
+  workloadRemoved?: boolean;
 }
 
 /** Docker's zero time for "never happened". */
@@ -27,7 +31,9 @@ export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
   };
   const state = workload?.State;
 
-  if (state && !state.Running && state.FinishedAt && state.FinishedAt !== NEVER) {
+  // Removed by hand, not finished: the workload is recreated, as a deleted Pod is.
+  const removing = isBeingRemoved(workload);
+  if (state && !state.Running && !removing && state.FinishedAt && state.FinishedAt !== NEVER) {
     const exitCode = state.ExitCode;
     const oom = state.OOMKilled;
     const succeeded = exitCode === 0 && !oom;
@@ -50,15 +56,18 @@ export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
   }
 
   const egressReady = sidecarEgress(c);
-  if (!state?.Running) {
+  if (!state?.Running || removing) {
     return {
       ...base,
       phase: "Pending",
       ready: false,
       reason: ConditionReason.Creating,
-      message: egressReady.ready
-        ? "starting the workload"
-        : `waiting for the egress sidecar: ${egressReady.message}`,
+      message:
+        removing || c.workloadRemoved
+          ? "the workload container was removed; it is being recreated (the workspace volume is kept)"
+          : egressReady.ready
+            ? "starting the workload"
+            : `waiting for the egress sidecar: ${egressReady.message}`,
       egressReady,
     };
   }
@@ -76,20 +85,53 @@ export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
   };
 }
 
+/**
+ * Whether a container is on its way out (`docker rm -f`): the daemon marks it
+ * before it kills it, so its exit code is removal's, not the workload's.
+ */
+export function isBeingRemoved(c: ContainerInspectInfo | undefined): boolean {
+  const status = c?.State.Status;
+  return status === "removing" || status === "dead" || c?.State.Dead === true;
+}
+
+/**
+ * Whether a running workload is in the running sidecar's network namespace.
+ * Every start of the sidecar container makes a new namespace, and a workload
+ * joins the one its sidecar has when the workload starts: so it is in the
+ * current one exactly when it started after the sidecar's last start (the
+ * workload is only ever started once its sidecar is ready).
+ */
+export function inSidecarNamespace(
+  sidecar: ContainerInspectInfo | undefined,
+  workload: ContainerInspectInfo | undefined,
+): boolean {
+  if (!sidecar?.State.Running || !workload?.State.Running) return false;
+  return Date.parse(workload.State.StartedAt) >= Date.parse(sidecar.State.StartedAt);
+}
+
 function sidecarEgress(c: Inspected): NonNullable<Observation["egressReady"]> {
   const s = c.sidecar?.State;
-  if (s?.Running && c.sidecarReady) {
+  const detached = !!c.workload?.State.Running && !inSidecarNamespace(c.sidecar, c.workload);
+  if (s?.Running && c.sidecarReady && !detached) {
     return {
       ready: true,
       reason: ConditionReason.EgressEnforced,
       message: "the lockdown is installed and the sidecar serves the policy",
     };
   }
+  const restart =
+    c.sidecarRestartInMs === undefined
+      ? "it is being restarted"
+      : `restarting it in ${Math.ceil(c.sidecarRestartInMs / 1000)}s (crash-loop backoff)`;
   const why = !c.sidecar
-    ? "the sidecar container does not exist yet"
-    : s?.Running
-      ? "the sidecar is installing the lockdown"
-      : `the sidecar is not running (exit code ${s?.ExitCode}${s?.Error ? `: ${s.Error}` : ""}); egress stays closed`;
+    ? c.workload
+      ? "the sidecar container is gone; it is being recreated and the workload moved into its network namespace; egress stays closed meanwhile"
+      : "the sidecar container does not exist yet"
+    : !s?.Running
+      ? `the sidecar is not running (exit code ${s?.ExitCode}${s?.Error ? `: ${s.Error}` : ""}); ${restart}; egress stays closed meanwhile`
+      : !c.sidecarReady
+        ? "the sidecar is installing the lockdown"
+        : "the workload is not in the sidecar's current network namespace (the sidecar was restarted or replaced); the workload is being moved into it; egress stays closed meanwhile";
   return { ready: false, reason: ConditionReason.EgressPending, message: why };
 }
 

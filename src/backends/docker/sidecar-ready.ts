@@ -3,29 +3,47 @@
 // cheaper than a health-check exec every few seconds per sandbox, and exact: the
 // workload is created only after that line, so it never runs unfenced.
 import type Docker from "dockerode";
+import type { ContainerInspectInfo } from "dockerode";
 import { SIDECAR_READY_MESSAGE } from "./containers.js";
 
+/** How long a freshly started sidecar may take to install the lockdown. */
+export const SIDECAR_READY_TIMEOUT_MS = 20_000;
+
+/**
+ * Resolves true once the sidecar's log since `startedAt` holds the ready line,
+ * false when the log ends without it or `timeoutMs` passes. Rejects with the
+ * signal's reason when `signal` aborts: a worker whose leadership is gone stops
+ * waiting at once.
+ */
 export async function waitForSidecarReady(
   container: Docker.Container,
   startedAt: string,
   timeoutMs: number,
+  signal?: AbortSignal,
 ): Promise<boolean> {
-  const since = Math.floor(Date.parse(startedAt) / 1000);
+  signal?.throwIfAborted();
   const stream = (await container.logs({
     follow: true,
     stdout: true,
     stderr: true,
-    since,
+    // To the nanosecond: a restarted container keeps its log, and the last run's
+    // ready line, written in the same second, must not pass for this run's.
+    since: logsSince(startedAt) as unknown as number,
   })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-  return new Promise<boolean>((resolve) => {
+  return new Promise<boolean>((resolve, reject) => {
     let seen = "";
-    const finish = (ready: boolean) => {
+    const finish = (ready: boolean | Error) => {
       clearTimeout(timer);
+      signal?.removeEventListener("abort", aborted);
       stream.removeAllListeners("data");
       stream.destroy();
-      resolve(ready);
+      if (ready instanceof Error) reject(ready);
+      else resolve(ready);
     };
+    const aborted = () => finish(abortReason(signal));
     const timer = setTimeout(() => finish(false), timeoutMs);
+    signal?.addEventListener("abort", aborted, { once: true });
+    if (signal?.aborted) return aborted();
     stream.on("data", (chunk: Buffer) => {
       // Keep a tail only: the message may straddle two chunks.
       seen = (seen + chunk.toString("latin1")).slice(-4096);
@@ -34,4 +52,62 @@ export async function waitForSidecarReady(
     stream.on("end", () => finish(seen.includes(SIDECAR_READY_MESSAGE)));
     stream.on("error", () => finish(false));
   });
+}
+
+/** Which sidecar starts have been seen ready: each start (a restart too) is waited for once. */
+export class SidecarReadiness {
+  /** Container ID -> the StartedAt of the start seen ready. */
+  private readonly ready = new Map<string, string>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly timeoutMs = SIDECAR_READY_TIMEOUT_MS,
+  ) {}
+
+  /** Whether this start of the sidecar was seen ready (no waiting). */
+  seen(sidecar: ContainerInspectInfo): boolean {
+    return sidecar.State.Running && this.ready.get(sidecar.Id) === sidecar.State.StartedAt;
+  }
+
+  /**
+   * Waits for a running sidecar's ready line. False when it is not running (or
+   * stopped meanwhile); throws when it runs but stays silent, so the reconcile is
+   * retried with backoff rather than left waiting for an event that may not come.
+   */
+  async wait(sidecar: ContainerInspectInfo, signal?: AbortSignal): Promise<boolean> {
+    if (!sidecar.State.Running) return false;
+    if (this.seen(sidecar)) return true;
+    const container = this.docker.getContainer(sidecar.Id);
+    const ready = await waitForSidecarReady(
+      container,
+      sidecar.State.StartedAt,
+      this.timeoutMs,
+      signal,
+    );
+    if (!ready) {
+      const now = await container.inspect();
+      if (now.State.Running && now.State.StartedAt === sidecar.State.StartedAt) {
+        throw new Error(`egress sidecar ${sidecar.Name} did not become ready in time`);
+      }
+      return false;
+    }
+    this.ready.set(sidecar.Id, sidecar.State.StartedAt);
+    return true;
+  }
+
+  forget(id: string): void {
+    this.ready.delete(id);
+  }
+}
+
+/** Docker's `since` for a container timestamp: "seconds.nanoseconds", which the daemon accepts. */
+export function logsSince(startedAt: string): string {
+  const seconds = Math.floor(Date.parse(startedAt) / 1000);
+  const fraction = /\.(\d{1,9})Z$/.exec(startedAt)?.[1] ?? "";
+  return `${seconds}.${fraction.padEnd(9, "0")}`;
+}
+
+function abortReason(signal: AbortSignal | undefined): Error {
+  const reason = signal?.reason;
+  return reason instanceof Error ? reason : new Error("aborted");
 }

@@ -5,6 +5,7 @@
 //   - whether the daemon answers is a readiness check, not a crash: the stream is
 //     re-opened with backoff, and every sandbox is reconciled once it is back.
 import type Docker from "dockerode";
+import { Backoff, sleep } from "../../controller/backoff.js";
 import type { Logger } from "../../observability/logger.js";
 import { daemonMessage } from "./client.js";
 import { DockerLabels, ownedFilter, sandboxKeyOf } from "./names.js";
@@ -22,15 +23,16 @@ export interface DockerWatcherOptions {
   log: Logger;
 }
 
-const BACKOFF_MIN_MS = 500;
-const BACKOFF_MAX_MS = 15_000;
+/** Re-opening the events stream: soon after a blip, at most every 15 s during an outage. */
+const RECONNECT_BACKOFF = { baseMs: 500, maxMs: 15_000 };
 
 export class DockerWatcher {
   private stopped = false;
   private problem: string | undefined = "not connected yet";
   private stream: (NodeJS.ReadableStream & { destroy(): void }) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
+  /** Aborted by stop(): cuts a reconnect wait short. */
+  private readonly stopping = new AbortController();
   private readonly loop: Promise<void>;
 
   constructor(private readonly opts: DockerWatcherOptions) {
@@ -57,12 +59,12 @@ export class DockerWatcher {
     this.stopped = true;
     clearInterval(this.sweepTimer);
     this.stream?.destroy();
-    this.wake?.();
+    this.stopping.abort();
     await this.loop;
   }
 
   private async run(): Promise<void> {
-    let backoff = BACKOFF_MIN_MS;
+    const backoff = new Backoff(RECONNECT_BACKOFF);
     while (!this.stopped) {
       try {
         await this.opts.docker.ping();
@@ -72,7 +74,7 @@ export class DockerWatcher {
         this.stream = stream;
         if (this.problem) this.opts.log.info("docker daemon reachable; watching events");
         this.problem = undefined;
-        backoff = BACKOFF_MIN_MS;
+        backoff.reset();
         this.opts.onConnected();
         void this.sweep();
         await this.consume(stream);
@@ -80,15 +82,12 @@ export class DockerWatcher {
       } catch (err) {
         if (this.stopped) break;
         const message = daemonMessage(err);
+        const delay = backoff.next();
         if (this.problem !== message) {
-          this.opts.log.warn({ err: message, retryInMs: backoff }, "docker daemon unavailable");
+          this.opts.log.warn({ err: message, retryInMs: delay }, "docker daemon unavailable");
         }
         this.problem = message;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-          setTimeout(resolve, backoff).unref();
-        });
-        backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
+        await sleep(delay, this.stopping.signal);
       }
     }
   }

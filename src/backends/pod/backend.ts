@@ -21,7 +21,7 @@ import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
-import { observePod } from "./observe.js";
+import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./observe.js";
 import { desiredPod } from "./pod.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
 import { desiredService, serviceEndpoints } from "./service.js";
@@ -69,6 +69,8 @@ interface Kind<T extends KubeObject> {
  * long-running controller's memory flat (an evicted entry costs three reads).
  */
 const CONFIRMED_GONE_MAX = 100_000;
+/** Pods whose sidecar restart count is remembered (the oldest are forgotten first). */
+const MAX_REMEMBERED_PODS = 20_000;
 
 export class PodBackend implements SandboxBackend {
   readonly name = "pod" as const;
@@ -80,6 +82,8 @@ export class PodBackend implements SandboxBackend {
   private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
   private readonly services: Kind<k8s.V1Service>;
   private readonly confirmedGone = new Set<string>();
+  /** Egress sidecar restart count last seen, by Pod UID: a higher one is an Event. */
+  private readonly sidecarRestarts = new Map<string, number>();
 
   constructor(private readonly deps: PodBackendDeps) {
     this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
@@ -146,6 +150,7 @@ export class PodBackend implements SandboxBackend {
       await this.ensureNetworkPolicy(sandbox, ctx);
       await this.ensureService(sandbox, ctx);
       const pod = await this.ensurePod(sandbox, ctx);
+      if (pod) this.noteSidecarRestarts(pod, ctx);
       return this.observation(sandbox, pod);
     } catch (err) {
       // A refused create (quota, LimitRange, a missing RuntimeClass, a name
@@ -261,6 +266,20 @@ export class PodBackend implements SandboxBackend {
     const existing = await ignoreNotFound(kind.read(name, namespace, withSignal(signal)));
     if (!existing) throw new ConflictError(`${kind.kind} ${name} went away while being created`);
     return { existing };
+  }
+
+  /** The kubelet restarts a dead sidecar in place; say so once per restart. */
+  private noteSidecarRestarts(pod: k8s.V1Pod, ctx: BackendContext): void {
+    const uid = pod.metadata?.uid;
+    if (!uid) return;
+    const event = egressSidecarRestartEvent(pod, this.sidecarRestarts.get(uid));
+    if (event) ctx.record(event);
+    this.sidecarRestarts.delete(uid); // re-inserted last: the map is in least-recently-seen order
+    this.sidecarRestarts.set(uid, egressSidecarRestarts(pod));
+    if (this.sidecarRestarts.size > MAX_REMEMBERED_PODS) {
+      const oldest = this.sidecarRestarts.keys().next().value;
+      if (oldest !== undefined) this.sidecarRestarts.delete(oldest);
+    }
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {

@@ -61,6 +61,28 @@ const states: Record<string, V1Pod["status"]> = {
     initContainerStatuses: [running(EGRESS_SIDECAR_CONTAINER, true)],
     containerStatuses: [running(WORKLOAD_CONTAINER, true)],
   },
+  "sidecar-restarting": {
+    phase: "Running",
+    podIP: "10.0.0.7",
+    conditions: [{ type: "PodScheduled", status: "True" }],
+    initContainerStatuses: [
+      {
+        ...running(EGRESS_SIDECAR_CONTAINER, false),
+        restartCount: 2,
+        state: { waiting: { reason: "CrashLoopBackOff", message: "back-off 20s" } },
+        lastState: {
+          terminated: {
+            exitCode: 137,
+            reason: "OOMKilled",
+            startedAt: new Date("2026-11-23T00:00:00Z"),
+            finishedAt: new Date("2026-11-23T00:01:00Z"),
+            containerID: "containerd://abc",
+          },
+        },
+      },
+    ],
+    containerStatuses: [running(WORKLOAD_CONTAINER, true)],
+  },
   failed: {
     phase: "Failed",
     message: "evicted",

@@ -39,7 +39,19 @@ const containerStatusView = ({
   ready,
   restartCount,
   state,
-}: V1ContainerStatus): V1ContainerStatus =>
-  ({ name, ready, restartCount, state }) as V1ContainerStatus;
+  lastState,
+}: V1ContainerStatus): V1ContainerStatus => {
+  // How the last run ended (a restarted sidecar's story): the exit code and reason only.
+  const last = lastState?.terminated;
+  return {
+    name,
+    ready,
+    restartCount,
+    state,
+    ...(last
+      ? { lastState: { terminated: { exitCode: last.exitCode, reason: last.reason } } }
+      : {}),
+  } as V1ContainerStatus;
+};
 
 const isPodScheduled = (c: V1PodCondition) => c.type === "PodScheduled";

@@ -3,7 +3,7 @@
 import type { V1ContainerStatus, V1Pod } from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
 import { rfc3339 } from "../../kube/time.js";
-import type { Observation } from "../backend.js";
+import type { BackendEvent, Observation } from "../backend.js";
 import { EGRESS_SIDECAR_CONTAINER } from "./egress.js";
 import { WORKLOAD_CONTAINER } from "./pod.js";
 
@@ -43,8 +43,12 @@ export function observePod(pod: V1Pod): Observation {
     };
   }
 
-  // A container stuck waiting for something only a person can fix.
+  // A container stuck waiting for something only a person can fix. Not the egress
+  // sidecar of a running pod: the kubelet restarts it with backoff in the same
+  // pod network namespace, whose lockdown holds meanwhile; EgressReady tells it.
+  const running = status.phase === "Running";
   for (const c of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
+    if (running && c.name === EGRESS_SIDECAR_CONTAINER) continue;
     const waiting = c.state?.waiting;
     const reason = waiting?.reason ? STALL_REASONS[waiting.reason] : undefined;
     if (reason) {
@@ -100,20 +104,60 @@ export function observePod(pod: V1Pod): Observation {
 function egressReadiness(pod: V1Pod): Observation["egressReady"] {
   const declared = pod.spec?.initContainers?.some((c) => c.name === EGRESS_SIDECAR_CONTAINER);
   if (!declared) return undefined;
-  const sidecar = pod.status?.initContainerStatuses?.find(
-    (c) => c.name === EGRESS_SIDECAR_CONTAINER,
-  );
-  return sidecar?.ready
-    ? {
-        ready: true,
-        reason: ConditionReason.EgressEnforced,
-        message: "egress is enforced by the firewall and the sidecar",
-      }
-    : {
-        ready: false,
-        reason: ConditionReason.EgressPending,
-        message: "the egress sidecar is not ready; egress stays closed meanwhile",
-      };
+  const sidecar = egressSidecarStatus(pod);
+  if (sidecar?.ready) {
+    return {
+      ready: true,
+      reason: ConditionReason.EgressEnforced,
+      message: "egress is enforced by the firewall and the sidecar",
+    };
+  }
+  const restarts = sidecar?.restartCount ?? 0;
+  const state = sidecar?.state;
+  const why = state?.waiting
+    ? `is restarting (${state.waiting.reason ?? "waiting"}, ${restarts} restart${restarts === 1 ? "" : "s"}${lastExit(sidecar)})`
+    : state?.terminated
+      ? `exited with code ${state.terminated.exitCode}${state.terminated.reason ? ` (${state.terminated.reason})` : ""}; the kubelet restarts it`
+      : restarts > 0
+        ? `is starting again (${restarts} restart${restarts === 1 ? "" : "s"}${lastExit(sidecar)})`
+        : "is not ready";
+  return {
+    ready: false,
+    reason: ConditionReason.EgressPending,
+    message: `the egress sidecar ${why}; egress stays closed meanwhile`,
+  };
+}
+
+function egressSidecarStatus(pod: V1Pod): V1ContainerStatus | undefined {
+  return pod.status?.initContainerStatuses?.find((c) => c.name === EGRESS_SIDECAR_CONTAINER);
+}
+
+function lastExit(c: V1ContainerStatus | undefined): string {
+  const t = c?.lastState?.terminated;
+  return t ? `; last exit code ${t.exitCode}${t.reason ? ` (${t.reason})` : ""}` : "";
+}
+
+/**
+ * The Event for a sidecar the kubelet restarted since `seenRestarts` (the count
+ * last looked at; undefined the first time, when nothing is news). Pure.
+ */
+export function egressSidecarRestartEvent(
+  pod: V1Pod,
+  seenRestarts: number | undefined,
+): BackendEvent | undefined {
+  const sidecar = egressSidecarStatus(pod);
+  const restarts = sidecar?.restartCount ?? 0;
+  if (seenRestarts === undefined || restarts <= seenRestarts) return undefined;
+  return {
+    type: "Warning",
+    reason: "EgressSidecarRestarted",
+    message: `the egress sidecar was restarted by the kubelet (${restarts} restart${restarts === 1 ? "" : "s"}${lastExit(sidecar)}); the pod's lockdown stayed in place, egress is closed until it is ready`,
+  };
+}
+
+/** How often the kubelet restarted the egress sidecar (0 when there is none). */
+export function egressSidecarRestarts(pod: V1Pod): number {
+  return egressSidecarStatus(pod)?.restartCount ?? 0;
 }
 
 function notReadyMessage(c: V1ContainerStatus): string {
