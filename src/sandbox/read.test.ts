@@ -18,6 +18,15 @@ describe("readSandbox", () => {
     expect(view.backend).toBe("docker");
   });
 
+  it("reads an object once, and a new version of it afresh", () => {
+    const stored = { ...base, status: { phase: "Pending" } };
+    const first = readSandbox(stored);
+    expect(readSandbox(stored)).toBe(first);
+    const next = { ...base, status: { phase: "Running" } };
+    expect(readSandbox(next)).not.toBe(first);
+    expect(readSandbox(next).status?.phase).toBe("Running");
+  });
+
   it("never blames the spec for the status", () => {
     const view = readSandbox({ ...base, status: { finishedAt: "2024-01-01t00:00:00x" } });
     expect(view.invalid).toBeUndefined();

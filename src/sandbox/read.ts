@@ -38,7 +38,30 @@ interface Stored {
   status?: unknown;
 }
 
+/**
+ * Views already read, by the cached object they were read from. The informer
+ * replaces an object on every change and never mutates one it cached, so the
+ * same object always reads the same: a Sandbox reconciled again because its Pod
+ * changed (most reconciles) is not parsed again. Weak: an object the cache
+ * dropped takes its view with it.
+ */
+const views = new WeakMap<object, SandboxView>();
+
+/**
+ * The Sandbox `raw` (from the informer cache) as the reconciler reads it.
+ * Memoised by object identity: callers must not mutate `raw` or the view.
+ */
 export function readSandbox(raw: unknown): SandboxView {
+  if (typeof raw !== "object" || raw === null) return parseSandbox(raw);
+  let view = views.get(raw);
+  if (!view) {
+    view = parseSandbox(raw);
+    views.set(raw, view);
+  }
+  return view;
+}
+
+function parseSandbox(raw: unknown): SandboxView {
   const obj = (raw ?? {}) as Stored;
   const metadata = obj.metadata ?? {};
   const view: SandboxView = {
