@@ -20,11 +20,10 @@ import type { BackendContext, Observation, SandboxBackend } from "../backend.js"
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
-import { desiredNetworkPolicy } from "./network-policy.js";
+import { DesiredObjects } from "./desired.js";
 import { observePod } from "./observe.js";
-import { desiredPod } from "./pod.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
-import { desiredService, serviceEndpoints } from "./service.js";
+import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
 
 /** Read access to what an informer has cached, keyed "namespace/name". */
@@ -80,8 +79,10 @@ export class PodBackend implements SandboxBackend {
   private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
   private readonly services: Kind<k8s.V1Service>;
   private readonly confirmedGone = new Set<string>();
+  private readonly desired: DesiredObjects;
 
   constructor(private readonly deps: PodBackendDeps) {
+    this.desired = new DesiredObjects(deps.egress);
     this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.networking = deps.kubeConfig.makeApiClient(k8s.NetworkingV1Api);
     const precondition = (uid: string | undefined) =>
@@ -264,7 +265,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {
-    const desired = desiredPod(sandbox, this.deps.egress);
+    const desired = this.desired.of(sandbox).pod;
     let actual = this.deps.pods.get(keyOf(sandbox));
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
     const opts = withSignal(ctx.signal);
@@ -360,7 +361,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    await this.converge(sandbox, desiredNetworkPolicy(sandbox), this.networkPolicies, ctx, {
+    await this.converge(sandbox, this.desired.of(sandbox).networkPolicy, this.networkPolicies, ctx, {
       create: (namespace, body, o) =>
         this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
       replace: (name, namespace, body, o) =>
@@ -369,7 +370,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensureService(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    const desired = desiredService(sandbox);
+    const desired = this.desired.of(sandbox).service;
     if (!desired) {
       const actual = this.deps.services.get(keyOf(sandbox));
       if (actual && isOwnedBy(actual, sandbox)) {
