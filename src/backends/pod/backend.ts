@@ -18,9 +18,9 @@ import { keyOf } from "../../kube/object-key.js";
 import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
+import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
-import { DesiredObjects } from "./desired.js";
 import { observePod } from "./observe.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
 import { serviceEndpoints } from "./service.js";
@@ -361,12 +361,18 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    await this.converge(sandbox, this.desired.of(sandbox).networkPolicy, this.networkPolicies, ctx, {
-      create: (namespace, body, o) =>
-        this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
-      replace: (name, namespace, body, o) =>
-        this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
-    });
+    await this.converge(
+      sandbox,
+      this.desired.of(sandbox).networkPolicy,
+      this.networkPolicies,
+      ctx,
+      {
+        create: (namespace, body, o) =>
+          this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
+        replace: (name, namespace, body, o) =>
+          this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
+      },
+    );
   }
 
   private async ensureService(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
