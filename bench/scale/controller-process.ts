@@ -14,7 +14,8 @@ import {
 } from "../../test/support/processes.js";
 import { EGRESS_IMAGE } from "./objects.js";
 
-const MAIN = join(REPO_ROOT, "dist/cli/main.js");
+/** BENCH_CONTROLLER_MAIN runs another build (e.g. a saved copy of main's) for before/after runs. */
+const MAIN = process.env.BENCH_CONTROLLER_MAIN ?? join(REPO_ROOT, "dist/cli/main.js");
 const MiB = 1024 * 1024;
 
 export interface MemorySample {

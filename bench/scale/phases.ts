@@ -69,7 +69,13 @@ export interface OperatorResult {
   runningSeconds: number;
   runningPerSecond: number;
   cleanupSeconds: number;
+  /** Controller CPU from the first create until every Sandbox ran. */
   controllerCpuSeconds: number;
+  /**
+   * Controller CPU of the whole lifecycle (create -> Running, then delete ->
+   * gone; the settle and idle windows between are left out), per sandbox.
+   */
+  controllerCpuMsPerSandbox: number;
   memory: MemorySample;
   apiCost: Cost;
   /** Controller writes per minute while every sandbox sat Running (when measured). */
@@ -115,6 +121,7 @@ export async function throughput(
     b.log(`idle ${n} for ${opts.idleSeconds} s: ${w.count} controller writes`);
   }
 
+  const cpuAtDelete = await b.controller.cpuSeconds();
   const del = performance.now();
   await pool(names, b.width, (name) => b.clients.deleteSandbox(ns, name));
   await t.until(
@@ -125,13 +132,20 @@ export async function throughput(
     b.timeoutMs,
   );
   const cleanupSeconds = seconds(del);
-  b.log(`operator ${n}: cleaned up in ${cleanupSeconds} s`);
+  const cleanupCpuSeconds = (await b.controller.cpuSeconds()) - cpuAtDelete;
+  const controllerCpuMsPerSandbox = Number(
+    (((controllerCpuSeconds + cleanupCpuSeconds) * 1000) / n).toFixed(2),
+  );
+  b.log(
+    `operator ${n}: cleaned up in ${cleanupSeconds} s; controller CPU ${controllerCpuMsPerSandbox} ms per sandbox`,
+  );
   return {
     acceptedSeconds,
     runningSeconds,
     runningPerSecond: rate(n, runningSeconds),
     cleanupSeconds,
     controllerCpuSeconds,
+    controllerCpuMsPerSandbox,
     memory,
     apiCost: await lifecycleCost(b.auditLogPath, auditFrom, n),
     idle,

@@ -36,8 +36,9 @@ export function tables(r: Results): string {
       "Running s",
       "cleanup s (floor)",
       "controller CPU s",
+      "controller CPU ms per sandbox (lifecycle)",
     ]),
-    row(Array(9).fill("---")),
+    row(Array(10).fill("---")),
   );
   for (const { sandboxes, floor, operator: o, ratio } of r.runs) {
     lines.push(
@@ -51,6 +52,7 @@ export function tables(r: Results): string {
         o.runningSeconds,
         `${o.cleanupSeconds}${floor ? ` (${floor.cleanupSeconds})` : ""}`,
         o.controllerCpuSeconds,
+        o.controllerCpuMsPerSandbox,
       ]),
     );
   }

@@ -3,8 +3,6 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
-import { dockerClient } from "../backends/docker/index.js";
-import { defaultUpstreamDns } from "../backends/docker/resolv-conf.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
@@ -53,6 +51,11 @@ export async function runController(argv: string[]): Promise<number> {
   const backends = enabledBackends(flags);
   let docker: SandboxControllerOptions["docker"];
   if (backends.has("docker")) {
+    // Loaded only when enabled: dockerode and what it pulls in (ssh2, gRPC,
+    // protobufs) are a third of the bundle, ~MiBs of RSS a pod-only controller
+    // would carry for nothing.
+    const { defaultUpstreamDns } = await import("../backends/docker/resolv-conf.js");
+    const { dockerClient } = await import("../backends/docker/index.js");
     const upstreamDns = flags["docker-dns"] ?? defaultUpstreamDns();
     if (!upstreamDns) {
       return usageError(

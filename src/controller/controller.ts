@@ -211,12 +211,20 @@ export class Controller {
   }
 
   private async work(key: string, signal: AbortSignal): Promise<void> {
-    const log = this.log.child({ key });
+    // A child logger per reconcile costs more than most reconciles' own work:
+    // made only when something is logged.
+    let keyLog: Logger | undefined;
+    const log = () => (keyLog ??= this.log.child({ key }));
     const controller = this.opts.name;
     const stopTimer = this.metrics.duration.startTimer({ controller });
     let result: "success" | "requeue" | "error" = "success";
     try {
-      const outcome = await this.opts.reconcile(key, { signal, log });
+      const outcome = await this.opts.reconcile(key, {
+        signal,
+        get log() {
+          return log();
+        },
+      });
       this.queue.forget(key);
       if (outcome?.requeueAfter !== undefined) {
         result = "requeue";
@@ -227,7 +235,7 @@ export class Controller {
       if (signal.aborted || notLeaderCause(err)) {
         // Leadership lost (or stopping): whoever leads next reconciles every key.
         this.queue.forget(key);
-        log.debug({ err: errorMessage(err) }, "reconcile abandoned: no longer leading");
+        log().debug({ err: errorMessage(err) }, "reconcile abandoned: no longer leading");
         return;
       }
       const kind = classifyError(err);
@@ -236,11 +244,11 @@ export class Controller {
         // Retrying cannot fix a user's mistake (the reconciler reports it on the
         // object); the next change to the object brings the key back.
         this.queue.forget(key);
-        log.warn({ err: errorMessage(err) }, "reconcile failed permanently; not retrying");
+        log().warn({ err: errorMessage(err) }, "reconcile failed permanently; not retrying");
       } else {
         const retryInMs = this.queue.addRateLimited(key, { immediate: kind === "conflict" });
         const level = kind === "conflict" ? "debug" : "warn";
-        log[level]({ err: errorMessage(err), kind, retryInMs }, "reconcile failed; will retry");
+        log()[level]({ err: errorMessage(err), kind, retryInMs }, "reconcile failed; will retry");
       }
     } finally {
       stopTimer();

@@ -1,7 +1,9 @@
 // Kubernetes client configuration for the operator: kubeconfig file, in-cluster,
 // or the default loading rules, with a client-side rate limit on every request
 // made through API clients created from it, over reused connections.
+import { type ConnectionOptions, createSecureContext } from "node:tls";
 import * as k8s from "@kubernetes/client-node";
+import { Agent, type Dispatcher } from "undici";
 import { TokenBucket } from "./token-bucket.js";
 
 /**
@@ -9,23 +11,48 @@ import { TokenBucket } from "./token-bucket.js";
  * opened a new TLS connection: measured at scale (bench/scale), handshakes were
  * the controller's largest CPU cost, and the apiserver's too. One Agent per
  * cluster and user keeps connections alive, as client-node's own (https.Agent)
- * cache does for the same key.
+ * cache does for the same key. It is built once, not built per request and
+ * then swapped (an Agent and its options per request showed in CPU profiles),
+ * and its connections share one TLS context: handed the CA and client
+ * certificate instead, Node parses them into a new context for every
+ * connection the pool opens.
  */
 class ReusingKubeConfig extends k8s.KubeConfig {
-  private readonly dispatchers = new Map<string, ReturnType<k8s.RequestContext["getDispatcher"]>>();
+  private readonly dispatchers = new Map<string, Dispatcher | undefined>();
 
-  override async applySecurityAuthentication(
-    context: Parameters<k8s.KubeConfig["applySecurityAuthentication"]>[0],
-  ): Promise<void> {
-    await super.applySecurityAuthentication(context);
-    const fresh = context.getDispatcher();
-    if (!fresh) return;
-    const key = JSON.stringify([this.getCurrentCluster()?.server, this.getCurrentUser()?.name]);
-    const reused = this.dispatchers.get(key);
-    if (reused) context.setDispatcher(reused);
-    else this.dispatchers.set(key, fresh);
+  constructor() {
+    super();
+    // Private in client-node's typings, called by applySecurityAuthentication
+    // for every request: the one place to hand out the shared Agent.
+    const own = this as unknown as { createDispatcher: CreateDispatcher };
+    const build = own.createDispatcher.bind(this);
+    own.createDispatcher = (cluster, agentOptions) => {
+      const key = JSON.stringify([cluster?.server, this.getCurrentUser()?.name]);
+      if (!this.dispatchers.has(key)) {
+        this.dispatchers.set(key, this.sharedDispatcher(cluster, agentOptions, build));
+      }
+      return this.dispatchers.get(key);
+    };
+  }
+
+  private sharedDispatcher(
+    cluster: k8s.Cluster | null,
+    agentOptions: AgentOptions,
+    build: CreateDispatcher,
+  ): Dispatcher | undefined {
+    const opts = this.createDispatcherOptions(cluster, agentOptions);
+    if (opts.type !== "agent") return build(cluster, agentOptions); // proxies: as client-node builds them
+    const { ca, cert, key, pfx, passphrase, ...connect } = opts.connect as ConnectionOptions;
+    const secureContext = createSecureContext({ ca, cert, key, pfx, passphrase });
+    return new Agent({ connect: { ...connect, secureContext } });
   }
 }
+
+type AgentOptions = Parameters<k8s.KubeConfig["createDispatcherOptions"]>[1];
+type CreateDispatcher = (
+  cluster: k8s.Cluster | null,
+  agentOptions: AgentOptions,
+) => Dispatcher | undefined;
 
 export interface ClientOptions {
   kubeconfig?: string;

@@ -9,11 +9,7 @@ import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../ap
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
-import {
-  type DockerRuntime,
-  type DockerSettings,
-  startDockerRuntime,
-} from "../backends/docker/index.js";
+import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js";
 import { PodBackend } from "../backends/pod/backend.js";
 import { podCacheView } from "../backends/pod/cache.js";
 import { Controller } from "../controller/controller.js";
@@ -123,6 +119,8 @@ export async function startSandboxController(
   let docker: DockerRuntime | undefined;
   if (opts.docker) {
     const registryCounter = orphanCounter(registry);
+    // Loaded only when enabled (see the CLI): a pod-only controller never parses dockerode.
+    const { startDockerRuntime } = await import("../backends/docker/index.js");
     docker = startDockerRuntime({
       docker: opts.docker.client,
       settings: { ...opts.docker.settings, egressImage: opts.egressImage },
@@ -192,6 +190,8 @@ export async function startSandboxController(
     const name = obj.metadata?.labels?.[Labels.sandbox];
     return name ? keyOf({ metadata: { namespace: obj.metadata?.namespace, name } }) : undefined;
   };
+  // Per-reconcile debug lines are built only when they would be written.
+  const debug = log.isLevelEnabled("debug");
   controller = new Controller({
     name: "sandbox",
     primary: sandboxes,
@@ -200,15 +200,17 @@ export async function startSandboxController(
       primaryKey: ownerKey,
     })),
     reconcile: async (key, ctx) => {
-      const sandboxLog = log.child({ sandbox: key });
       const started = performance.now();
       const outcome = await reconciler.reconcile(key, ctx.signal).catch((err) => {
-        sandboxLog.debug({ err: String(err) }, "reconcile error");
+        if (debug) log.debug({ sandbox: key, err: String(err) }, "reconcile error");
         // The retry backoff grows to minutes; the lifetime does not wait for it.
         expiryTimers.arm(key, reconciler.untilExpiry(key));
         throw err;
       });
-      sandboxLog.debug({ ms: Math.round(performance.now() - started), ...outcome }, "reconciled");
+      if (debug) {
+        const ms = Math.round(performance.now() - started);
+        log.debug({ sandbox: key, ms, ...outcome }, "reconciled");
+      }
       return outcome;
     },
     concurrency: opts.concurrency,

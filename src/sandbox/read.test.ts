@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readSandbox, readStatus } from "./read.js";
+import { readSandbox, readStatus, SandboxReader } from "./read.js";
 
 const base = {
   metadata: { name: "s", namespace: "ns", uid: "u", generation: 3 },
@@ -22,6 +22,39 @@ describe("readSandbox", () => {
     const view = readSandbox({ ...base, status: { finishedAt: "2024-01-01t00:00:00x" } });
     expect(view.invalid).toBeUndefined();
     expect(view.spec?.image).toBe("busybox");
+  });
+});
+
+describe("SandboxReader", () => {
+  it("reads an object once, and a new version of it afresh", () => {
+    const reader = new SandboxReader();
+    const stored = { ...base, status: { phase: "Pending" } };
+    const first = reader.read("ns/s", stored);
+    expect(reader.read("ns/s", stored)).toBe(first);
+    const next = { ...base, status: { phase: "Running" } };
+    expect(reader.read("ns/s", next)).not.toBe(first);
+    expect(reader.read("ns/s", next).status?.phase).toBe("Running");
+  });
+
+  it("parses the spec again only for a new generation or UID", () => {
+    const reader = new SandboxReader();
+    const at = (generation: number, uid = "u", status = {}) => ({
+      metadata: { ...base.metadata, uid, generation },
+      spec: { ...base.spec },
+      status,
+    });
+    const first = reader.read("ns/s", at(3)).spec;
+    expect(first?.image).toBe("busybox");
+    // Our own status write: a new object at the same generation.
+    const afterWrite = reader.read("ns/s", at(3, "u", { phase: "Running" }));
+    expect(afterWrite.spec).toBe(first);
+    expect(afterWrite.status?.phase).toBe("Running");
+    expect(reader.read("ns/s", at(4)).spec).not.toBe(first);
+    const recreated = reader.read("ns/s", at(4, "u2")).spec;
+    expect(recreated).toEqual(first);
+    expect(reader.read("ns/s", at(4, "u2")).spec).toBe(recreated);
+    reader.forget("ns/s");
+    expect(reader.read("ns/s", at(4, "u2")).spec).not.toBe(recreated);
   });
 });
 

@@ -38,14 +38,64 @@ interface Stored {
   status?: unknown;
 }
 
+/** The spec part of a view: what depends on the spec alone. */
+type SpecPart = Pick<SandboxView, "spec" | "invalid" | "lifetime" | "backend">;
+
+/** The Sandbox `raw` as the reconciler reads it (parsed afresh; see SandboxReader). */
 export function readSandbox(raw: unknown): SandboxView {
   const obj = (raw ?? {}) as Stored;
-  const metadata = obj.metadata ?? {};
-  const view: SandboxView = {
-    metadata,
-    storedStatus: obj.status,
-    status: readStatus(obj.status),
-  };
+  return Object.assign(viewOf(obj), parseSpec(obj));
+}
+
+/**
+ * Reads Sandboxes from the informer cache, parsing as little as it can: the
+ * cache replaces an object on every change and never mutates one it holds, so
+ * an object read before reads the same (a Sandbox reconciled again because its
+ * Pod moved, most reconciles); and a new version at the same UID and
+ * generation has the same spec (our own status writes, most new versions), so
+ * its spec is not parsed again. Callers must not mutate what it returns.
+ */
+export class SandboxReader {
+  /** Views by the cached object they were read from; weak: a dropped object takes its view along. */
+  private readonly views = new WeakMap<object, SandboxView>();
+  /** The spec last read per key, with the UID and generation it was read at. */
+  private readonly specs = new Map<string, { uid: string; generation: number; part: SpecPart }>();
+
+  read(key: string, raw: unknown): SandboxView {
+    if (typeof raw !== "object" || raw === null) return readSandbox(raw);
+    let view = this.views.get(raw);
+    if (!view) {
+      view = this.parse(key, raw as Stored);
+      this.views.set(raw, view);
+    }
+    return view;
+  }
+
+  /** Drop what is remembered of a Sandbox that is gone. */
+  forget(key: string): void {
+    this.specs.delete(key);
+  }
+
+  private parse(key: string, obj: Stored): SandboxView {
+    const view = viewOf(obj);
+    const { uid, generation } = view.metadata;
+    if (!uid || generation === undefined) return Object.assign(view, parseSpec(obj));
+    const known = this.specs.get(key);
+    if (known && known.uid === uid && known.generation === generation) {
+      return Object.assign(view, known.part);
+    }
+    const part = parseSpec(obj);
+    this.specs.set(key, { uid, generation, part });
+    return Object.assign(view, part);
+  }
+}
+
+function viewOf(obj: Stored): SandboxView {
+  return { metadata: obj.metadata ?? {}, storedStatus: obj.status, status: readStatus(obj.status) };
+}
+
+function parseSpec(obj: Stored): SpecPart {
+  const view: SpecPart = {};
   const spec = SandboxSpecSchema.safeParse(obj.spec);
   if (spec.success) {
     view.spec = spec.data;

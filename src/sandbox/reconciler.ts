@@ -24,7 +24,7 @@ import {
   SANDBOX_FINALIZER,
 } from "./decide.js";
 import { expiryTime, remaining } from "./lifetime.js";
-import { readSandbox, type SandboxView, sandboxOf } from "./read.js";
+import { SandboxReader, type SandboxView, sandboxOf } from "./read.js";
 import { phaseEvent, readySeconds } from "./status.js";
 
 export { SANDBOX_FINALIZER };
@@ -64,6 +64,7 @@ const MAX_ROUNDS = 2;
 export class SandboxReconciler {
   private readonly now: () => Date;
   private readonly config: DecideConfig;
+  private readonly reader = new SandboxReader();
 
   constructor(private readonly deps: ReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
@@ -86,7 +87,7 @@ export class SandboxReconciler {
   untilExpiry(key: string): number | undefined {
     const raw = this.deps.getSandbox(key);
     if (!raw) return undefined;
-    const view = readSandbox(raw);
+    const view = this.reader.read(key, raw);
     if (!view.lifetime || view.metadata.deletionTimestamp) return undefined;
     const at = expiryTime({
       creationTimestamp: view.metadata.creationTimestamp,
@@ -99,8 +100,12 @@ export class SandboxReconciler {
   async reconcile(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
     signal?.throwIfAborted();
     const raw = this.deps.getSandbox(key);
-    if (!raw) return {}; // deleted: owner references (pod) or the finalizer (docker) took care of it
-    const view = readSandbox(raw);
+    if (!raw) {
+      // Deleted: owner references (pod) or the finalizer (docker) took care of it.
+      this.reader.forget(key);
+      return {};
+    }
+    const view = this.reader.read(key, raw);
     const ref: SandboxRef = { metadata: view.metadata, status: view.storedStatus as object };
     const ctx: BackendContext = { record: (event) => this.deps.recordEvent(ref, event), signal };
 

@@ -18,13 +18,12 @@ import { keyOf } from "../../kube/object-key.js";
 import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
+import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
-import { desiredNetworkPolicy } from "./network-policy.js";
 import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./observe.js";
-import { desiredPod } from "./pod.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
-import { desiredService, serviceEndpoints } from "./service.js";
+import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
 
 /** Read access to what an informer has cached, keyed "namespace/name". */
@@ -84,8 +83,10 @@ export class PodBackend implements SandboxBackend {
   private readonly confirmedGone = new Set<string>();
   /** Egress sidecar restart count last seen, by Pod UID: a higher one is an Event. */
   private readonly sidecarRestarts = new Map<string, number>();
+  private readonly desired: DesiredObjects;
 
   constructor(private readonly deps: PodBackendDeps) {
+    this.desired = new DesiredObjects(deps.egress);
     this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
     this.networking = deps.kubeConfig.makeApiClient(k8s.NetworkingV1Api);
     const precondition = (uid: string | undefined) =>
@@ -283,7 +284,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensurePod(sandbox: Sandbox, ctx: BackendContext): Promise<k8s.V1Pod | undefined> {
-    const desired = desiredPod(sandbox, this.deps.egress);
+    const desired = this.desired.of(sandbox).pod;
     let actual = this.deps.pods.get(keyOf(sandbox));
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
     const opts = withSignal(ctx.signal);
@@ -379,16 +380,22 @@ export class PodBackend implements SandboxBackend {
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    await this.converge(sandbox, desiredNetworkPolicy(sandbox), this.networkPolicies, ctx, {
-      create: (namespace, body, o) =>
-        this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
-      replace: (name, namespace, body, o) =>
-        this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
-    });
+    await this.converge(
+      sandbox,
+      this.desired.of(sandbox).networkPolicy,
+      this.networkPolicies,
+      ctx,
+      {
+        create: (namespace, body, o) =>
+          this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
+        replace: (name, namespace, body, o) =>
+          this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
+      },
+    );
   }
 
   private async ensureService(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
-    const desired = desiredService(sandbox);
+    const desired = this.desired.of(sandbox).service;
     if (!desired) {
       const actual = this.deps.services.get(keyOf(sandbox));
       if (actual && isOwnedBy(actual, sandbox)) {

@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import type { Sandbox } from "../../api/sandbox.js";
+import { SandboxSpecSchema } from "../../api/sandbox-spec.js";
+import { DesiredObjects } from "./desired.js";
+
+const sandbox = (uid: string, spec = SandboxSpecSchema.parse({ image: "busybox" })): Sandbox => ({
+  apiVersion: "sandboxing.dev/v1alpha1",
+  kind: "Sandbox",
+  metadata: { name: "s", namespace: "ns", uid },
+  spec,
+});
+
+describe("DesiredObjects", () => {
+  const objects = new DesiredObjects({ image: "egress:dev" });
+
+  it("builds once per spec object and name, and afresh for a new spec or a new UID", () => {
+    const a = sandbox("u1");
+    const first = objects.of(a);
+    expect(objects.of({ ...a, metadata: { ...a.metadata } })).toBe(first);
+    expect(objects.of(sandbox("u1"))).not.toBe(first);
+    const renamed = objects.of({ ...a, metadata: { ...a.metadata, uid: "u2" } });
+    expect(renamed).not.toBe(first);
+    expect(renamed.pod.metadata?.ownerReferences?.[0]?.uid).toBe("u2");
+  });
+});
