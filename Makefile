@@ -10,12 +10,14 @@ include kind/kind.mk
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-# `npm install` rather than `npm ci`: the registry reachable here lacks other
-# platforms' optional binaries (e.g. @biomejs/cli-darwin-x64), so the lock
-# cannot list them and `npm ci` refuses the lock. With a lock present, install
-# still installs exactly the locked versions.
+# `npm install --no-save` rather than `npm ci` or a plain install: with a lock
+# present it installs exactly the locked versions, and --no-save keeps it from
+# rewriting package-lock.json, so `make deps` leaves a fresh clone's tree clean
+# whatever the registry it reaches lists (a registry that lists other platforms'
+# optional binaries, e.g. @biomejs/cli-darwin-x64, made a plain install add ~134
+# lines; the lock now lists them all). To change dependencies, run npm yourself.
 node_modules: package.json package-lock.json
-	$(NPM) install --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund --no-save
 	@touch node_modules
 
 .PHONY: deps
