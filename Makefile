@@ -21,7 +21,7 @@ node_modules: package.json package-lock.json
 	@touch node_modules
 
 .PHONY: deps
-deps: system-deps node_modules k8s-bins ## Install packages and build the test control plane binaries
+deps: system-deps node_modules k8s-bins node-bins ## Install packages and build the test control plane and node binaries
 
 .PHONY: system-deps
 system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; root)
@@ -30,6 +30,10 @@ system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; 
 .PHONY: k8s-bins
 k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached)
 	@bash hack/k8s-bins/build.sh
+
+.PHONY: node-bins
+node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause image (cached)
+	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: build
 build: node_modules ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable)
