@@ -181,9 +181,19 @@ mtu="$(cat "/sys/class/net/${dev:-none}/mtu" 2>/dev/null || echo 1500)"
 if [[ "$mtu" -lt 1500 ]]; then args+=(--mtu "$mtu"); fi
 
 log "starting dockerd ${args[*]} (log: $logfile)"
-# setsid + nohup: the daemon must outlive this script and the caller's shell;
-# 9>&-: it must not inherit (and so hold forever) the lock taken above.
-setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null 9>&- &
+# setsid + nohup: the daemon must outlive this script and the caller's shell.
+# It must inherit no descriptor but stdio: not the lock taken above (fd 9), nor
+# one a caller holds, e.g. `flock /tmp/sbx-docker.lock make images` (fd 3), or
+# dockerd and its containerd would hold that lock for as long as they run.
+close_inherited() {
+  local fd
+  for fd in /proc/self/fd/*; do
+    fd="${fd##*/}"
+    ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+  done
+  return 0
+}
+(close_inherited; exec setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null) &
 pid=$!
 if wait_ready "$pid"; then ready; fi
 tail -n 30 "$logfile" >&2 || true

@@ -29,9 +29,21 @@ export default async function setup(project: TestProject) {
   const reason = nodeUnavailableReason();
   if (reason) throw new Error(`the node project needs a host that can run a kubelet: ${reason}`);
   const began = performance.now();
-  execFileSync("flock", ["/tmp/sbx-docker.lock", "bash", join(REPO_ROOT, "hack/images/build-all.sh")], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  // `make test` builds the images first; a direct vitest run builds them when
+  // missing (under the lock every test that drives dockerd takes).
+  const present = (image: string) => {
+    try {
+      execFileSync("docker", ["image", "inspect", image], { stdio: "ignore" });
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!present(OPERATOR_IMAGE) || !present(SANDBOX_IMAGE)) {
+    execFileSync("flock", ["/tmp/sbx-docker.lock", "bash", join(REPO_ROOT, "hack/images/build-all.sh")], {
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+  }
   const imagesMs = Math.round(performance.now() - began);
   const cp = await startControlPlane({
     controllerManager: true,
