@@ -84,6 +84,10 @@ test-egress: system-deps build ## Egress tests in real network namespaces (root;
 test-docker: node_modules k8s-bins build images ## Docker backend tests against a real dockerd (root; started when absent)
 	$(NPM) exec -- vitest run --project docker
 
+.PHONY: test-node
+test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real node: kubelet, containerd, CNI, kube-proxy, kube-router (root)
+	$(NPM) exec -- vitest run --project node
+
 .PHONY: test
 test: deps lint typecheck crds-check build images-smoke ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

@@ -37,6 +37,8 @@ export default defineConfig({
           name: "node",
           include: ["test/node/**/*.test.ts"],
           globalSetup: ["test/support/node-global-setup.ts"],
+          // One file at a time: 2 cores, and a file may start a node of its own.
+          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },

@@ -27,7 +27,12 @@ import { createLogger } from "../src/observability/logger.js";
 import { startSandboxController } from "../src/sandbox/controller.js";
 import { startControlPlane } from "../test/support/control-plane.js";
 import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../test/support/docker.js";
-import { localTagOf, nodeUnavailableReason, type RealNode, startNode } from "../test/support/node/index.js";
+import {
+  localTagOf,
+  nodeUnavailableReason,
+  type RealNode,
+  startNode,
+} from "../test/support/node/index.js";
 import { REPO_ROOT } from "../test/support/paths.js";
 import { leaveSignalsToCaller } from "../test/support/processes.js";
 
@@ -74,7 +79,9 @@ let node: RealNode | undefined;
 if (realNode) {
   try {
     node = await startNode(cp, { name: "local-node", images: [OPERATOR_IMAGE, SANDBOX_IMAGE] });
-    process.stderr.write(`node local-node Ready in ${node.timings.total} ms (${JSON.stringify(node.timings)})\n`);
+    process.stderr.write(
+      `node local-node Ready in ${node.timings.total} ms (${JSON.stringify(node.timings)})\n`,
+    );
   } catch (err) {
     await cp.stop();
     throw err;
@@ -136,7 +143,10 @@ if (useDocker || realNode) {
   await kube("wait", "--for=jsonpath={.status.phase}=Succeeded", "sandbox/hello", "--timeout=180s");
   process.stderr.write(await kube("get", "sandbox", "hello"));
 }
-if (realNode) process.stderr.write(`$ kubectl logs hello -c sandbox\n${await kube("logs", "hello", "-c", "sandbox")}`);
+if (realNode)
+  process.stderr.write(
+    `$ kubectl logs hello -c sandbox\n${await kube("logs", "hello", "-c", "sandbox")}`,
+  );
 
 const where = useDocker
   ? "docker backend: sandboxes are containers on the local engine"

@@ -31,7 +31,12 @@ const N = Number(args.n);
 const COMMAND = ["sleep", "3600"];
 const log = (line: string) => process.stderr.write(`[bench:node] ${line}\n`);
 
-const cp = await startControlPlane({ controllerManager: true, scheduler: true, crds: true, kubeletClient: true });
+const cp = await startControlPlane({
+  controllerManager: true,
+  scheduler: true,
+  crds: true,
+  kubeletClient: true,
+});
 const node = await startNode(cp, { images: [OPERATOR_IMAGE, SANDBOX_IMAGE] });
 log(`node ${node.name} Ready in ${node.timings.total} ms`);
 const kc = cp.kubeConfig();
@@ -54,7 +59,11 @@ interface Timing {
 }
 
 /** Watch Pods in `namespace`, recording when each first reports Running and Ready. */
-async function track(namespace: string, created: Map<string, number>, timings: Map<string, Timing>) {
+async function track(
+  namespace: string,
+  created: Map<string, number>,
+  timings: Map<string, Timing>,
+) {
   const watch = new k8s.Watch(kc);
   const req = await watch.watch(
     `/api/v1/namespaces/${namespace}/pods`,
@@ -63,7 +72,8 @@ async function track(namespace: string, created: Map<string, number>, timings: M
       const name = pod.metadata!.name!;
       const t = timings.get(name) ?? {};
       const now = performance.now();
-      if (t.running === undefined && pod.status?.phase === "Running") t.running = now - created.get(name)!;
+      if (t.running === undefined && pod.status?.phase === "Running")
+        t.running = now - created.get(name)!;
       const ready = pod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
       if (t.ready === undefined && ready) t.ready = now - created.get(name)!;
       timings.set(name, t);
@@ -90,7 +100,12 @@ async function measure(kind: "sandbox" | "pod"): Promise<Map<string, Timing>> {
             version: VERSION,
             namespace,
             plural: SANDBOX_PLURAL,
-            body: { apiVersion: API_VERSION, kind: SANDBOX_KIND, metadata: { name }, spec: { image: NODE_SANDBOX_IMAGE, command: COMMAND } },
+            body: {
+              apiVersion: API_VERSION,
+              kind: SANDBOX_KIND,
+              metadata: { name },
+              spec: { image: NODE_SANDBOX_IMAGE, command: COMMAND },
+            },
           })
         : core.createNamespacedPod({
             namespace,
@@ -115,13 +130,15 @@ async function measure(kind: "sandbox" | "pod"): Promise<Map<string, Timing>> {
   await core.deleteNamespace({ name: namespace });
   // Let the node settle (containers stopped) before the next run.
   const settle = Date.now() + 120_000;
-  while (Date.now() < settle && node.ctr(["tasks", "ls", "-q"]).trim()) await new Promise((r) => setTimeout(r, 500));
+  while (Date.now() < settle && node.ctr(["tasks", "ls", "-q"]).trim())
+    await new Promise((r) => setTimeout(r, 500));
   return timings;
 }
 
 function percentiles(values: number[]) {
   const sorted = [...values].sort((a, b) => a - b);
-  const p = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+  const p = (q: number) =>
+    Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
   return { p50: p(0.5), p99: p(0.99), max: Math.round(sorted.at(-1)!) };
 }
 
@@ -137,21 +154,37 @@ try {
   const results = {
     date: new Date().toISOString(),
     n: N,
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), kernel: release() },
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+    },
     versions: {
-      kubelet: execFileSync(join(node.binDir, "kubelet"), ["--version"], { encoding: "utf8" }).trim(),
+      kubelet: execFileSync(join(node.binDir, "kubelet"), ["--version"], {
+        encoding: "utf8",
+      }).trim(),
       containerd: execFileSync("containerd", ["--version"], { encoding: "utf8" }).trim(),
       runc: execFileSync("runc", ["--version"], { encoding: "utf8" }).split("\n")[0],
     },
     nodeStartupMs: node.timings.total,
     barePodMs: bare,
     sandboxMs: sbx,
-    ratio: { running: +(sbx.running.p50 / bare.running.p50).toFixed(2), ready: +(sbx.ready.p50 / bare.ready.p50).toFixed(2) },
+    ratio: {
+      running: +(sbx.running.p50 / bare.running.p50).toFixed(2),
+      ready: +(sbx.ready.p50 / bare.ready.p50).toFixed(2),
+    },
   };
   writeFileSync(args.out!, `${JSON.stringify(results, null, 2)}\n`);
-  log(`N=${N}  bare Pod running p50/p99 ${bare.running.p50}/${bare.running.p99} ms, ready ${bare.ready.p50}/${bare.ready.p99} ms`);
-  log(`N=${N}  sandbox  running p50/p99 ${sbx.running.p50}/${sbx.running.p99} ms, ready ${sbx.ready.p50}/${sbx.ready.p99} ms`);
-  log(`ratio (p50) running ${results.ratio.running}x, ready ${results.ratio.ready}x -> ${args.out}`);
+  log(
+    `N=${N}  bare Pod running p50/p99 ${bare.running.p50}/${bare.running.p99} ms, ready ${bare.ready.p50}/${bare.ready.p99} ms`,
+  );
+  log(
+    `N=${N}  sandbox  running p50/p99 ${sbx.running.p50}/${sbx.running.p99} ms, ready ${sbx.ready.p50}/${sbx.ready.p99} ms`,
+  );
+  log(
+    `ratio (p50) running ${results.ratio.running}x, ready ${results.ratio.ready}x -> ${args.out}`,
+  );
 } finally {
   await controller.stop();
   await node.stop();

@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
-import { asWorkloadIn, containerPid, kubectl, NODE_SANDBOX_IMAGE, podFirewall } from "../support/node/pods.js";
+import {
+  asWorkloadIn,
+  containerPid,
+  kubectl,
+  NODE_SANDBOX_IMAGE,
+  podFirewall,
+} from "../support/node/pods.js";
 import { proveRoutes, STANDIN, type Standins, startStandins } from "../support/node/standins.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
 import { isReady, SandboxClient } from "../support/sandboxes.js";
@@ -31,14 +37,23 @@ const ZONE = {
 };
 
 beforeAll(async () => {
-  standins = await startStandins(inject("nodeNetns"), inject("nodePodCidr"), ZONE, ["allowed.test", "denied.test"]);
+  standins = await startStandins(inject("nodeNetns"), inject("nodePodCidr"), ZONE, [
+    "allowed.test",
+    "denied.test",
+  ]);
   ns = await testNamespace(kc, "egress");
   sbx = new SandboxClient(kc, ns.name);
-  operator = await startOperator({ namespace: ns.name, user: "operator-2", egressImage: OPERATOR_IMAGE });
+  operator = await startOperator({
+    namespace: ns.name,
+    user: "operator-2",
+    egressImage: OPERATOR_IMAGE,
+  });
   await sbx.create("attacker", {
     image: NODE_SANDBOX_IMAGE,
     command: ["sleep", "3600"],
-    network: { egress: { defaultAction: "deny", rules: [{ action: "allow", target: "allowed.test" }] } },
+    network: {
+      egress: { defaultAction: "deny", rules: [{ action: "allow", target: "allowed.test" }] },
+    },
   });
   await sbx.waitFor(
     "attacker",
@@ -57,19 +72,39 @@ afterAll(async () => {
 });
 
 /** A command in the workload container, as the workload (kubectl exec). */
-const inWorkload = (...argv: string[]) => kubectl(["exec", "-n", ns.name, "attacker", "-c", "sandbox", "--", ...argv]);
-const curl = (...args: string[]) => inWorkload("curl", "-sS", "-m", "4", "-o", "/dev/null", "-w", "%{http_code}", ...args);
-const seen = (address: string, port: number) => standins.connectionsTo(address).filter((c) => c.port === port).length;
+const inWorkload = (...argv: string[]) =>
+  kubectl(["exec", "-n", ns.name, "attacker", "-c", "sandbox", "--", ...argv]);
+const curl = (...args: string[]) =>
+  inWorkload("curl", "-sS", "-m", "4", "-o", "/dev/null", "-w", "%{http_code}", ...args);
+const seen = (address: string, port: number) =>
+  standins.connectionsTo(address).filter((c) => c.port === port).length;
 
 describe("egress in a real sandbox Pod", () => {
   it("routes every target to the stand-ins (proved before the attacks)", async () => {
-    const routes = await proveRoutes(inject("nodeNetns"), [STANDIN.allowed, STANDIN.denied, STANDIN.dns, STANDIN.metadata, STANDIN.privateHost]);
-    for (const [address, route] of Object.entries(routes)) expect(route, address).toMatch(/ dev sbxi-[0-9a-f]{6} /);
+    const routes = await proveRoutes(inject("nodeNetns"), [
+      STANDIN.allowed,
+      STANDIN.denied,
+      STANDIN.dns,
+      STANDIN.metadata,
+      STANDIN.privateHost,
+    ]);
+    for (const [address, route] of Object.entries(routes))
+      expect(route, address).toMatch(/ dev sbxi-[0-9a-f]{6} /);
     // Nowhere else: the node has no default route.
-    const outside = await exec("ip", ["-n", inject("nodeNetns"), "route", "get", "1.1.1.1"]).catch((e) => e);
+    const outside = await exec("ip", ["-n", inject("nodeNetns"), "route", "get", "1.1.1.1"]).catch(
+      (e) => e,
+    );
     expect(String(outside.stderr)).toContain("Network is unreachable");
     // The denied server is up and reachable from the node: a refusal below is the sandbox's doing.
-    const fromNode = await exec("nsenter", [`--net=/run/netns/${inject("nodeNetns")}`, "--", "curl", "-sS", "-m", "3", `http://${STANDIN.denied}:8080/`]);
+    const fromNode = await exec("nsenter", [
+      `--net=/run/netns/${inject("nodeNetns")}`,
+      "--",
+      "curl",
+      "-sS",
+      "-m",
+      "3",
+      `http://${STANDIN.denied}:8080/`,
+    ]);
     expect(fromNode.stdout).toBeDefined();
     expect(seen(STANDIN.denied, 8080)).toBe(1);
   });
@@ -92,9 +127,21 @@ describe("egress in a real sandbox Pod", () => {
       ["denied name, transparent 443", await curl("--noproxy", "*", "-k", "https://denied.test/")],
       ["direct IP, other port", await curl("--noproxy", "*", `http://${STANDIN.denied}:8080/`)],
       ["direct IP on 80", await curl("--noproxy", "*", `http://${STANDIN.denied}/`)],
-      ["allowed name, other port, direct", await curl("--noproxy", "*", "--resolve", `allowed.test:8080:${STANDIN.allowed}`, "http://allowed.test:8080/")],
+      [
+        "allowed name, other port, direct",
+        await curl(
+          "--noproxy",
+          "*",
+          "--resolve",
+          `allowed.test:8080:${STANDIN.allowed}`,
+          "http://allowed.test:8080/",
+        ),
+      ],
       ["IPv6", await curl("--noproxy", "*", "-6", "http://[2001:db8::10]/")],
-      ["metadata, transparent", await curl("--noproxy", "*", `http://${STANDIN.metadata}/latest/meta-data/`)],
+      [
+        "metadata, transparent",
+        await curl("--noproxy", "*", `http://${STANDIN.metadata}/latest/meta-data/`),
+      ],
       ["metadata via proxy", await curl(`http://${STANDIN.metadata}/latest/meta-data/`)],
       ["metadata, other port", await curl("--noproxy", "*", `http://${STANDIN.metadata}:8080/`)],
       ["private address via proxy", await curl(`http://${STANDIN.privateHost}:8080/`)],
@@ -109,8 +156,29 @@ describe("egress in a real sandbox Pod", () => {
   it("sends an allowed Host or SNI dialed at a denied address to the allowed name's address", async () => {
     const denied = standins.connectionsTo(STANDIN.denied).length;
     const [http, https] = [seen(STANDIN.allowed, 80), seen(STANDIN.allowed, 443)];
-    expect((await curl("--noproxy", "*", "--resolve", `allowed.test:80:${STANDIN.denied}`, "http://allowed.test/")).stdout).toBe("200");
-    expect((await curl("--noproxy", "*", "-k", "--resolve", `allowed.test:443:${STANDIN.denied}`, "https://allowed.test/")).stdout).toBe("200");
+    expect(
+      (
+        await curl(
+          "--noproxy",
+          "*",
+          "--resolve",
+          `allowed.test:80:${STANDIN.denied}`,
+          "http://allowed.test/",
+        )
+      ).stdout,
+    ).toBe("200");
+    expect(
+      (
+        await curl(
+          "--noproxy",
+          "*",
+          "-k",
+          "--resolve",
+          `allowed.test:443:${STANDIN.denied}`,
+          "https://allowed.test/",
+        )
+      ).stdout,
+    ).toBe("200");
     expect(seen(STANDIN.allowed, 80)).toBe(http + 1);
     expect(seen(STANDIN.allowed, 443)).toBe(https + 1);
     expect(standins.connectionsTo(STANDIN.denied).length).toBe(denied);
@@ -140,7 +208,11 @@ r=s.recv(512);print("rcode",r[3]&15,"answers",struct.unpack(">H",r[6:8])[0])`,
     const link = await inWorkload("busybox", "ip", "link", "set", "lo", "down");
     expect(link.code).not.toBe(0);
     expect(link.stderr).toMatch(/not permitted/i);
-    const raw = await inWorkload("python3", "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)");
+    const raw = await inWorkload(
+      "python3",
+      "-c",
+      "import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)",
+    );
     expect(raw.stderr).toContain("PermissionError");
     const nl = await inWorkload(
       "python3",
@@ -148,7 +220,9 @@ r=s.recv(512);print("rcode",r[3]&15,"answers",struct.unpack(">H",r[6:8])[0])`,
       "import socket; s=socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12); s.bind((0,0)); s.send(b'\\x14\\0\\0\\0\\x10\\0\\x05\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0'); print(s.recv(4096)[16:20].hex())",
     );
     // NFNL batch begin answered with an error (EPERM) or refused outright.
-    expect(nl.stdout + nl.stderr).toMatch(/ffffffff|PermissionError|ff ff ff ff|f3ffffff|Operation not permitted/);
+    expect(nl.stdout + nl.stderr).toMatch(
+      /ffffffff|PermissionError|ff ff ff ff|f3ffffff|Operation not permitted/,
+    );
     expect(await podFirewall(workload)).toBe(before);
   });
 
@@ -164,13 +238,23 @@ r=s.recv(512);print("rcode",r[3]&15,"answers",struct.unpack(">H",r[6:8])[0])`,
     ]);
     expect(attempt.stdout).not.toMatch(/^200/);
     expect(attempt.stdout).toMatch(/exit=[1-9]/);
-    const direct = await asWorkloadIn(workload, ["curl", "-sS", "-m", "3", "--noproxy", "*", `http://${STANDIN.denied}:8080/`]);
+    const direct = await asWorkloadIn(workload, [
+      "curl",
+      "-sS",
+      "-m",
+      "3",
+      "--noproxy",
+      "*",
+      `http://${STANDIN.denied}:8080/`,
+    ]);
     expect(direct.code).not.toBe(0);
     expect(seen(STANDIN.allowed, 80)).toBe(arrivedBefore);
     // The kubelet restarts the native sidecar; egress works again, as judged.
     await eventually(
       async () => {
-        const p = await kc.makeApiClient((await import("@kubernetes/client-node")).CoreV1Api).readNamespacedPod({ name: "attacker", namespace: ns.name });
+        const p = await kc
+          .makeApiClient((await import("@kubernetes/client-node")).CoreV1Api)
+          .readNamespacedPod({ name: "attacker", namespace: ns.name });
         const st = p.status?.initContainerStatuses?.find((s) => s.name === "egress");
         expect(st?.restartCount).toBeGreaterThanOrEqual(1);
         expect(st?.ready).toBe(true);

@@ -3,12 +3,11 @@
 // NetworkPolicy is enforced by kube-router, and stopping a node leaves nothing
 // behind on the host.
 import * as k8s from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inject } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
-import { startNode } from "../support/node/index.js";
 import { PAUSE_IMAGE } from "../support/node/images.js";
+import { startNode } from "../support/node/index.js";
 import { barePod, inNode, isRunningReady, kubectl, waitPod } from "../support/node/pods.js";
 
 const kc = kubeConfig();
@@ -40,14 +39,28 @@ describe("the real node", () => {
       namespace: ns.name,
       body: barePod("echo", ["sh", "-c", "echo hello from pid $$ on $(hostname); exit 0"]),
     });
-    const done = await waitPod(core, ns.name, "echo", (p) => expect(p.status?.phase).toBe("Succeeded"));
+    const done = await waitPod(core, ns.name, "echo", (p) =>
+      expect(p.status?.phase).toBe("Succeeded"),
+    );
     expect(done.status?.podIP).toMatch(/^10\.214\./);
     const logs = await kubectl(["logs", "-n", ns.name, "echo"]);
     expect(logs.stdout).toContain("hello from pid 1 on echo");
 
-    await core.createNamespacedPod({ namespace: ns.name, body: barePod("shell", ["sleep", "3600"]) });
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: barePod("shell", ["sleep", "3600"]),
+    });
     await waitPod(core, ns.name, "shell", isRunningReady);
-    const ran = await kubectl(["exec", "-n", ns.name, "shell", "--", "sh", "-c", "id -u; cat /proc/1/cmdline | tr '\\0' ' '"]);
+    const ran = await kubectl([
+      "exec",
+      "-n",
+      ns.name,
+      "shell",
+      "--",
+      "sh",
+      "-c",
+      "id -u; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
     expect(ran.stderr).toBe("");
     expect(ran.stdout).toBe("1000\nsleep 3600 \n");
   });
@@ -69,10 +82,23 @@ describe("the real node", () => {
     const clusterIp = svc.spec?.clusterIP;
     expect(clusterIp).toMatch(/^10\.96\./);
     const rules = await inNode("iptables-save", ["-t", "nat"]);
-    expect(rules.stdout).toContain(`-d ${clusterIp}/32 -p tcp -m comment --comment "${ns.name}/web cluster IP"`);
+    expect(rules.stdout).toContain(
+      `-d ${clusterIp}/32 -p tcp -m comment --comment "${ns.name}/web cluster IP"`,
+    );
     await eventually(
       async () => {
-        const got = await kubectl(["exec", "-n", ns.name, "shell", "--", "curl", "-sS", "-m", "3", `http://${clusterIp}/hostname`]);
+        const got = await kubectl([
+          "exec",
+          "-n",
+          ns.name,
+          "shell",
+          "--",
+          "curl",
+          "-sS",
+          "-m",
+          "3",
+          `http://${clusterIp}/hostname`,
+        ]);
         expect(got.stdout).toBe("web\n");
       },
       { timeout: 30_000, interval: 500 },
@@ -82,24 +108,54 @@ describe("the real node", () => {
   it("enforces NetworkPolicy (kube-router): an ingress deny, then an allow by label", async () => {
     await core.createNamespacedPod({
       namespace: ns.name,
-      body: barePod("target", ["python3", "-m", "http.server", "8080", "--directory", "/etc"], {}, { role: "target" }),
+      body: barePod(
+        "target",
+        ["python3", "-m", "http.server", "8080", "--directory", "/etc"],
+        {},
+        { role: "target" },
+      ),
     });
-    await core.createNamespacedPod({ namespace: ns.name, body: barePod("friend", ["sleep", "3600"], {}, { role: "friend" }) });
+    await core.createNamespacedPod({
+      namespace: ns.name,
+      body: barePod("friend", ["sleep", "3600"], {}, { role: "friend" }),
+    });
     const target = await waitPod(core, ns.name, "target", isRunningReady);
     await waitPod(core, ns.name, "friend", isRunningReady);
     const url = `http://${target.status?.podIP}:8080/hostname`;
     const fetchFrom = (pod: string) =>
-      kubectl(["exec", "-n", ns.name, pod, "--", "curl", "-sS", "-m", "2", "-o", "/dev/null", "-w", "%{http_code}", url]);
+      kubectl([
+        "exec",
+        "-n",
+        ns.name,
+        pod,
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "2",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+      ]);
 
     expect((await fetchFrom("friend")).stdout).toBe("200");
     await networking.createNamespacedNetworkPolicy({
       namespace: ns.name,
       body: {
         metadata: { name: "deny-target" },
-        spec: { podSelector: { matchLabels: { role: "target" } }, policyTypes: ["Ingress"], ingress: [] },
+        spec: {
+          podSelector: { matchLabels: { role: "target" } },
+          policyTypes: ["Ingress"],
+          ingress: [],
+        },
       },
     });
-    await eventually(async () => expect((await fetchFrom("friend")).code).not.toBe(0), { timeout: 30_000, interval: 500 });
+    await eventually(async () => expect((await fetchFrom("friend")).code).not.toBe(0), {
+      timeout: 30_000,
+      interval: 500,
+    });
     expect((await fetchFrom("shell")).code).not.toBe(0);
 
     await networking.createNamespacedNetworkPolicy({
@@ -109,11 +165,19 @@ describe("the real node", () => {
         spec: {
           podSelector: { matchLabels: { role: "target" } },
           policyTypes: ["Ingress"],
-          ingress: [{ _from: [{ podSelector: { matchLabels: { role: "friend" } } }], ports: [{ port: 8080 }] }],
+          ingress: [
+            {
+              _from: [{ podSelector: { matchLabels: { role: "friend" } } }],
+              ports: [{ port: 8080 }],
+            },
+          ],
         },
       },
     });
-    await eventually(async () => expect((await fetchFrom("friend")).stdout).toBe("200"), { timeout: 30_000, interval: 500 });
+    await eventually(async () => expect((await fetchFrom("friend")).stdout).toBe("200"), {
+      timeout: 30_000,
+      interval: 500,
+    });
     // Still denied for a Pod the policy does not name.
     expect((await fetchFrom("shell")).code).not.toBe(0);
   });
@@ -161,7 +225,9 @@ describe("stopping a node", () => {
     } finally {
       if (!stopped) await node.stop();
       // Its Pod's kubelet is gone: nothing else would ever confirm the deletion.
-      await core.deleteNamespacedPod({ name: "on-second-node", namespace: ns.name, gracePeriodSeconds: 0 }).catch(() => undefined);
+      await core
+        .deleteNamespacedPod({ name: "on-second-node", namespace: ns.name, gracePeriodSeconds: 0 })
+        .catch(() => undefined);
     }
     // The shared node is unaffected.
     const shared = await core.readNode({ name: inject("nodeName") });

@@ -65,13 +65,22 @@ describe("pod backend on a real node", () => {
     await sbx.create("noimage", { image: "registry.invalid/nope/missing:1", command: ["true"] });
     const stalled = await sbx.waitFor(
       "noimage",
-      (s) => expect(condition(s, ConditionType.Stalled)?.reason).toMatch(/^(ImagePullBackOff|ErrImagePull)$/),
+      (s) =>
+        expect(condition(s, ConditionType.Stalled)?.reason).toMatch(
+          /^(ImagePullBackOff|ErrImagePull)$/,
+        ),
       60_000,
     );
     expect(stalled.status?.phase).not.toBe("Failed");
-    const failed = await sbx.waitFor("noimage", (s) => expect(s.status?.phase).toBe("Failed"), 60_000);
+    const failed = await sbx.waitFor(
+      "noimage",
+      (s) => expect(s.status?.phase).toBe("Failed"),
+      60_000,
+    );
     const since = Date.parse(condition(stalled, ConditionType.Stalled)!.lastTransitionTime!);
-    const at = Date.parse(condition(failed, ConditionType.Ready)?.lastTransitionTime ?? new Date().toISOString());
+    const at = Date.parse(
+      condition(failed, ConditionType.Ready)?.lastTransitionTime ?? new Date().toISOString(),
+    );
     expect(at - since).toBeGreaterThanOrEqual((STALL_TIMEOUT - 1) * 1000);
     expect(JSON.stringify(failed.status)).toMatch(/ImagePull/);
   });
@@ -93,11 +102,27 @@ describe("pod backend on a real node", () => {
 
   it("kubectl exec runs in the sandbox with no capabilities; deleting the Sandbox removes the Pod", async () => {
     await sbx.create("shell", run("sleep 3600"));
-    await sbx.waitFor("shell", (s) => {
-      isReady(s);
-      expect(s.status?.phase).toBe("Running");
-    }, 90_000);
-    const status = await kubectl(["exec", "-n", ns.name, "shell", "-c", "sandbox", "--", "grep", "-E", "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):", "/proc/self/status"]);
+    await sbx.waitFor(
+      "shell",
+      (s) => {
+        isReady(s);
+        expect(s.status?.phase).toBe("Running");
+      },
+      90_000,
+    );
+    const status = await kubectl([
+      "exec",
+      "-n",
+      ns.name,
+      "shell",
+      "-c",
+      "sandbox",
+      "--",
+      "grep",
+      "-E",
+      "^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp):",
+      "/proc/self/status",
+    ]);
     expect(status.stdout).toMatch(/CapEff:\s+0000000000000000/);
     expect(status.stdout).toMatch(/CapPrm:\s+0000000000000000/);
     expect(status.stdout).toMatch(/CapBnd:\s+0000000000000000/);
@@ -107,7 +132,10 @@ describe("pod backend on a real node", () => {
     expect(id.stdout).toMatch(/^uid=1000\b/);
 
     await sbx.delete("shell");
-    await eventually(async () => expect(await sbx.pod("shell")).toBeUndefined(), { timeout: 60_000, interval: 500 });
+    await eventually(async () => expect(await sbx.pod("shell")).toBeUndefined(), {
+      timeout: 60_000,
+      interval: 500,
+    });
     await sbx.waitGone("shell", 30_000);
   });
 });

@@ -357,9 +357,44 @@ function kubeletClientCert(dir: string): KubeletClientCert {
   const p = (f: string) => join(pki, f);
   const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
   const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl("req", "-x509", ...ec, "-keyout", p("ca.key"), "-out", p("ca.crt"), "-days", "7", "-subj", "/CN=kubelet-client-ca");
-  openssl("req", ...ec, "-keyout", p("client.key"), "-out", p("client.csr"), "-subj", "/O=system:masters/CN=kube-apiserver-kubelet-client");
-  openssl("x509", "-req", "-in", p("client.csr"), "-CA", p("ca.crt"), "-CAkey", p("ca.key"), "-CAcreateserial", "-out", p("client.crt"), "-days", "7");
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-days",
+    "7",
+    "-subj",
+    "/CN=kubelet-client-ca",
+  );
+  openssl(
+    "req",
+    ...ec,
+    "-keyout",
+    p("client.key"),
+    "-out",
+    p("client.csr"),
+    "-subj",
+    "/O=system:masters/CN=kube-apiserver-kubelet-client",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    p("client.csr"),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("client.crt"),
+    "-days",
+    "7",
+  );
   return { caPath: p("ca.crt"), certPath: p("client.crt"), keyPath: p("client.key") };
 }
 

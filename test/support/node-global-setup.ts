@@ -40,9 +40,13 @@ export default async function setup(project: TestProject) {
     }
   };
   if (!present(OPERATOR_IMAGE) || !present(SANDBOX_IMAGE)) {
-    execFileSync("flock", ["/tmp/sbx-docker.lock", "bash", join(REPO_ROOT, "hack/images/build-all.sh")], {
-      stdio: ["ignore", "inherit", "inherit"],
-    });
+    execFileSync(
+      "flock",
+      ["/tmp/sbx-docker.lock", "bash", join(REPO_ROOT, "hack/images/build-all.sh")],
+      {
+        stdio: ["ignore", "inherit", "inherit"],
+      },
+    );
   }
   const imagesMs = Math.round(performance.now() - began);
   const cp = await startControlPlane({

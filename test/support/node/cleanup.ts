@@ -14,7 +14,12 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { CGROUP_V1_CONTROLLERS, trySh } from "./host.js";
-import { deleteNetwork, hostFirewallMentions, type NodeNetwork, networkLeftovers } from "./network.js";
+import {
+  deleteNetwork,
+  hostFirewallMentions,
+  type NodeNetwork,
+  networkLeftovers,
+} from "./network.js";
 
 export interface NodeState {
   /** PID of the process that owns the node (test runner, make run). */
@@ -42,7 +47,9 @@ export function nodeProcesses(s: NodeState): number[] {
     try {
       const cgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-      const inTree = cgroups.split("\n").some((l) => l.split(":")[2]?.startsWith(`${s.cgroupRoot}/`));
+      const inTree = cgroups
+        .split("\n")
+        .some((l) => l.split(":")[2]?.startsWith(`${s.cgroupRoot}/`));
       const inNetns = netns !== undefined && readlinkSync(`/proc/${pid}/ns/net`) === netns;
       if (inTree || inNetns || cmdline.includes(s.containerdSocket)) {
         pids.push(pid);
@@ -65,7 +72,9 @@ export function nodeMounts(s: NodeState): string[] {
 }
 
 export function nodeCgroups(s: NodeState): string[] {
-  return CGROUP_HIERARCHIES.map((h) => `/sys/fs/cgroup/${h}${s.cgroupRoot}`).filter((d) => existsSync(d));
+  return CGROUP_HIERARCHIES.map((h) => `/sys/fs/cgroup/${h}${s.cgroupRoot}`).filter((d) =>
+    existsSync(d),
+  );
 }
 
 function removeCgroupTree(dir: string): void {
@@ -81,7 +90,11 @@ async function waitGone(pids: number[], ms: number): Promise<number[]> {
   let alive = pids;
   while (alive.length && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
-    alive = alive.filter((pid) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8")));
+    alive = alive.filter(
+      (pid) =>
+        existsSync(`/proc/${pid}`) &&
+        !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8")),
+    );
   }
   return alive;
 }
@@ -121,7 +134,10 @@ export async function sweep(s: NodeState): Promise<void> {
 function restoreSysctls(s: NodeState): void {
   for (const [key, before] of Object.entries(s.sysctls)) {
     const path = `/proc/sys/${key.replaceAll(".", "/")}`;
-    if (KUBELET_SYSCTLS[key] !== undefined && readFileSync(path, "utf8").trim() === KUBELET_SYSCTLS[key]) {
+    if (
+      KUBELET_SYSCTLS[key] !== undefined &&
+      readFileSync(path, "utf8").trim() === KUBELET_SYSCTLS[key]
+    ) {
       trySh("sysctl", ["-qw", `${key}=${before}`]);
     }
   }
@@ -145,10 +161,12 @@ export function leftovers(s: NodeState): string[] {
   for (const m of nodeMounts(s)) left.push(`mount ${m}`);
   for (const c of nodeCgroups(s)) left.push(`cgroup ${c}`);
   left.push(...networkLeftovers(s.net));
-  for (const line of hostFirewallMentions(s.net, [s.net.netns])) left.push(`host firewall: ${line}`);
+  for (const line of hostFirewallMentions(s.net, [s.net.netns]))
+    left.push(`host firewall: ${line}`);
   for (const [key, before] of Object.entries(s.sysctls)) {
     const now = readFileSync(`/proc/sys/${key.replaceAll(".", "/")}`, "utf8").trim();
-    if (now !== before && now === KUBELET_SYSCTLS[key]) left.push(`sysctl ${key}=${now} (was ${before})`);
+    if (now !== before && now === KUBELET_SYSCTLS[key])
+      left.push(`sysctl ${key}=${now} (was ${before})`);
   }
   return left;
 }
@@ -164,4 +182,3 @@ export async function reapStaleNodes(base: string): Promise<void> {
     await sweep(s).catch((err) => process.stderr.write(`reaping stale node ${s.name}: ${err}\n`));
   }
 }
-

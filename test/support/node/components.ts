@@ -145,5 +145,10 @@ export function startKubeRouter(f: NodeFiles): Started {
 }
 
 function inNode(f: NodeFiles, name: string, bin: string, args: string[]): Started {
-  return startProcess(name, "nsenter", [`--net=/run/netns/${f.net.netns}`, "--", bin, ...args], f.dir);
+  return startProcess(
+    name,
+    "nsenter",
+    [`--net=/run/netns/${f.net.netns}`, "--", bin, ...args],
+    f.dir,
+  );
 }

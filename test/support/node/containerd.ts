@@ -122,13 +122,23 @@ export async function startContainerd(
   const proc = startProcess(
     "containerd",
     "nsenter",
-    [`--net=/run/netns/${net.netns}`, "--", "containerd", "--config", configPath, "--log-level", "warn"],
+    [
+      `--net=/run/netns/${net.netns}`,
+      "--",
+      "containerd",
+      "--config",
+      configPath,
+      "--log-level",
+      "warn",
+    ],
     dir,
   );
   const deadline = Date.now() + 30_000;
   while (!(existsSync(p.socket) && trySh("ctr", ["--address", p.socket, "version"]))) {
-    if (proc.child.exitCode !== null) throw new Error(`containerd exited with ${proc.child.exitCode} (see ${proc.logPath})`);
-    if (Date.now() > deadline) throw new Error(`containerd did not answer within 30 s (see ${proc.logPath})`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`containerd exited with ${proc.child.exitCode} (see ${proc.logPath})`);
+    if (Date.now() > deadline)
+      throw new Error(`containerd did not answer within 30 s (see ${proc.logPath})`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return proc;

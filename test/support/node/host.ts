@@ -61,9 +61,13 @@ export const CNI_BIN_DIR = "/usr/lib/cni";
 /** Why a kubelet cannot run here, or undefined when it can. */
 export function nodeUnavailableReason(): string | undefined {
   if (process.platform !== "linux") return `not Linux (${process.platform})`;
-  if (process.getuid?.() !== 0) return "not root (a kubelet needs root for cgroups, mounts and netns)";
+  if (process.getuid?.() !== 0)
+    return "not root (a kubelet needs root for cgroups, mounts and netns)";
   for (const c of ["cpu", "cpuset", "memory", "pids"]) {
-    if (!existsSync(`/sys/fs/cgroup/${c}/cgroup.procs`) && !existsSync("/sys/fs/cgroup/cgroup.controllers")) {
+    if (
+      !existsSync(`/sys/fs/cgroup/${c}/cgroup.procs`) &&
+      !existsSync("/sys/fs/cgroup/cgroup.controllers")
+    ) {
       return `no cgroup ${c} controller mounted under /sys/fs/cgroup`;
     }
   }
@@ -72,7 +76,8 @@ export function nodeUnavailableReason(): string | undefined {
     return "cgroup v2 (unified) host: the test node is configured for the cgroup v1 hierarchy";
   }
   for (const [tool, pkg] of TOOLS) {
-    if (!trySh("sh", ["-c", `command -v ${tool}`])) return `${tool} missing (Debian package ${pkg}; make system-deps)`;
+    if (!trySh("sh", ["-c", `command -v ${tool}`]))
+      return `${tool} missing (Debian package ${pkg}; make system-deps)`;
   }
   for (const plugin of ["bridge", "host-local", "loopback", "portmap"]) {
     if (!existsSync(`${CNI_BIN_DIR}/${plugin}`)) {

@@ -25,7 +25,11 @@ export function localTagOf(image: string): string {
 function normalized(image: string): string {
   const withTag = /:[^/]+$/.test(image) ? image : `${image}:latest`;
   const first = withTag.split("/")[0]!;
-  if (withTag.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")) return withTag;
+  if (
+    withTag.includes("/") &&
+    (first.includes(".") || first.includes(":") || first === "localhost")
+  )
+    return withTag;
   return withTag.includes("/") ? `docker.io/${withTag}` : `docker.io/library/${withTag}`;
 }
 
@@ -41,7 +45,10 @@ export function importDockerImages(p: ContainerdPaths, images: string[]): string
   const imported: string[] = [];
   for (const image of images) {
     const id = trySh("docker", ["image", "inspect", "-f", "{{.Id}}", image])?.trim();
-    if (!id) throw new Error(`image ${image} is not in the local Docker engine: run \`make images\` first`);
+    if (!id)
+      throw new Error(
+        `image ${image} is not in the local Docker engine: run \`make images\` first`,
+      );
     const mark = join(marks, normalized(image).replaceAll("/", "_"));
     const present = imageList(p).includes(normalized(image));
     if (present && existsSync(mark) && readFileSync(mark, "utf8") === id) continue;
@@ -53,7 +60,13 @@ export function importDockerImages(p: ContainerdPaths, images: string[]): string
       rmSync(tar, { force: true });
     }
     if (image.endsWith(":latest") || !/:[^/]+$/.test(image)) {
-      ctr(p, ["images", "tag", "--force", normalized(image), normalized(localTagOf(normalized(image)))]);
+      ctr(p, [
+        "images",
+        "tag",
+        "--force",
+        normalized(image),
+        normalized(localTagOf(normalized(image))),
+      ]);
     }
     writeFileSync(mark, id);
     imported.push(image);

@@ -19,8 +19,8 @@ import * as k8s from "@kubernetes/client-node";
 import type { ControlPlane } from "../control-plane.js";
 import { REPO_ROOT } from "../paths.js";
 import type { Started } from "../processes.js";
-import { type NodeState, leftovers, reapStaleNodes, sweep, KUBELET_SYSCTLS } from "./cleanup.js";
-import { startKubelet, startKubeProxy, startKubeRouter, type NodeFiles } from "./components.js";
+import { KUBELET_SYSCTLS, leftovers, type NodeState, reapStaleNodes, sweep } from "./cleanup.js";
+import { type NodeFiles, startKubelet, startKubeProxy, startKubeRouter } from "./components.js";
 import { type ContainerdPaths, containerdPaths, ctr, startContainerd } from "./containerd.js";
 import { CGROUP_V1_CONTROLLERS, inNetns, nodeUnavailableReason, trySh } from "./host.js";
 import { importDockerImages, importPause, PAUSE_IMAGE } from "./images.js";
@@ -43,7 +43,10 @@ export interface NodeOptions {
 }
 
 /** What of the control plane a node needs (a test worker rebuilds it from provided values). */
-export type NodeControlPlane = Pick<ControlPlane, "server" | "dir" | "adminToken" | "kubeletClientCaPath" | "kubeConfig">;
+export type NodeControlPlane = Pick<
+  ControlPlane,
+  "server" | "dir" | "adminToken" | "kubeletClientCaPath" | "kubeConfig"
+>;
 
 export interface RealNode {
   name: string;
@@ -88,7 +91,8 @@ function containerdRoot(dir: string): string {
   const shared = join(cacheRoot(), "node-containerd");
   const owner = join(cacheRoot(), "node-containerd.owner");
   const holder = existsSync(owner) ? Number(readFileSync(owner, "utf8")) : 0;
-  if (holder && holder !== process.pid && existsSync(`/proc/${holder}`)) return join(dir, "containerd-root");
+  if (holder && holder !== process.pid && existsSync(`/proc/${holder}`))
+    return join(dir, "containerd-root");
   writeFileSync(owner, String(process.pid));
   return shared;
 }
@@ -107,7 +111,10 @@ function createCgroupRoot(root: string): void {
 }
 
 /** The apiserver listens on loopback; node components reach it through the host's end of the link. */
-async function apiserverRelay(cp: NodeControlPlane, host: string): Promise<{ server: Server; port: number }> {
+async function apiserverRelay(
+  cp: NodeControlPlane,
+  host: string,
+): Promise<{ server: Server; port: number }> {
   const target = new URL(cp.server);
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
@@ -157,7 +164,8 @@ current-context: test
 export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): Promise<RealNode> {
   const reason = nodeUnavailableReason();
   if (reason) throw new NodeUnavailableError(reason);
-  if (!cp.kubeletClientCaPath) throw new Error("startNode needs a control plane started with kubeletClient: true");
+  if (!cp.kubeletClientCaPath)
+    throw new Error("startNode needs a control plane started with kubeletClient: true");
   const began = performance.now();
   const timings: Record<string, number> = {};
   const time = async <T>(step: string, fn: () => Promise<T> | T): Promise<T> => {
@@ -198,7 +206,8 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
   const stop = async () => {
     // Kubelet first, so it restarts nothing; then every container, then the rest.
     for (const p of started.filter((p) => p.name === "kubelet")) await p.stop();
-    if (started.some((p) => p.name === "containerd" && p.child.exitCode === null)) removeAllContainers(containerd);
+    if (started.some((p) => p.name === "containerd" && p.child.exitCode === null))
+      removeAllContainers(containerd);
     for (const p of started.reverse()) await p.stop();
     relay?.close();
     await sweep(state);
@@ -213,7 +222,9 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
     const kubeconfig = join(dir, "node.kubeconfig");
     writeFileSync(kubeconfig, nodeKubeconfig(cp, `https://${net.hostIp}:${r.port}`));
 
-    started.push(await time("containerd", () => startContainerd(dir, containerd, net, PAUSE_IMAGE)));
+    started.push(
+      await time("containerd", () => startContainerd(dir, containerd, net, PAUSE_IMAGE)),
+    );
     await time("images", () => {
       importPause(containerd, binDir);
       importDockerImages(containerd, opts.images ?? []);
@@ -232,7 +243,9 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
       taints: opts.taints ?? [],
     };
     started.push(startKubelet(files));
-    await time("registered", () => waitRegistered(core, name, started, opts.readyTimeoutMs ?? 120_000));
+    await time("registered", () =>
+      waitRegistered(core, name, started, opts.readyTimeoutMs ?? 120_000),
+    );
     // kube-router identifies its node by the Node object: start it (and kube-proxy) once there is one.
     started.push(startKubeProxy(files), startKubeRouter(files));
     await time("ready", () => waitReady(core, name, started, opts.readyTimeoutMs ?? 120_000));
@@ -258,12 +271,20 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
   };
 }
 
-async function waitRegistered(core: k8s.CoreV1Api, name: string, started: Started[], timeoutMs: number) {
+async function waitRegistered(
+  core: k8s.CoreV1Api,
+  name: string,
+  started: Started[],
+  timeoutMs: number,
+) {
   const deadline = Date.now() + timeoutMs;
   while (!(await core.readNode({ name }).catch(() => undefined))) {
     const dead = started.find((p) => p.child.exitCode !== null);
     if (dead) throw new Error(`${dead.name} exited with ${dead.child.exitCode}:\n${logTail(dead)}`);
-    if (Date.now() > deadline) throw new Error(`node ${name} did not register in ${timeoutMs} ms:\n${started.map(logTail).join("\n")}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `node ${name} did not register in ${timeoutMs} ms:\n${started.map(logTail).join("\n")}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -305,7 +326,9 @@ async function waitForChains(net: NodeNetwork, started: Started[]) {
     const dead = started.find((p) => p.child.exitCode !== null);
     if (dead) throw new Error(`${dead.name} exited with ${dead.child.exitCode}:\n${logTail(dead)}`);
     if (Date.now() > deadline) {
-      throw new Error(`kube-proxy/kube-router chains missing after 60 s:\n${started.map(logTail).join("\n")}`);
+      throw new Error(
+        `kube-proxy/kube-router chains missing after 60 s:\n${started.map(logTail).join("\n")}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -318,8 +341,14 @@ function logTail(p: Started): string {
 
 /** Kill and remove every container and Pod sandbox the node's containerd holds. */
 function removeAllContainers(p: ContainerdPaths): void {
-  const ids = (args: string[]) => (trySh("ctr", ["--address", p.socket, "-n", "k8s.io", ...args]) ?? "").split("\n").filter(Boolean);
-  for (const id of ids(["tasks", "ls", "-q"])) trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id]);
-  for (const id of ids(["tasks", "ls", "-q"])) trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "tasks", "rm", "-f", id]);
-  for (const id of ids(["containers", "ls", "-q"])) trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "containers", "rm", id]);
+  const ids = (args: string[]) =>
+    (trySh("ctr", ["--address", p.socket, "-n", "k8s.io", ...args]) ?? "")
+      .split("\n")
+      .filter(Boolean);
+  for (const id of ids(["tasks", "ls", "-q"]))
+    trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id]);
+  for (const id of ids(["tasks", "ls", "-q"]))
+    trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "tasks", "rm", "-f", id]);
+  for (const id of ids(["containers", "ls", "-q"]))
+    trySh("ctr", ["--address", p.socket, "-n", "k8s.io", "containers", "rm", id]);
 }

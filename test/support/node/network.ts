@@ -51,7 +51,18 @@ export function freeIndex(): number {
 export function createNetwork(net: NodeNetwork): void {
   const ns = ["-n", net.netns];
   sh("ip", ["netns", "add", net.netns]);
-  sh("ip", ["link", "add", net.hostInterface, "type", "veth", "peer", "name", "eth0", "netns", net.netns]);
+  sh("ip", [
+    "link",
+    "add",
+    net.hostInterface,
+    "type",
+    "veth",
+    "peer",
+    "name",
+    "eth0",
+    "netns",
+    net.netns,
+  ]);
   sh("ip", ["addr", "add", `${net.hostIp}/30`, "dev", net.hostInterface]);
   sh("ip", ["link", "set", net.hostInterface, "up"]);
   sh("ip", [...ns, "link", "set", "lo", "up"]);
@@ -81,12 +92,18 @@ export function deleteNetwork(net: NodeNetwork): void {
 /** What of the network is still on the host (for the leave-nothing-behind check). */
 export function networkLeftovers(net: NodeNetwork): string[] {
   const left: string[] = [];
-  if (trySh("ip", ["netns", "list"])?.split("\n").some((l) => l.split(" ")[0] === net.netns)) {
+  if (
+    trySh("ip", ["netns", "list"])
+      ?.split("\n")
+      .some((l) => l.split(" ")[0] === net.netns)
+  ) {
     left.push(`netns ${net.netns}`);
   }
-  if (trySh("ip", ["link", "show", net.hostInterface]) !== undefined) left.push(`link ${net.hostInterface}`);
+  if (trySh("ip", ["link", "show", net.hostInterface]) !== undefined)
+    left.push(`link ${net.hostInterface}`);
   const routes = sh("ip", ["-4", "route", "show", "table", "all"]);
-  for (const cidr of [net.podCidr, net.nodeIp]) if (routes.includes(cidr.split("/")[0]!)) left.push(`route ${cidr}`);
+  for (const cidr of [net.podCidr, net.nodeIp])
+    if (routes.includes(cidr.split("/")[0]!)) left.push(`route ${cidr}`);
   return left;
 }
 
@@ -98,7 +115,12 @@ export function hostFirewallMentions(net: NodeNetwork, needles: string[]): strin
     trySh("ip6tables-nft-save", []),
     trySh("nft", ["list", "ruleset"]),
   ].join("\n");
-  const words = [net.podCidr.split("/")[0]!.replace(/\.0$/, "."), net.nodeIp, net.hostInterface, ...needles];
+  const words = [
+    net.podCidr.split("/")[0]!.replace(/\.0$/, "."),
+    net.nodeIp,
+    net.hostInterface,
+    ...needles,
+  ];
   return dumps.split("\n").filter((line) => words.some((w) => line.includes(w)));
 }
 

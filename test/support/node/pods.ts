@@ -3,7 +3,7 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { expect, inject } from "vitest";
 import { SANDBOX_IMAGE } from "../docker.js";
 import { eventually } from "../eventually.js";
@@ -31,25 +31,42 @@ export async function kubectl(args: string[], timeoutMs = 60_000): Promise<Ran> 
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
   }
 }
 
 /** `ip netns exec`-free: a command in the node's network namespace. */
 export async function inNode(cmd: string, args: string[]): Promise<Ran> {
   try {
-    const { stdout, stderr } = await exec("nsenter", [`--net=/run/netns/${inject("nodeNetns")}`, "--", cmd, ...args], {
-      timeout: 30_000,
-    });
+    const { stdout, stderr } = await exec(
+      "nsenter",
+      [`--net=/run/netns/${inject("nodeNetns")}`, "--", cmd, ...args],
+      {
+        timeout: 30_000,
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
   }
 }
 
 /** A plain Pod running `command` in the sandbox-basic image. */
-export function barePod(name: string, command: string[], extra: Partial<k8s.V1PodSpec> = {}, labels: Record<string, string> = {}): k8s.V1Pod {
+export function barePod(
+  name: string,
+  command: string[],
+  extra: Partial<k8s.V1PodSpec> = {},
+  labels: Record<string, string> = {},
+): k8s.V1Pod {
   return {
     metadata: { name, labels: { app: name, ...labels } },
     spec: {
@@ -87,10 +104,22 @@ export const isRunningReady = (p: k8s.V1Pod) => {
 
 /** Host PID of a Pod's container (by container name), from the node's containerd. */
 export async function containerPid(pod: k8s.V1Pod, container: string): Promise<number> {
-  const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
-  const id = statuses.find((s) => s.name === container)?.containerID?.replace(/^containerd:\/\//, "");
+  const statuses = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ];
+  const id = statuses
+    .find((s) => s.name === container)
+    ?.containerID?.replace(/^containerd:\/\//, "");
   if (!id) throw new Error(`no container ${container} in ${pod.metadata?.name}`);
-  const { stdout } = await exec("ctr", ["--address", inject("nodeContainerd").socket, "-n", "k8s.io", "tasks", "ls"]);
+  const { stdout } = await exec("ctr", [
+    "--address",
+    inject("nodeContainerd").socket,
+    "-n",
+    "k8s.io",
+    "tasks",
+    "ls",
+  ]);
   const line = stdout.split("\n").find((l) => l.startsWith(`${id} `));
   const pid = Number(line?.trim().split(/\s+/)[1]);
   if (!pid) throw new Error(`container ${container} (${id}) has no task:\n${stdout}`);
@@ -99,13 +128,30 @@ export async function containerPid(pod: k8s.V1Pod, container: string): Promise<n
 
 /** A command in a container's network namespace, as the workload's UID with no capabilities. */
 export async function asWorkloadIn(pid: number, argv: string[], uid = 1000): Promise<Ran> {
-  const wrapped = ["-t", String(pid), "-n", "--", "setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--", ...argv];
+  const wrapped = [
+    "-t",
+    String(pid),
+    "-n",
+    "--",
+    "setpriv",
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+    ...argv,
+  ];
   try {
     const { stdout, stderr } = await exec("nsenter", wrapped, { timeout: 30_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === "number" ? e.code : -1, stdout: e.stdout ?? "", stderr: e.stderr ?? "" };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
   }
 }
 
@@ -113,14 +159,25 @@ export async function asWorkloadIn(pid: number, argv: string[], uid = 1000): Pro
 export async function podFirewall(pid: number): Promise<string> {
   const dump = async (cmd: string) => {
     try {
-      return (await exec("nsenter", ["-t", String(pid), "-n", "--", cmd], { timeout: 10_000 })).stdout;
+      return (await exec("nsenter", ["-t", String(pid), "-n", "--", cmd], { timeout: 10_000 }))
+        .stdout;
     } catch {
       return "";
     }
   };
   // Counters change with traffic; the rules are what matters.
-  const strip = (s: string) => s.split("\n").filter((l) => !l.startsWith("#")).map((l) => l.replace(/\[\d+:\d+\]/g, "")).join("\n");
+  const strip = (s: string) =>
+    s
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .map((l) => l.replace(/\[\d+:\d+\]/g, ""))
+      .join("\n");
   return strip(
-    [await dump("iptables-legacy-save"), await dump("ip6tables-legacy-save"), await dump("iptables-nft-save"), await dump("ip6tables-nft-save")].join("\n"),
+    [
+      await dump("iptables-legacy-save"),
+      await dump("ip6tables-legacy-save"),
+      await dump("iptables-nft-save"),
+      await dump("ip6tables-nft-save"),
+    ].join("\n"),
   );
 }

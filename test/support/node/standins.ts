@@ -9,8 +9,8 @@
 //                                          servers on .10 (allowed), .20 (denied),
 //                                          169.254.169.254, 10.99.0.10; DNS on .53
 import { randomBytes } from "node:crypto";
-import { makeTestCert, type TestCert } from "../../egress/support/certs.js";
 import type { Zone } from "../../egress/support/authoritative-dns.js";
+import { makeTestCert, type TestCert } from "../../egress/support/certs.js";
 import { Netns, uniqueName } from "../../egress/support/netns.js";
 import { type JsonLinesProcess, must, run, tsNode } from "../../egress/support/processes.js";
 
@@ -37,23 +37,50 @@ export interface Standins {
   destroy(): Promise<void>;
 }
 
-export async function startStandins(nodeNetns: string, podCidr: string, zone: Zone, names: string[]): Promise<Standins> {
+export async function startStandins(
+  nodeNetns: string,
+  podCidr: string,
+  zone: Zone,
+  names: string[],
+): Promise<Standins> {
   const netns = await Netns.create(uniqueName("standin"));
   const nodeIf = `sbxi-${randomBytes(3).toString("hex")}`;
   const n = (args: string[]) => must(["ip", "-n", nodeNetns, ...args]);
   const s = (args: string[]) => must(["ip", "-n", netns.name, ...args]);
   try {
-    await must(["ip", "-n", nodeNetns, "link", "add", nodeIf, "type", "veth", "peer", "name", "eth0", "netns", netns.name]);
+    await must([
+      "ip",
+      "-n",
+      nodeNetns,
+      "link",
+      "add",
+      nodeIf,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      "eth0",
+      "netns",
+      netns.name,
+    ]);
     await n(["addr", "add", `${STANDIN.gateway}/24`, "dev", nodeIf]);
     await n(["link", "set", nodeIf, "up"]);
-    for (const a of [STANDIN.allowed, STANDIN.denied, STANDIN.dns]) await s(["addr", "add", `${a}/24`, "dev", "eth0"]);
-    for (const a of [STANDIN.metadata, STANDIN.privateHost]) await s(["addr", "add", `${a}/32`, "dev", "eth0"]);
+    for (const a of [STANDIN.allowed, STANDIN.denied, STANDIN.dns])
+      await s(["addr", "add", `${a}/24`, "dev", "eth0"]);
+    for (const a of [STANDIN.metadata, STANDIN.privateHost])
+      await s(["addr", "add", `${a}/32`, "dev", "eth0"]);
     await s(["link", "set", "eth0", "up"]);
     await s(["route", "add", podCidr, "via", STANDIN.gateway]);
-    for (const a of [STANDIN.metadata, STANDIN.privateHost]) await n(["route", "add", `${a}/32`, "via", STANDIN.allowed, "dev", nodeIf]);
+    for (const a of [STANDIN.metadata, STANDIN.privateHost])
+      await n(["route", "add", `${a}/32`, "via", STANDIN.allowed, "dev", nodeIf]);
     const cert = makeTestCert(names);
     const internet = netns.spawn(
-      tsNode("test/egress/support/internet-main.ts", { certPath: cert.certPath, keyPath: cert.keyPath, dnsHost: STANDIN.dns, zone }),
+      tsNode("test/egress/support/internet-main.ts", {
+        certPath: cert.certPath,
+        keyPath: cert.keyPath,
+        dnsHost: STANDIN.dns,
+        zone,
+      }),
     );
     await internet.waitFor((l) => l.event === "ready", 60_000);
     const lines = () => internet.lines;
@@ -61,7 +88,8 @@ export async function startStandins(nodeNetns: string, podCidr: string, zone: Zo
       netns,
       internet,
       cert,
-      connectionsTo: (address) => lines().filter((l) => l.event === "connection" && l.local === address),
+      connectionsTo: (address) =>
+        lines().filter((l) => l.event === "connection" && l.local === address),
       requests: () => lines().filter((l) => l.event === "request"),
       dnsQueries: () => lines().filter((l) => l.event === "dns"),
       destroy: async () => {
@@ -82,7 +110,10 @@ export async function startStandins(nodeNetns: string, podCidr: string, zone: Zo
  * Where the node would send a packet to each address: all must leave through
  * the stand-ins' link, so an attack that "works" can only ever reach them.
  */
-export async function proveRoutes(nodeNetns: string, addresses: string[]): Promise<Record<string, string>> {
+export async function proveRoutes(
+  nodeNetns: string,
+  addresses: string[],
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const a of addresses) {
     out[a] = (await must(["ip", "-n", nodeNetns, "route", "get", a])).trim();

@@ -8,7 +8,12 @@ import { leaveSignalsToCaller } from "../processes.js";
 import { startNode } from "./index.js";
 
 leaveSignalsToCaller();
-const cp = await startControlPlane({ controllerManager: true, scheduler: true, crds: true, kubeletClient: true });
+const cp = await startControlPlane({
+  controllerManager: true,
+  scheduler: true,
+  crds: true,
+  kubeletClient: true,
+});
 const node = await startNode(cp, {
   images: process.argv.includes("--images") ? [OPERATOR_IMAGE, SANDBOX_IMAGE] : [],
 }).catch(async (err) => {
@@ -20,7 +25,9 @@ console.log(`export KUBECONFIG=${cp.kubeconfigPath}`);
 const stop = async () => {
   const began = performance.now();
   await node.stop();
-  console.log(`node stopped in ${Math.round(performance.now() - began)} ms; left behind: ${JSON.stringify(node.leftovers())}`);
+  console.log(
+    `node stopped in ${Math.round(performance.now() - began)} ms; left behind: ${JSON.stringify(node.leftovers())}`,
+  );
   await cp.stop();
   process.exit(0);
 };
