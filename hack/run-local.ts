@@ -29,6 +29,7 @@ import { startControlPlane } from "../test/support/control-plane.js";
 import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../test/support/docker.js";
 import {
   localTagOf,
+  NODE_CONTROLLERS,
   nodeUnavailableReason,
   type RealNode,
   startNode,
@@ -73,6 +74,7 @@ const cp = await startControlPlane({
   scheduler: !useDocker,
   kwok: !useDocker && !realNode,
   kubeletClient: realNode,
+  extraControllers: realNode ? NODE_CONTROLLERS : [],
   crds: true,
 });
 let node: RealNode | undefined;

@@ -17,7 +17,7 @@ import { createLogger } from "../../src/observability/logger.js";
 import { startSandboxController } from "../../src/sandbox/controller.js";
 import { startControlPlane } from "../../test/support/control-plane.js";
 import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
-import { startNode } from "../../test/support/node/index.js";
+import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
 import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
 
@@ -36,6 +36,7 @@ const cp = await startControlPlane({
   scheduler: true,
   crds: true,
   kubeletClient: true,
+  extraControllers: NODE_CONTROLLERS,
 });
 const node = await startNode(cp, { images: [OPERATOR_IMAGE, SANDBOX_IMAGE] });
 log(`node ${node.name} Ready in ${node.timings.total} ms`);

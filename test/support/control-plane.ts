@@ -36,6 +36,11 @@ export interface ControlPlaneOptions {
    * trust; without it a kubelet would have to allow anonymous requests.
    */
   kubeletClient?: boolean;
+  /**
+   * More kube-controller-manager controllers, e.g. "endpointslice-controller",
+   * which Services need on a real node (kube-proxy routes to EndpointSlices).
+   */
+  extraControllers?: string[];
 }
 
 export interface ControlPlane {
@@ -165,7 +170,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           join(binDir, "kube-controller-manager"),
           [
             `--kubeconfig=${kubeconfigPath}`,
-            "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller",
+            `--controllers=${[
+              "garbage-collector-controller",
+              "namespace-controller",
+              "serviceaccount-controller",
+              "deployment-controller",
+              "replicaset-controller",
+              ...(opts.extraControllers ?? []),
+            ].join(",")}`,
             "--leader-elect=false",
             "--secure-port=0",
             `--concurrent-gc-syncs=${opts.scale ? 20 : 5}`,

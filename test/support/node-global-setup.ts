@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startControlPlane } from "./control-plane.js";
 import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "./docker.js";
-import { nodeUnavailableReason, startNode } from "./node/index.js";
+import { NODE_CONTROLLERS, nodeUnavailableReason, startNode } from "./node/index.js";
 import { STANDIN_DNS } from "./node/standins.js";
 import { REPO_ROOT } from "./paths.js";
 
@@ -54,6 +54,7 @@ export default async function setup(project: TestProject) {
     scheduler: true,
     crds: true,
     kubeletClient: true,
+    extraControllers: NODE_CONTROLLERS,
   });
   const node = await startNode(cp, {
     images: [OPERATOR_IMAGE, SANDBOX_IMAGE],

@@ -124,6 +124,8 @@ metricsBindAddress: 127.0.0.1:10249
 # nf_conntrack_max is global (the host's): leave it, and the timeouts, alone.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 iptables: {localhostNodePorts: false}
+# No CAP_SYS_RESOURCE here: an OOM score below the current one cannot be set.
+oomScoreAdj: 0
 `,
   );
   return inNode(f, "kube-proxy", join(f.binDir, "kube-proxy"), [`--config=${configPath}`, "--v=1"]);

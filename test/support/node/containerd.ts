@@ -34,7 +34,6 @@ function config(p: ContainerdPaths, pauseImage: string): string {
   return `version = 2
 root = "${p.root}"
 state = "${p.state}"
-oom_score = -999
 
 [grpc]
   address = "${p.socket}"
@@ -58,6 +57,11 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   netns_mounts_under_state_dir = true
   # This VM mounts no hugetlb hierarchy.
   tolerate_missing_hugetlb_controller = true
+  # Root here lacks CAP_SYS_RESOURCE (the VM withholds it), so no process may
+  # lower its OOM score: the kubelet asks for -998 (pause) and -997
+  # (Guaranteed), and runc fails ("can't get final child's PID from pipe").
+  # Clamp every container's oom_score_adj at containerd's own instead.
+  restrict_oom_score_adj = true
   disable_apparmor = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

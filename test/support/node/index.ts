@@ -27,6 +27,9 @@ import { importDockerImages, importPause, PAUSE_IMAGE } from "./images.js";
 import { createNetwork, freeIndex, type NodeNetwork, networkFor, readSysctl } from "./network.js";
 
 export { nodeUnavailableReason } from "./host.js";
+
+/** Controllers a control plane with real nodes needs beside the harness's own: Services' endpoints. */
+export const NODE_CONTROLLERS = ["endpointslice-controller"];
 export { LOCAL_TAG, localTagOf, PAUSE_IMAGE } from "./images.js";
 
 export interface NodeOptions {

@@ -5,7 +5,7 @@
 import { startControlPlane } from "../control-plane.js";
 import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../docker.js";
 import { leaveSignalsToCaller } from "../processes.js";
-import { startNode } from "./index.js";
+import { NODE_CONTROLLERS, startNode } from "./index.js";
 
 leaveSignalsToCaller();
 const cp = await startControlPlane({
@@ -13,6 +13,7 @@ const cp = await startControlPlane({
   scheduler: true,
   crds: true,
   kubeletClient: true,
+  extraControllers: NODE_CONTROLLERS,
 });
 const node = await startNode(cp, {
   images: process.argv.includes("--images") ? [OPERATOR_IMAGE, SANDBOX_IMAGE] : [],
