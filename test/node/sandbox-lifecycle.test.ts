@@ -78,10 +78,9 @@ describe("pod backend on a real node", () => {
       60_000,
     );
     const since = Date.parse(condition(stalled, ConditionType.Stalled)!.lastTransitionTime!);
-    const at = Date.parse(
-      condition(failed, ConditionType.Ready)?.lastTransitionTime ?? new Date().toISOString(),
-    );
-    expect(at - since).toBeGreaterThanOrEqual((STALL_TIMEOUT - 1) * 1000);
+    // Observed (polled every 100 ms) no sooner than the stall timeout after the stall began
+    // (condition times have second resolution).
+    expect(Date.now() - since).toBeGreaterThanOrEqual((STALL_TIMEOUT - 1) * 1000);
     expect(JSON.stringify(failed.status)).toMatch(/ImagePull/);
   });
 
