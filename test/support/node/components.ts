@@ -37,7 +37,9 @@ export interface NodeFiles {
  *   imported, not pulled, and the shared disk's usage is not this node's
  *   business; GC or eviction would remove what cannot be pulled back.
  * - syncFrequency 10s (default 1m): the kubelet rewrites downward-API volumes
- *   on a Pod sync, so a policy change reaches the sidecar within ~10 s here.
+ *   on a Pod sync. An annotation change triggers one at once (~1 s from the
+ *   Sandbox patch to the sidecar enforcing it, test/node/policy-update.test.ts);
+ *   the periodic sync is the worst case.
  * - authentication by client certificate (the apiserver's kubelet-client
  *   certificate) and authorization by webhook: exec and logs work through the
  *   apiserver, and nothing else on the node's address (a Pod, say) can use the
