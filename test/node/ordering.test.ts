@@ -3,9 +3,10 @@
 // starts the workload only once the sidecar's startup probe passes. Proved from
 // the kubelet's own timestamps, with the operator's image and with images
 // whose sidecar is slow to become ready (8 s) or never does.
-import { execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import type { ContainerdPaths } from "../support/node/containerd.js";
@@ -21,19 +22,37 @@ const NEVER = "sandbox-operator-test/slow-egress:never";
 const namespaces: Awaited<ReturnType<typeof testNamespace>>[] = [];
 const operators: RunningOperator[] = [];
 
-/** The operator image, with the sidecar's start delayed by `sleep` (its health port opens late or never). */
-function buildDelayedSidecarImage(tag: string, sleep: string) {
+const exec = promisify(execFile);
+
+/**
+ * The operator image, with the sidecar's start delayed by `sleep` (its health
+ * port opens late or never), built once per tag under the shared Docker lock
+ * (asynchronously, so the test's timeout holds while the lock is busy) and
+ * imported into the node.
+ */
+const built = new Map<string, Promise<void>>();
+function delayedSidecarImage(tag: string, sleep: string): Promise<void> {
+  if (!built.has(tag)) built.set(tag, buildAndImport(tag, sleep));
+  return built.get(tag)!;
+}
+async function buildAndImport(tag: string, sleep: string): Promise<void> {
   const dockerfile = `FROM ${OPERATOR_IMAGE}
 USER 0
 RUN printf '#!/bin/sh\\nif [ "$1" = egress ]; then sleep ${sleep}; fi\\nexec node /app/dist/cli/main.js "$@"\\n' > /delayed-egress && chmod 755 /delayed-egress
 USER 65532:65532
 ENTRYPOINT ["/usr/bin/tini", "--", "/delayed-egress"]
 `;
-  execFileSync("flock", ["/tmp/sbx-docker.lock", "docker", "build", "-q", "-t", tag, "-"], {
-    input: dockerfile,
-    env: { ...process.env, DOCKER_BUILDKIT: "0" },
-    stdio: ["pipe", "ignore", "pipe"],
-  });
+  const child = exec(
+    "flock",
+    ["-w", "400", "/tmp/sbx-docker.lock", "docker", "build", "-q", "-t", tag, "-"],
+    {
+      env: { ...process.env, DOCKER_BUILDKIT: "0" },
+      timeout: 500_000,
+    },
+  );
+  child.child.stdin?.end(dockerfile);
+  await child;
+  importDockerImages(inject("nodeContainerd") as ContainerdPaths, [tag]);
 }
 
 async function sandboxWith(egressImage: string, prefix: string) {
@@ -45,11 +64,6 @@ async function sandboxWith(egressImage: string, prefix: string) {
   return { ns: ns.name, sbx };
 }
 
-beforeAll(() => {
-  buildDelayedSidecarImage(SLOW, "8");
-  buildDelayedSidecarImage(NEVER, "infinity");
-  importDockerImages(inject("nodeContainerd") as ContainerdPaths, [SLOW, NEVER]);
-}, 300_000);
 afterAll(async () => {
   for (const o of operators) await o.stop();
   for (const ns of namespaces) await ns.delete();
@@ -80,6 +94,7 @@ describe("start-up order on the real node", () => {
   });
 
   it("a sidecar that takes 8 s to answer its startup probe holds the workload back 8 s", async () => {
+    await delayedSidecarImage(SLOW, "8");
     const { ns, sbx } = await sandboxWith(SLOW, "order-slow");
     await sbx.waitFor("ordered", isReady, 120_000);
     const pod = await core.readNamespacedPod({ name: "ordered", namespace: ns });
@@ -88,9 +103,10 @@ describe("start-up order on the real node", () => {
     const gap = at(workload?.state?.running?.startedAt) - at(sidecar?.state?.running?.startedAt);
     // Timestamps have second resolution; the sleep alone is 8 s.
     expect(gap).toBeGreaterThanOrEqual(7_000);
-  });
+  }, 600_000);
 
   it("a sidecar that never becomes ready: the workload never starts", async () => {
+    await delayedSidecarImage(NEVER, "infinity");
     const { ns, sbx } = await sandboxWith(NEVER, "order-never");
     const pod = await waitPod(core, ns, "ordered", (p) => {
       const { lockdown, sidecar } = startTimes(p);
@@ -107,5 +123,5 @@ describe("start-up order on the real node", () => {
     const s = await sbx.get("ordered");
     expect(s?.status?.phase).not.toBe("Running");
     expect(pod.metadata?.uid).toBe(later.metadata?.uid);
-  });
+  }, 600_000);
 });

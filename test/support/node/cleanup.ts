@@ -45,6 +45,9 @@ export function nodeProcesses(s: NodeState): number[] {
     const pid = Number(entry);
     if (!pid || pid === process.pid) continue;
     try {
+      // A zombie holds nothing but its PID: when the shim that would reap a
+      // container is gone, PID 1 does, in its own time.
+      if (/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"))) continue;
       const cgroups = readFileSync(`/proc/${pid}/cgroup`, "utf8");
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       const inTree = cgroups
