@@ -10,16 +10,18 @@ include kind/kind.mk
 help: ## List targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-# `npm install` rather than `npm ci`: the registry reachable here lacks other
-# platforms' optional binaries (e.g. @biomejs/cli-darwin-x64), so the lock
-# cannot list them and `npm ci` refuses the lock. With a lock present, install
-# still installs exactly the locked versions.
+# `npm install --no-save` rather than `npm ci` or a plain install: with a lock
+# present it installs exactly the locked versions, and --no-save keeps it from
+# rewriting package-lock.json, so `make deps` leaves a fresh clone's tree clean
+# whatever the registry it reaches lists (a registry that lists other platforms'
+# optional binaries, e.g. @biomejs/cli-darwin-x64, made a plain install add ~134
+# lines; the lock now lists them all). To change dependencies, run npm yourself.
 node_modules: package.json package-lock.json
-	$(NPM) install --no-audit --no-fund
+	$(NPM) install --no-audit --no-fund --no-save
 	@touch node_modules
 
 .PHONY: deps
-deps: system-deps node_modules k8s-bins ## Install packages and build the test control plane binaries
+deps: system-deps node_modules k8s-bins node-bins ## Install packages and build the test control plane and node binaries
 
 .PHONY: system-deps
 system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; root)
@@ -28,6 +30,10 @@ system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; 
 .PHONY: k8s-bins
 k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok (cached)
 	@bash hack/k8s-bins/build.sh
+
+.PHONY: node-bins
+node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause image (cached)
+	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: build
 build: node_modules ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable)
@@ -77,6 +83,10 @@ test-egress: system-deps build ## Egress tests in real network namespaces (root;
 .PHONY: test-docker
 test-docker: node_modules k8s-bins build images ## Docker backend tests against a real dockerd (root; started when absent)
 	$(NPM) exec -- vitest run --project docker
+
+.PHONY: test-node
+test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real node: kubelet, containerd, CNI, kube-proxy, kube-router (root)
+	$(NPM) exec -- vitest run --project node
 
 .PHONY: test
 test: deps lint typecheck crds-check build images-smoke ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests

@@ -31,6 +31,19 @@ export default defineConfig({
         },
       },
       {
+        // Against a real node (kubelet, containerd, CNI, kube-proxy, kube-router):
+        // the pod backend's Pods really run. Root; see test/support/node/.
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          globalSetup: ["test/support/node-global-setup.ts"],
+          // One file at a time: 2 cores, and a file may start a node of its own.
+          fileParallelism: false,
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
         test: {
           name: "egress",
           include: ["test/egress/**/*.test.ts"],

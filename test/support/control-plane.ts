@@ -30,6 +30,17 @@ export interface ControlPlaneOptions {
   scale?: { pods: number };
   /** Audit every request, reads and watches too (default: writes only). */
   auditAllVerbs?: boolean;
+  /**
+   * A client certificate for the apiserver to present to kubelets (exec, logs,
+   * port-forward), signed by a CA of its own that real nodes (test/support/node)
+   * trust; without it a kubelet would have to allow anonymous requests.
+   */
+  kubeletClient?: boolean;
+  /**
+   * More kube-controller-manager controllers, e.g. "endpointslice-controller",
+   * which Services need on a real node (kube-proxy routes to EndpointSlices).
+   */
+  extraControllers?: string[];
 }
 
 export interface ControlPlane {
@@ -40,6 +51,8 @@ export interface ControlPlane {
   auditLogPath: string;
   dir: string;
   binDir: string;
+  /** The CA of the apiserver's kubelet-client certificate (with `kubeletClient`). */
+  kubeletClientCaPath?: string;
   /** Milliseconds each step of start-up took. */
   timings: Record<string, number>;
   kubeConfig(): k8s.KubeConfig;
@@ -119,8 +132,17 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   try {
     const etcdUrl = await time("etcd", () => startEtcd(binDir, dir, remember));
     const adminToken = randomBytes(24).toString("hex");
+    const kubeletClient = opts.kubeletClient ? kubeletClientCert(dir) : undefined;
     const apiserver = await time("kube-apiserver", () =>
-      startApiserver(binDir, dir, etcdUrl, adminToken, !!opts.auditAllVerbs, remember),
+      startApiserver(
+        binDir,
+        dir,
+        etcdUrl,
+        adminToken,
+        !!opts.auditAllVerbs,
+        remember,
+        kubeletClient,
+      ),
     );
     const { server, caPath, auditLogPath } = apiserver;
     const kubeconfigPath = join(dir, "admin.kubeconfig");
@@ -148,7 +170,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
           join(binDir, "kube-controller-manager"),
           [
             `--kubeconfig=${kubeconfigPath}`,
-            "--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,deployment-controller,replicaset-controller",
+            `--controllers=${[
+              "garbage-collector-controller",
+              "namespace-controller",
+              "serviceaccount-controller",
+              "deployment-controller",
+              "replicaset-controller",
+              ...(opts.extraControllers ?? []),
+            ].join(",")}`,
             "--leader-elect=false",
             "--secure-port=0",
             `--concurrent-gc-syncs=${opts.scale ? 20 : 5}`,
@@ -186,6 +215,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       auditLogPath,
       dir,
       binDir,
+      kubeletClientCaPath: kubeletClient?.caPath,
       timings,
       kubeConfig,
       killApiserver: async () => {
@@ -244,6 +274,7 @@ async function startApiserver(
   adminToken: string,
   auditAllVerbs: boolean,
   remember: (p: Started) => Started,
+  kubeletClient?: KubeletClientCert,
 ): Promise<{
   server: string;
   caPath: string;
@@ -300,6 +331,13 @@ async function startApiserver(
         "--audit-log-format=json",
         // Never rotate (0 would mean lumberjack's 100 MB): readers keep byte offsets.
         "--audit-log-maxsize=1000000",
+        ...(kubeletClient
+          ? [
+              `--kubelet-client-certificate=${kubeletClient.certPath}`,
+              `--kubelet-client-key=${kubeletClient.keyPath}`,
+              "--kubelet-preferred-address-types=InternalIP",
+            ]
+          : []),
       ],
       dir,
     );
@@ -313,6 +351,63 @@ async function startApiserver(
   const proc = remember(launch());
   await waitReady(proc);
   return { server, caPath, auditLogPath, proc, launch, waitReady };
+}
+
+interface KubeletClientCert {
+  caPath: string;
+  certPath: string;
+  keyPath: string;
+}
+
+/**
+ * A CA and the apiserver's client certificate for kubelets, in system:masters
+ * so the kubelet's webhook authorization (a SubjectAccessReview) allows it.
+ */
+function kubeletClientCert(dir: string): KubeletClientCert {
+  const pki = join(dir, "kubelet-client");
+  mkdirSync(pki);
+  const p = (f: string) => join(pki, f);
+  const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  openssl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    p("ca.key"),
+    "-out",
+    p("ca.crt"),
+    "-days",
+    "7",
+    "-subj",
+    "/CN=kubelet-client-ca",
+  );
+  openssl(
+    "req",
+    ...ec,
+    "-keyout",
+    p("client.key"),
+    "-out",
+    p("client.csr"),
+    "-subj",
+    "/O=system:masters/CN=kube-apiserver-kubelet-client",
+  );
+  openssl(
+    "x509",
+    "-req",
+    "-in",
+    p("client.csr"),
+    "-CA",
+    p("ca.crt"),
+    "-CAkey",
+    p("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    p("client.crt"),
+    "-days",
+    "7",
+  );
+  return { caPath: p("ca.crt"), certPath: p("client.crt"), keyPath: p("client.key") };
 }
 
 async function startKwok(

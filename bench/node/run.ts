@@ -1,0 +1,223 @@
+// Real-node start-up latency of the pod backend: apply -> Running and apply ->
+// Ready for N sandboxes (egress-init, egress sidecar with its startup probe,
+// workload) against N bare Pods with the same image and command, created in
+// the same run on the same node (test/support/node). Figures, not a timed test.
+//
+//   npm run bench:node [-- --n 50 --out bench/results/node.json]
+import { execFileSync } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { cpus, release, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import * as k8s from "@kubernetes/client-node";
+import { Registry } from "prom-client";
+import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../../src/api/group.js";
+import { loadKubeConfig } from "../../src/kube/config.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { startSandboxController } from "../../src/sandbox/controller.js";
+import { startControlPlane } from "../../test/support/control-plane.js";
+import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
+import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
+import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
+import { REPO_ROOT } from "../../test/support/paths.js";
+
+const { values: args } = parseArgs({
+  options: {
+    n: { type: "string", default: "50" },
+    /**
+     * Objects in flight at once. A sandbox requests 60m CPU (the sidecar's 50m
+     * and the workload's 10m), so a 2-CPU node schedules 28 at a time: 50 run
+     * as two waves of 25, bare Pods too.
+     */
+    wave: { type: "string", default: "25" },
+    out: { type: "string", default: join(REPO_ROOT, "bench/results/node.json") },
+  },
+});
+const N = Number(args.n);
+const WAVE = Number(args.wave);
+const RESOURCES = { cpu: "10m", memory: "64Mi" };
+const COMMAND = ["sleep", "3600"];
+const log = (line: string) => process.stderr.write(`[bench:node] ${line}\n`);
+
+const cp = await startControlPlane({
+  controllerManager: true,
+  scheduler: true,
+  crds: true,
+  kubeletClient: true,
+  extraControllers: NODE_CONTROLLERS,
+});
+const node = await startNode(cp, { images: [OPERATOR_IMAGE, SANDBOX_IMAGE] });
+log(`node ${node.name} Ready in ${node.timings.total} ms`);
+const kc = cp.kubeConfig();
+const core = kc.makeApiClient(k8s.CoreV1Api);
+const objects = kc.makeApiClient(k8s.CustomObjectsApi);
+const controller = await startSandboxController({
+  kubeConfig: loadKubeConfig({ kubeconfig: cp.kubeconfigPath, qps: 100, burst: 200 }),
+  namespaces: [],
+  defaultBackend: "pod",
+  egressImage: OPERATOR_IMAGE,
+  concurrency: 8,
+  stallTimeoutSeconds: 300,
+  registry: new Registry(),
+  log: createLogger({ level: "silent" }),
+});
+
+interface Timing {
+  running?: number;
+  ready?: number;
+}
+
+/** Watch Pods in `namespace`, recording when each first reports Running and Ready. */
+async function track(
+  namespace: string,
+  created: Map<string, number>,
+  timings: Map<string, Timing>,
+) {
+  const watch = new k8s.Watch(kc);
+  const req = await watch.watch(
+    `/api/v1/namespaces/${namespace}/pods`,
+    {},
+    (_type, pod: k8s.V1Pod) => {
+      const name = pod.metadata!.name!;
+      const t = timings.get(name) ?? {};
+      const now = performance.now();
+      if (t.running === undefined && pod.status?.phase === "Running")
+        t.running = now - created.get(name)!;
+      const ready = pod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+      if (t.ready === undefined && ready) t.ready = now - created.get(name)!;
+      timings.set(name, t);
+    },
+    () => undefined,
+  );
+  return () => req.abort();
+}
+
+async function measure(kind: "sandbox" | "pod"): Promise<Map<string, Timing>> {
+  const all = new Map<string, Timing>();
+  for (let first = 0; first < N; first += WAVE) {
+    const wave = await measureWave(kind, first, Math.min(N, first + WAVE));
+    for (const [k, v] of wave) all.set(k, v);
+  }
+  return all;
+}
+
+async function measureWave(
+  kind: "sandbox" | "pod",
+  from: number,
+  to: number,
+): Promise<Map<string, Timing>> {
+  const namespace = `bench-${kind}-${from}`;
+  await core.createNamespace({ body: { metadata: { name: namespace } } });
+  const created = new Map<string, number>();
+  const timings = new Map<string, Timing>();
+  const stop = await track(namespace, created, timings);
+  const creates: Promise<unknown>[] = [];
+  for (let i = from; i < to; i++) {
+    const name = `${kind}-${i}`;
+    created.set(name, performance.now());
+    creates.push(
+      kind === "sandbox"
+        ? objects.createNamespacedCustomObject({
+            group: GROUP,
+            version: VERSION,
+            namespace,
+            plural: SANDBOX_PLURAL,
+            body: {
+              apiVersion: API_VERSION,
+              kind: SANDBOX_KIND,
+              metadata: { name },
+              spec: { image: NODE_SANDBOX_IMAGE, command: COMMAND, resources: RESOURCES },
+            },
+          })
+        : core.createNamespacedPod({
+            namespace,
+            body: {
+              metadata: { name },
+              spec: {
+                restartPolicy: "Never",
+                automountServiceAccountToken: false,
+                containers: [
+                  {
+                    name: "main",
+                    image: NODE_SANDBOX_IMAGE,
+                    command: COMMAND,
+                    resources: { requests: RESOURCES, limits: RESOURCES },
+                  },
+                ],
+              },
+            },
+          }),
+    );
+  }
+  await Promise.all(creates);
+  const deadline = Date.now() + 600_000;
+  while ([...created.keys()].some((n) => timings.get(n)?.ready === undefined)) {
+    if (Date.now() > deadline) throw new Error(`${kind}: not all Ready after 10 min`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  stop();
+  await core.deleteNamespace({ name: namespace });
+  // Let the node settle (containers stopped) before the next run.
+  const settle = Date.now() + 120_000;
+  while (Date.now() < settle && node.ctr(["tasks", "ls", "-q"]).trim())
+    await new Promise((r) => setTimeout(r, 500));
+  return timings;
+}
+
+function percentiles(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const p = (q: number) =>
+    Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
+  return { p50: p(0.5), p99: p(0.99), max: Math.round(sorted.at(-1)!) };
+}
+
+try {
+  const pods = await measure("pod");
+  const sandboxes = await measure("sandbox");
+  const summary = (m: Map<string, Timing>) => ({
+    running: percentiles([...m.values()].map((t) => t.running!)),
+    ready: percentiles([...m.values()].map((t) => t.ready!)),
+  });
+  const bare = summary(pods);
+  const sbx = summary(sandboxes);
+  const results = {
+    date: new Date().toISOString(),
+    n: N,
+    wave: WAVE,
+    resources: RESOURCES,
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+    },
+    versions: {
+      kubelet: execFileSync(join(node.binDir, "kubelet"), ["--version"], {
+        encoding: "utf8",
+      }).trim(),
+      containerd: execFileSync("containerd", ["--version"], { encoding: "utf8" }).trim(),
+      runc: execFileSync("runc", ["--version"], { encoding: "utf8" }).split("\n")[0],
+    },
+    nodeStartupMs: node.timings.total,
+    barePodMs: bare,
+    sandboxMs: sbx,
+    ratio: {
+      running: +(sbx.running.p50 / bare.running.p50).toFixed(2),
+      ready: +(sbx.ready.p50 / bare.ready.p50).toFixed(2),
+    },
+  };
+  writeFileSync(args.out!, `${JSON.stringify(results, null, 2)}\n`);
+  log(
+    `N=${N}  bare Pod running p50/p99 ${bare.running.p50}/${bare.running.p99} ms, ready ${bare.ready.p50}/${bare.ready.p99} ms`,
+  );
+  log(
+    `N=${N}  sandbox  running p50/p99 ${sbx.running.p50}/${sbx.running.p99} ms, ready ${sbx.ready.p50}/${sbx.ready.p99} ms`,
+  );
+  log(
+    `ratio (p50) running ${results.ratio.running}x, ready ${results.ratio.ready}x -> ${args.out}`,
+  );
+} finally {
+  await controller.stop();
+  await node.stop();
+  await cp.stop();
+}

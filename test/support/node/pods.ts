@@ -1,0 +1,183 @@
+// Helpers for tests on the real node: kubectl as a person would type it, and
+// bare Pods (no operator) for checking the node itself.
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type * as k8s from "@kubernetes/client-node";
+import { expect, inject } from "vitest";
+import { SANDBOX_IMAGE } from "../docker.js";
+import { eventually } from "../eventually.js";
+import { localTagOf } from "./images.js";
+
+const exec = promisify(execFile);
+
+/** The sandbox-basic image as imported on the node (a tag the kubelet will not try to pull). */
+export const NODE_SANDBOX_IMAGE = localTagOf(SANDBOX_IMAGE);
+
+export interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `kubectl ARGS...` against the test control plane; never throws on a non-zero exit. */
+export async function kubectl(args: string[], timeoutMs = 60_000): Promise<Ran> {
+  try {
+    const { stdout, stderr } = await exec(
+      join(inject("k8sBinDir"), "kubectl"),
+      ["--kubeconfig", inject("kubeconfigPath"), ...args],
+      { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
+/** `ip netns exec`-free: a command in the node's network namespace. */
+export async function inNode(cmd: string, args: string[]): Promise<Ran> {
+  try {
+    const { stdout, stderr } = await exec(
+      "nsenter",
+      [`--net=/run/netns/${inject("nodeNetns")}`, "--", cmd, ...args],
+      {
+        timeout: 30_000,
+      },
+    );
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
+/** A plain Pod running `command` in the sandbox-basic image. */
+export function barePod(
+  name: string,
+  command: string[],
+  extra: Partial<k8s.V1PodSpec> = {},
+  labels: Record<string, string> = {},
+): k8s.V1Pod {
+  return {
+    metadata: { name, labels: { app: name, ...labels } },
+    spec: {
+      restartPolicy: "Never",
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 1,
+      containers: [{ name: "main", image: NODE_SANDBOX_IMAGE, command }],
+      ...extra,
+    },
+  };
+}
+
+export async function waitPod(
+  core: k8s.CoreV1Api,
+  namespace: string,
+  name: string,
+  check: (p: k8s.V1Pod) => void,
+  timeout = 60_000,
+): Promise<k8s.V1Pod> {
+  return eventually(
+    async () => {
+      const pod = await core.readNamespacedPod({ name, namespace });
+      check(pod);
+      return pod;
+    },
+    { timeout, interval: 200 },
+  );
+}
+
+export const isRunningReady = (p: k8s.V1Pod) => {
+  expect(p.status?.phase, JSON.stringify(p.status?.containerStatuses)).toBe("Running");
+  expect(p.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("True");
+};
+
+/** Host PID of a Pod's container (by container name), from the node's containerd. */
+export async function containerPid(pod: k8s.V1Pod, container: string): Promise<number> {
+  const statuses = [
+    ...(pod.status?.initContainerStatuses ?? []),
+    ...(pod.status?.containerStatuses ?? []),
+  ];
+  const id = statuses
+    .find((s) => s.name === container)
+    ?.containerID?.replace(/^containerd:\/\//, "");
+  if (!id) throw new Error(`no container ${container} in ${pod.metadata?.name}`);
+  const { stdout } = await exec("ctr", [
+    "--address",
+    inject("nodeContainerd").socket,
+    "-n",
+    "k8s.io",
+    "tasks",
+    "ls",
+  ]);
+  const line = stdout.split("\n").find((l) => l.startsWith(`${id} `));
+  const pid = Number(line?.trim().split(/\s+/)[1]);
+  if (!pid) throw new Error(`container ${container} (${id}) has no task:\n${stdout}`);
+  return pid;
+}
+
+/** A command in a container's network namespace, as the workload's UID with no capabilities. */
+export async function asWorkloadIn(pid: number, argv: string[], uid = 1000): Promise<Ran> {
+  const wrapped = [
+    "-t",
+    String(pid),
+    "-n",
+    "--",
+    "setpriv",
+    `--reuid=${uid}`,
+    `--regid=${uid}`,
+    "--clear-groups",
+    "--inh-caps=-all",
+    "--bounding-set=-all",
+    "--",
+    ...argv,
+  ];
+  try {
+    const { stdout, stderr } = await exec("nsenter", wrapped, { timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return {
+      code: typeof e.code === "number" ? e.code : -1,
+      stdout: e.stdout ?? "",
+      stderr: e.stderr ?? "",
+    };
+  }
+}
+
+/** The firewall in a container's network namespace, both iptables variants, as the kernel holds it. */
+export async function podFirewall(pid: number): Promise<string> {
+  const dump = async (cmd: string) => {
+    try {
+      return (await exec("nsenter", ["-t", String(pid), "-n", "--", cmd], { timeout: 10_000 }))
+        .stdout;
+    } catch {
+      return "";
+    }
+  };
+  // Counters change with traffic; the rules are what matters.
+  const strip = (s: string) =>
+    s
+      .split("\n")
+      .filter((l) => !l.startsWith("#"))
+      .map((l) => l.replace(/\[\d+:\d+\]/g, ""))
+      .join("\n");
+  return strip(
+    [
+      await dump("iptables-legacy-save"),
+      await dump("ip6tables-legacy-save"),
+      await dump("iptables-nft-save"),
+      await dump("ip6tables-nft-save"),
+    ].join("\n"),
+  );
+}
