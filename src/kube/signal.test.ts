@@ -9,10 +9,12 @@ import { withSignal } from "./signal.js";
 let server: Server;
 let kc: k8s.KubeConfig;
 let requests = 0;
+let received: () => void = () => {};
 
 beforeAll(async () => {
   server = createServer(() => {
     requests++; // and never answer
+    received();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
@@ -33,11 +35,16 @@ describe("withSignal", () => {
   it("aborts the request when the signal does, keeping the client's own middleware", async () => {
     const core = kc.makeApiClient(k8s.CoreV1Api);
     const abort = new AbortController();
-    const started = Date.now();
+    const arrived = new Promise<void>((resolve) => {
+      received = resolve;
+    });
     const call = core.readNamespacedPod({ name: "p", namespace: "ns" }, withSignal(abort.signal));
-    setTimeout(() => abort.abort(), 100);
+    // Abort only once the request is in flight (the server holds it unanswered).
+    await arrived;
+    const aborted = Date.now();
+    abort.abort();
     await expect(call).rejects.toThrow(/abort/i);
-    expect(Date.now() - started).toBeLessThan(2000);
+    expect(Date.now() - aborted).toBeLessThan(2000);
     expect(requests).toBe(1);
   });
 
