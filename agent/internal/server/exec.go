@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"time"
 
 	"sandboxing.dev/sandbox-agent/internal/apierr"
 	"sandboxing.dev/sandbox-agent/internal/frame"
@@ -64,6 +65,9 @@ func (s streamWriter) Write(p []byte) (int, error) {
 // started, stdout, stderr and finally exit. If the client goes away, the
 // process group is killed (a background process is what outlives a client).
 func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+	// An exec refused before it starts leaves request bytes unread: the
+	// connection cannot carry another request.
+	w.Header().Set("Connection", "close")
 	rc := http.NewResponseController(w)
 	// Read the request while writing the response (HTTP/1.1 full duplex).
 	_ = rc.EnableFullDuplex()
@@ -90,6 +94,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 		apierr.Write(w, err)
 		return
 	}
+	w.Header().Del("Connection")
 	w.Header().Set("Content-Type", "application/vnd.sandbox-agent.frames")
 	w.Header().Set("X-Process-Id", p.ID)
 	w.WriteHeader(http.StatusOK)
@@ -97,7 +102,9 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 
 	// Client frames until the body ends. A body that breaks off mid-way is a
 	// client that went away: its process goes too.
+	bodyDone := make(chan struct{})
 	go func() {
+		defer close(bodyDone)
 		for {
 			t, payload, err := fr.Read()
 			if errors.Is(err, io.EOF) {
@@ -117,8 +124,20 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		_ = p.Signal(syscall.SIGKILL)
 		<-p.Done()
+		return
+	}
+	// The client ends its body when it sees the exit frame. Wait for that:
+	// in full-duplex mode net/http neither drains an unread body nor closes
+	// the connection, and would read the rest of it as the next request.
+	select {
+	case <-bodyDone:
+	case <-time.After(bodyDrainTimeout):
+		panic(http.ErrAbortHandler) // drop the connection rather than misread it
 	}
 }
+
+// bodyDrainTimeout: how long a client may take to end its request body after the exit frame.
+const bodyDrainTimeout = 5 * time.Second
 
 func handleClientFrame(p *proc.Process, t frame.Type, payload []byte) {
 	switch t {
