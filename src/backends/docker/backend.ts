@@ -11,6 +11,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { PermanentError } from "../../controller/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import { AgentInjector } from "./agent.js";
 import { tarOf } from "./archive.js";
 import {
   daemonMessage,
@@ -41,6 +42,8 @@ export interface DockerBackendDeps {
   log: Logger;
   /** How long a freshly started sidecar may take to install the lockdown. */
   sidecarReadyTimeoutMs?: number;
+  /** The sandbox agent executable (default: dist/agent/sandbox-agent beside the bundle). */
+  agentBinary?: string;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -55,10 +58,13 @@ export class DockerBackend implements SandboxBackend {
   private readonly delivered = new Map<string, string>();
   /** Sidecars (ID@StartedAt) already seen ready. */
   private readonly ready = new Set<string>();
+  /** The in-sandbox agent: delivered before the workload starts, started beside it. */
+  private readonly agent: AgentInjector;
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
     this.images = new ImagePuller(deps.docker, deps.enqueue);
+    this.agent = new AgentInjector(deps.docker, deps.agentBinary);
   }
 
   async ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
@@ -212,13 +218,16 @@ export class DockerBackend implements SandboxBackend {
   ): Promise<ContainerInspectInfo> {
     let id = existing?.Id;
     if (!id) {
-      id = await this.create(desired.workload);
+      id = await this.create(this.agent.withToken(desired.workload));
       await this.prepareWorkspace(id, sandbox);
+      await this.agent.deliver(id);
     }
     const container = this.docker.getContainer(id);
     if (!existing || existing.State.StartedAt === NEVER)
       await ignoreAlreadyStarted(container.start());
-    return container.inspect();
+    const inspected = await container.inspect();
+    await this.agent.ensureStarted(inspected);
+    return inspected;
   }
 
   /** Create by deterministic name; a name already taken means another attempt got there first. */
@@ -317,6 +326,7 @@ export class DockerBackend implements SandboxBackend {
 
   private async removeContainer(c: ContainerInspectInfo | undefined): Promise<void> {
     if (!c) return;
+    this.agent.forget(c.Id);
     await ignoreGoneOrConflict(this.docker.getContainer(c.Id).remove({ force: true, v: true }));
     this.delivered.delete(c.Id);
   }
