@@ -5,19 +5,9 @@
 // system, a non-root user and no capabilities. It checks that the workload
 // keeps its entrypoint, PID 1, signals and exit code, and that the data plane
 // works through the published port with the sandbox's credential only.
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  AGENT_PORT_KEY,
-  AGENT_TOKEN_LABEL,
-  AgentInjector,
-  withAgentMount,
-  withAgentPort,
-} from "../../src/backends/docker/agent.js";
+import { AgentInjector } from "../../src/backends/docker/agent.js";
 import { AgentClient } from "../../src/dataplane/client.js";
 import { dockerAgentEndpoint, dockerLogs } from "../../src/dataplane/docker.js";
 import {
@@ -26,95 +16,42 @@ import {
   ProcessStartError,
   UnauthorizedError,
 } from "../../src/dataplane/errors.js";
-import { buildAgent } from "../support/agent.js";
+import {
+  buildAgent,
+  buildScratchImage,
+  type InjectedContainer,
+  SCRATCH_IMAGE,
+  startInjectedContainer,
+} from "../support/agent.js";
 import { docker, ensureDockerd } from "../support/docker.js";
-import { eventually } from "../support/eventually.js";
-import { REPO_ROOT } from "../support/paths.js";
 
-const IMAGE = "sandbox-operator/test-scratch-workload:latest";
-const LABEL = `sandboxing.dev/test-agent-container=${process.pid}`;
+const LABEL_KEY = "sandboxing.dev/test-agent-container";
 let engine: Docker;
 let injector: AgentInjector;
 const containers: string[] = [];
 
-/** An image FROM scratch: /workload (entrypoint) and nothing else. */
-function buildScratchImage(): void {
-  const dir = mkdtempSync(join(tmpdir(), "scratch-image-"));
-  try {
-    execFileSync(
-      "go",
-      [
-        "build",
-        "-trimpath",
-        "-ldflags=-s -w",
-        "-o",
-        join(dir, "workload"),
-        "./internal/testworkload",
-      ],
-      { cwd: join(REPO_ROOT, "agent"), env: { ...process.env, CGO_ENABLED: "0" } },
-    );
-    const tar = execFileSync("tar", ["-C", dir, "-c", "workload"]);
-    execFileSync(
-      "docker",
-      ["import", "--change", 'ENTRYPOINT ["/workload"]', "--change", "WORKDIR /", "-", IMAGE],
-      { input: tar },
-    );
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const nameOf = (x: string) => `sbx-agent-test-${x}-${process.pid}`;
 
-async function startSandbox(name: string, labels: Record<string, string> = {}) {
-  const options = injector.withToken(
-    withAgentMount(
-      withAgentPort(
-        {
-          name,
-          Image: IMAGE,
-          User: "1000:1000",
-          Labels: {
-            "sandboxing.dev/namespace": "agent-test",
-            "sandboxing.dev/sandbox": name,
-            "sandboxing.dev/role": "workload",
-            [LABEL.split("=")[0]!]: LABEL.split("=")[1]!,
-            ...labels,
-          },
-          HostConfig: {
-            ReadonlyRootfs: true,
-            CapDrop: ["ALL"],
-            SecurityOpt: ["no-new-privileges"],
-            Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" },
-          },
-        },
-        "127.0.0.1",
-      ),
-    ),
-  );
-  const created = await engine.createContainer(options);
-  containers.push(created.id);
-  await injector.deliver(created.id);
-  await created.start();
-  await injector.ensureStarted(await created.inspect());
-  const info = await created.inspect();
-  const port = Number(info.NetworkSettings.Ports[AGENT_PORT_KEY]?.[0]?.HostPort);
-  const token = info.Config.Labels[AGENT_TOKEN_LABEL]!;
-  const client = new AgentClient({ host: "127.0.0.1", port, token });
-  await eventually(async () => expect(await client.healthy()).toBe(true), {
-    timeout: 10_000,
-    interval: 10,
+async function startSandbox(x: string) {
+  const c = await startInjectedContainer(engine, injector, nameOf(x), SCRATCH_IMAGE, {
+    "sandboxing.dev/namespace": "agent-test",
+    "sandboxing.dev/sandbox": nameOf(x),
+    "sandboxing.dev/role": "workload",
+    [LABEL_KEY]: String(process.pid),
   });
-  return { id: created.id, client, token, port };
+  containers.push(c.id);
+  return c;
 }
 
-let a: Awaited<ReturnType<typeof startSandbox>>;
-let b: Awaited<ReturnType<typeof startSandbox>>;
+let a: InjectedContainer;
+let b: InjectedContainer;
 
 beforeAll(async () => {
   engine = await ensureDockerd();
   injector = new AgentInjector(engine, buildAgent());
   buildScratchImage();
-  a = await startSandbox(`sbx-agent-test-a-${process.pid}`);
-  b = await startSandbox(`sbx-agent-test-b-${process.pid}`);
+  a = await startSandbox("a");
+  b = await startSandbox("b");
 }, 300_000);
 
 afterAll(async () => {
@@ -178,12 +115,12 @@ describe("the agent in a shell-less, read-only, unprivileged container", () => {
   it("finds the endpoint from labels, and logs come from the runtime", async () => {
     const ep = await dockerAgentEndpoint(engine, {
       namespace: "agent-test",
-      name: `sbx-agent-test-a-${process.pid}`,
+      name: nameOf("a"),
     });
     expect(ep).toEqual({ host: "127.0.0.1", port: a.port, token: a.token });
     const logs = await dockerLogs(engine, {
       namespace: "agent-test",
-      name: `sbx-agent-test-a-${process.pid}`,
+      name: nameOf("a"),
     });
     expect((await logs.stdout.toArray()).join("")).toMatch(/^workload started as pid 1\n/);
   });
@@ -195,7 +132,7 @@ describe("the agent in a shell-less, read-only, unprivileged container", () => {
     expect(info.State.ExitCode).toBe(7);
     const logs = await dockerLogs(engine, {
       namespace: "agent-test",
-      name: `sbx-agent-test-b-${process.pid}`,
+      name: nameOf("b"),
     });
     expect((await logs.stdout.toArray()).join("")).toContain("workload got terminated");
   });

@@ -2,9 +2,18 @@
 // and started as a plain local process on a free loopback port.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type Docker from "dockerode";
+import {
+  AGENT_PORT_KEY,
+  AGENT_TOKEN_LABEL,
+  type AgentInjector,
+  withAgentMount,
+  withAgentPort,
+} from "../../src/backends/docker/agent.js";
 import { AgentClient } from "../../src/dataplane/client.js";
 import { AGENT_TOKEN_ENV } from "../../src/dataplane/protocol.js";
 import { REPO_ROOT } from "./paths.js";
@@ -59,4 +68,96 @@ export async function startLocalAgent(cwd: string): Promise<LocalAgent> {
       await new Promise((r) => proc.once("exit", r));
     },
   };
+}
+
+/** An image FROM scratch holding one static program, /workload (its entrypoint; see agent/internal/testworkload). */
+export const SCRATCH_IMAGE = "sandbox-operator/test-scratch-workload:latest";
+
+export function buildScratchImage(): string {
+  const dir = mkdtempSync(join(tmpdir(), "scratch-image-"));
+  try {
+    execFileSync(
+      "go",
+      [
+        "build",
+        "-trimpath",
+        "-ldflags=-s -w",
+        "-o",
+        join(dir, "workload"),
+        "./internal/testworkload",
+      ],
+      { cwd: join(REPO_ROOT, "agent"), env: { ...process.env, CGO_ENABLED: "0" } },
+    );
+    const tar = execFileSync("tar", ["-C", dir, "-c", "workload"]);
+    execFileSync(
+      "docker",
+      [
+        "import",
+        "--change",
+        'ENTRYPOINT ["/workload"]',
+        "--change",
+        "WORKDIR /",
+        "-",
+        SCRATCH_IMAGE,
+      ],
+      { input: tar, stdio: ["pipe", "ignore", "inherit"] },
+    );
+    return SCRATCH_IMAGE;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export interface InjectedContainer {
+  id: string;
+  client: AgentClient;
+  token: string;
+  port: number;
+}
+
+/**
+ * A hardened container (read-only root, UID 1000, no capabilities, a tmpfs
+ * /tmp) with the agent delivered and started exactly as the docker backend
+ * does it (AgentInjector), its port published on loopback.
+ */
+export async function startInjectedContainer(
+  engine: Docker,
+  injector: AgentInjector,
+  name: string,
+  image: string,
+  labels: Record<string, string> = {},
+): Promise<InjectedContainer> {
+  const options = injector.withToken(
+    withAgentMount(
+      withAgentPort(
+        {
+          name,
+          Image: image,
+          User: "1000:1000",
+          Labels: labels,
+          HostConfig: {
+            ReadonlyRootfs: true,
+            CapDrop: ["ALL"],
+            SecurityOpt: ["no-new-privileges"],
+            Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" },
+          },
+        },
+        "127.0.0.1",
+      ),
+    ),
+  );
+  const created = await engine.createContainer(options);
+  await injector.deliver(created.id);
+  await created.start();
+  await injector.ensureStarted(await created.inspect());
+  const info = await created.inspect();
+  const port = Number(info.NetworkSettings.Ports[AGENT_PORT_KEY]?.[0]?.HostPort);
+  const token = info.Config.Labels[AGENT_TOKEN_LABEL]!;
+  const client = new AgentClient({ host: "127.0.0.1", port, token });
+  const deadline = Date.now() + 10_000;
+  while (!(await client.healthy())) {
+    if (Date.now() > deadline) throw new Error(`agent in ${name} did not become healthy`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return { id: created.id, client, token, port };
 }

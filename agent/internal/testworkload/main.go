@@ -1,7 +1,7 @@
 // testworkload is a stand-in user program for tests of the agent's injection:
 // a static binary in an image with no shell. As an entrypoint it waits for
 // SIGTERM and exits 7, so a test sees that PID 1, signals and the exit code
-// stay the workload's; as a command it echoes, fails or reports its identity.
+// stay the workload's; as a command it echoes, fails, sleeps or reports its identity.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -32,6 +33,9 @@ func main() {
 		n, _ := strconv.Atoi(args[1])
 		fmt.Fprintln(os.Stderr, "failing with", n)
 		os.Exit(n)
+	case "sleep":
+		ms, _ := strconv.Atoi(args[1])
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 	case "id":
 		fmt.Printf("uid=%d gid=%d pid=%d\n", os.Getuid(), os.Getgid(), os.Getpid())
 	default:
