@@ -45,6 +45,7 @@ func run() error {
 	listen := fs.String("listen", fmt.Sprintf(":%d", DefaultPort), "address to serve on")
 	tokenFile := fs.String("token-file", "", "file holding the credential (else $"+TokenEnv+")")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	daemon := fs.Bool("daemon", false, "start in the background and return once serving (for a post-start hook)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -63,6 +64,9 @@ func run() error {
 	}
 	if len(token) < 16 {
 		return errors.New("no credential: set " + TokenEnv + " or --token-file (at least 16 characters)")
+	}
+	if *daemon {
+		return startDaemon(*listen, token)
 	}
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
