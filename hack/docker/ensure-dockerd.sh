@@ -181,9 +181,18 @@ mtu="$(cat "/sys/class/net/${dev:-none}/mtu" 2>/dev/null || echo 1500)"
 if [[ "$mtu" -lt 1500 ]]; then args+=(--mtu "$mtu"); fi
 
 log "starting dockerd ${args[*]} (log: $logfile)"
-# setsid + nohup: the daemon must outlive this script and the caller's shell;
-# 9>&-: it must not inherit (and so hold forever) the lock taken above.
-setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null 9>&- &
+# setsid + nohup: the daemon must outlive this script and the caller's shell.
+# Every descriptor above 2 is closed first: the daemon must not inherit (and
+# so hold for its whole life) the lock taken above, nor a caller's — `flock
+# /tmp/sbx-docker.lock CMD` hands its locked descriptor down to CMD, and a
+# dockerd started under it kept that shared lock held forever.
+(
+  for fd in /proc/self/fd/*; do
+    n="${fd##*/}"
+    if ((n > 2)); then eval "exec $n>&-"; fi
+  done 2>/dev/null
+  exec setsid nohup dockerd "${args[@]}" >>"$logfile" 2>&1 </dev/null
+) &
 pid=$!
 if wait_ready "$pid"; then ready; fi
 tail -n 30 "$logfile" >&2 || true
