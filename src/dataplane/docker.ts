@@ -48,7 +48,9 @@ export async function dockerAgentEndpoint(docker: Docker, ref: SandboxRef): Prom
     throw new SandboxNotReadyError(`${what}: the workload container is not running`);
   const token = workload.Config.Labels?.[AGENT_TOKEN_LABEL];
   if (!token) throw new SandboxNotReadyError(`${what} was created without the sandbox agent`);
-  const binding = sidecar?.NetworkSettings.Ports?.[AGENT_PORT_KEY]?.[0];
+  // Published by whichever container owns the network namespace: the sidecar
+  // (the backend's arrangement), else the workload itself.
+  const binding = (sidecar ?? workload).NetworkSettings.Ports?.[AGENT_PORT_KEY]?.[0];
   if (!binding?.HostPort)
     throw new SandboxNotReadyError(`${what}: the agent's port is not published`);
   const host = !binding.HostIp || binding.HostIp === "0.0.0.0" ? "127.0.0.1" : binding.HostIp;

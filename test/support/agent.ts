@@ -88,7 +88,7 @@ export function buildScratchImage(): string {
       ],
       { cwd: join(REPO_ROOT, "agent"), env: { ...process.env, CGO_ENABLED: "0" } },
     );
-    const tar = execFileSync("tar", ["-C", dir, "-c", "workload"]);
+    execFileSync("tar", ["-C", dir, "-cf", join(dir, "image.tar"), "workload"]);
     execFileSync(
       "docker",
       [
@@ -97,10 +97,10 @@ export function buildScratchImage(): string {
         'ENTRYPOINT ["/workload"]',
         "--change",
         "WORKDIR /",
-        "-",
+        join(dir, "image.tar"),
         SCRATCH_IMAGE,
       ],
-      { input: tar, stdio: ["pipe", "ignore", "inherit"] },
+      { stdio: ["ignore", "ignore", "inherit"] },
     );
     return SCRATCH_IMAGE;
   } finally {

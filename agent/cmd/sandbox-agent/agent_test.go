@@ -549,8 +549,13 @@ func TestPermissionDeniedAndReadOnly(t *testing.T) {
 			t.Errorf("%s: %d %+v, want %d %s", c.name, st, e, c.status, c.code)
 		}
 	}
+	// Files whose size says nothing (procfs) are read to their end.
+	resp, _ := client.Do("GET", "/v1/files/content", url.Values{"path": {"/proc/self/status"}}, nil)
+	if b, _ := io.ReadAll(resp.Body); !strings.Contains(string(b), "Uid:\t65534") {
+		t.Errorf("procfs read: %q", b)
+	}
 	// Reading from the read-only mount works.
-	resp, _ := client.Do("GET", "/v1/files/content", url.Values{"path": {filepath.Join(roDir, "existing.txt")}}, nil)
+	resp, _ = client.Do("GET", "/v1/files/content", url.Values{"path": {filepath.Join(roDir, "existing.txt")}}, nil)
 	if b, _ := io.ReadAll(resp.Body); string(b) != "read me" {
 		t.Errorf("read-only read: %q", b)
 	}

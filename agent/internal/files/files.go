@@ -121,8 +121,10 @@ func Open(path string, offset, length int64) (io.ReadCloser, int64, error) {
 		return nil, 0, apierr.New(http.StatusBadRequest, apierr.BadRequest, "offset: must not be negative")
 	}
 	size := fi.Size()
-	if !fi.Mode().IsRegular() {
-		size = -1 // a FIFO or device: stream what it gives
+	if !fi.Mode().IsRegular() || size == 0 {
+		// A FIFO or device, or a file whose size says nothing (procfs and
+		// sysfs report 0): stream what it gives.
+		size = -1
 	}
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
