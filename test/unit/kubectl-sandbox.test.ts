@@ -33,6 +33,12 @@ describe("kubectl-sandbox", { timeout: 30_000 }, () => {
     },
   );
 
+  it("takes global flags before the command too", () => {
+    const r = cli("-n", "ns1", "--kubeconfig=/nonexistent", "renew", "x");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--ttl SECONDS is required/);
+  });
+
   it("lists the commands with --help, and with nothing exits 2", { timeout: 30_000 }, () => {
     expect(cli("--help")).toMatchObject({
       code: 0,

@@ -217,14 +217,15 @@ export class DockerBackend implements SandboxBackend {
     existing: ContainerInspectInfo | undefined,
   ): Promise<ContainerInspectInfo> {
     let id = existing?.Id;
-    if (!id) {
-      id = await this.create(this.agent.withToken(desired.workload));
+    if (!id) id = await this.create(this.agent.withToken(desired.workload));
+    const container = this.docker.getContainer(id);
+    if (!existing || existing.State.StartedAt === NEVER) {
+      // Until the first start, on every attempt: both are idempotent, and an
+      // attempt that failed half-way must not leave a container without them.
       await this.prepareWorkspace(id, sandbox);
       await this.agent.deliver(id);
-    }
-    const container = this.docker.getContainer(id);
-    if (!existing || existing.State.StartedAt === NEVER)
       await ignoreAlreadyStarted(container.start());
+    }
     const inspected = await container.inspect();
     await this.agent.ensureStarted(inspected);
     return inspected;
@@ -240,13 +241,18 @@ export class DockerBackend implements SandboxBackend {
     }
   }
 
-  /** The workspace volume's mount point belongs to the workload's user, not root. */
+  /**
+   * The workspace volume's mount point belongs to the workload's user, not
+   * root. The archive's "./" entry is extracted into the volume itself, which
+   * the Engine allows even when the root file system is read-only (an entry
+   * placed in "/" is refused there).
+   */
   private async prepareWorkspace(id: string, sandbox: Sandbox): Promise<void> {
     const dir = posix.normalize(sandbox.spec.workingDir ?? "/workspace");
     const uid = sandbox.spec.security?.runAsUser ?? DEFAULT_USER;
     const gid = sandbox.spec.security?.runAsGroup ?? DEFAULT_USER;
-    const archive = await tarOf([{ name: posix.basename(dir), mode: 0o755, uid, gid }]);
-    await this.docker.getContainer(id).putArchive(archive, { path: posix.dirname(dir) });
+    const archive = await tarOf([{ name: "./", mode: 0o755, uid, gid }]);
+    await this.docker.getContainer(id).putArchive(archive, { path: dir });
   }
 
   private async putPolicy(id: string, policy: string): Promise<void> {

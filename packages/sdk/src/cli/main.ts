@@ -18,8 +18,29 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   renew,
 };
 
+/**
+ * Global flags may come before the command (`kubectl sandbox -n ns exec ...`):
+ * they are moved after it, where every command parses them.
+ */
+export function commandFirst(argv: string[]): string[] {
+  const lead: string[] = [];
+  let i = 0;
+  while (i < argv.length && argv[i]!.startsWith("-") && argv[i] !== "--") {
+    const a = argv[i]!;
+    lead.push(a);
+    // "--kubeconfig PATH" and "-n NS" take the next word; "--kubeconfig=PATH" does not.
+    if ((a === "--kubeconfig" || a === "-n" || a === "--namespace") && i + 1 < argv.length) {
+      lead.push(argv[i + 1]!);
+      i++;
+    }
+    i++;
+  }
+  if (i >= argv.length || !lead.length) return argv;
+  return [argv[i]!, ...lead, ...argv.slice(i + 1)];
+}
+
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...args] = argv;
+  const [command, ...args] = commandFirst(argv);
   if (!command || command === "-h" || command === "--help" || command === "help") {
     process.stdout.write(`${USAGE[""]}\n`);
     return command ? 0 : 2;
