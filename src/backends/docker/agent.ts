@@ -115,15 +115,24 @@ export class AgentInjector {
     if (this.started.has(key)) return;
     const token = workload.Config.Labels?.[AGENT_TOKEN_LABEL];
     if (!token) return; // created before the agent existed: no data plane for it
-    const exec = await this.docker.getContainer(workload.Id).exec({
-      Cmd: [AGENT_PATH],
-      Env: [`${AGENT_TOKEN_ENV}=${token}`],
-      AttachStdin: false,
-      AttachStdout: false,
-      AttachStderr: false,
-      Tty: false,
-    });
-    await exec.start({ Detach: true });
+    const container = this.docker.getContainer(workload.Id);
+    try {
+      const exec = await container.exec({
+        Cmd: [AGENT_PATH],
+        Env: [`${AGENT_TOKEN_ENV}=${token}`],
+        AttachStdin: false,
+        AttachStdout: false,
+        AttachStderr: false,
+        Tty: false,
+      });
+      await exec.start({ Detach: true });
+    } catch (err) {
+      // A workload that already ended (a short command) has nothing to serve:
+      // its result is the container's exit, which observation reports.
+      const now = await container.inspect().catch(() => undefined);
+      if (!now?.State.Running) return;
+      throw err;
+    }
     this.started.add(key);
   }
 

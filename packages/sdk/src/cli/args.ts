@@ -39,6 +39,9 @@ export function parse(command: string, args: string[], options: Options): Parsed
     throw new UsageError((err as Error).message.replace(/\. To specify .*$/s, ""));
   }
   const values = parsed.values as Parsed["values"];
+  // "-n=ns" as kubectl accepts it (node's parser keeps the "=" in the value).
+  if (typeof values.namespace === "string") values.namespace = values.namespace.replace(/^=/, "");
+  if (typeof values.namespace === "string" && !values.namespace) throw new UsageError("--namespace: empty");
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
     process.exit(0);
