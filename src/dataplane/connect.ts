@@ -9,7 +9,8 @@ import { dockerAgentEndpoint, dockerLogs, type LogOptions, type LogStreams } fro
 import { SandboxNotReadyError } from "./errors.js";
 
 export interface DataPlane {
-  agent: AgentClient;
+  /** The agent's client, resolved on first use (logs need no agent: a finished workload has none). */
+  agent(): Promise<AgentClient>;
   logs(options?: LogOptions): Promise<LogStreams>;
   /** Host and port on which a declared port of the sandbox is reachable from here. */
   port(port: number): { host: string; port: number };
@@ -43,9 +44,16 @@ export async function connect(sandbox: Sandbox, options: ConnectOptions = {}): P
     );
   }
   const docker = options.docker ?? (await defaultDocker());
-  const agent = new AgentClient(await dockerAgentEndpoint(docker, ref));
+  let agent: Promise<AgentClient> | undefined;
   return {
-    agent,
+    agent: () => {
+      agent ??= dockerAgentEndpoint(docker, ref).then((ep) => new AgentClient(ep));
+      // A failed resolution is not cached: the next call tries again.
+      agent.catch(() => {
+        agent = undefined;
+      });
+      return agent;
+    },
     logs: (o) => dockerLogs(docker, ref, o),
     port: (port) => {
       const decl = sandbox.spec.ports?.find((p) => p.port === port);
@@ -56,6 +64,11 @@ export async function connect(sandbox: Sandbox, options: ConnectOptions = {}): P
         );
       return { host: ep.host, port: ep.port };
     },
-    close: () => agent.close(),
+    close: () => {
+      agent?.then(
+        (a) => a.close(),
+        () => {},
+      );
+    },
   };
 }

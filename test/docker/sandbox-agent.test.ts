@@ -3,7 +3,7 @@
 // and the kubectl plugin driving sandboxes through the injected agent exactly
 // as a user would (kubeconfig + the Docker host). The pod backend's data plane
 // waits for the real node (issue 15); see docs/agent-protocol.md.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -66,12 +66,32 @@ afterAll(async () => {
 
 const sdk = () => ({ kubeconfig: kc, namespace: ns.name, docker: engine });
 
+/**
+ * The plugin as a child process, awaited without blocking: the operator runs
+ * in this process and must keep reconciling while the CLI waits on it.
+ */
 const cli = (args: string[], input?: string) =>
-  spawnSync("node", [CLI, `--kubeconfig=${inject("kubeconfigPath")}`, `-n=${ns.name}`, ...args], {
-    encoding: "utf8",
-    input,
-    timeout: 120_000,
-    env: { ...process.env, DOCKER_HOST: dockerHost },
+  new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(
+      "node",
+      [CLI, `--kubeconfig=${inject("kubeconfigPath")}`, `-n=${ns.name}`, ...args],
+      { env: { ...process.env, DOCKER_HOST: dockerHost } },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c) => {
+      stdout += c;
+    });
+    child.stderr.on("data", (c) => {
+      stderr += c;
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
+    child.on("error", reject);
+    child.on("close", (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    child.stdin.end(input ?? "");
   });
 
 describe("the data plane on the docker backend", () => {
@@ -149,7 +169,7 @@ describe("the data plane on the docker backend", () => {
   });
 
   it("kubectl sandbox run: streams the output, exits with the code, removes the sandbox", async () => {
-    const ok = cli([
+    const ok = await cli([
       "run",
       "--image",
       SANDBOX_IMAGE,
@@ -163,7 +183,7 @@ describe("the data plane on the docker backend", () => {
     expect(ok.stderr).toBe("");
     expect(ok.stdout).toBe("2\n");
     expect(ok.status).toBe(0);
-    const failed = cli([
+    const failed = await cli([
       "run",
       "--image",
       SANDBOX_IMAGE,
@@ -186,35 +206,37 @@ describe("the data plane on the docker backend", () => {
   });
 
   it("kubectl sandbox exec, cp, ls, logs, renew", async () => {
-    const e = cli(["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4"]);
+    const e = await cli(["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     expect(e).toMatchObject({ stdout: "out\n", stderr: "err\n", status: 4 });
-    expect(cli(["exec", "-i", "box", "--", "wc", "-c"], "12345").stdout.trim()).toBe("5");
+    expect((await cli(["exec", "-i", "box", "--", "wc", "-c"], "12345")).stdout.trim()).toBe("5");
 
     const local = mkdtempSync(join(tmpdir(), "cp-"));
     mkdirSync(join(local, "tree/sub"), { recursive: true });
     writeFileSync(join(local, "tree/sub/f.txt"), "in a tree");
     writeFileSync(join(local, "one.txt"), "one file");
-    expect(cli(["cp", join(local, "tree"), "box:/workspace/tree"]).status).toBe(0);
-    expect(cli(["cp", join(local, "one.txt"), "box:/workspace/"]).status).toBe(0);
+    expect((await cli(["cp", join(local, "tree"), "box:/workspace/tree"])).status).toBe(0);
+    expect((await cli(["cp", join(local, "one.txt"), "box:/workspace/"])).status).toBe(0);
     expect(await box.files.readText("/workspace/tree/sub/f.txt")).toBe("in a tree");
     expect(await box.files.readText("/workspace/one.txt")).toBe("one file");
-    expect(cli(["cp", "box:/workspace/tree", join(local, "back")]).status).toBe(0);
-    expect(cli(["cp", "box:/workspace/one.txt", join(local, "one-back.txt")]).status).toBe(0);
+    expect((await cli(["cp", "box:/workspace/tree", join(local, "back")])).status).toBe(0);
+    expect((await cli(["cp", "box:/workspace/one.txt", join(local, "one-back.txt")])).status).toBe(
+      0,
+    );
     expect(readFileSync(join(local, "back/sub/f.txt"), "utf8")).toBe("in a tree");
     expect(readFileSync(join(local, "one-back.txt"), "utf8")).toBe("one file");
 
-    const ls = cli(["ls"]);
+    const ls = await cli(["ls"]);
     expect(ls.stdout).toMatch(/^NAME\s+PHASE\s+BACKEND\s+READY/);
     expect(ls.stdout).toMatch(/\nbox\s+Running\s+docker\s+True/);
-    expect(cli(["logs", "plain"]).stdout).toMatch(/^workload started/);
-    expect(cli(["renew", "box", "--ttl", "600"]).stdout).toMatch(/^box expires at /);
-    expect(cli(["exec", "nope", "--", "true"])).toMatchObject({
+    expect((await cli(["logs", "plain"])).stdout).toMatch(/^workload started/);
+    expect((await cli(["renew", "box", "--ttl", "600"])).stdout).toMatch(/^box expires at /);
+    expect(await cli(["exec", "nope", "--", "true"])).toMatchObject({
       status: 1,
       stderr: expect.stringContaining("not found"),
     });
   });
 
-  it("kubectl sandbox exec -it gives a real terminal (under a pseudo-terminal)", () => {
+  it("kubectl sandbox exec -it gives a real terminal (under a pseudo-terminal)", async () => {
     // python3's pty module: the CLI runs on a real terminal, as a person's would.
     const script = `
 import os, pty, sys, time, select
@@ -241,10 +263,19 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.write(out.decode(errors="replace"))
 sys.exit(os.waitstatus_to_exitcode(status))
 `;
-    const r = spawnSync("python3", ["-c", script], {
-      encoding: "utf8",
-      timeout: 90_000,
-      env: { ...process.env, DOCKER_HOST: dockerHost },
+    const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
+      const child = spawn("python3", ["-c", script], {
+        env: { ...process.env, DOCKER_HOST: dockerHost },
+      });
+      let stdout = "";
+      child.stdout.on("data", (c) => {
+        stdout += c;
+      });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
+      child.on("close", (status) => {
+        clearTimeout(timer);
+        resolve({ status, stdout });
+      });
     });
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(r.stdout).toContain("got=hello");

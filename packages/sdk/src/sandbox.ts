@@ -238,7 +238,7 @@ export class Sandbox {
       if (ready?.status === "True") {
         try {
           const plane = await this.dataPlane();
-          if (await plane.agent.healthy()) return;
+          if (await (await plane.agent()).healthy()) return;
         } catch (err) {
           if (!(err instanceof SandboxNotReadyError)) throw err;
         }
@@ -258,7 +258,7 @@ export class Sandbox {
   }
 
   private async agent(): Promise<AgentClient> {
-    return (await this.dataPlane()).agent;
+    return (await this.dataPlane()).agent();
   }
 
   /** Runs a command to completion. A string runs through `sh -c`. Exit codes are results. */

@@ -41,7 +41,8 @@ export function parse(command: string, args: string[], options: Options): Parsed
   const values = parsed.values as Parsed["values"];
   // "-n=ns" as kubectl accepts it (node's parser keeps the "=" in the value).
   if (typeof values.namespace === "string") values.namespace = values.namespace.replace(/^=/, "");
-  if (typeof values.namespace === "string" && !values.namespace) throw new UsageError("--namespace: empty");
+  if (typeof values.namespace === "string" && !values.namespace)
+    throw new UsageError("--namespace: empty");
   if (values.help) {
     process.stdout.write(`${USAGE[command]}\n`);
     process.exit(0);
