@@ -99,13 +99,15 @@ buildAgent();
     p.kill();
   }
   const local = await startLocalAgent(tmpdir());
+  const idleAtStart = statusKiB(local.proc.pid!, "VmRSS");
   const samples = await timeIt(N, () => local.client.exec(["true"]));
   results.local = {
     readyMsBestOf10: pct(readies, 0),
     readyMsP50: pct(readies, 50),
     execTrueP50Ms: pct(samples, 50),
     execTrueP99Ms: pct(samples, 99),
-    idleRssKiB: statusKiB(local.proc.pid!, "VmRSS"),
+    idleRssKiBAtStart: idleAtStart,
+    rssKiBAfterExecs: statusKiB(local.proc.pid!, "VmRSS"),
   };
   await local.stop();
 }
@@ -117,6 +119,9 @@ const injector = new AgentInjector(engine, buildAgent());
 const name = `sbx-bench-agent-${process.pid}`;
 const c = await startInjectedContainer(engine, injector, name, SCRATCH_IMAGE);
 try {
+  const pid = await agentHostPid(c.id);
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleAtStart = statusKiB(pid, "VmRSS");
   const argv = ["/workload", "echo"];
   const sdk = await timeIt(N, () => c.client.exec(argv));
   const cli = await timeIt(ND, () => run("docker", ["exec", name, ...argv]), 2);
@@ -166,15 +171,16 @@ try {
     readMiBps: Math.round(size / 2 ** 20 / readS),
   };
 
-  // RSS: idle (after a pause), then the high-water mark under 100 concurrent execs.
-  const pid = await agentHostPid(c.id);
+  // RSS: idle (started, nothing asked yet), after the work above, then the
+  // high-water mark under 100 concurrent execs.
   await new Promise((r) => setTimeout(r, 2000));
   const idle = statusKiB(pid, "VmRSS");
   await Promise.all(
     Array.from({ length: 100 }, () => c.client.exec(["/workload", "sleep", "500"])),
   );
   results.rss = {
-    idleKiB: idle,
+    idleKiBAtStart: idleAtStart,
+    idleKiBAfterExecsAndFiles: idle,
     peakKiBUnder100ConcurrentExecs: statusKiB(pid, "VmHWM"),
     afterKiB: statusKiB(pid, "VmRSS"),
   };
