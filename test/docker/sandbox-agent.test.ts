@@ -168,7 +168,9 @@ describe("the data plane on the docker backend", () => {
     });
   });
 
-  it("kubectl sandbox run: streams the output, exits with the code, removes the sandbox", async () => {
+  it("kubectl sandbox run: streams the output, exits with the code, removes the sandbox", {
+    timeout: 240_000,
+  }, async () => {
     const ok = await cli([
       "run",
       "--image",
@@ -205,7 +207,8 @@ describe("the data plane on the docker backend", () => {
     );
   });
 
-  it("kubectl sandbox exec, cp, ls, logs, renew", async () => {
+  // A dozen plugin invocations, each starting Node and client-node (2-4 s on this machine).
+  it("kubectl sandbox exec, cp, ls, logs, renew", { timeout: 240_000 }, async () => {
     const e = await cli(["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     expect(e).toMatchObject({ stdout: "out\n", stderr: "err\n", status: 4 });
     expect((await cli(["exec", "-i", "box", "--", "wc", "-c"], "12345")).stdout.trim()).toBe("5");
