@@ -66,6 +66,10 @@ ENV NODE_ENV=production
 # package.json: "type": "module" makes node load dist/ as ES modules.
 COPY package.json ./
 COPY --from=build /src/dist ./dist
+# The in-sandbox agent, built static by `make agent` before the image (Go is a
+# host build dependency already; no Go image needs pulling). The backends copy
+# it into each sandbox: it never runs in this image.
+COPY dist/agent/sandbox-agent ./dist/agent/sandbox-agent
 
 # Non-root by default; egress-init is the exception and its pod spec sets
 # runAsUser: 0 with NET_ADMIN for that one init container.

@@ -36,8 +36,21 @@ node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause i
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: build
-build: node_modules ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable)
+build: node_modules agent ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable) and build the agent
 	$(NPM) run build
+
+# The in-sandbox agent: a static Go executable (no libc, no interpreter) that
+# runs inside any user image. Go's build cache makes an unchanged tree a no-op.
+AGENT_VERSION ?= $(shell node -p 'require("./package.json").version' 2>/dev/null || echo dev)
+.PHONY: agent
+agent: ## Build the in-sandbox agent into dist/agent/sandbox-agent (static, CGO_ENABLED=0)
+	cd agent && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags '-s -w -X main.version=$(AGENT_VERSION)' \
+	  -o ../dist/agent/sandbox-agent ./cmd/sandbox-agent
+
+.PHONY: test-agent
+test-agent: ## Go tests of the agent (as an unprivileged user, in a mount namespace; root)
+	cd agent && go vet ./... && nice -n 10 go test -count=1 ./... 2>&1 | tee /dev/stderr | \
+	  awk '/^ok/{ok++} /^FAIL/{f++} END{printf "\nagent go tests: %d packages passed, %d failed\n", ok, f; exit f>0}'
 
 .PHONY: run
 run: node_modules k8s-bins ## Local control plane + the controller, with examples/hello.yaml applied (Ctrl-C stops)
@@ -89,5 +102,5 @@ test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real
 	$(NPM) exec -- vitest run --project node
 
 .PHONY: test
-test: deps lint typecheck crds-check build images-smoke ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
+test: deps lint typecheck crds-check build images-smoke test-agent ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

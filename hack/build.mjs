@@ -13,7 +13,8 @@ import { join } from "node:path";
 import { build } from "esbuild";
 
 const outdir = "dist/cli";
-await rm("dist", { recursive: true, force: true });
+// Only the bundle: dist/agent/ holds the Go-built agent (`make agent`).
+await rm(outdir, { recursive: true, force: true });
 const result = await build({
   entryPoints: ["src/cli/main.ts"],
   outdir,

@@ -7,7 +7,7 @@ export interface ArchiveEntry {
   /** Path relative to the extraction directory. */
   name: string;
   /** File contents; absent for a directory. */
-  content?: string;
+  content?: string | Buffer;
   mode: number;
   uid: number;
   gid: number;

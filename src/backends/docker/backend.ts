@@ -21,6 +21,7 @@ import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import { AgentInjector } from "./agent.js";
 import { tarOf } from "./archive.js";
 import {
   daemonMessage,
@@ -56,6 +57,8 @@ export interface DockerBackendDeps {
   log: Logger;
   /** How long a freshly started sidecar may take to install the lockdown. */
   sidecarReadyTimeoutMs?: number;
+  /** The sandbox agent executable (default: dist/agent/sandbox-agent beside the bundle). */
+  agentBinary?: string;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -79,6 +82,8 @@ export class DockerBackend implements SandboxBackend {
    * as made if either says so: a repair starts only once neither claims egress.
    */
   private readonly reported = new Map<string, Reported>();
+  /** The in-sandbox agent: delivered before the workload starts, started beside it. */
+  private readonly agent: AgentInjector;
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
@@ -86,6 +91,7 @@ export class DockerBackend implements SandboxBackend {
     this.policies = new PolicyDelivery(deps.docker);
     this.readiness = new SidecarReadiness(deps.docker, deps.sidecarReadyTimeoutMs);
     this.restarts = new SidecarRestarts();
+    this.agent = new AgentInjector(deps.docker, deps.agentBinary);
   }
 
   /** `ctx.signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
@@ -353,14 +359,18 @@ export class DockerBackend implements SandboxBackend {
     existing: ContainerInspectInfo | undefined,
   ): Promise<ContainerInspectInfo> {
     let id = existing?.Id;
-    if (!id) {
-      id = await this.create(desired.workload);
-      await this.prepareWorkspace(id, sandbox);
-    }
+    if (!id) id = await this.create(this.agent.withToken(desired.workload));
     const container = this.docker.getContainer(id);
-    if (!existing || existing.State.StartedAt === NEVER)
+    if (!existing || existing.State.StartedAt === NEVER) {
+      // Until the first start, on every attempt: both are idempotent, and an
+      // attempt that failed half-way must not leave a container without them.
+      await this.prepareWorkspace(id, sandbox);
+      await this.agent.deliver(id);
       await ignoreAlreadyStarted(container.start());
-    return container.inspect();
+    }
+    const inspected = await container.inspect();
+    await this.agent.ensureStarted(inspected);
+    return inspected;
   }
 
   /** Create by deterministic name; a name already taken means another attempt got there first. */
@@ -373,13 +383,18 @@ export class DockerBackend implements SandboxBackend {
     }
   }
 
-  /** The workspace volume's mount point belongs to the workload's user, not root. */
+  /**
+   * The workspace volume's mount point belongs to the workload's user, not
+   * root. The archive's "./" entry is extracted into the volume itself, which
+   * the Engine allows even when the root file system is read-only (an entry
+   * placed in "/" is refused there).
+   */
   private async prepareWorkspace(id: string, sandbox: Sandbox): Promise<void> {
     const dir = posix.normalize(sandbox.spec.workingDir ?? "/workspace");
     const uid = sandbox.spec.security?.runAsUser ?? DEFAULT_USER;
     const gid = sandbox.spec.security?.runAsGroup ?? DEFAULT_USER;
-    const archive = await tarOf([{ name: posix.basename(dir), mode: 0o755, uid, gid }]);
-    await this.docker.getContainer(id).putArchive(archive, { path: posix.dirname(dir) });
+    const archive = await tarOf([{ name: "./", mode: 0o755, uid, gid }]);
+    await this.docker.getContainer(id).putArchive(archive, { path: dir });
   }
 
   /**
@@ -432,6 +447,7 @@ export class DockerBackend implements SandboxBackend {
   private forget(containerId: string): void {
     this.policies.forget(containerId);
     this.readiness.forget(containerId);
+    this.agent.forget(containerId);
   }
 }
 

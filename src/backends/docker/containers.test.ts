@@ -61,6 +61,12 @@ describe("desiredSandbox", () => {
       ReadonlyRootfs: false,
       Init: true,
     });
+    // The agent's volume: delivered into before the start, the image untouched.
+    expect(d.workload.HostConfig?.Mounts).toContainEqual({
+      Type: "volume",
+      Source: "",
+      Target: "/.sandbox",
+    });
     expect(d.workload.Env).toContain("HTTPS_PROXY=http://127.0.0.1:15001");
   });
 
@@ -70,6 +76,8 @@ describe("desiredSandbox", () => {
     expect(d.sidecar.Cmd).toContain("--upstream-dns=192.0.2.53");
     expect(d.sidecar.HostConfig?.PortBindings).toEqual({
       "8080/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
+      // The in-sandbox agent's port, published like declared ports.
+      "15099/tcp": [{ HostIp: "127.0.0.1", HostPort: "" }],
     });
     expect(d.network.Options).toEqual({ "com.docker.network.bridge.enable_icc": "false" });
   });

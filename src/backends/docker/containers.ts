@@ -18,6 +18,7 @@ import {
 } from "../../egress/contract.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
 import { specHash } from "../spec-hash.js";
+import { withAgentMount, withAgentPort } from "./agent.js";
 import {
   DockerLabels,
   identityOf,
@@ -80,7 +81,10 @@ export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): Desi
   const workspace = resourceName(id, Role.workspace);
   const networkName = resourceName(id, Role.network);
 
-  const sidecarSpec = sidecarOptions(sandbox, settings, networkName);
+  const sidecarSpec = withAgentPort(
+    sidecarOptions(sandbox, settings, networkName),
+    settings.publishAddress,
+  );
   const sidecar = {
     name: sidecarName,
     ...sidecarSpec,
@@ -91,7 +95,7 @@ export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): Desi
       [DockerLabels.specHash]: specHash({ sidecarSpec, firewall: addressRules(sandbox) }),
     }),
   };
-  const workloadSpec = workloadOptions(sandbox, sidecarName, workspace);
+  const workloadSpec = withAgentMount(workloadOptions(sandbox, sidecarName, workspace));
   const workload = {
     name: resourceName(id, Role.workload),
     ...workloadSpec,

@@ -1,0 +1,126 @@
+// Package server is the agent's HTTP API: one port, every route but /healthz
+// behind the sandbox's bearer credential. The wire protocol is written down
+// in docs/agent-protocol.md; the TypeScript client validates it with the zod
+// schemas in src/dataplane/protocol.ts.
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"sandboxing.dev/sandbox-agent/internal/apierr"
+	"sandboxing.dev/sandbox-agent/internal/proc"
+)
+
+// ProtocolVersion changes when a client written for an older agent would misread a newer one.
+const ProtocolVersion = 1
+
+type Server struct {
+	tokenHash [32]byte
+	procs     *proc.Manager
+	cwd       string
+	version   string
+	started   time.Time
+	mux       *http.ServeMux
+}
+
+// New returns the API for one sandbox; token is its credential (non-empty).
+func New(token, version string) *Server {
+	cwd, _ := os.Getwd()
+	s := &Server{
+		tokenHash: sha256.Sum256([]byte(token)),
+		procs:     proc.NewManager(),
+		cwd:       cwd,
+		version:   version,
+		started:   time.Now(),
+		mux:       http.NewServeMux(),
+	}
+	s.routes()
+	return s
+}
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /v1/version", s.auth(s.version_))
+	m.HandleFunc("POST /v1/exec", s.auth(s.exec))
+	m.HandleFunc("POST /v1/processes", s.auth(s.startBackground))
+	m.HandleFunc("GET /v1/processes", s.auth(s.listProcesses))
+	m.HandleFunc("GET /v1/processes/{id}", s.auth(s.getProcess))
+	m.HandleFunc("GET /v1/processes/{id}/wait", s.auth(s.waitProcess))
+	m.HandleFunc("GET /v1/processes/{id}/output", s.auth(s.processOutput))
+	m.HandleFunc("POST /v1/processes/{id}/signal", s.auth(s.signalProcess))
+	m.HandleFunc("POST /v1/processes/{id}/stdin", s.auth(s.processStdin))
+	m.HandleFunc("POST /v1/processes/{id}/resize", s.auth(s.resizeProcess))
+	m.HandleFunc("DELETE /v1/processes/{id}", s.auth(s.deleteProcess))
+	m.HandleFunc("GET /v1/files/content", s.auth(s.readFile))
+	m.HandleFunc("PUT /v1/files/content", s.auth(s.writeFile))
+	m.HandleFunc("GET /v1/files/stat", s.auth(s.statFile))
+	m.HandleFunc("GET /v1/files/list", s.auth(s.listDir))
+	m.HandleFunc("POST /v1/files/mkdir", s.auth(s.mkdir))
+	m.HandleFunc("POST /v1/files/move", s.auth(s.move))
+	m.HandleFunc("POST /v1/files/remove", s.auth(s.remove))
+	m.HandleFunc("GET /v1/files/archive", s.auth(s.download))
+	m.HandleFunc("PUT /v1/files/archive", s.auth(s.upload))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Unknown routes answer 401 before 404 without the credential: nothing is disclosed.
+		if !s.authorized(r) {
+			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.Unauthorized, "missing or wrong credential"))
+			return
+		}
+		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.NotFound, "no such route: "+r.Method+" "+r.URL.Path))
+	})
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// authorized compares digests in constant time (the digest also hides the length).
+func (s *Server) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) == 1
+}
+
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox-agent"`)
+			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.Unauthorized, "missing or wrong credential"))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) version_(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"version": s.version, "protocol": ProtocolVersion, "pid": os.Getpid(),
+		"uid": os.Getuid(), "gid": os.Getgid(), "cwd": s.cwd, "startedAt": s.started.UTC(),
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a small JSON body strictly (unknown fields are a client bug worth reporting).
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return apierr.New(http.StatusBadRequest, apierr.BadRequest, "body: "+err.Error())
+	}
+	return nil
+}

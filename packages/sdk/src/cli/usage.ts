@@ -1,0 +1,98 @@
+// Help texts of `kubectl sandbox`, one per command.
+export const GLOBAL_FLAGS = `Global flags:
+  --kubeconfig PATH   kubeconfig file (default: KUBECONFIG, ~/.kube/config)
+  -n, --namespace NS  namespace (default: the context's, else "default")
+  -h, --help          this help`;
+
+export const USAGE: Record<string, string> = {
+  "": `kubectl sandbox: run and use sandbox-operator sandboxes
+
+Usage: kubectl sandbox COMMAND [flags]
+
+Commands:
+  run           create a sandbox running a command, stream its output, exit with its code
+  exec          run a command in a sandbox (-i stdin, -t terminal)
+  cp            copy files and directories to or from a sandbox (NAME:PATH)
+  logs          the workload's output (-f to follow)
+  port-forward  forward a local port to a sandbox's declared port
+  ls            list sandboxes
+  rm            delete sandboxes
+  renew         extend a sandbox's lifetime
+
+${GLOBAL_FLAGS}
+
+Run 'kubectl sandbox COMMAND --help' for a command's flags.`,
+  run: `Usage: kubectl sandbox run --image IMAGE [flags] [-- COMMAND [ARG...]]
+       kubectl sandbox run -f sandbox.yaml [flags]
+
+Creates a sandbox whose workload is COMMAND (the image's entrypoint when
+absent), streams its output, and exits with its exit code. The sandbox is
+deleted afterwards unless --keep (like docker run --rm).
+
+Flags:
+  --image IMAGE       container image
+  -f, --file PATH     a Sandbox manifest (YAML or JSON) or just its spec
+  --name NAME         sandbox name (default: generated)
+  -e, --env K=V       environment variable (repeatable)
+  -p, --port N        declare a port (repeatable)
+  --ttl SECONDS       lifetime (default 3600)
+  --backend B         pod or docker (default: the operator's)
+  --allow TARGET      allow egress to a host, *.domain or CIDR (repeatable; default deny)
+  --keep              keep the sandbox after the command ends
+  --timeout SECONDS   how long to wait for it to start (default 300)
+
+${GLOBAL_FLAGS}`,
+  exec: `Usage: kubectl sandbox exec [-i] [-t] NAME -- COMMAND [ARG...]
+
+Runs COMMAND in the sandbox through its agent and exits with its exit code
+(128+N when killed by signal N).
+
+Flags:
+  -i, --stdin         pass stdin to the command
+  -t, --tty           run on a terminal (interactive use: with -i)
+  -e, --env K=V       environment variable (repeatable)
+  -w, --workdir DIR   working directory
+  --timeout SECONDS   kill the command after this long
+
+${GLOBAL_FLAGS}`,
+  cp: `Usage: kubectl sandbox cp SRC DST
+
+One of SRC and DST is NAME:PATH (in the sandbox), the other a local path.
+Files and directories both ways; a directory is copied recursively.
+
+${GLOBAL_FLAGS}`,
+  logs: `Usage: kubectl sandbox logs [-f] [--since TIME] [--tail N] NAME
+
+The workload's stdout and stderr as the runtime recorded them.
+
+Flags:
+  -f, --follow        keep streaming
+  --since TIME        from this time (RFC 3339) or this long ago (e.g. 10m, 30s)
+  --tail N            only the last N lines
+
+${GLOBAL_FLAGS}`,
+  "port-forward": `Usage: kubectl sandbox port-forward NAME [LOCAL_PORT:]PORT
+
+Listens on 127.0.0.1:LOCAL_PORT (default: PORT) and forwards each connection
+to the sandbox's declared PORT. Ctrl-C stops.
+
+${GLOBAL_FLAGS}`,
+  ls: `Usage: kubectl sandbox ls [-l SELECTOR]
+
+Lists sandboxes: name, phase, backend, ready, expiry, age.
+
+Flags:
+  -l, --selector S    label selector
+
+${GLOBAL_FLAGS}`,
+  rm: `Usage: kubectl sandbox rm NAME [NAME...]
+
+Deletes sandboxes.
+
+${GLOBAL_FLAGS}`,
+  renew: `Usage: kubectl sandbox renew NAME --ttl SECONDS
+
+Makes the sandbox expire SECONDS from now.
+
+${GLOBAL_FLAGS}`,
+};

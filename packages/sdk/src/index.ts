@@ -1,0 +1,31 @@
+// @sandboxing.dev/sdk: drive sandbox-operator sandboxes from TypeScript.
+export type { SandboxSpecInput as SandboxSpec } from "../../../src/api/sandbox-spec.js";
+export type {
+  Body,
+  ExecHandle,
+  ExecOptions,
+  ExecResult,
+  ReadOptions,
+  WriteOptions,
+} from "../../../src/dataplane/client.js";
+export { AgentClient } from "../../../src/dataplane/client.js";
+export type { LogOptions, LogStreams } from "../../../src/dataplane/docker.js";
+export {
+  AgentError,
+  NotFoundError,
+  PermissionDeniedError,
+  ProcessStartError,
+  ProtocolError,
+  SandboxError,
+  SandboxNotFoundError,
+  SandboxNotReadyError,
+  TimeoutError,
+  UnauthorizedError,
+} from "../../../src/dataplane/errors.js";
+export type { ExitStatus, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
+export {
+  BackgroundProcess,
+  type ClientOptions,
+  type CreateOptions,
+  Sandbox,
+} from "./sandbox.js";

@@ -1,0 +1,379 @@
+// The SDK's Sandbox: the Kubernetes resource (create, get, list, renew,
+// delete through the API server) plus its data plane (exec, processes, files,
+// logs, ports through the in-sandbox agent). An exit code other than 0 is a
+// result; everything that goes wrong is a typed error (../../../src/dataplane/errors).
+import { connect as netConnect, type Socket } from "node:net";
+import type { Readable } from "node:stream";
+import * as k8s from "@kubernetes/client-node";
+import type Docker from "dockerode";
+import { ConditionType } from "../../../src/api/conditions.js";
+import {
+  API_VERSION,
+  GROUP,
+  SANDBOX_KIND,
+  SANDBOX_PLURAL,
+  VERSION,
+} from "../../../src/api/group.js";
+import type { Sandbox as SandboxResource } from "../../../src/api/sandbox.js";
+import { type SandboxSpecInput, SandboxSpecSchema } from "../../../src/api/sandbox-spec.js";
+import type {
+  AgentClient,
+  Body,
+  ExecHandle,
+  ExecOptions,
+  ExecResult,
+  ReadOptions,
+  WriteOptions,
+} from "../../../src/dataplane/client.js";
+import { connect, type DataPlane } from "../../../src/dataplane/connect.js";
+import type { LogOptions, LogStreams } from "../../../src/dataplane/docker.js";
+import {
+  SandboxError,
+  SandboxNotFoundError,
+  SandboxNotReadyError,
+  TimeoutError,
+} from "../../../src/dataplane/errors.js";
+import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
+
+export interface ClientOptions {
+  /** A KubeConfig, or a kubeconfig path (default: KUBECONFIG / ~/.kube/config / in-cluster). */
+  kubeconfig?: k8s.KubeConfig | string;
+  /** Namespace (default: the kubeconfig context's, else "default"). */
+  namespace?: string;
+  /** Docker client for docker-backend sandboxes (default: DOCKER_HOST or the local socket). */
+  docker?: Docker;
+}
+
+export interface CreateOptions extends ClientOptions {
+  /** Name; default: generated ("sbx-xxxxx"). */
+  name?: string;
+  labels?: Record<string, string>;
+  /** Wait until Ready and the agent answers (default true); a number is the timeout in ms. */
+  waitUntilReady?: boolean | number;
+}
+
+function kubeConfigOf(o: ClientOptions): k8s.KubeConfig {
+  if (o.kubeconfig instanceof k8s.KubeConfig) return o.kubeconfig;
+  const kc = new k8s.KubeConfig();
+  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+  else kc.loadFromDefault();
+  return kc;
+}
+
+function namespaceOf(kc: k8s.KubeConfig, o: ClientOptions): string {
+  return o.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof k8s.ApiException && err.code === 404;
+}
+
+/** A background process in a sandbox: it outlives the client that started it. */
+export class BackgroundProcess {
+  constructor(
+    private readonly agent: AgentClient,
+    readonly info: ProcessInfo,
+  ) {}
+
+  get id(): string {
+    return this.info.id;
+  }
+
+  /** Waits for the exit (polling in 5-minute long polls) and returns the final state. */
+  async wait(timeoutMs = Number.POSITIVE_INFINITY): Promise<ProcessInfo> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = Math.min(300_000, deadline - Date.now());
+      const p = await this.agent.waitProcess(this.id, Math.max(0, left));
+      if (!p.running) return p;
+      if (Date.now() >= deadline) throw new TimeoutError(`process ${this.id} still running`);
+    }
+  }
+
+  /** What the ring buffers hold (the last outputLimitBytes of each stream). */
+  async output(): Promise<{ stdout: string; stderr: string; running: boolean }> {
+    const o = await this.agent.processOutput(this.id);
+    return {
+      stdout: Buffer.from(o.stdout.data, "base64").toString("utf8"),
+      stderr: Buffer.from(o.stderr.data, "base64").toString("utf8"),
+      running: o.running,
+    };
+  }
+
+  write(data: Body, eof = false): Promise<void> {
+    return this.agent.writeProcessStdin(this.id, data, eof);
+  }
+
+  signal(signal: string): Promise<void> {
+    return this.agent.signalProcess(this.id, signal);
+  }
+
+  kill(): Promise<void> {
+    return this.agent.killProcess(this.id);
+  }
+}
+
+export class Sandbox {
+  private plane: DataPlane | undefined;
+
+  private constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly options: ClientOptions,
+    private resource: SandboxResource,
+  ) {}
+
+  get name(): string {
+    return this.resource.metadata.name!;
+  }
+
+  get namespace(): string {
+    return this.resource.metadata.namespace!;
+  }
+
+  get createdAt(): string | undefined {
+    const t = this.resource.metadata.creationTimestamp as unknown;
+    return t instanceof Date ? t.toISOString() : (t as string | undefined);
+  }
+
+  /** The resource as last read. */
+  get status(): SandboxResource["status"] {
+    return this.resource.status;
+  }
+
+  private static api(kc: k8s.KubeConfig) {
+    return kc.makeApiClient(k8s.CustomObjectsApi);
+  }
+
+  /** Creates a Sandbox; the spec is validated here first, with the field's name in the error. */
+  static async create(spec: SandboxSpecInput, options: CreateOptions = {}): Promise<Sandbox> {
+    const parsed = SandboxSpecSchema.safeParse(spec);
+    if (!parsed.success) {
+      const first = parsed.error.issues[0];
+      throw new SandboxError(
+        `invalid sandbox spec: spec.${first?.path.join(".")}: ${first?.message}`,
+      );
+    }
+    const kc = kubeConfigOf(options);
+    const namespace = namespaceOf(kc, options);
+    const created = (await Sandbox.api(kc).createNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: SANDBOX_PLURAL,
+      body: {
+        apiVersion: API_VERSION,
+        kind: SANDBOX_KIND,
+        metadata: {
+          ...(options.name ? { name: options.name } : { generateName: "sbx-" }),
+          ...(options.labels ? { labels: options.labels } : {}),
+        },
+        spec,
+      },
+    })) as SandboxResource;
+    const sandbox = new Sandbox(kc, { ...options, namespace }, created);
+    const wait = options.waitUntilReady ?? true;
+    if (wait !== false) {
+      try {
+        await sandbox.waitUntilReady({ timeoutMs: typeof wait === "number" ? wait : 120_000 });
+      } catch (err) {
+        sandbox.close();
+        throw err;
+      }
+    }
+    return sandbox;
+  }
+
+  static async get(name: string, options: ClientOptions = {}): Promise<Sandbox> {
+    const kc = kubeConfigOf(options);
+    const namespace = namespaceOf(kc, options);
+    try {
+      const r = (await Sandbox.api(kc).getNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace,
+        plural: SANDBOX_PLURAL,
+        name,
+      })) as SandboxResource;
+      return new Sandbox(kc, { ...options, namespace }, r);
+    } catch (err) {
+      if (isNotFound(err)) throw new SandboxNotFoundError(`sandbox ${namespace}/${name} not found`);
+      throw err;
+    }
+  }
+
+  static async list(options: ClientOptions & { labelSelector?: string } = {}): Promise<Sandbox[]> {
+    const kc = kubeConfigOf(options);
+    const namespace = namespaceOf(kc, options);
+    const list = (await Sandbox.api(kc).listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: SANDBOX_PLURAL,
+      ...(options.labelSelector ? { labelSelector: options.labelSelector } : {}),
+    })) as { items: SandboxResource[] };
+    return list.items.map((r) => new Sandbox(kc, { ...options, namespace }, r));
+  }
+
+  /** Re-reads the resource. */
+  async refresh(): Promise<SandboxResource> {
+    const fresh = await Sandbox.get(this.name, this.options);
+    this.resource = fresh.resource;
+    return this.resource;
+  }
+
+  /** Waits until the Sandbox is Ready and its agent answers. */
+  async waitUntilReady({ timeoutMs = 120_000 }: { timeoutMs?: number } = {}): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.refresh();
+      const phase = r.status?.phase;
+      if (phase && ["Succeeded", "Failed", "Expired", "Terminating"].includes(phase)) {
+        throw new SandboxNotReadyError(
+          `sandbox ${this.namespace}/${this.name} is ${phase}${r.status?.message ? `: ${r.status.message}` : ""}`,
+        );
+      }
+      const ready = r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+      if (ready?.status === "True") {
+        try {
+          const plane = await this.dataPlane();
+          if (await (await plane.agent()).healthy()) return;
+        } catch (err) {
+          if (!(err instanceof SandboxNotReadyError)) throw err;
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new TimeoutError(
+          `sandbox ${this.namespace}/${this.name} not ready after ${timeoutMs} ms${ready?.message ? `: ${ready.message}` : ""}`,
+        );
+      }
+      await sleep(ready?.status === "True" ? 20 : 250);
+    }
+  }
+
+  private async dataPlane(): Promise<DataPlane> {
+    if (!this.plane) this.plane = await connect(this.resource, { docker: this.options.docker });
+    return this.plane;
+  }
+
+  private async agent(): Promise<AgentClient> {
+    return (await this.dataPlane()).agent();
+  }
+
+  /** Runs a command to completion. A string runs through `sh -c`. Exit codes are results. */
+  async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecResult> {
+    return (await this.agent()).exec(argvOf(command), options);
+  }
+
+  /** Runs a command with streaming output, stdin, resize and signals. */
+  async execStream(command: string | string[], options: ExecOptions = {}): Promise<ExecHandle> {
+    return (await this.agent()).execStream(argvOf(command), options);
+  }
+
+  /** Starts a background process that outlives this client. */
+  async spawn(
+    command: string | string[],
+    options: Omit<ExecSpec, "argv"> = {},
+  ): Promise<BackgroundProcess> {
+    const agent = await this.agent();
+    return new BackgroundProcess(agent, await agent.startProcess(argvOf(command), options));
+  }
+
+  async processes(): Promise<ProcessInfo[]> {
+    return (await this.agent()).listProcesses();
+  }
+
+  /** The sandbox's file system, as the workload's user sees it. */
+  readonly files = {
+    read: async (path: string, range?: ReadOptions): Promise<Buffer> =>
+      (await this.agent()).readFile(path, range),
+    readText: async (path: string): Promise<string> => (await this.agent()).readText(path),
+    readStream: async (path: string, range?: ReadOptions): Promise<Readable> =>
+      (await this.agent()).readStream(path, range),
+    write: async (path: string, data: Body, options?: WriteOptions) =>
+      (await this.agent()).writeFile(path, data, options),
+    list: async (path: string): Promise<FileInfo[]> => (await this.agent()).list(path),
+    stat: async (path: string): Promise<FileInfo> => (await this.agent()).stat(path),
+    exists: async (path: string): Promise<boolean> => (await this.agent()).exists(path),
+    mkdir: async (path: string, options?: { parents?: boolean; mode?: string }) =>
+      (await this.agent()).mkdir(path, options),
+    move: async (from: string, to: string, options?: { overwrite?: boolean }) =>
+      (await this.agent()).move(from, to, options),
+    remove: async (path: string, options?: { recursive?: boolean }) =>
+      (await this.agent()).remove(path, options),
+    /** Extracts a tar stream into dir. */
+    uploadTar: async (dir: string, tar: Body) => (await this.agent()).uploadTar(dir, tar),
+    /** A tar stream of path. */
+    downloadTar: async (path: string): Promise<Readable> => (await this.agent()).downloadTar(path),
+  };
+
+  /** The workload's own output, from the runtime (follow, since, tail). */
+  async logs(options: LogOptions = {}): Promise<LogStreams> {
+    return (await this.dataPlane()).logs(options);
+  }
+
+  /** A TCP connection to a declared port of the sandbox. */
+  async connect(port: number): Promise<Socket> {
+    const where = (await this.dataPlane()).port(port);
+    const socket = netConnect(where.port, where.host);
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    return socket;
+  }
+
+  /** An HTTP request to a declared port of the sandbox. */
+  async fetch(port: number, path = "/", init?: RequestInit): Promise<Response> {
+    const where = (await this.dataPlane()).port(port);
+    const host = where.host.includes(":") ? `[${where.host}]` : where.host;
+    return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
+  }
+
+  /** Extends the lifetime: the sandbox now expires ttlSeconds from now. */
+  async renew(ttlSeconds: number): Promise<Date> {
+    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1)
+      throw new SandboxError("renew: ttlSeconds must be a positive integer");
+    const expiresAt = new Date(Math.ceil((Date.now() + ttlSeconds * 1000) / 1000) * 1000);
+    const iso = expiresAt.toISOString().replace(".000Z", "Z");
+    this.resource = (await Sandbox.api(this.kc).patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: SANDBOX_PLURAL,
+        name: this.name,
+        body: { spec: { lifetime: { ttlSeconds: null, expiresAt: iso } } },
+      },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    )) as SandboxResource;
+    return expiresAt;
+  }
+
+  /** Deletes the Sandbox (the operator removes what it runs on). */
+  async delete(): Promise<void> {
+    this.close();
+    try {
+      await Sandbox.api(this.kc).deleteNamespacedCustomObject({
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: SANDBOX_PLURAL,
+        name: this.name,
+      });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /** Releases connections (the sandbox keeps running). */
+  close(): void {
+    this.plane?.close();
+    this.plane = undefined;
+  }
+}
+
+function argvOf(command: string | string[]): string[] {
+  return typeof command === "string" ? ["sh", "-c", command] : command;
+}
