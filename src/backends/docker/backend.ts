@@ -11,6 +11,7 @@
 // lockdown with no way out; it is moved into the new one (restarted, or
 // recreated for a new sidecar container) once the new sidecar has installed its
 // lockdown there. Egress is never open in between.
+
 import { posix } from "node:path";
 import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
@@ -19,6 +20,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { sleep } from "../../controller/backoff.js";
 import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
+import { keyOf } from "../../kube/object-key.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { AgentInjector } from "./agent.js";
@@ -165,7 +167,7 @@ export class DockerBackend implements SandboxBackend {
     signal?: AbortSignal,
   ): Promise<Observation> {
     const desired = desiredSandbox(sandbox, this.deps.settings);
-    const key = `${desired.id.namespace}/${desired.id.name}`;
+    const key = keyOf(sandbox);
 
     for (const image of [this.deps.settings.egressImage, sandbox.spec.image]) {
       const got = await this.images.ensure(image, key);

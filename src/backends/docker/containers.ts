@@ -6,6 +6,7 @@
 //   sidecar   sbx.<ns>.<name>.<uid8>.egress   operator image: lockdown, then proxy
 //   workload  sbx.<ns>.<name>.<uid8>          joins the sidecar's network namespace
 //   volume    sbx.<ns>.<name>.<uid8>.workspace
+
 import type { ContainerCreateOptions, NetworkCreateOptions } from "dockerode";
 import { parseQuantity } from "../../api/quantity.js";
 import type { Sandbox } from "../../api/sandbox.js";
@@ -17,6 +18,7 @@ import {
   sidecarFlags,
 } from "../../egress/contract.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
+import { keyOf } from "../../kube/object-key.js";
 import { specHash } from "../spec-hash.js";
 import { withAgentMount, withAgentPort } from "./agent.js";
 import {
@@ -131,7 +133,7 @@ function sidecarOptions(
   networkName: string,
 ): ContainerCreateOptions {
   const ports = sandbox.spec.ports ?? [];
-  const key = `${sandbox.metadata.namespace}/${sandbox.metadata.name}`;
+  const key = keyOf(sandbox);
   return {
     Image: settings.egressImage,
     // Node as PID 1 rather than the image's tini: an init started as root would

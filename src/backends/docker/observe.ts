@@ -1,9 +1,11 @@
 // Inspected containers -> what the reconciler needs to know. Pure: the same
 // inspections always give the same Observation.
+
 import type { ContainerInspectInfo } from "dockerode";
 import { ConditionReason } from "../../api/conditions.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import type { Endpoint } from "../../api/sandbox-status.js";
+import { rfc3339 } from "../../kube/time.js";
 import type { Observation } from "../backend.js";
 
 export interface Inspected {
@@ -19,8 +21,7 @@ export interface Inspected {
 
 /** Docker's zero time for "never happened". */
 const NEVER = "0001-01-01T00:00:00Z";
-const iso = (t: string | undefined) =>
-  !t || t.startsWith("0001-") ? undefined : new Date(t).toISOString().replace(/\.\d+Z$/, "Z");
+const iso = (t: string | undefined) => (!t || t.startsWith("0001-") ? undefined : rfc3339(t));
 
 export function observeContainers(sandbox: Sandbox, c: Inspected): Observation {
   const workload = c.workload;
