@@ -16,6 +16,7 @@ import {
   containerPid,
   kubectl,
   NODE_SANDBOX_IMAGE,
+  NODE_TEST_RESOURCES,
   podFirewall,
 } from "../support/node/pods.js";
 import { proveRoutes, STANDIN, type Standins, startStandins } from "../support/node/standins.js";
@@ -50,6 +51,7 @@ beforeAll(async () => {
   });
   await sbx.create("attacker", {
     image: NODE_SANDBOX_IMAGE,
+    resources: NODE_TEST_RESOURCES,
     command: ["sleep", "3600"],
     network: {
       egress: { defaultAction: "deny", rules: [{ action: "allow", target: "allowed.test" }] },

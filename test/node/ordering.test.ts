@@ -11,7 +11,7 @@ import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import type { ContainerdPaths } from "../support/node/containerd.js";
 import { importDockerImages } from "../support/node/images.js";
-import { NODE_SANDBOX_IMAGE, waitPod } from "../support/node/pods.js";
+import { NODE_SANDBOX_IMAGE, NODE_TEST_RESOURCES, waitPod } from "../support/node/pods.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
 import { isReady, SandboxClient } from "../support/sandboxes.js";
 
@@ -60,7 +60,11 @@ async function sandboxWith(egressImage: string, prefix: string) {
   namespaces.push(ns);
   operators.push(await startOperator({ namespace: ns.name, user: "operator-3", egressImage }));
   const sbx = new SandboxClient(kc, ns.name);
-  await sbx.create("ordered", { image: NODE_SANDBOX_IMAGE, command: ["sleep", "3600"] });
+  await sbx.create("ordered", {
+    image: NODE_SANDBOX_IMAGE,
+    command: ["sleep", "3600"],
+    resources: NODE_TEST_RESOURCES,
+  });
   return { ns: ns.name, sbx };
 }
 

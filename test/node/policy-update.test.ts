@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
-import { kubectl, NODE_SANDBOX_IMAGE } from "../support/node/pods.js";
+import { kubectl, NODE_SANDBOX_IMAGE, NODE_TEST_RESOURCES } from "../support/node/pods.js";
 import { STANDIN, type Standins, startStandins } from "../support/node/standins.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
 import { isReady, SandboxClient } from "../support/sandboxes.js";
@@ -42,6 +42,7 @@ beforeAll(async () => {
   });
   await sbx.create("live", {
     image: NODE_SANDBOX_IMAGE,
+    resources: NODE_TEST_RESOURCES,
     command: ["sleep", "3600"],
     network: allowOnly("allowed.test"),
   });

@@ -8,7 +8,7 @@ import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
-import { kubectl, NODE_SANDBOX_IMAGE } from "../support/node/pods.js";
+import { kubectl, NODE_SANDBOX_IMAGE, NODE_TEST_RESOURCES } from "../support/node/pods.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
 import { condition, isReady, SandboxClient } from "../support/sandboxes.js";
 
@@ -33,7 +33,11 @@ afterAll(async () => {
   await ns?.delete();
 });
 
-const run = (command: string) => ({ image: NODE_SANDBOX_IMAGE, command: ["sh", "-c", command] });
+const run = (command: string) => ({
+  image: NODE_SANDBOX_IMAGE,
+  command: ["sh", "-c", command],
+  resources: NODE_TEST_RESOURCES,
+});
 
 describe("pod backend on a real node", () => {
   it("exit 0 -> Succeeded, with the workload's output in kubectl logs", async () => {
@@ -62,7 +66,11 @@ describe("pod backend on a real node", () => {
   });
 
   it("an image that does not exist: ImagePullBackOff, then Failed after the stall timeout", async () => {
-    await sbx.create("noimage", { image: "registry.invalid/nope/missing:1", command: ["true"] });
+    await sbx.create("noimage", {
+      image: "registry.invalid/nope/missing:1",
+      command: ["true"],
+      resources: NODE_TEST_RESOURCES,
+    });
     const stalled = await sbx.waitFor(
       "noimage",
       (s) =>

@@ -14,6 +14,13 @@ const exec = promisify(execFile);
 /** The sandbox-basic image as imported on the node (a tag the kubelet will not try to pull). */
 export const NODE_SANDBOX_IMAGE = localTagOf(SANDBOX_IMAGE);
 
+/**
+ * What a test sandbox asks of the node. The default (1 CPU, requests = limits)
+ * lets two sandboxes fill this 2-CPU node, and the sandboxes of the file before
+ * are still terminating when the next file starts: theirs would be Unschedulable.
+ */
+export const NODE_TEST_RESOURCES = { cpu: "100m", memory: "128Mi" };
+
 export interface Ran {
   code: number;
   stdout: string;
