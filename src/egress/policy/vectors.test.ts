@@ -4,7 +4,12 @@
 // the same behaviour.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { renderVectors, VECTORS_FILE } from "../../../test/vectors/generate.js";
+import {
+  LOCKDOWN_FILE,
+  renderLockdownVectors,
+  renderVectors,
+  VECTORS_FILE,
+} from "../../../test/vectors/generate.js";
 import {
   decideAddress,
   decideName,
@@ -38,6 +43,7 @@ const vectors = JSON.parse(text) as { cases: VectorCase[] };
 describe("egress policy vectors", () => {
   it("the file is what the cases generate (npm run vectors)", () => {
     expect(text).toBe(renderVectors());
+    expect(readFileSync(LOCKDOWN_FILE, "utf8")).toBe(renderLockdownVectors());
   });
 
   it("cover names, wildcards, addresses, ports, reserved ranges, defaults and refusals", () => {
