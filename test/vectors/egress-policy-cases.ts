@@ -179,7 +179,10 @@ export const CASES: PolicyCase[] = [
   { name: "bad action", policy: { rules: [{ action: "ALLOW", target: "a.test" }] } },
   { name: "target missing", policy: { rules: [{ action: "allow" }] } },
   { name: "target empty", policy: { rules: [{ action: "allow", target: "" }] } },
-  { name: "target too long", policy: { rules: [{ action: "allow", target: `${"a".repeat(250)}.test` }] } },
+  {
+    name: "target too long",
+    policy: { rules: [{ action: "allow", target: `${"a".repeat(250)}.test` }] },
+  },
   ...[
     "*.*.example.org",
     "*example.org",
@@ -220,23 +223,50 @@ export const CASES: PolicyCase[] = [
     name: `target ${JSON.stringify(target)}`,
     policy: { rules: [{ action: "allow", target, ports: [443] }] },
     checks: [
-      ...names(["a.b-c.test", "xn--bcher-kva.example", "1.2.3.4.test", "123.test", "trailing.dot"], [443]),
+      ...names(
+        ["a.b-c.test", "xn--bcher-kva.example", "1.2.3.4.test", "123.test", "trailing.dot"],
+        [443],
+      ),
       ...addresses(["10.200.0.1", "1.2.3.4", "::102:304", "2001:db8::5", "8.8.8.8"], [443]),
     ],
   })),
-  { name: "ports not a list", policy: { rules: [{ action: "allow", target: "a.test", ports: 443 }] } },
+  {
+    name: "ports not a list",
+    policy: { rules: [{ action: "allow", target: "a.test", ports: 443 }] },
+  },
   { name: "port zero", policy: { rules: [{ action: "allow", target: "a.test", ports: [0] }] } },
-  { name: "port too big", policy: { rules: [{ action: "allow", target: "a.test", ports: [65536] }] } },
-  { name: "port fraction", policy: { rules: [{ action: "allow", target: "a.test", ports: [44.5] }] } },
-  { name: "port as text", policy: { rules: [{ action: "allow", target: "a.test", ports: ["443"] }] } },
-  { name: "duplicate port", policy: { rules: [{ action: "allow", target: "a.test", ports: [443, 80, 443] }] } },
+  {
+    name: "port too big",
+    policy: { rules: [{ action: "allow", target: "a.test", ports: [65536] }] },
+  },
+  {
+    name: "port fraction",
+    policy: { rules: [{ action: "allow", target: "a.test", ports: [44.5] }] },
+  },
+  {
+    name: "port as text",
+    policy: { rules: [{ action: "allow", target: "a.test", ports: ["443"] }] },
+  },
+  {
+    name: "duplicate port",
+    policy: { rules: [{ action: "allow", target: "a.test", ports: [443, 80, 443] }] },
+  },
   {
     name: "too many ports",
-    policy: { rules: [{ action: "allow", target: "a.test", ports: Array.from({ length: 33 }, (_, i) => i + 1) }] },
+    policy: {
+      rules: [
+        { action: "allow", target: "a.test", ports: Array.from({ length: 33 }, (_, i) => i + 1) },
+      ],
+    },
   },
   {
     name: "shape error wins over an earlier bad target",
-    policy: { rules: [{ action: "allow", target: "bad target" }, { action: "maybe", target: "a.test" }] },
+    policy: {
+      rules: [
+        { action: "allow", target: "bad target" },
+        { action: "maybe", target: "a.test" },
+      ],
+    },
   },
   {
     name: "too many rules",
@@ -244,7 +274,11 @@ export const CASES: PolicyCase[] = [
   },
   {
     name: "32 ports are fine",
-    policy: { rules: [{ action: "allow", target: "a.test", ports: Array.from({ length: 32 }, (_, i) => i + 1) }] },
+    policy: {
+      rules: [
+        { action: "allow", target: "a.test", ports: Array.from({ length: 32 }, (_, i) => i + 1) },
+      ],
+    },
     checks: [...names(["a.test"], [1, 32, 33]), ...anyPort(["a.test"])],
   },
 ];

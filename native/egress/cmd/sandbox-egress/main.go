@@ -102,6 +102,8 @@ type lockdownFlags struct {
 	sidecarUID                 *int
 	dnsPort, httpPort, tlsPort *int
 	iptables                   *string
+	// Explicit tools, overriding --iptables (a distribution's own names).
+	restore4, save4, restore6, save6 *string
 }
 
 func addLockdownFlags(fs *flag.FlagSet, uidDefault int) lockdownFlags {
@@ -113,6 +115,10 @@ func addLockdownFlags(fs *flag.FlagSet, uidDefault int) lockdownFlags {
 		httpPort:   port(fs, "http-port", c.Ports.HTTP, "where TCP 80 is redirected"),
 		tlsPort:    port(fs, "tls-port", c.Ports.TLS, "where TCP 443 is redirected"),
 		iptables:   fs.String("iptables", "auto", "iptables implementation: auto, nft or legacy"),
+		restore4:   fs.String("iptables-restore", "", "explicit iptables-restore to run (with the three below; overrides --iptables)"),
+		save4:      fs.String("iptables-save", "", "explicit iptables-save"),
+		restore6:   fs.String("ip6tables-restore", "", "explicit ip6tables-restore"),
+		save6:      fs.String("ip6tables-save", "", "explicit ip6tables-save"),
 	}
 }
 
@@ -126,6 +132,10 @@ func parse(fs *flag.FlagSet, argv []string, f lockdownFlags) error {
 	}
 	if *f.policyFile == "" {
 		return errors.New("--policy-file: required")
+	}
+	explicit := []string{*f.restore4, *f.save4, *f.restore6, *f.save6}
+	if n := countSet(explicit); n != 0 && n != len(explicit) {
+		return errors.New("--iptables-restore, --iptables-save, --ip6tables-restore and --ip6tables-save go together")
 	}
 	switch *f.iptables {
 	case "auto", "nft", "legacy":
@@ -181,8 +191,10 @@ func applyLockdown(f lockdownFlags, sidecarUID int, log *slog.Logger) error {
 		Policy: p, SidecarUID: sidecarUID, Reserved: reserved,
 		Ports: lockdown.ListenPorts{DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort},
 	})
-	b, err := lockdown.ChooseBinaries(*f.iptables)
-	if err != nil {
+	var b lockdown.Binaries
+	if *f.restore4 != "" {
+		b = lockdown.Binaries{Variant: "explicit", Restore4: *f.restore4, Save4: *f.save4, Restore6: *f.restore6, Save6: *f.save6}
+	} else if b, err = lockdown.ChooseBinaries(*f.iptables); err != nil {
 		return err
 	}
 	res, err := lockdown.Apply(rs, b)
@@ -237,4 +249,14 @@ func runSidecar(argv []string) int {
 	// Closing the sidecar closes egress: the firewall stays and nothing else is let out.
 	s.Close()
 	return 0
+}
+
+func countSet(values []string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
