@@ -214,6 +214,8 @@ func runSidecar(argv []string) int {
 	proxyPort := port(fs, "proxy-port", c.Ports.Proxy, "explicit proxy")
 	healthPort := port(fs, "health-port", c.Ports.Health, "probes only: /healthz /readyz, on every address")
 	metricsPort := port(fs, "metrics-port", c.Ports.Metrics, "/metrics and detailed /readyz, on loopback")
+	httpDest := port(fs, "http-destination-port", 80, "the port traffic redirected to --http-port was meant for (the redirect hides it)")
+	tlsDest := port(fs, "tls-destination-port", 443, "the port traffic redirected to --tls-port was meant for")
 	upstreamDNS := fs.String("upstream-dns", "", "resolver HOST[:PORT] (default: first nameserver in /etc/resolv.conf)")
 	help := flagUsage(fs, "Usage: sandbox-egress egress [flags]\n\nRuns the egress sidecar: a DNS proxy answering only allowed names, an explicit\nHTTP proxy (CONNECT), and transparent proxies judging port 80 by Host and 443 by\nTLS SNI. Follows the policy file for changes.\n")
 	if err := parse(fs, argv, f); err != nil {
@@ -235,8 +237,9 @@ func runSidecar(argv []string) int {
 	}
 	s, err := sidecar.Start(sidecar.Options{
 		Sandbox: *sandbox, PolicyFile: *f.policyFile, UpstreamDNS: *upstreamDNS,
-		Ports: sidecar.Ports{Proxy: *proxyPort, DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort, Health: *healthPort, Metrics: *metricsPort},
-		UID:   *f.sidecarUID, GID: *f.sidecarUID,
+		Ports:            sidecar.Ports{Proxy: *proxyPort, DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort, Health: *healthPort, Metrics: *metricsPort},
+		DestinationPorts: sidecar.DestinationPorts{HTTP: *httpDest, TLS: *tlsDest},
+		UID:              *f.sidecarUID, GID: *f.sidecarUID,
 		Log: log,
 	})
 	if err != nil {

@@ -26,7 +26,9 @@ import (
 // one), then parsed by net/http for the body's framing.
 
 const (
-	maxHead     = 64 * 1024
+	// maxHead bounds a request head (Node's default limit too); it is also
+	// the read buffer per client connection, so it stays small.
+	maxHead     = 16 * 1024
 	idleTimeout = 5 * time.Minute
 )
 

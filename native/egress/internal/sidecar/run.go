@@ -23,6 +23,8 @@ type Ports struct {
 	Proxy, DNS, HTTP, TLS, Health, Metrics int
 }
 
+type DestinationPorts struct{ HTTP, TLS int }
+
 type Options struct {
 	Sandbox     string
 	PolicyFile  string
@@ -30,7 +32,10 @@ type Options struct {
 	// ListenHost for the DNS proxy and proxies: loopback, since anything wider
 	// would offer an open proxy to the rest of the network.
 	ListenHost string
-	Ports      Ports
+	// Ports to listen on; 0 picks a free one, and -1 turns off health or metrics.
+	Ports Ports
+	// DestinationPorts: the ports redirected traffic was meant for (80, 443).
+	DestinationPorts DestinationPorts
 	// UID to switch to after binding when started as root (0: stay).
 	UID, GID int
 	Log      *slog.Logger
@@ -43,8 +48,10 @@ type Sidecar struct {
 	dialer    *dialer
 	policy    *PolicyFile
 	closers   []func()
-	mu        sync.Mutex
-	conns     map[net.Conn]struct{}
+	// Bound are the ports actually bound (matters when 0 was asked for).
+	Bound Ports
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
 }
 
 func (s *Sidecar) problem() string { return s.policy.Problem() }
@@ -62,6 +69,12 @@ func Start(o Options) (*Sidecar, error) {
 	}
 	if o.ListenHost == "" {
 		o.ListenHost = "127.0.0.1"
+	}
+	if o.DestinationPorts.HTTP == 0 {
+		o.DestinationPorts.HTTP = 80
+	}
+	if o.DestinationPorts.TLS == 0 {
+		o.DestinationPorts.TLS = 443
 	}
 	if o.Poll == 0 {
 		o.Poll = 2 * time.Second
@@ -84,7 +97,8 @@ func Start(o Options) (*Sidecar, error) {
 		return fail(err)
 	}
 	s.closers = append(s.closers, func() { udp.Close() })
-	dnsTCP, err := net.Listen("tcp4", addr(o.ListenHost, o.Ports.DNS))
+	// UDP and TCP share one port (the one UDP got, when 0 was asked for).
+	dnsTCP, err := net.Listen("tcp4", addr(o.ListenHost, udp.LocalAddr().(*net.UDPAddr).Port))
 	if err != nil {
 		return fail(err)
 	}
@@ -94,8 +108,8 @@ func Start(o Options) (*Sidecar, error) {
 		serve func(*net.TCPConn)
 	}{
 		{o.Ports.Proxy, func(c *net.TCPConn) { s.serveHTTP(c, modeExplicit, 0) }},
-		{o.Ports.HTTP, func(c *net.TCPConn) { s.serveHTTP(c, modeTransparent, 80) }},
-		{o.Ports.TLS, func(c *net.TCPConn) { s.serveTLS(c, 443) }},
+		{o.Ports.HTTP, func(c *net.TCPConn) { s.serveHTTP(c, modeTransparent, o.DestinationPorts.HTTP) }},
+		{o.Ports.TLS, func(c *net.TCPConn) { s.serveTLS(c, o.DestinationPorts.TLS) }},
 	}
 	var tcp []net.Listener
 	for _, l := range listeners {
@@ -107,14 +121,14 @@ func Start(o Options) (*Sidecar, error) {
 		tcp = append(tcp, ln)
 	}
 	var health, metrics net.Listener
-	if o.Ports.Health > 0 {
+	if o.Ports.Health >= 0 {
 		if health, err = net.Listen("tcp", addr("0.0.0.0", o.Ports.Health)); err != nil {
 			return fail(err)
 		}
 		srv := serveObservability(health, s.observabilityHandler(true))
 		s.closers = append(s.closers, func() { srv.Close() })
 	}
-	if o.Ports.Metrics > 0 {
+	if o.Ports.Metrics >= 0 {
 		if metrics, err = net.Listen("tcp", addr("127.0.0.1", o.Ports.Metrics)); err != nil {
 			return fail(err)
 		}
@@ -144,12 +158,13 @@ func Start(o Options) (*Sidecar, error) {
 		}
 		return 0
 	}
-	ports := map[string]int{"dns": port(udp), "proxy": port(tcp[0]), "http": port(tcp[1]), "tls": port(tcp[2])}
+	s.Bound = Ports{DNS: port(udp), Proxy: port(tcp[0]), HTTP: port(tcp[1]), TLS: port(tcp[2]), Health: port(health), Metrics: port(metrics)}
+	ports := map[string]int{"dns": s.Bound.DNS, "proxy": s.Bound.Proxy, "http": s.Bound.HTTP, "tls": s.Bound.TLS}
 	if health != nil {
-		ports["health"] = port(health)
+		ports["health"] = s.Bound.Health
 	}
 	if metrics != nil {
-		ports["metrics"] = port(metrics)
+		ports["metrics"] = s.Bound.Metrics
 	}
 	log.Info("egress sidecar ready", "sandbox", o.Sandbox, "ports", ports, "upstreamDns", upstreamText, "uid", os.Getuid())
 	return s, nil
