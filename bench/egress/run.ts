@@ -13,7 +13,7 @@
 // sidecar, a benchmark entry of the same code that can do the same.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, release, tmpdir } from "node:os";
+import { cpus, loadavg, release, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -294,6 +294,8 @@ function versions() {
 }
 
 async function main() {
+  // A shared machine: the load beside the benchmark explains its spread.
+  const loadBefore = loadavg().map((x) => round(x, 1));
   const cert = makeTestCert(["bench.test"]);
   const server = httpsServer(cert);
   const serverPort = await listen(server, 0, "127.0.0.1");
@@ -331,7 +333,12 @@ async function main() {
     const ratio = (x: number) => round(x / t0!, 3);
     const results = {
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, ...versions() },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        ...versions(),
+        loadAverage: { before: loadBefore, after: loadavg().map((x) => round(x, 1)) },
+      },
       setup: {
         bulkBytes: BULK_BYTES,
         bulkRuns: BULK_RUNS,
