@@ -24,7 +24,12 @@ type dnsProxy struct {
 	decisions *Decisions
 }
 
-const dnsTCPIdle = 10 * time.Second
+const (
+	dnsTCPIdle = 10 * time.Second
+	// dnsInFlight bounds the UDP queries answered at once: a workload flooding
+	// the proxy gets drops (UDP's own failure mode), not unbounded memory.
+	dnsInFlight = 256
+)
 
 type parsedQuery struct {
 	id       uint16
@@ -117,6 +122,7 @@ func (d *dnsProxy) respond(m []byte, tcp bool) []byte {
 
 func (d *dnsProxy) serveUDP(pc net.PacketConn) {
 	buf := make([]byte, 65535)
+	slots := make(chan struct{}, dnsInFlight)
 	for {
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
@@ -125,8 +131,14 @@ func (d *dnsProxy) serveUDP(pc net.PacketConn) {
 			}
 			continue
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			continue // full: drop, the client retries
+		}
 		m := append([]byte(nil), buf[:n]...)
 		go func() {
+			defer func() { <-slots }()
 			if reply := d.respond(m, false); reply != nil {
 				_, _ = pc.WriteTo(reply, from)
 			}

@@ -29,7 +29,9 @@ const (
 	// maxHead bounds a request head (Node's default limit too); it is also
 	// the read buffer per client connection, so it stays small.
 	maxHead     = 16 * 1024
-	idleTimeout = 5 * time.Minute
+	// idleTimeout: how long a kept-alive client connection may wait for its
+	// next request (or a slow one for its head).
+	idleTimeout = time.Minute
 )
 
 type httpMode int
