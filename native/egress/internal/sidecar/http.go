@@ -28,7 +28,7 @@ import (
 const (
 	// maxHead bounds a request head (Node's default limit too); it is also
 	// the read buffer per client connection, so it stays small.
-	maxHead     = 16 * 1024
+	maxHead = 16 * 1024
 	// idleTimeout: how long a kept-alive client connection may wait for its
 	// next request (or a slow one for its head).
 	idleTimeout = time.Minute
