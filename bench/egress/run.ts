@@ -13,13 +13,13 @@
 // sidecar, a benchmark entry of the same code that can do the same.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer, type Server } from "node:net";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { startAuthoritativeDns } from "../../test/egress/support/authoritative-dns.js";
 import { makeTestCert } from "../../test/egress/support/certs.js";
-import { freePort } from "../../test/support/processes.js";
 import { buildSidecar } from "./build.js";
 import { fetchBytes, type Route, routes } from "./clients.js";
 
@@ -69,6 +69,24 @@ interface Sidecar {
   close(): void;
 }
 
+/** n distinct free ports: all held open at once, so none is handed out twice. */
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const server = createServer();
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
+
 /** argv of the production sidecar command of `impl`, prefixed by `wrap` (e.g. ip netns exec). */
 function command(impl: Impl): string[] {
   return impl === "go" ? [GO_BINARY] : [process.execPath, TS_CLI];
@@ -87,13 +105,14 @@ async function startSidecar(
   const dir = mkdtempSync(join(tmpdir(), "bench-egress-"));
   const policyFile = join(dir, "policy.json");
   writeFileSync(policyFile, POLICY);
+  const [proxy, dns, http, tls, health, metrics] = await freePorts(6);
   const ports = {
-    proxy: await freePort(),
-    dns: await freePort(),
-    http: await freePort(),
-    tls: await freePort(),
-    health: await freePort(),
-    metrics: await freePort(),
+    proxy: proxy!,
+    dns: dns!,
+    http: http!,
+    tls: tls!,
+    health: health!,
+    metrics: metrics!,
   };
   const flags = [
     `--policy-file=${policyFile}`,
