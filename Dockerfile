@@ -1,7 +1,8 @@
 # The sandbox-operator image: one executable, several entry points
 #   docker run IMAGE controller [flags]    the Sandbox controller
-#   docker run IMAGE egress ...            the egress sidecar
-#   docker run IMAGE egress-init ...       programs iptables for the sidecar (needs NET_ADMIN, root)
+#   docker run IMAGE egress ...            the egress sidecar (TypeScript; the backends run the Go one:)
+#   docker run --entrypoint /app/dist/egress/sandbox-egress IMAGE egress|egress-init ...
+#                                          the egress sidecar / the lockdown (needs NET_ADMIN, root)
 #   docker run IMAGE version | help | crds
 #
 #   docker build -t sandbox-operator .                       # FROM node:20-bookworm-slim
@@ -70,6 +71,10 @@ COPY --from=build /src/dist ./dist
 # host build dependency already; no Go image needs pulling). The backends copy
 # it into each sandbox: it never runs in this image.
 COPY dist/agent/sandbox-agent ./dist/agent/sandbox-agent
+# The egress lockdown and sidecar (static Go, `make egress`): what both
+# backends run in the egress-init and egress containers. No Node.js start, a
+# few MiB resident instead of ~57.
+COPY dist/egress/sandbox-egress ./dist/egress/sandbox-egress
 
 # Non-root by default; egress-init is the exception and its pod spec sets
 # runAsUser: 0 with NET_ADMIN for that one init container.

@@ -36,7 +36,7 @@ node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause i
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: build
-build: node_modules agent ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable) and build the agent
+build: node_modules agent egress ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable), build the agent and the egress binary
 	$(NPM) run build
 
 # The in-sandbox agent: a static Go executable (no libc, no interpreter) that
@@ -51,6 +51,19 @@ agent: ## Build the in-sandbox agent into dist/agent/sandbox-agent (static, CGO_
 test-agent: ## Go tests of the agent (as an unprivileged user, in a mount namespace; root)
 	cd agent && go vet ./... && nice -n 10 go test -count=1 ./... 2>&1 | tee /dev/stderr | \
 	  awk '/^ok/{ok++} /^FAIL/{f++} END{printf "\nagent go tests: %d packages passed, %d failed\n", ok, f; exit f>0}'
+
+# The egress lockdown and sidecar: one static Go executable (egress-init,
+# egress), what both backends run in the sidecar container. The TypeScript
+# implementation (`sandbox-operator egress`) stays as bench/egress's baseline.
+.PHONY: egress
+egress: ## Build the egress lockdown + sidecar into dist/egress/sandbox-egress (static, CGO_ENABLED=0)
+	cd native/egress && CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags '-s -w -X main.version=$(AGENT_VERSION)' \
+	  -o ../../dist/egress/sandbox-egress ./cmd/sandbox-egress
+
+.PHONY: test-egress-go
+test-egress-go: ## Go tests of the egress binary (policy vectors, lockdown rules, proxies on loopback)
+	cd native/egress && go vet ./... && nice -n 10 go test -count=1 ./... 2>&1 | tee /dev/stderr | \
+	  awk '/^ok/{ok++} /^FAIL/{f++} END{printf "\negress go tests: %d packages passed, %d failed\n", ok, f; exit f>0}'
 
 .PHONY: run
 run: node_modules k8s-bins ## Local control plane + the controller, with examples/hello.yaml applied (Ctrl-C stops)
@@ -102,5 +115,5 @@ test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real
 	$(NPM) exec -- vitest run --project node
 
 .PHONY: test
-test: deps lint typecheck crds-check build images-smoke test-agent ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
+test: deps lint typecheck crds-check build images-smoke test-agent test-egress-go ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

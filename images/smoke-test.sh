@@ -109,6 +109,20 @@ check "NODE_ENV=production"   test "$NODE_ENV" = production
   else
     echo "  FAIL egress-init: $(echo "$out" | tail -n 3)"; failed=$((failed + 1))
   fi
+  # The Go egress binary both backends run: static, and egress-init for real as
+  # the pod's init container runs it (its own PID 1, root + NET_ADMIN).
+  if out="$(docker run --rm --network none --entrypoint /app/dist/egress/sandbox-egress "$operator_image" version 2>&1)"; then
+    echo "  ok   egress binary: $out"; passed=$((passed + 1))
+  else
+    echo "  FAIL egress binary: $(echo "$out" | tail -n 3)"; failed=$((failed + 1))
+  fi
+  if out="$(docker run --rm --network none --user 0 --cap-add NET_ADMIN --entrypoint bash "$operator_image" -c \
+    'printf "defaultAction: deny\nrules:\n  - {action: allow, target: api.example.com}\n" >/tmp/p.yaml &&
+     exec /app/dist/egress/sandbox-egress egress-init --policy-file /tmp/p.yaml' 2>&1)"; then
+    echo "  ok   Go egress-init installs the firewall (root, NET_ADMIN)"; passed=$((passed + 1))
+  else
+    echo "  FAIL Go egress-init: $(echo "$out" | tail -n 3)"; failed=$((failed + 1))
+  fi
   # PID 1 is tini, and SIGTERM ends the container promptly (docker stop would
   # otherwise wait its 10 s and SIGKILL). `sleep` is not signal-aware itself:
   # tini forwards the signal and the default action applies to it.

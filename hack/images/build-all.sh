@@ -128,8 +128,9 @@ build_basic() {
 build_operator() {
   local version
   version="$(node -p 'require(process.argv[1]).version' "$repo/package.json")"
-  # The image carries the in-sandbox agent, built on the host (static Go).
-  make -C "$repo" --no-print-directory agent >/dev/null
+  # The image carries the in-sandbox agent and the egress binary, built on the
+  # host (static Go).
+  make -C "$repo" --no-print-directory agent egress >/dev/null
   dbuild "$operator_image" -t "$operator_image" --build-arg "BASE_IMAGE=$node_image" \
     --build-arg "EXTRA_CA_CERTS=$(extra_ca_pem)" \
     --label "org.opencontainers.image.version=$version" \

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { EGRESS_PORTS, EGRESS_SIDECAR_UID } from "../egress/contract.js";
-import { runEgressInit } from "../egress/firewall/index.js";
+import { type IptablesBinaries, runEgressInit } from "../egress/firewall/index.js";
 import { policyFromText } from "../egress/policy/index.js";
 import { runEgressSidecar } from "../egress/sidecar/index.js";
 import { createLogger } from "../observability/logger.js";
@@ -23,6 +23,8 @@ Flags:
   --http-port N         where TCP 80 is redirected (default ${EGRESS_PORTS.http})
   --tls-port N          where TCP 443 is redirected (default ${EGRESS_PORTS.tls})
   --iptables auto|nft|legacy   iptables implementation (default auto)
+  --iptables-restore PATH, --iptables-save PATH, --ip6tables-restore PATH,
+  --ip6tables-save PATH   explicit tools, all four together (override --iptables)
 `;
 
 export const EGRESS_USAGE = `Usage: sandbox-operator egress [flags]
@@ -59,7 +61,36 @@ const InitFlags = z.object({
   "http-port": port.default(EGRESS_PORTS.http),
   "tls-port": port.default(EGRESS_PORTS.tls),
   iptables: z.enum(["auto", "nft", "legacy"]).default("auto"),
+  "iptables-restore": z.string().min(1).optional(),
+  "iptables-save": z.string().min(1).optional(),
+  "ip6tables-restore": z.string().min(1).optional(),
+  "ip6tables-save": z.string().min(1).optional(),
 });
+
+/** The explicit tools, when all four were given (the Go binary takes the same flags). */
+function explicitBinaries(flags: z.output<typeof InitFlags>): IptablesBinaries | undefined {
+  const tools = [
+    flags["iptables-restore"],
+    flags["iptables-save"],
+    flags["ip6tables-restore"],
+    flags["ip6tables-save"],
+  ];
+  const given = tools.filter((t) => t !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 4) {
+    throw new Error(
+      "--iptables-restore, --iptables-save, --ip6tables-restore and --ip6tables-save go together",
+    );
+  }
+  const [restore4, save4, restore6, save6] = tools as string[];
+  return {
+    variant: "unknown",
+    restore4: restore4!,
+    save4: save4!,
+    restore6: restore6!,
+    save6: save6!,
+  };
+}
 
 const SidecarFlags = z.object({
   "policy-file": z.string().min(1),
@@ -105,8 +136,10 @@ async function readPolicy(path: string) {
 
 export async function runEgressInitCommand(argv: string[]): Promise<number> {
   let flags: z.output<typeof InitFlags>;
+  let binaries: IptablesBinaries | undefined;
   try {
     flags = parseFlags(InitFlags, argv);
+    binaries = explicitBinaries(flags);
   } catch (err) {
     return usageError((err as Error).message, EGRESS_INIT_USAGE);
   }
@@ -117,6 +150,7 @@ export async function runEgressInitCommand(argv: string[]): Promise<number> {
       sidecarUid: flags["sidecar-uid"],
       ports: { dns: flags["dns-port"], http: flags["http-port"], tls: flags["tls-port"] },
       variant: flags.iptables,
+      ...(binaries ? { binaries } : {}),
       logger,
     });
     return 0;

@@ -36,6 +36,15 @@ export const EGRESS_PORTS: Readonly<SidecarPortMap> = Object.freeze({
   metrics: 15020,
 });
 
+/**
+ * The egress executable inside the operator image: the lockdown (`egress-init`)
+ * and the sidecar (`egress`) as one static Go binary (native/egress), what
+ * both backends run. Same subcommands, flags and log lines as
+ * `sandbox-operator egress-init` / `egress`, the TypeScript implementation
+ * kept as bench/egress's baseline.
+ */
+export const EGRESS_EXECUTABLE = "/app/dist/egress/sandbox-egress";
+
 /** Where the sidecar (and egress-init) read the policy, in both backends. */
 export const POLICY_DIR = "/etc/sandbox-egress";
 export const POLICY_FILE_NAME = "policy.json";

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../support/paths.js";
+import { EGRESS_CLI } from "./support/egress-binary.js";
 import { collectStaleNamespaces, Netns, uniqueName } from "./support/netns.js";
 import { requireRootAndTools } from "./support/processes.js";
 
-const CLI = [process.execPath, join(REPO_ROOT, "dist/cli/main.js")];
+const CLI = EGRESS_CLI;
 let dir: string;
 
 beforeAll(async () => {

@@ -13,10 +13,11 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../support/paths.js";
 import { makeTestCert } from "./support/certs.js";
+import { EGRESS_CLI } from "./support/egress-binary.js";
 import { collectStaleNamespaces, createTopology, NET, type Topology } from "./support/netns.js";
 import { type JsonLinesProcess, must, requireRootAndTools, tsNode } from "./support/processes.js";
 
-const CLI = [process.execPath, join(REPO_ROOT, "dist/cli/main.js")];
+const CLI = EGRESS_CLI;
 const ESCAPE = ["/usr/bin/python3", join(REPO_ROOT, "test/egress/support/escape.py")];
 const WORKLOAD = { uid: 1000 };
 const SIDECAR = { uid: 1337 };

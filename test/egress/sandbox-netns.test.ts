@@ -10,12 +10,13 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT } from "../support/paths.js";
 import { makeTestCert, type TestCert } from "./support/certs.js";
+import { EGRESS_CLI } from "./support/egress-binary.js";
 import { eventually } from "./support/eventually.js";
 import { collectStaleNamespaces, createTopology, NET, type Topology } from "./support/netns.js";
 import { type JsonLinesProcess, requireRootAndTools, tsNode } from "./support/processes.js";
 
 /** The built executable (make test builds it first). */
-const CLI = [process.execPath, join(REPO_ROOT, "dist/cli/main.js")];
+const CLI = EGRESS_CLI;
 
 const WORKLOAD = { uid: 1000 };
 const SIDECAR_UID = 1337;

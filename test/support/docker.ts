@@ -8,8 +8,12 @@ import { REPO_ROOT } from "./paths.js";
 
 const exec = promisify(execFile);
 
-/** The images `make images` builds (make test builds them first). */
-export const OPERATOR_IMAGE = "sandbox-operator:0.1.0";
+/**
+ * The images `make images` builds (make test builds them first).
+ * SANDBOX_OPERATOR_IMAGE names another build of the operator image (e.g. one
+ * made with OPERATOR_IMAGE=... hack/images/build-all.sh operator from a branch).
+ */
+export const OPERATOR_IMAGE = process.env.SANDBOX_OPERATOR_IMAGE ?? "sandbox-operator:0.1.0";
 export const SANDBOX_IMAGE = "sandbox-operator/sandbox-basic:latest";
 
 export async function ensureDockerd(): Promise<Docker> {

@@ -13,6 +13,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import {
   POLICY_DIR as CONTRACT_POLICY_DIR,
   EGRESS_CONTRACT,
+  EGRESS_EXECUTABLE,
   isAddressTarget,
   policyDocument,
   sidecarFlags,
@@ -136,9 +137,10 @@ function sidecarOptions(
   const key = keyOf(sandbox);
   return {
     Image: settings.egressImage,
-    // Node as PID 1 rather than the image's tini: an init started as root would
-    // keep NET_ADMIN for the sandbox's whole life; node drops it after the lockdown.
-    Entrypoint: ["node", OPERATOR_MAIN],
+    // The static Go egress binary as PID 1 rather than the image's tini: an init
+    // started as root would keep NET_ADMIN for the sandbox's whole life; the
+    // binary drops it after the lockdown (and starts in milliseconds).
+    Entrypoint: [EGRESS_EXECUTABLE],
     Cmd: [
       "egress",
       "--lockdown",
