@@ -94,8 +94,10 @@ export function keygen(dir: string | undefined): number {
   return 0;
 }
 
-export async function runGateway(argv: string[]): Promise<number> {
-  if (argv[0] === "keygen") return keygen(argv[1]);
+export type GatewayFlags = z.infer<typeof FlagsSchema>;
+
+/** Flags -> validated values, or a message naming the bad flag. */
+export function parseGatewayFlags(argv: string[]): GatewayFlags | string {
   let values: Record<string, unknown>;
   try {
     values = parseArgs({
@@ -104,18 +106,25 @@ export async function runGateway(argv: string[]): Promise<number> {
         Object.keys(FlagsSchema.shape).map((k) => [k, { type: "string" as const }]),
       ),
       strict: true,
+      allowPositionals: false,
     }).values;
   } catch (err) {
-    return usageError((err as Error).message, GATEWAY_USAGE);
+    return (err as Error).message;
   }
   const parsed = FlagsSchema.safeParse(values);
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
-    return usageError(`--${i.path.join(".")}: ${i.message}`, GATEWAY_USAGE);
+    return `--${i.path.join(".")}: ${i.message}`;
   }
-  const f = parsed.data;
-  if (!!f["tls-cert"] !== !!f["tls-key"])
-    return usageError("--tls-cert and --tls-key go together", GATEWAY_USAGE);
+  if (!!parsed.data["tls-cert"] !== !!parsed.data["tls-key"])
+    return "--tls-cert and --tls-key go together";
+  return parsed.data;
+}
+
+export async function runGateway(argv: string[]): Promise<number> {
+  if (argv[0] === "keygen") return keygen(argv[1]);
+  const f = parseGatewayFlags(argv);
+  if (typeof f === "string") return usageError(f, GATEWAY_USAGE);
   const log = createLogger({ level: f["log-level"] });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });

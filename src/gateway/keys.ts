@@ -28,6 +28,13 @@ export function keyId(publicKey: KeyObject): string {
     .slice(0, 16);
 }
 
+/** The signing key of a PEM private key (what helm's genPrivateKey "ed25519" writes). */
+export function loadKeysFromPem(pem: string): SigningKey {
+  const privateKey = createPrivateKey(pem);
+  if (privateKey.asymmetricKeyType !== "ed25519") throw new Error("not an Ed25519 private key");
+  return { kid: keyId(createPublicKey(privateKey)), privateKey };
+}
+
 export interface KeySet {
   signing?: SigningKey;
   verify: Map<string, KeyObject>;
