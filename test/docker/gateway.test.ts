@@ -149,7 +149,8 @@ function client(name: string, token: string, gw = gwA): AgentClient {
 }
 
 async function mint(name: string, verbs: string[], ttlSeconds = 600, token = tokens.runner!) {
-  const r = await call("POST", `${base(name)}/tokens`, {
+  // Through replica B: replica A is killed mid-test (any replica mints, any verifies).
+  const r = await call("POST", `${base(name, gwB)}/tokens`, {
     token,
     body: JSON.stringify({ verbs, ttlSeconds }),
   });
@@ -573,7 +574,7 @@ describe("the gateway on the docker backend", () => {
         { ...sdk(), name: "again" },
       );
       await eventually(async () => {
-        const r = await call("GET", `${base("again")}/version`, { token: old });
+        const r = await call("GET", `${base("again")}/processes`, { token: old });
         expect([r.status, r.json.error.code]).toEqual([403, "SANDBOX_RECREATED"]);
       });
       const r = await attempt("again", "m-recreated", { token: old });
