@@ -10,7 +10,7 @@ import { GROUP, SANDBOX_PLURAL } from "../api/group.js";
 import { rawRequest } from "../controller/raw-request.js";
 import { GatewayError, unauthenticated } from "./errors.js";
 import type { KeyStore } from "./keys.js";
-import { BoundedCache } from "./limits.js";
+import { BoundedCache, RateLimiter } from "./limits.js";
 import { type Claims, looksScoped, TokenError, verifyToken } from "./tokens.js";
 
 export type Principal =
@@ -48,6 +48,12 @@ interface TokenReviewStatus {
 export class Auth {
   private readonly users: BoundedCache<Principal | null>;
   private readonly decisions: BoundedCache<boolean>;
+  /**
+   * TokenReviews per client address: every unknown token costs the apiserver
+   * a review, so a client spraying random tokens is cut off here (429) rather
+   * than amplified into the apiserver.
+   */
+  private readonly reviews = new RateLimiter({ rps: 20, burst: 50 });
 
   constructor(private readonly opts: AuthOptions) {
     const ttl = opts.cacheTtlMs ?? 10_000;
@@ -57,7 +63,7 @@ export class Auth {
   }
 
   /** The caller behind an Authorization header; throws GatewayError (401, or 503 when the apiserver fails). */
-  async authenticate(authorization: string | undefined): Promise<Principal> {
+  async authenticate(authorization: string | undefined, remote = "unknown"): Promise<Principal> {
     const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? "");
     if (!m)
       throw unauthenticated(
@@ -85,6 +91,8 @@ export class Auth {
     const cached = this.users.get(key);
     if (cached === null) throw unauthenticated("the credential was not accepted", "TOKEN_REJECTED");
     if (cached) return cached;
+    if (!this.reviews.take(remote))
+      throw new GatewayError(429, "RATE_LIMITED", "too many unknown credentials from this address");
     let status: TokenReviewStatus | undefined;
     try {
       const review = await rawRequest<{ status?: TokenReviewStatus }>(

@@ -214,7 +214,12 @@ export class Gateway {
           r.message,
         );
       if (r.kind === "port") return await this.port(req, res, r, call);
-      const { principal, sandbox } = await this.admit(req.headers.authorization, r, call);
+      const { principal, sandbox } = await this.admit(
+        req.headers.authorization,
+        r,
+        call,
+        req.socket.remoteAddress,
+      );
       switch (r.kind) {
         case "sandbox":
           return json(res, 200, sandboxSummary(sandbox));
@@ -326,8 +331,9 @@ export class Gateway {
     authorization: string | undefined,
     r: { verb: string; namespace: string; name: string },
     call: Call,
+    remote?: string,
   ): Promise<{ principal: Principal; sandbox: SandboxObject }> {
-    const principal = await this.o.auth.authenticate(authorization);
+    const principal = await this.o.auth.authenticate(authorization, remote);
     call.who = describe(principal);
     const verb = r.verb as Verb;
     if (principal.kind === "scoped") {
@@ -465,7 +471,7 @@ export class Gateway {
     const viaHeader = headers[GATEWAY_TOKEN_HEADER];
     const authorization =
       typeof viaHeader === "string" ? `Bearer ${viaHeader}` : headers.authorization;
-    const { sandbox } = await this.admit(authorization, r, call);
+    const { sandbox } = await this.admit(authorization, r, call, remote);
     if (!sandbox.spec.ports?.some((p) => p.port === r.port))
       throw new GatewayError(
         404,
@@ -580,6 +586,7 @@ export class Gateway {
         req.headers.authorization ?? bearerFromProtocol(req.headers["sec-websocket-protocol"]),
         r,
         call,
+        req.socket.remoteAddress,
       );
       const reach = this.o.directory.reach(sandbox);
       const ep = await reach.agent(sandbox);
