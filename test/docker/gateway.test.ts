@@ -130,6 +130,7 @@ async function call(
     ...(o.body !== undefined ? { body: o.body } : {}),
   });
   const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: answers of several shapes, read field by field in assertions
   let json: any;
   try {
     json = JSON.parse(text);
@@ -294,7 +295,7 @@ describe("the gateway on the docker backend", () => {
     );
     const dec = new FrameDecoder();
     const out = { stdout: "", stderr: "" };
-    const exit = new Promise<any>((resolve, reject) => {
+    const exit = new Promise<unknown>((resolve, reject) => {
       ws.on("message", (m: Buffer) => {
         for (const f of dec.push(Buffer.from(m))) {
           if (f.type === FrameType.stdout) out.stdout += f.payload;
