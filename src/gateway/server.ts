@@ -30,7 +30,7 @@ import type { GatewayMetrics } from "./metrics.js";
 import { MintRequestSchema } from "./mint.js";
 import { openApiDocument } from "./openapi.js";
 import { type Route, route } from "./routes.js";
-import { mintToken } from "./tokens.js";
+import { looksScoped, mintToken } from "./tokens.js";
 import { Verb } from "./verbs.js";
 
 export interface GatewayLimits {
@@ -99,6 +99,22 @@ const HOP_BY_HOP = new Set([
 ]);
 /** Headers the gateway consumes; never forwarded into a sandbox (untrusted) with a credential in them. */
 const GATEWAY_TOKEN_HEADER = "x-sandbox-token";
+/**
+ * Browsers cannot send a bearer header when they follow a preview URL: a
+ * scoped token in `?sandbox_token=` is exchanged once for this cookie
+ * (HttpOnly, SameSite=Lax, path-scoped to the port route), which is never
+ * forwarded into the sandbox.
+ */
+const GATEWAY_COOKIE = "sandbox_gateway_token";
+const TOKEN_QUERY = "sandbox_token";
+
+function cookieToken(cookie: string | undefined): string | undefined {
+  for (const part of (cookie ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === GATEWAY_COOKIE) return v.join("=");
+  }
+  return undefined;
+}
 
 function fromDecision(d: Decision): void {
   if (!d.allow) throw new GatewayError(d.status, d.code, d.message);
@@ -468,9 +484,13 @@ export class Gateway {
       this.limit(`ip:${remote}`, `${r.namespace}/${r.name}`, call);
       return { sandbox: found, consumedAuthorization: false };
     }
+    // The gateway's credential: its own header, else Authorization, else its cookie.
     const viaHeader = headers[GATEWAY_TOKEN_HEADER];
+    const viaCookie = cookieToken(headers.cookie);
     const authorization =
-      typeof viaHeader === "string" ? `Bearer ${viaHeader}` : headers.authorization;
+      typeof viaHeader === "string"
+        ? `Bearer ${viaHeader}`
+        : (headers.authorization ?? (viaCookie ? `Bearer ${viaCookie}` : undefined));
     const { sandbox } = await this.admit(authorization, r, call, remote);
     if (!sandbox.spec.ports?.some((p) => p.port === r.port))
       throw new GatewayError(
@@ -478,7 +498,10 @@ export class Gateway {
         "PORT_NOT_DECLARED",
         `port ${r.port} is not declared in the sandbox's spec.ports`,
       );
-    return { sandbox, consumedAuthorization: typeof viaHeader !== "string" };
+    return {
+      sandbox,
+      consumedAuthorization: typeof viaHeader !== "string" && headers.authorization !== undefined,
+    };
   }
 
   private async port(
@@ -487,6 +510,10 @@ export class Gateway {
     r: Extract<Route, { kind: "port" }>,
     call: Call,
   ): Promise<void> {
+    const q = r.path.indexOf("?");
+    const query = new URLSearchParams(q < 0 ? "" : r.path.slice(q + 1));
+    const fromQuery = query.get(TOKEN_QUERY);
+    if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
     const { sandbox, consumedAuthorization } = await this.admitPort(
       req.headers,
       r,
@@ -503,6 +530,35 @@ export class Gateway {
       call,
       this.limits.maxUploadBytes,
     );
+  }
+
+  /** `?sandbox_token=<scoped token>` -> the same URL without it, and the token as a cookie. */
+  private async exchangeForCookie(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+    token: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    if (req.method !== "GET" || !looksScoped(token))
+      throw new GatewayError(400, "BAD_REQUEST", `${TOKEN_QUERY} takes a scoped token, on a GET`);
+    const { principal } = await this.admit(`Bearer ${token}`, r, call, req.socket.remoteAddress);
+    if (principal.kind !== "scoped")
+      throw new GatewayError(400, "BAD_REQUEST", "not a scoped token");
+    query.delete(TOKEN_QUERY);
+    const q = r.path.indexOf("?");
+    const path = q < 0 ? r.path : r.path.slice(0, q);
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const maxAge = Math.max(0, principal.claims.exp - Math.floor(Date.now() / 1000));
+    res
+      .writeHead(303, {
+        location: `${r.prefix}${path}${query.size ? `?${query}` : ""}`,
+        "set-cookie": `${GATEWAY_COOKIE}=${token}; Path=${r.prefix || "/"}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${tls ? "; Secure" : ""}`,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+      })
+      .end();
   }
 
   // --- upgrades: exec over WebSocket, WebSocket (or any upgrade) to ports -------
@@ -774,6 +830,15 @@ function forwardHeaders(
     )
       continue;
     if (k === "authorization" && o.dropAuthorization) continue;
+    if (k === "cookie") {
+      // The gateway's cookie never reaches the sandbox; the workload's own cookies do.
+      const kept = String(v)
+        .split(";")
+        .map((c) => c.trim())
+        .filter((c) => c && !c.startsWith(`${GATEWAY_COOKIE}=`));
+      if (kept.length) out.cookie = kept.join("; ");
+      continue;
+    }
     if (k.startsWith("x-forwarded-")) continue; // set by us, never trusted from the client
     out[k] = v;
   }

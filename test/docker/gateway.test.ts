@@ -424,6 +424,35 @@ describe("the gateway on the docker backend", () => {
     );
   });
 
+  it("a browser exchanges a scoped token in the URL for a cookie the sandbox never sees", async () => {
+    const token = await mint("box", ["connect"]);
+    const prefix = `/sandboxes/${ns.name}/box/ports/8000`;
+    const first = await fetch(`${gwA.url}${prefix}/page?a=1&sandbox_token=${token}`, {
+      redirect: "manual",
+    });
+    expect(first.status).toBe(303);
+    expect(first.headers.get("location")).toBe(`${prefix}/page?a=1`);
+    const cookie = first.headers.get("set-cookie")!;
+    expect(cookie).toMatch(
+      new RegExp(
+        `^sandbox_gateway_token=${token}; Path=${prefix}; Max-Age=\\d+; HttpOnly; SameSite=Lax$`,
+      ),
+    );
+    const r = await call("GET", `${gwA.url}${prefix}/page?a=1`, {
+      headers: { cookie: `theirs=1; sandbox_gateway_token=${token}` },
+    });
+    expect(r.status, r.text).toBe(200);
+    expect(r.json.headers.cookie).toBe("theirs=1");
+    // Only scoped tokens, and only for a sandbox they open.
+    const k8sToken = await call("GET", `${gwA.url}${prefix}/?sandbox_token=${tokens.runner}`);
+    expect(k8sToken.status).toBe(400);
+    const other = await call(
+      "GET",
+      `${gwA.url}${prefix}/?sandbox_token=${await mint("other", ["connect"])}`,
+    );
+    expect([other.status, other.json.error.code]).toEqual([403, "WRONG_SANDBOX"]);
+  });
+
   it("routes to declared ports by host", async () => {
     const token = await mint("box", ["connect"]);
     const gw = new URL(gwA.url);
