@@ -48,6 +48,8 @@ interface TokenReviewStatus {
 export class Auth {
   private readonly users: BoundedCache<Principal | null>;
   private readonly decisions: BoundedCache<boolean>;
+  /** Verified scoped tokens (an Ed25519 verification per request was the gateway's largest cost). */
+  private readonly scoped = new BoundedCache<Claims>(10_000, 60_000);
   /**
    * TokenReviews per client address: every unknown token costs the apiserver
    * a review, so a client spraying random tokens is cut off here (429) rather
@@ -74,8 +76,13 @@ export class Auth {
       );
     const token = m[1]!;
     if (looksScoped(token)) {
+      const hit = this.scoped.get(token);
+      // Expiry is checked on every use; a key's removal takes effect within the cache's minute.
+      if (hit && hit.exp > Date.now() / 1000)
+        return { kind: "scoped", claims: hit, key: `jti:${hit.jti}` };
       try {
         const claims = verifyToken(token, this.opts.keys.keys.verify);
+        this.scoped.set(token, claims);
         return { kind: "scoped", claims, key: `jti:${claims.jti}` };
       } catch (err) {
         if (err instanceof TokenError)

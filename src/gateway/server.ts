@@ -70,6 +70,10 @@ export interface GatewayOptions {
   ready(): string | undefined;
 }
 
+/** Call IDs: unique per process start, cheap per call. */
+const CALL_ID_PREFIX = randomBytes(4).toString("hex");
+let callSeq = 0;
+
 /** One call's facts, for its audit line and metrics. */
 interface Call {
   id: string;
@@ -271,7 +275,7 @@ export class Gateway {
     const verb = "verb" in r ? r.verb : "none";
     this.o.metrics.inFlight.inc({ verb });
     return {
-      id: randomBytes(8).toString("hex"),
+      id: `${CALL_ID_PREFIX}-${(++callSeq).toString(36)}`,
       verb,
       started: performance.now(),
       bytesIn: 0,
