@@ -138,6 +138,10 @@ const PortSchema = z.object({
     'Port name (IANA service name, e.g. "http"); becomes the endpoint\'s name.',
   ),
   port: doc(z.int().min(1).max(65535), "Port the workload listens on (1-65535)."),
+  visibility: doc(
+    z.enum(["private", "public"]).default("private"),
+    "Who the gateway lets reach this port: private (default) needs a credential allowed the connect verb on this sandbox; public serves anyone who has the URL.",
+  ),
 });
 
 const ResourcesSchema = z.object({

@@ -12,6 +12,7 @@ Commands:
   controller   Run the Sandbox controller (see: sandbox-operator controller --help)
   egress-init  Install the egress firewall in this network namespace (init container)
   egress       Run the egress sidecar (DNS and proxies)
+  gateway      Run the sandbox gateway (see: sandbox-operator gateway --help)
   crds         Print the CustomResourceDefinitions (kubectl apply -f -)
   version      Print the version
   help         Show this help
@@ -37,6 +38,11 @@ async function main(argv: string[]): Promise<number> {
       const egress = await import("./egress.js");
       if (wantsHelp(rest)) return help(egress.EGRESS_USAGE);
       return egress.runEgressCommand(rest);
+    }
+    case "gateway": {
+      const gateway = await import("./gateway.js");
+      if (wantsHelp(rest)) return help(gateway.GATEWAY_USAGE);
+      return gateway.runGateway(rest);
     }
     case "crds":
       return (await import("./crds.js")).printCrds();

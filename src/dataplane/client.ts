@@ -2,6 +2,7 @@
 // over whatever transport reached the agent's port (a published loopback port,
 // a Kubernetes port-forward). Backend-neutral: it only needs host, port, token.
 import http from "node:http";
+import https from "node:https";
 import { Readable } from "node:stream";
 import type { z } from "zod";
 import { agentErrorOf, ProtocolError, SandboxError } from "./errors.js";
@@ -34,6 +35,12 @@ export interface AgentEndpoint {
   host: string;
   port: number;
   token: string;
+  /**
+   * Through the gateway: the agent's "/v1/..." routes live under this path
+   * ("/v1/namespaces/{ns}/sandboxes/{name}"), over TLS when `tls` is set.
+   */
+  basePath?: string;
+  tls?: boolean;
 }
 
 export type Body = string | Uint8Array | Readable | AsyncIterable<Uint8Array>;
@@ -85,12 +92,25 @@ export interface WriteOptions {
 
 export class AgentClient {
   private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
 
   constructor(
     readonly endpoint: AgentEndpoint,
     options: { maxSockets?: number } = {},
   ) {
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 256 });
+    this.transport = endpoint.tls ? https : http;
+    this.agent = new this.transport.Agent({
+      keepAlive: true,
+      maxSockets: options.maxSockets ?? 256,
+    });
+  }
+
+  /** The agent's route as this endpoint serves it (directly, or under the gateway's sandbox path). */
+  private route(path: string): string {
+    const base = this.endpoint.basePath;
+    if (!base) return path;
+    if (path === "/healthz") return `${base}/version`;
+    return `${base}${path.replace(/^\/v1/, "")}`;
   }
 
   close(): void {
@@ -154,12 +174,12 @@ export class AgentClient {
     started.catch(() => {});
     let stdinOpen = spec.stdin === true;
 
-    const req = http.request({
+    const req = this.transport.request({
       agent: this.agent,
       host: this.endpoint.host,
       port: this.endpoint.port,
       method: "POST",
-      path: "/v1/exec",
+      path: this.route("/v1/exec"),
       headers: {
         authorization: `Bearer ${this.endpoint.token}`,
         "content-type": "application/vnd.sandbox-agent.frames",
@@ -438,15 +458,18 @@ export class AgentClient {
     const full = qs.size ? `${path}?${qs}` : path;
     const isJson = body instanceof JsonBody;
     return new Promise((resolve, reject) => {
-      const req = http.request(
+      const req = this.transport.request(
         {
           agent: this.agent,
           host: this.endpoint.host,
           port: this.endpoint.port,
           method,
-          path: full,
+          path: this.route(full),
           headers: {
-            ...(auth ? { authorization: `Bearer ${this.endpoint.token}` } : {}),
+            // Through the gateway every route (health too) needs the credential.
+            ...(auth || this.endpoint.basePath
+              ? { authorization: `Bearer ${this.endpoint.token}` }
+              : {}),
             ...(isJson ? { "content-type": "application/json" } : {}),
           },
         },

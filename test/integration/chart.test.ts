@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { GATEWAY_PEER } from "../../src/backends/pod/network-policy.js";
 import { enabledBackends, parseControllerFlags } from "../../src/cli/controller-flags.js";
+import { parseGatewayFlags } from "../../src/cli/gateway.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperatorWithKubeconfig } from "../support/operator.js";
@@ -78,6 +80,10 @@ describe("helm chart", () => {
         "docker.dns=10.0.0.2",
       ],
     ],
+    [
+      "with the gateway",
+      ["--set", "gateway.enabled=true", "--set", "gateway.domain=sbx.example.com"],
+    ],
   ])("renders objects the apiserver accepts (%s)", async (_name, args) => {
     const { stdout } = await helm(
       "template",
@@ -97,9 +103,10 @@ describe("helm chart", () => {
       { encoding: "utf8" },
     );
     // The controller accepts the flags the chart renders.
-    const deployment = k8s
-      .loadAllYaml(stdout)
-      .find((o) => o?.kind === "Deployment") as k8s.V1Deployment;
+    const objects = k8s.loadAllYaml(stdout);
+    const deployment = objects.find(
+      (o) => o?.kind === "Deployment" && o.spec.template.spec.containers[0].name === "controller",
+    ) as k8s.V1Deployment;
     const container = deployment.spec!.template.spec!.containers[0]!;
     const flags = parseControllerFlags(container.args!.slice(1));
     // V8's heap is capped below the container's memory limit (see values.yaml).
@@ -110,6 +117,43 @@ describe("helm chart", () => {
     if (args.includes("defaultBackend=docker")) {
       expect([...enabledBackends(flags)]).toContain("docker");
       expect(flags["docker-dns"]).toBe("10.0.0.2");
+    }
+    const gateway = objects.find(
+      (o) => o?.kind === "Deployment" && o.spec.template.spec.containers[0].name === "gateway",
+    ) as k8s.V1Deployment | undefined;
+    // Off by default; one value turns it on.
+    expect(!!gateway).toBe(args.includes("gateway.enabled=true"));
+    if (gateway) {
+      const pod = gateway.spec!.template.spec!;
+      const c = pod.containers[0]!;
+      const flags = parseGatewayFlags(c.args!.slice(1));
+      expect(typeof flags === "string" ? flags : flags.domain).toBe("sbx.example.com");
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true });
+      expect(c.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        capabilities: { drop: ["ALL"] },
+      });
+      expect(c.livenessProbe && c.readinessProbe).toBeTruthy();
+      // Sandboxes' NetworkPolicies admit the agent's port from pods labelled so.
+      expect(gateway.spec!.template.metadata!.labels).toMatchObject(
+        GATEWAY_PEER.podSelector.matchLabels,
+      );
+      const pdbs = objects.filter((o) => o?.kind === "PodDisruptionBudget");
+      expect(pdbs.map((p) => p.metadata.name)).toContain(gateway.metadata!.name);
+      const role = objects.find(
+        (o) => o?.kind === "ClusterRole" && o.metadata.name === gateway.metadata!.name,
+      ) as k8s.V1ClusterRole;
+      expect(role.rules!.map((r) => `${r.resources}:${r.verbs}`)).toEqual([
+        "tokenreviews:create",
+        "subjectaccessreviews:create",
+        "sandboxes:get,list,watch",
+      ]);
+      const secret = objects.find((o) => o?.kind === "Secret");
+      const { loadKeysFromPem } = await import("../../src/gateway/keys.js");
+      expect(
+        loadKeysFromPem(Buffer.from(secret.data["signing.key"], "base64").toString()).kid,
+      ).toMatch(/^[A-Za-z0-9_-]{16}$/);
     }
     for (const kind of [
       "serviceaccount",

@@ -38,3 +38,19 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "sandbox-operator.serviceAccountName" -}}
 {{- include "sandbox-operator.fullname" . -}}
 {{- end -}}
+
+{{- define "sandbox-operator.gatewayName" -}}
+{{- printf "%s-gateway" (include "sandbox-operator.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- /* Sandbox NetworkPolicies admit the agent's port from pods with these labels (src/backends/pod/network-policy.ts). */ -}}
+{{- define "sandbox-operator.gatewaySelectorLabels" -}}
+app.kubernetes.io/name: {{ include "sandbox-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: gateway
+sandboxing.dev/gateway: "true"
+{{- end -}}
+
+{{- define "sandbox-operator.gatewayKeysSecret" -}}
+{{- .Values.gateway.keys.existingSecret | default (printf "%s-keys" (include "sandbox-operator.gatewayName" .)) -}}
+{{- end -}}

@@ -33,6 +33,14 @@ import {
   SandboxNotReadyError,
   TimeoutError,
 } from "../../../src/dataplane/errors.js";
+import {
+  type GatewayConfig,
+  type GatewayDataPlane,
+  gatewayDataPlane,
+  gatewayFromEnv,
+  gatewayGetSandbox,
+  NAMESPACE_ENV,
+} from "../../../src/dataplane/gateway.js";
 import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
 
 export interface ClientOptions {
@@ -42,6 +50,18 @@ export interface ClientOptions {
   namespace?: string;
   /** Docker client for docker-backend sandboxes (default: DOCKER_HOST or the local socket). */
   docker?: Docker;
+  /**
+   * Reach sandboxes through a gateway (default: SANDBOX_GATEWAY_URL with
+   * SANDBOX_GATEWAY_TOKEN[_FILE] when set and no kubeconfig is given).
+   * get/exec/files/processes/logs/fetch work with only this; create, list,
+   * renew and delete need a kubeconfig.
+   */
+  gateway?: GatewayConfig;
+}
+
+/** The gateway to use: given explicitly, else from the environment unless a kubeconfig was given. */
+function gatewayOf(o: ClientOptions): GatewayConfig | undefined {
+  return o.gateway ?? (o.kubeconfig ? undefined : gatewayFromEnv());
 }
 
 export interface CreateOptions extends ClientOptions {
@@ -119,7 +139,7 @@ export class Sandbox {
   private plane: DataPlane | undefined;
 
   private constructor(
-    private readonly kc: k8s.KubeConfig,
+    private readonly kubeConfig: k8s.KubeConfig | undefined,
     private readonly options: ClientOptions,
     private resource: SandboxResource,
   ) {}
@@ -140,6 +160,14 @@ export class Sandbox {
   /** The resource as last read. */
   get status(): SandboxResource["status"] {
     return this.resource.status;
+  }
+
+  private get kc(): k8s.KubeConfig {
+    if (!this.kubeConfig)
+      throw new SandboxError(
+        "this needs a kubeconfig: through the gateway a sandbox offers get, exec, files, processes, logs and fetch",
+      );
+    return this.kubeConfig;
   }
 
   private static api(kc: k8s.KubeConfig) {
@@ -186,6 +214,12 @@ export class Sandbox {
   }
 
   static async get(name: string, options: ClientOptions = {}): Promise<Sandbox> {
+    const gateway = gatewayOf(options);
+    if (gateway) {
+      const namespace = options.namespace ?? process.env[NAMESPACE_ENV] ?? "default";
+      const r = (await gatewayGetSandbox(gateway, namespace, name)) as SandboxResource;
+      return new Sandbox(undefined, { ...options, namespace, gateway }, r);
+    }
     const kc = kubeConfigOf(options);
     const namespace = namespaceOf(kc, options);
     try {
@@ -253,6 +287,8 @@ export class Sandbox {
   }
 
   private async dataPlane(): Promise<DataPlane> {
+    const gateway = this.options.gateway ?? gatewayOf(this.options);
+    if (!this.plane && gateway) this.plane = gatewayDataPlane(gateway, this.namespace, this.name);
     if (!this.plane) this.plane = await connect(this.resource, { docker: this.options.docker });
     return this.plane;
   }
@@ -326,7 +362,14 @@ export class Sandbox {
 
   /** An HTTP request to a declared port of the sandbox. */
   async fetch(port: number, path = "/", init?: RequestInit): Promise<Response> {
-    const where = (await this.dataPlane()).port(port);
+    const plane = await this.dataPlane();
+    if ("portUrl" in plane) {
+      const { url, headers } = (plane as GatewayDataPlane).portUrl(port, path);
+      const merged = new Headers(init?.headers);
+      for (const [k, v] of Object.entries(headers)) merged.set(k, v);
+      return fetch(url, { ...init, headers: merged });
+    }
+    const where = plane.port(port);
     const host = where.host.includes(":") ? `[${where.host}]` : where.host;
     return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
   }

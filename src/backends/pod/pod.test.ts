@@ -3,7 +3,7 @@ import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
 import { specHash } from "../spec-hash.js";
-import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
+import { desiredNetworkPolicy, GATEWAY_INGRESS, PRIVATE_IPV4 } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
 import { desiredService, serviceEndpoints } from "./service.js";
 
@@ -152,7 +152,17 @@ describe("desiredNetworkPolicy", () => {
   it("allows only DNS when nothing can be allowed", () => {
     const np = desiredNetworkPolicy(sandbox({ image: "x" }));
     expect(np.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
-    expect(np.spec!.ingress).toEqual([]);
+    // Only the gateway's pods, and only to the agent's port.
+    expect(np.spec!.ingress).toEqual([GATEWAY_INGRESS]);
+    expect(GATEWAY_INGRESS).toEqual({
+      from: [
+        {
+          namespaceSelector: {},
+          podSelector: { matchLabels: { "sandboxing.dev/gateway": "true" } },
+        },
+      ],
+      ports: [{ protocol: "TCP", port: 15099 }],
+    });
     expect(np.spec!.egress).toHaveLength(1);
     expect(np.spec!.egress![0]!.ports!.map((p) => p.port)).toEqual([53, 53]);
   });
@@ -187,7 +197,10 @@ describe("desiredNetworkPolicy", () => {
 
   it("opens ingress to declared ports only", () => {
     const np = desiredNetworkPolicy(sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }));
-    expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 8000 }] }]);
+    expect(np.spec!.ingress).toEqual([
+      { ports: [{ protocol: "TCP", port: 8000 }] },
+      GATEWAY_INGRESS,
+    ]);
   });
 });
 

@@ -1,0 +1,185 @@
+// Who is calling and may they: Kubernetes bearer tokens through TokenReview,
+// authorized by SubjectAccessReview on `sandboxes` with the gateway's custom
+// verbs, and scoped tokens verified locally. Fail closed: an apiserver that
+// does not answer means no access (503), never a guess. Results are cached
+// briefly and in bounded memory, keyed by a digest of the token (the cache
+// never holds a credential).
+import { createHash } from "node:crypto";
+import type * as k8s from "@kubernetes/client-node";
+import { GROUP, SANDBOX_PLURAL } from "../api/group.js";
+import { rawRequest } from "../controller/raw-request.js";
+import { GatewayError, unauthenticated } from "./errors.js";
+import type { KeyStore } from "./keys.js";
+import { BoundedCache, RateLimiter } from "./limits.js";
+import { type Claims, looksScoped, TokenError, verifyToken } from "./tokens.js";
+
+export type Principal =
+  | {
+      kind: "user";
+      username: string;
+      uid?: string;
+      groups: string[];
+      extra?: Record<string, string[]>;
+      key: string;
+    }
+  | { kind: "scoped"; claims: Claims; key: string };
+
+export function describe(p: Principal): string {
+  return p.kind === "user" ? p.username : `token:${p.claims.jti} (by ${p.claims.sub})`;
+}
+
+export interface AuthOptions {
+  kubeConfig: k8s.KubeConfig;
+  keys: KeyStore;
+  /** How long TokenReview and SubjectAccessReview answers are reused (default 10 s). */
+  cacheTtlMs?: number;
+  /** How many answers are kept (default 10,000 each). */
+  cacheEntries?: number;
+}
+
+const digest = (s: string) => createHash("sha256").update(s).digest("base64url");
+
+interface TokenReviewStatus {
+  authenticated?: boolean;
+  user?: { username?: string; uid?: string; groups?: string[]; extra?: Record<string, string[]> };
+  error?: string;
+}
+
+export class Auth {
+  private readonly users: BoundedCache<Principal | null>;
+  private readonly decisions: BoundedCache<boolean>;
+  /** Verified scoped tokens (an Ed25519 verification per request was the gateway's largest cost). */
+  private readonly scoped = new BoundedCache<Claims>(10_000, 60_000);
+  /**
+   * TokenReviews per client address: every unknown token costs the apiserver
+   * a review, so a client spraying random tokens is cut off here (429) rather
+   * than amplified into the apiserver.
+   */
+  private readonly reviews = new RateLimiter({ rps: 20, burst: 50 });
+
+  constructor(private readonly opts: AuthOptions) {
+    const ttl = opts.cacheTtlMs ?? 10_000;
+    const n = opts.cacheEntries ?? 10_000;
+    this.users = new BoundedCache(n, ttl);
+    this.decisions = new BoundedCache(n, ttl);
+  }
+
+  /** The caller behind an Authorization header; throws GatewayError (401, or 503 when the apiserver fails). */
+  async authenticate(authorization: string | undefined, remote = "unknown"): Promise<Principal> {
+    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? "");
+    if (!m)
+      throw unauthenticated(
+        authorization
+          ? "malformed Authorization header (Bearer <token>)"
+          : "no credential (Authorization: Bearer <token>)",
+        authorization ? "MALFORMED_CREDENTIAL" : "NO_CREDENTIAL",
+      );
+    const token = m[1]!;
+    if (looksScoped(token)) {
+      const hit = this.scoped.get(token);
+      // Expiry is checked on every use; a key's removal takes effect within the cache's minute.
+      if (hit && hit.exp > Date.now() / 1000)
+        return { kind: "scoped", claims: hit, key: `jti:${hit.jti}` };
+      try {
+        const claims = verifyToken(token, this.opts.keys.keys.verify);
+        this.scoped.set(token, claims);
+        return { kind: "scoped", claims, key: `jti:${claims.jti}` };
+      } catch (err) {
+        if (err instanceof TokenError)
+          throw unauthenticated(
+            err.message,
+            `TOKEN_${err.reason.toUpperCase().replace(/-/g, "_")}`,
+          );
+        throw err;
+      }
+    }
+    if (token.length > 16_384) throw unauthenticated("credential too long", "MALFORMED_CREDENTIAL");
+    const key = digest(token);
+    const cached = this.users.get(key);
+    if (cached === null) throw unauthenticated("the credential was not accepted", "TOKEN_REJECTED");
+    if (cached) return cached;
+    if (!this.reviews.take(remote))
+      throw new GatewayError(429, "RATE_LIMITED", "too many unknown credentials from this address");
+    let status: TokenReviewStatus | undefined;
+    try {
+      const review = await rawRequest<{ status?: TokenReviewStatus }>(
+        this.opts.kubeConfig,
+        "POST",
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {
+          body: { apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", spec: { token } },
+        },
+      );
+      status = review.status;
+    } catch (err) {
+      throw new GatewayError(
+        503,
+        "AUTH_UNAVAILABLE",
+        `cannot review the credential now: ${(err as Error).message}`,
+      );
+    }
+    if (!status?.authenticated || !status.user?.username) {
+      this.users.set(key, null);
+      throw unauthenticated("the credential was not accepted", "TOKEN_REJECTED");
+    }
+    const u = status.user;
+    const principal: Principal = {
+      kind: "user",
+      username: u.username!,
+      ...(u.uid ? { uid: u.uid } : {}),
+      groups: u.groups ?? [],
+      ...(u.extra ? { extra: u.extra } : {}),
+      key: `user:${key}`,
+    };
+    this.users.set(key, principal);
+    return principal;
+  }
+
+  /** SubjectAccessReview: may this user do verb on sandboxes/name in ns? */
+  async allowed(
+    p: Extract<Principal, { kind: "user" }>,
+    ns: string,
+    name: string,
+    verb: string,
+  ): Promise<boolean> {
+    const key = `${p.key}|${ns}|${name}|${verb}`;
+    const cached = this.decisions.get(key);
+    if (cached !== undefined) return cached;
+    let allowed: boolean;
+    try {
+      const review = await rawRequest<{ status?: { allowed?: boolean; denied?: boolean } }>(
+        this.opts.kubeConfig,
+        "POST",
+        "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+        {
+          body: {
+            apiVersion: "authorization.k8s.io/v1",
+            kind: "SubjectAccessReview",
+            spec: {
+              user: p.username,
+              ...(p.uid ? { uid: p.uid } : {}),
+              groups: p.groups,
+              ...(p.extra ? { extra: p.extra } : {}),
+              resourceAttributes: {
+                group: GROUP,
+                resource: SANDBOX_PLURAL,
+                namespace: ns,
+                name,
+                verb,
+              },
+            },
+          },
+        },
+      );
+      allowed = review.status?.allowed === true && review.status.denied !== true;
+    } catch (err) {
+      throw new GatewayError(
+        503,
+        "AUTH_UNAVAILABLE",
+        `cannot check authorization now: ${(err as Error).message}`,
+      );
+    }
+    this.decisions.set(key, allowed);
+    return allowed;
+  }
+}

@@ -1,0 +1,170 @@
+// Where sandboxes are: an informer cache of Sandboxes (the gateway keeps no
+// state of its own, so any replica answers any request), and how to reach a
+// sandbox's agent and ports from here. The agent's credential stays here:
+// clients present their own credential to the gateway and never see it.
+import type * as k8s from "@kubernetes/client-node";
+import type Docker from "dockerode";
+import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import type { Sandbox } from "../api/sandbox.js";
+import { Informer, type KubeObject } from "../controller/informer.js";
+import type { AgentEndpoint } from "../dataplane/client.js";
+import {
+  dockerAgentEndpoint,
+  dockerLogs,
+  type LogOptions,
+  type LogStreams,
+} from "../dataplane/docker.js";
+import type { Logger } from "../observability/logger.js";
+import { GatewayError } from "./errors.js";
+import { BoundedCache } from "./limits.js";
+
+export type SandboxObject = Sandbox & KubeObject;
+
+/** Keep what routing and authorization read; the rest of a Sandbox never enters the cache. */
+export function gatewayView(s: SandboxObject): SandboxObject {
+  const m = s.metadata;
+  return {
+    apiVersion: s.apiVersion,
+    kind: s.kind,
+    metadata: {
+      name: m.name,
+      namespace: m.namespace,
+      uid: m.uid,
+      ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
+      ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+    },
+    spec: { backend: s.spec?.backend, ports: s.spec?.ports } as Sandbox["spec"],
+    ...(s.status ? { status: s.status } : {}),
+  } as SandboxObject;
+}
+
+export function sandboxInformer(
+  kubeConfig: k8s.KubeConfig,
+  log: Logger,
+  namespaces?: string[],
+): Informer<SandboxObject> {
+  return new Informer<SandboxObject>({
+    kubeConfig,
+    apiPath: `/apis/${GROUP}/${VERSION}`,
+    resource: SANDBOX_PLURAL,
+    ...(namespaces ? { namespaces } : {}),
+    transform: gatewayView,
+    log,
+  });
+}
+
+/** How a backend's sandboxes are reached from the gateway. */
+export interface Reach {
+  agent(s: SandboxObject): Promise<AgentEndpoint>;
+  /** Forget a cached endpoint that failed (the sandbox may have restarted elsewhere). */
+  forget(s: SandboxObject): void;
+  /** Host and port of a declared port. */
+  port(s: SandboxObject, port: number): { host: string; port: number };
+  logs(s: SandboxObject, o: LogOptions): Promise<LogStreams>;
+}
+
+const notReady = (s: SandboxObject, why: string) =>
+  new GatewayError(
+    503,
+    "SANDBOX_NOT_READY",
+    `sandbox ${s.metadata.namespace}/${s.metadata.name}: ${why}`,
+  );
+
+function declaredEndpoint(s: SandboxObject, port: number): { host: string; port: number } {
+  const decl = s.spec.ports?.find((p) => p.port === port);
+  const ep = decl && s.status?.endpoints?.find((e) => e.name === decl.name);
+  if (!ep) throw notReady(s, `port ${port} has no endpoint yet`);
+  return { host: ep.host, port: ep.port };
+}
+
+/**
+ * Docker backend: the agent's port published on the sidecar (the publish
+ * address: loopback by default, so the gateway runs on the Docker host) and
+ * its credential from the workload container's label, both through the
+ * Docker API; resolved once per sandbox incarnation (UID) and cached.
+ */
+export class DockerReach implements Reach {
+  private readonly endpoints = new BoundedCache<AgentEndpoint>(10_000, 60_000);
+
+  constructor(private readonly docker: Docker) {}
+
+  async agent(s: SandboxObject): Promise<AgentEndpoint> {
+    const uid = s.metadata.uid!;
+    const hit = this.endpoints.get(uid);
+    if (hit) return hit;
+    try {
+      const ep = await dockerAgentEndpoint(this.docker, {
+        namespace: s.metadata.namespace!,
+        name: s.metadata.name!,
+        uid,
+      });
+      this.endpoints.set(uid, ep);
+      return ep;
+    } catch (err) {
+      throw notReady(s, (err as Error).message);
+    }
+  }
+
+  forget(s: SandboxObject): void {
+    this.endpoints.delete(s.metadata.uid!);
+  }
+
+  port(s: SandboxObject, port: number) {
+    return declaredEndpoint(s, port);
+  }
+
+  logs(s: SandboxObject, o: LogOptions): Promise<LogStreams> {
+    return dockerLogs(
+      this.docker,
+      { namespace: s.metadata.namespace!, name: s.metadata.name!, uid: s.metadata.uid! },
+      o,
+    );
+  }
+}
+
+/**
+ * Pod backend: the pod's IP and the declared port, straight over the pod
+ * network (the NetworkPolicy admits the gateway's pods). The agent's
+ * credential on this backend is being wired (a per-sandbox Secret; see
+ * docs/agent-protocol.md), so agent routes answer 503 until it lands.
+ */
+export class PodReach implements Reach {
+  async agent(s: SandboxObject): Promise<AgentEndpoint> {
+    throw notReady(s, "the gateway does not reach agents on the pod backend in this version");
+  }
+
+  forget(): void {}
+
+  port(s: SandboxObject, port: number) {
+    const ip = s.status?.ip;
+    if (!ip) throw notReady(s, "no pod IP yet");
+    if (!s.spec.ports?.some((p) => p.port === port))
+      throw notReady(s, `port ${port} is not declared`);
+    return { host: ip, port };
+  }
+
+  async logs(s: SandboxObject): Promise<LogStreams> {
+    throw notReady(
+      s,
+      "logs through the gateway are not available on the pod backend in this version",
+    );
+  }
+}
+
+export class Directory {
+  constructor(
+    private readonly informer: Informer<SandboxObject>,
+    private readonly reaches: { docker?: Reach; pod?: Reach },
+  ) {}
+
+  get(namespace: string, name: string): SandboxObject | undefined {
+    return this.informer.get(`${namespace}/${name}`);
+  }
+
+  reach(s: SandboxObject): Reach {
+    const backend = s.status?.backend ?? s.spec.backend ?? "pod";
+    const r = backend === "docker" ? this.reaches.docker : this.reaches.pod;
+    if (!r) throw notReady(s, `this gateway does not serve the ${backend} backend`);
+    return r;
+  }
+}

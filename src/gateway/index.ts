@@ -1,0 +1,82 @@
+// Composition of the gateway: the Sandbox informer, the backends it reaches,
+// authentication, the key store, and the server. Used by the CLI command and
+// by tests (which run it in-process against the real control plane).
+import type * as k8s from "@kubernetes/client-node";
+import type Docker from "dockerode";
+import type { Registry } from "prom-client";
+import type { Logger } from "../observability/logger.js";
+import { Auth } from "./auth.js";
+import { Directory, DockerReach, PodReach, sandboxInformer } from "./directory.js";
+import { KeyStore } from "./keys.js";
+import { gatewayMetrics } from "./metrics.js";
+import { Gateway, type GatewayLimits } from "./server.js";
+import { MAX_TOKEN_TTL_SECONDS } from "./tokens.js";
+
+export interface StartGatewayOptions {
+  kubeConfig: k8s.KubeConfig;
+  log: Logger;
+  registry: Registry;
+  keysDir: string;
+  listen: { host: string; port: number };
+  /** Serve HTTPS with this certificate (e.g. the wildcard one of host routing). */
+  tls?: { cert: Buffer; key: Buffer };
+  docker?: Docker;
+  domain?: string;
+  namespaces?: string[];
+  limits?: Partial<GatewayLimits>;
+  maxTokenTtlSeconds?: number;
+  authCacheTtlMs?: number;
+}
+
+export interface RunningGateway {
+  gateway: Gateway;
+  address: { host: string; port: number };
+  url: string;
+  keys: KeyStore;
+  stop(): Promise<void>;
+}
+
+export async function startGateway(o: StartGatewayOptions): Promise<RunningGateway> {
+  const log = o.log.child({ component: "gateway" });
+  const keys = new KeyStore(o.keysDir, (err) =>
+    log.error({ err }, "cannot reload the token keys; keeping the last good set"),
+  );
+  keys.start();
+  const informer = sandboxInformer(o.kubeConfig, log, o.namespaces);
+  informer.start();
+  const directory = new Directory(informer, {
+    pod: new PodReach(),
+    ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
+  });
+  const gateway = new Gateway({
+    auth: new Auth({
+      kubeConfig: o.kubeConfig,
+      keys,
+      ...(o.authCacheTtlMs !== undefined ? { cacheTtlMs: o.authCacheTtlMs } : {}),
+    }),
+    keys,
+    directory,
+    log,
+    metrics: gatewayMetrics(o.registry),
+    ...(o.domain ? { domain: o.domain } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.tls ? { tls: o.tls } : {}),
+    maxTokenTtlSeconds: o.maxTokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS,
+    ready: () =>
+      informer.hasSynced() ? informer.problems()[0] : "the Sandbox cache has not synced",
+  });
+  await informer.synced;
+  const address = await gateway.listen(o.listen.port, o.listen.host);
+  const host = address.host.includes(":") ? `[${address.host}]` : address.host;
+  return {
+    gateway,
+    address,
+    url: `${o.tls ? "https" : "http"}://${host}:${address.port}`,
+    keys,
+    stop: async () => {
+      keys.stop();
+      await gateway.close();
+      await informer.stop();
+    },
+  };
+}

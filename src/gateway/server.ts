@@ -1,0 +1,897 @@
+// The gateway's HTTP server: one authenticated entry to every sandbox's data
+// plane and declared ports. Stateless (any replica answers any request: the
+// sandboxes come from an informer cache, scoped tokens verify with public
+// keys), streaming everywhere (bodies are piped with back-pressure, so memory
+// per request is bounded by socket buffers, never by body size), and fail
+// closed: a request is refused unless every check passes.
+//
+// Order of checks, so a refusal reveals nothing it should not: route (400/404/
+// 405, before any work) -> credential (401) -> authorization of the verb on
+// the named sandbox (403) -> rate and concurrency (429) -> the sandbox exists
+// (404), is the incarnation the token names (403) and is not being deleted
+// (409) -> it is reachable (503).
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import type { Duplex } from "node:stream";
+import { Transform } from "node:stream";
+import { createWebSocketStream, WebSocketServer } from "ws";
+import { z } from "zod";
+import { encodeFrame } from "../dataplane/frames.js";
+import { FrameType } from "../dataplane/protocol.js";
+import type { Logger } from "../observability/logger.js";
+import { type Auth, describe, type Principal } from "./auth.js";
+import { type Decision, mintable, sandboxAdmits, scopedTokenAllows } from "./decide.js";
+import type { Directory, SandboxObject } from "./directory.js";
+import { GatewayError } from "./errors.js";
+import type { KeyStore } from "./keys.js";
+import { ConcurrencyLimiter, type RateLimit, RateLimiter } from "./limits.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { MintRequestSchema } from "./mint.js";
+import { openApiDocument } from "./openapi.js";
+import { type Route, route } from "./routes.js";
+import { looksScoped, mintToken } from "./tokens.js";
+import { Verb } from "./verbs.js";
+
+export interface GatewayLimits {
+  perCredential: RateLimit;
+  perSandbox: RateLimit;
+  /** Requests and streams in flight at once. */
+  concurrentPerCredential: number;
+  concurrentPerSandbox: number;
+  /** JSON request bodies (mint, process control, file operations). */
+  maxJsonBytes: number;
+  /** Streamed request bodies (file and archive uploads, exec stdin). */
+  maxUploadBytes: number;
+}
+
+export const DEFAULT_LIMITS: GatewayLimits = {
+  perCredential: { rps: 100, burst: 200 },
+  perSandbox: { rps: 500, burst: 1000 },
+  concurrentPerCredential: 64,
+  concurrentPerSandbox: 256,
+  maxJsonBytes: 1 << 20,
+  maxUploadBytes: 1 << 30,
+};
+
+export interface GatewayOptions {
+  auth: Auth;
+  keys: KeyStore;
+  directory: Directory;
+  log: Logger;
+  metrics: GatewayMetrics;
+  /** Wildcard domain of host routing ("{port}-{name}--{ns}.{domain}"); absent: path routing only. */
+  domain?: string;
+  limits?: Partial<GatewayLimits>;
+  maxTokenTtlSeconds: number;
+  /** Serve HTTPS (the wildcard certificate of host routing) instead of HTTP. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** Undefined when ready (the cache synced), else why not. */
+  ready(): string | undefined;
+}
+
+/** Call IDs: unique per process start, cheap per call. */
+const CALL_ID_PREFIX = randomBytes(4).toString("hex");
+let callSeq = 0;
+
+/** One call's facts, for its audit line and metrics. */
+interface Call {
+  id: string;
+  verb: string;
+  started: number;
+  who?: string;
+  namespace?: string;
+  name?: string;
+  port?: number;
+  status?: number;
+  result?: string;
+  bytesIn: number;
+  bytesOut: number;
+  release: (() => void)[];
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+]);
+/** Headers the gateway consumes; never forwarded into a sandbox (untrusted) with a credential in them. */
+const GATEWAY_TOKEN_HEADER = "x-sandbox-token";
+/**
+ * Browsers cannot send a bearer header when they follow a preview URL: a
+ * scoped token in `?sandbox_token=` is exchanged once for this cookie
+ * (HttpOnly, SameSite=Lax, path-scoped to the port route), which is never
+ * forwarded into the sandbox.
+ */
+const GATEWAY_COOKIE = "sandbox_gateway_token";
+const TOKEN_QUERY = "sandbox_token";
+
+function cookieToken(cookie: string | undefined): string | undefined {
+  for (const part of (cookie ?? "").split(";")) {
+    const [k, ...v] = part.trim().split("=");
+    if (k === GATEWAY_COOKIE) return v.join("=");
+  }
+  return undefined;
+}
+
+function fromDecision(d: Decision): void {
+  if (!d.allow) throw new GatewayError(d.status, d.code, d.message);
+}
+
+/** Counts bytes and fails past a limit (413), so a huge body is cut off while it streams. */
+class Limit extends Transform {
+  bytes = 0;
+  constructor(
+    private readonly max: number,
+    private readonly onBytes: (n: number) => void,
+  ) {
+    super();
+  }
+  override _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    cb: (err?: Error | null, data?: Buffer) => void,
+  ) {
+    this.bytes += chunk.length;
+    this.onBytes(chunk.length);
+    if (this.bytes > this.max)
+      cb(new GatewayError(413, "BODY_TOO_LARGE", `request body over ${this.max} bytes`));
+    else cb(null, chunk);
+  }
+}
+
+export class Gateway {
+  readonly server: http.Server;
+  private readonly limits: GatewayLimits;
+  private readonly rate: { credential: RateLimiter; sandbox: RateLimiter };
+  private readonly concurrency: { credential: ConcurrencyLimiter; sandbox: ConcurrencyLimiter };
+  private readonly upstream = new http.Agent({
+    keepAlive: true,
+    maxSockets: 4096,
+    maxFreeSockets: 256,
+  });
+  private readonly wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 2 << 20,
+    perMessageDeflate: false,
+  });
+  private openapi: string | undefined;
+
+  constructor(private readonly o: GatewayOptions) {
+    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.rate = {
+      credential: new RateLimiter(this.limits.perCredential),
+      sandbox: new RateLimiter(this.limits.perSandbox),
+    };
+    this.concurrency = {
+      credential: new ConcurrencyLimiter(this.limits.concurrentPerCredential),
+      sandbox: new ConcurrencyLimiter(this.limits.concurrentPerSandbox),
+    };
+    // Slow clients cannot hold a socket open forever sending headers; bodies
+    // are bounded by the per-request limits and the concurrency caps.
+    const serverOptions = {
+      noDelay: true,
+      headersTimeout: 15_000,
+      requestTimeout: 0,
+      maxHeaderSize: 16_384,
+    };
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) =>
+      void this.handle(req, res);
+    this.server = o.tls
+      ? https.createServer({ ...serverOptions, cert: o.tls.cert, key: o.tls.key }, handler)
+      : http.createServer(serverOptions, handler);
+    this.server.on("upgrade", (req, socket, head) => void this.handleUpgrade(req, socket, head));
+  }
+
+  listen(port: number, host: string): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.wss.clients) c.terminate();
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server.close(() => r()));
+    this.upstream.destroy();
+  }
+
+  // --- plain requests ------------------------------------------------------------
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const r = route(req.method ?? "GET", req.url ?? "/", req.headers.host, {
+      ...(this.o.domain ? { domain: this.o.domain } : {}),
+    });
+    if (r.kind === "health") {
+      const why = this.o.ready();
+      res
+        .writeHead(why ? 503 : 200, { "content-type": "text/plain" })
+        .end(why ? "not ready\n" : "ok\n");
+      return;
+    }
+    if (r.kind === "openapi") {
+      this.openapi ??= JSON.stringify(openApiDocument(this.o.domain));
+      res.writeHead(200, { "content-type": "application/json" }).end(this.openapi);
+      return;
+    }
+    const call = this.begin(r);
+    res.on("close", () => this.finish(call, req, res.statusCode));
+    try {
+      if (r.kind === "error")
+        throw new GatewayError(
+          r.status,
+          r.status === 400 ? "BAD_REQUEST" : r.status === 404 ? "NO_ROUTE" : "METHOD_NOT_ALLOWED",
+          r.message,
+        );
+      if (r.kind === "port") return await this.port(req, res, r, call);
+      const { principal, sandbox } = await this.admit(
+        req.headers.authorization,
+        r,
+        call,
+        req.socket.remoteAddress,
+      );
+      switch (r.kind) {
+        case "sandbox":
+          return json(res, 200, sandboxSummary(sandbox));
+        case "mint":
+          return await this.mint(req, res, principal!, sandbox, call);
+        case "logs":
+          return await this.logs(req, res, sandbox, call);
+        case "agent": {
+          const reach = this.o.directory.reach(sandbox);
+          const ep = await reach.agent(sandbox);
+          const upload =
+            r.agentPath.startsWith("/v1/exec") ||
+            /^\/v1\/files\/(content|archive)/.test(r.agentPath) ||
+            /\/stdin/.test(r.agentPath);
+          const headers = forwardHeaders(req.headers, { dropAuthorization: true });
+          headers.authorization = `Bearer ${ep.token}`;
+          return await this.forward(
+            req,
+            res,
+            { host: ep.host, port: ep.port, path: r.agentPath, headers },
+            call,
+            upload ? this.limits.maxUploadBytes : this.limits.maxJsonBytes,
+            () => reach.forget(sandbox),
+          );
+        }
+      }
+    } catch (err) {
+      this.refuse(res, call, err);
+    }
+  }
+
+  private begin(r: Route): Call {
+    const verb = "verb" in r ? r.verb : "none";
+    this.o.metrics.inFlight.inc({ verb });
+    return {
+      id: `${CALL_ID_PREFIX}-${(++callSeq).toString(36)}`,
+      verb,
+      started: performance.now(),
+      bytesIn: 0,
+      bytesOut: 0,
+      release: [],
+      ...("namespace" in r ? { namespace: r.namespace, name: r.name } : {}),
+      ...(r.kind === "port" ? { port: r.port } : {}),
+    };
+  }
+
+  /** One audit line and the metrics, once per call, when its response ends or breaks. */
+  private finish(call: Call, req: http.IncomingMessage, status: number): void {
+    for (const release of call.release.splice(0)) release();
+    call.status ??= status;
+    call.result ??= call.status < 400 ? "ok" : `HTTP_${call.status}`;
+    const ms = performance.now() - call.started;
+    this.o.metrics.inFlight.dec({ verb: call.verb });
+    this.o.metrics.requests.inc({ verb: call.verb, result: call.result });
+    this.o.metrics.duration.observe({ verb: call.verb }, ms / 1000);
+    this.o.metrics.bytes.inc({ direction: "in" }, call.bytesIn);
+    this.o.metrics.bytes.inc({ direction: "out" }, call.bytesOut);
+    this.o.log.info(
+      {
+        audit: {
+          id: call.id,
+          who: call.who ?? "anonymous",
+          sandbox: call.namespace ? `${call.namespace}/${call.name}` : undefined,
+          ...(call.port ? { port: call.port } : {}),
+          verb: call.verb,
+          method: req.method,
+          path: (req.url ?? "").split("?")[0],
+          status: call.status,
+          result: call.result,
+          bytesIn: call.bytesIn,
+          bytesOut: call.bytesOut,
+          ms: Math.round(ms * 10) / 10,
+          remote: req.socket.remoteAddress,
+        },
+      },
+      "gateway call",
+    );
+  }
+
+  private refuse(res: http.ServerResponse, call: Call, err: unknown): void {
+    const e =
+      err instanceof GatewayError
+        ? err
+        : new GatewayError(502, "UPSTREAM_ERROR", (err as Error).message ?? String(err));
+    call.status = e.status;
+    call.result = e.code;
+    if (e.status >= 500 && !(err instanceof GatewayError))
+      this.o.log.warn({ err, call: call.id }, "gateway call failed");
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const headers: Record<string, string> = {
+      "content-type": "application/json",
+      connection: "close",
+    };
+    if (e.status === 401) headers["www-authenticate"] = 'Bearer realm="sandbox-gateway"';
+    if (e.status === 429) headers["retry-after"] = "1";
+    res
+      .writeHead(e.status, headers)
+      .end(JSON.stringify({ error: { code: e.code, message: e.message } }));
+  }
+
+  /**
+   * Authenticates and authorizes a call on a sandbox, then applies limits
+   * and looks the sandbox up. Throws GatewayError on any refusal.
+   */
+  private async admit(
+    authorization: string | undefined,
+    r: { verb: string; namespace: string; name: string },
+    call: Call,
+    remote?: string,
+  ): Promise<{ principal: Principal; sandbox: SandboxObject }> {
+    const principal = await this.o.auth.authenticate(authorization, remote);
+    call.who = describe(principal);
+    const verb = r.verb as Verb;
+    if (principal.kind === "scoped") {
+      if (verb === Verb.mint)
+        throw new GatewayError(403, "VERB_NOT_GRANTED", "a scoped token cannot mint tokens");
+      fromDecision(scopedTokenAllows(principal.claims, r.namespace, r.name, verb));
+    } else if (!(await this.o.auth.allowed(principal, r.namespace, r.name, verb))) {
+      throw new GatewayError(
+        403,
+        "RBAC_DENIED",
+        `${principal.username} may not ${verb} sandboxes/${r.name} in ${r.namespace} (grant the verb on sandboxes.sandboxing.dev with a Role)`,
+      );
+    }
+    this.limit(principal.key, `${r.namespace}/${r.name}`, call);
+    const sandbox = this.o.directory.get(r.namespace, r.name);
+    fromDecision(
+      sandboxAdmits(
+        sandbox && {
+          uid: sandbox.metadata.uid ?? "",
+          terminating: !!sandbox.metadata.deletionTimestamp,
+        },
+        principal.kind === "scoped" ? principal.claims.uid : undefined,
+        r.namespace,
+        r.name,
+      ),
+    );
+    return { principal, sandbox: sandbox! };
+  }
+
+  private limit(credentialKey: string, sandboxKey: string, call: Call): void {
+    if (!this.rate.credential.take(credentialKey))
+      throw new GatewayError(429, "RATE_LIMITED", "too many requests for this credential");
+    if (!this.rate.sandbox.take(sandboxKey))
+      throw new GatewayError(429, "RATE_LIMITED", "too many requests for this sandbox");
+    const a = this.concurrency.credential.acquire(credentialKey);
+    if (!a)
+      throw new GatewayError(
+        429,
+        "TOO_MANY_IN_FLIGHT",
+        "too many requests in flight for this credential",
+      );
+    const b = this.concurrency.sandbox.acquire(sandboxKey);
+    if (!b) {
+      a();
+      throw new GatewayError(
+        429,
+        "TOO_MANY_IN_FLIGHT",
+        "too many requests in flight for this sandbox",
+      );
+    }
+    call.release.push(a, b);
+  }
+
+  /** Pipes a request to host:port and the answer back, in bounded memory, cut off past maxBytes. */
+  private forward(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    to: { host: string; port: number; path: string; headers: http.OutgoingHttpHeaders },
+    call: Call,
+    maxBytes: number,
+    onConnectFailure?: () => void,
+  ): Promise<void> {
+    const declared = Number(req.headers["content-length"] ?? 0);
+    if (declared > maxBytes)
+      throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${maxBytes} bytes`);
+    return new Promise<void>((resolve) => {
+      const up = http.request({
+        agent: this.upstream,
+        host: to.host,
+        port: to.port,
+        method: req.method,
+        path: to.path,
+        headers: to.headers,
+      });
+      up.setNoDelay(true);
+      const limit = new Limit(maxBytes, (n) => {
+        call.bytesIn += n;
+      });
+      const fail = (err: unknown) => {
+        up.destroy();
+        if (!res.headersSent && (err as { code?: string }).code === "ECONNREFUSED")
+          onConnectFailure?.();
+        this.refuse(
+          res,
+          call,
+          err instanceof GatewayError
+            ? err
+            : new GatewayError(
+                502,
+                "UPSTREAM_ERROR",
+                `the sandbox did not answer: ${(err as Error).message}`,
+              ),
+        );
+        resolve();
+      };
+      up.on("error", fail);
+      limit.on("error", fail);
+      up.on("response", (ur) => {
+        res.writeHead(ur.statusCode ?? 502, responseHeaders(ur));
+        // Streams (exec frames, logs) reach the client as they come.
+        res.flushHeaders();
+        ur.on("data", (c: Buffer) => {
+          call.bytesOut += c.length;
+        });
+        ur.pipe(res);
+        ur.on("end", resolve);
+        ur.on("error", () => {
+          res.destroy();
+          resolve();
+        });
+      });
+      // The client went away: so does the upstream request (the agent kills an exec's process group).
+      res.on("close", () => {
+        if (!res.writableFinished) up.destroy();
+      });
+      req.pipe(limit).pipe(up);
+    });
+  }
+
+  // --- ports -----------------------------------------------------------------
+
+  /** A port route's admission: public ports serve anyone; private ones need connect. */
+  private async admitPort(
+    headers: http.IncomingHttpHeaders,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+    remote: string | undefined,
+  ): Promise<{ sandbox: SandboxObject; consumedAuthorization: boolean }> {
+    const found = this.o.directory.get(r.namespace, r.name);
+    const decl = found?.spec.ports?.find((p) => p.port === r.port);
+    if (found && decl?.visibility === "public" && !found.metadata.deletionTimestamp) {
+      this.limit(`ip:${remote}`, `${r.namespace}/${r.name}`, call);
+      return { sandbox: found, consumedAuthorization: false };
+    }
+    // The gateway's credential: its own header, else Authorization, else its cookie.
+    const viaHeader = headers[GATEWAY_TOKEN_HEADER];
+    const viaCookie = cookieToken(headers.cookie);
+    const authorization =
+      typeof viaHeader === "string"
+        ? `Bearer ${viaHeader}`
+        : (headers.authorization ?? (viaCookie ? `Bearer ${viaCookie}` : undefined));
+    const { sandbox } = await this.admit(authorization, r, call, remote);
+    if (!sandbox.spec.ports?.some((p) => p.port === r.port))
+      throw new GatewayError(
+        404,
+        "PORT_NOT_DECLARED",
+        `port ${r.port} is not declared in the sandbox's spec.ports`,
+      );
+    return {
+      sandbox,
+      consumedAuthorization: typeof viaHeader !== "string" && headers.authorization !== undefined,
+    };
+  }
+
+  private async port(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+  ): Promise<void> {
+    const q = r.path.indexOf("?");
+    const query = new URLSearchParams(q < 0 ? "" : r.path.slice(q + 1));
+    const fromQuery = query.get(TOKEN_QUERY);
+    if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
+    const { sandbox, consumedAuthorization } = await this.admitPort(
+      req.headers,
+      r,
+      call,
+      req.socket.remoteAddress,
+    );
+    const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
+    const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
+    Object.assign(headers, forwardedFor(req, r.prefix));
+    await this.forward(
+      req,
+      res,
+      { ...to, path: r.path, headers },
+      call,
+      this.limits.maxUploadBytes,
+    );
+  }
+
+  /** `?sandbox_token=<scoped token>` -> the same URL without it, and the token as a cookie. */
+  private async exchangeForCookie(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+    token: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    if (req.method !== "GET" || !looksScoped(token))
+      throw new GatewayError(400, "BAD_REQUEST", `${TOKEN_QUERY} takes a scoped token, on a GET`);
+    const { principal } = await this.admit(`Bearer ${token}`, r, call, req.socket.remoteAddress);
+    if (principal.kind !== "scoped")
+      throw new GatewayError(400, "BAD_REQUEST", "not a scoped token");
+    query.delete(TOKEN_QUERY);
+    const q = r.path.indexOf("?");
+    const path = q < 0 ? r.path : r.path.slice(0, q);
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const maxAge = Math.max(0, principal.claims.exp - Math.floor(Date.now() / 1000));
+    res
+      .writeHead(303, {
+        location: `${r.prefix}${path}${query.size ? `?${query}` : ""}`,
+        "set-cookie": `${GATEWAY_COOKIE}=${token}; Path=${r.prefix || "/"}; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${tls ? "; Secure" : ""}`,
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+      })
+      .end();
+  }
+
+  // --- upgrades: exec over WebSocket, WebSocket (or any upgrade) to ports -------
+
+  private async handleUpgrade(
+    req: http.IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): Promise<void> {
+    const r = route(req.method ?? "GET", req.url ?? "/", req.headers.host, {
+      ...(this.o.domain ? { domain: this.o.domain } : {}),
+      websocket: true,
+    });
+    const call = this.begin(r);
+    let status = 101;
+    socket.on("close", () => this.finish(call, req, status));
+    socket.on("error", () => {});
+    try {
+      if (r.kind === "port") {
+        const { sandbox, consumedAuthorization } = await this.admitPort(
+          req.headers,
+          r,
+          call,
+          req.socket.remoteAddress,
+        );
+        const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
+        const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
+        Object.assign(headers, forwardedFor(req, r.prefix), {
+          connection: "Upgrade",
+          upgrade: req.headers.upgrade ?? "websocket",
+        });
+        const up = http.request({
+          host: to.host,
+          port: to.port,
+          method: req.method,
+          path: r.path,
+          headers,
+        });
+        up.on("upgrade", (ur, usock, uhead) => {
+          const lines = [`HTTP/1.1 ${ur.statusCode} ${ur.statusMessage}`];
+          for (let i = 0; i < ur.rawHeaders.length; i += 2)
+            lines.push(`${ur.rawHeaders[i]}: ${ur.rawHeaders[i + 1]}`);
+          socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+          if (uhead.length) socket.write(uhead);
+          if (head.length) usock.write(head);
+          usock.on("data", (c: Buffer) => {
+            call.bytesOut += c.length;
+          });
+          socket.on("data", (c: Buffer) => {
+            call.bytesIn += c.length;
+          });
+          usock.pipe(socket).on("error", () => usock.destroy());
+          socket.pipe(usock).on("error", () => socket.destroy());
+          usock.on("close", () => socket.destroy());
+          socket.on("close", () => usock.destroy());
+        });
+        up.on("response", (ur) => {
+          status = ur.statusCode ?? 502;
+          const lines = [`HTTP/1.1 ${ur.statusCode} ${ur.statusMessage}`];
+          for (let i = 0; i < ur.rawHeaders.length; i += 2)
+            lines.push(`${ur.rawHeaders[i]}: ${ur.rawHeaders[i + 1]}`);
+          socket.write(`${lines.join("\r\n")}\r\n\r\n`);
+          ur.pipe(socket);
+        });
+        up.on("error", (e) =>
+          upgradeRefusal(
+            socket,
+            call,
+            new GatewayError(502, "UPSTREAM_ERROR", e.message),
+            (s) => (status = s),
+          ),
+        );
+        up.end();
+        return;
+      }
+      if (r.kind !== "agent" || !r.websocket) {
+        if (r.kind === "error") throw new GatewayError(r.status, "NO_ROUTE", r.message);
+        throw new GatewayError(400, "BAD_REQUEST", "only exec and port routes take a WebSocket");
+      }
+      const { sandbox } = await this.admit(
+        req.headers.authorization ?? bearerFromProtocol(req.headers["sec-websocket-protocol"]),
+        r,
+        call,
+        req.socket.remoteAddress,
+      );
+      const reach = this.o.directory.reach(sandbox);
+      const ep = await reach.agent(sandbox);
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        const duplex = createWebSocketStream(ws);
+        duplex.on("error", () => {});
+        const up = http.request({
+          agent: this.upstream,
+          host: ep.host,
+          port: ep.port,
+          method: "POST",
+          path: "/v1/exec",
+          headers: {
+            authorization: `Bearer ${ep.token}`,
+            "content-type": "application/vnd.sandbox-agent.frames",
+            "transfer-encoding": "chunked",
+          },
+        });
+        up.setNoDelay(true);
+        const limit = new Limit(this.limits.maxUploadBytes, (n) => {
+          call.bytesIn += n;
+        });
+        duplex.pipe(limit).pipe(up);
+        const close = (code: number, why: string) => {
+          if (ws.readyState === ws.OPEN) ws.close(code, why.slice(0, 120));
+          up.destroy();
+        };
+        limit.on("error", (e) => close(1009, e.message));
+        up.on("error", (e) => close(1011, e.message));
+        up.on("response", (ur) => {
+          if (ur.statusCode !== 200) {
+            let text = "";
+            ur.on("data", (c) => {
+              text += c;
+            });
+            ur.on("end", () => close(4000 + (ur.statusCode ?? 500), text));
+            return;
+          }
+          ur.on("data", (c: Buffer) => {
+            call.bytesOut += c.length;
+          });
+          ur.pipe(duplex, { end: false });
+          ur.on("end", () => close(1000, "exit"));
+        });
+        ws.on("close", () => up.destroy());
+      });
+    } catch (err) {
+      upgradeRefusal(socket, call, err, (s) => (status = s));
+    }
+  }
+
+  // --- gateway-served routes ---------------------------------------------------
+
+  private async mint(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    principal: Principal,
+    sandbox: SandboxObject,
+    call: Call,
+  ): Promise<void> {
+    if (principal.kind !== "user")
+      throw new GatewayError(403, "VERB_NOT_GRANTED", "a scoped token cannot mint tokens");
+    const body = MintRequestSchema.safeParse(await readJson(req, 4096, call));
+    if (!body.success) throw new GatewayError(400, "BAD_REQUEST", z.prettifyError(body.error));
+    fromDecision(mintable(body.data, this.o.maxTokenTtlSeconds));
+    // Never more than the minter holds: each verb is checked for the minter.
+    const ns = sandbox.metadata.namespace!;
+    const name = sandbox.metadata.name!;
+    for (const verb of body.data.verbs) {
+      if (!(await this.o.auth.allowed(principal, ns, name, verb)))
+        throw new GatewayError(
+          403,
+          "RBAC_DENIED",
+          `${principal.username} may not ${verb} sandboxes/${name} in ${ns}, so cannot grant it`,
+        );
+    }
+    const signing = this.o.keys.keys.signing;
+    if (!signing)
+      throw new GatewayError(
+        503,
+        "NO_SIGNING_KEY",
+        "this gateway has no signing key (signing.key in its key Secret)",
+      );
+    const exp = Math.floor(Date.now() / 1000) + body.data.ttlSeconds;
+    const token = mintToken(signing, {
+      ns,
+      name,
+      uid: sandbox.metadata.uid!,
+      verbs: body.data.verbs,
+      exp,
+      sub: principal.username,
+    });
+    json(res, 201, {
+      token,
+      expiresAt: new Date(exp * 1000).toISOString(),
+      verbs: body.data.verbs,
+      sandbox: { namespace: ns, name, uid: sandbox.metadata.uid! },
+    });
+  }
+
+  /** The runtime's log as the exec stream's frames (stdout 0x11, stderr 0x12), with follow, since, tail. */
+  private async logs(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    sandbox: SandboxObject,
+    call: Call,
+  ): Promise<void> {
+    const q = new URL(req.url ?? "/", "http://x").searchParams;
+    const tail = q.get("tail");
+    const since = q.get("since");
+    const streams = await this.o.directory.reach(sandbox).logs(sandbox, {
+      follow: q.get("follow") === "true",
+      ...(tail ? { tail: Number(tail) } : {}),
+      ...(since ? { since: /^\d+$/.test(since) ? Number(since) : since } : {}),
+    });
+    res.writeHead(200, { "content-type": "application/vnd.sandbox-agent.frames" });
+    res.flushHeaders();
+    let open = 2;
+    const pipe = (s: NodeJS.ReadableStream & { pause(): void; resume(): void }, type: number) => {
+      s.on("data", (c: Buffer) => {
+        call.bytesOut += c.length;
+        if (!res.write(encodeFrame(type, c))) {
+          s.pause();
+          res.once("drain", () => s.resume());
+        }
+      });
+      s.on("end", () => {
+        if (--open === 0) res.end();
+      });
+    };
+    pipe(streams.stdout, FrameType.stdout);
+    pipe(streams.stderr, FrameType.stderr);
+    res.on("close", () => streams.close());
+  }
+}
+
+function upgradeRefusal(
+  socket: Duplex,
+  call: Call,
+  err: unknown,
+  setStatus: (s: number) => void,
+): void {
+  const e =
+    err instanceof GatewayError
+      ? err
+      : new GatewayError(502, "UPSTREAM_ERROR", (err as Error).message);
+  call.result = e.code;
+  setStatus(e.status);
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: { code: e.code, message: e.message } });
+  socket.end(
+    `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** Browsers cannot set Authorization on a WebSocket: "bearer.<token>" as a subprotocol does. */
+function bearerFromProtocol(protocols: string | undefined): string | undefined {
+  const p = protocols
+    ?.split(",")
+    .map((s) => s.trim())
+    .find((s) => s.startsWith("bearer."));
+  return p ? `Bearer ${p.slice("bearer.".length)}` : undefined;
+}
+
+function forwardHeaders(
+  h: http.IncomingHttpHeaders,
+  o: { dropAuthorization: boolean },
+): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  const connectionTokens = new Set(
+    String(h.connection ?? "")
+      .toLowerCase()
+      .split(",")
+      .map((s) => s.trim()),
+  );
+  for (const [k, v] of Object.entries(h)) {
+    if (
+      v === undefined ||
+      HOP_BY_HOP.has(k) ||
+      connectionTokens.has(k) ||
+      k === GATEWAY_TOKEN_HEADER
+    )
+      continue;
+    if (k === "authorization" && o.dropAuthorization) continue;
+    if (k === "cookie") {
+      // The gateway's cookie never reaches the sandbox; the workload's own cookies do.
+      const kept = String(v)
+        .split(";")
+        .map((c) => c.trim())
+        .filter((c) => c && !c.startsWith(`${GATEWAY_COOKIE}=`));
+      if (kept.length) out.cookie = kept.join("; ");
+      continue;
+    }
+    if (k.startsWith("x-forwarded-")) continue; // set by us, never trusted from the client
+    out[k] = v;
+  }
+  return out;
+}
+
+function forwardedFor(req: http.IncomingMessage, prefix: string): Record<string, string> {
+  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+  return {
+    "x-forwarded-for": req.socket.remoteAddress ?? "",
+    "x-forwarded-host": req.headers.host ?? "",
+    "x-forwarded-proto": tls ? "https" : "http",
+    ...(prefix ? { "x-forwarded-prefix": prefix } : {}),
+  };
+}
+
+function responseHeaders(ur: http.IncomingMessage): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  for (const [k, v] of Object.entries(ur.headers))
+    if (v !== undefined && !HOP_BY_HOP.has(k) && k !== "keep-alive") out[k] = v;
+  return out;
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+}
+
+async function readJson(req: http.IncomingMessage, max: number, call: Call): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    call.bytesIn += (c as Buffer).length;
+    if (n > max) throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new GatewayError(400, "BAD_REQUEST", "the body is not JSON");
+  }
+}
+
+function sandboxSummary(s: SandboxObject) {
+  return {
+    apiVersion: s.apiVersion,
+    kind: s.kind,
+    metadata: s.metadata,
+    spec: s.spec,
+    status: s.status,
+  };
+}
