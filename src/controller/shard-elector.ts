@@ -21,7 +21,7 @@ import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
 import { microTime, rawRequest } from "./raw-request.js";
-import { planShards, type ShardView } from "./shard.js";
+import { planShards, type ShardView, shardOf } from "./shard.js";
 
 export interface ShardElectorOptions {
   kubeConfig: k8s.KubeConfig;
@@ -144,8 +144,18 @@ export class ShardElector {
     return `${this.opts.name}-shard-${shard}`;
   }
 
+  /** `<name>-member-<identity>`, the identity made a valid object name (it may hold "_"). */
   private memberLease(): string {
-    return `${this.opts.name}-member-${this.opts.identity}`;
+    const slug = this.opts.identity
+      .toLowerCase()
+      .replace(/[^a-z0-9.-]+/g, "-")
+      .replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, "")
+      .slice(0, 200);
+    const id =
+      slug === this.opts.identity
+        ? slug
+        : `${slug}-${shardOf(this.opts.identity, 2 ** 31).toString(36)}`;
+    return `${this.opts.name}-member-${id}`;
   }
 
   private async run(): Promise<void> {
