@@ -87,6 +87,8 @@ export class Controller {
   private readonly shardScope: AsyncLocalStorage<number> | undefined;
   /** Per held shard: its term (aborted when the shard is lost). */
   private readonly shardTerms = new Map<number, AbortController>();
+  /** Per shard: reconciles in flight (a shard is released only once they end). */
+  private readonly inFlight = new Map<number, Set<Promise<void>>>();
   private readonly informers: Informer<KubeObject>[];
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
@@ -156,6 +158,9 @@ export class Controller {
         log: this.log,
         onStarted: (shard) => void this.startShard(shard),
         onStopped: (shard) => this.stopShard(shard),
+        drain: async (shard) => {
+          await Promise.all(this.inFlight.get(shard) ?? []);
+        },
       });
     }
     if (opts.leaderElection) {
@@ -322,7 +327,14 @@ export class Controller {
     }
     if (this.shardScope) {
       const shard = shardOf(key, this.opts.sharding!.shards);
-      return this.shardScope.run(shard, () => this.reconcileKey(key, signal));
+      const running = this.shardScope.run(shard, () => this.reconcileKey(key, signal));
+      const set = this.inFlight.get(shard) ?? new Set();
+      this.inFlight.set(shard, set.add(running));
+      try {
+        return await running;
+      } finally {
+        set.delete(running);
+      }
     }
     return this.reconcileKey(key, signal);
   }

@@ -38,6 +38,12 @@ export interface ShardElectorOptions {
   retryPeriodMs?: number;
   onStarted(shard: number): void;
   onStopped(shard: number): void;
+  /**
+   * Resolves once the shard's in-flight work (aborted by onStopped) has ended;
+   * a shard given up is released only after it (or the renew deadline), so its
+   * next holder never overlaps a write that was already on the wire.
+   */
+  drain?(shard: number): Promise<void>;
   log: Logger;
 }
 
@@ -135,7 +141,10 @@ export class ShardElector {
     for (const s of shards) this.lose(s);
     if (!release) return;
     await Promise.all([
-      ...shards.map((s) => this.release(this.shardLease(s))),
+      ...shards.map(async (s) => {
+        await this.drained(s);
+        await this.release(this.shardLease(s));
+      }),
       this.release(this.memberLease()),
     ]);
   }
@@ -221,10 +230,27 @@ export class ShardElector {
       .map((v) => v.shard);
     await Promise.all([
       this.claim(this.memberLease(), byName.get(this.memberLease())),
-      ...plan.release.map((s) => this.release(this.shardLease(s), byName.get(this.shardLease(s)))),
+      ...plan.release.map(async (s) => {
+        await this.drained(s);
+        // Read fresh: the LIST's version is older than our renewals since.
+        await this.release(this.shardLease(s));
+      }),
       ...[...renew, ...plan.acquire].map((s) => this.claimShard(s, byName)),
       ...stale.map((l) => this.deleteStale(l)),
     ]);
+  }
+
+  /** The shard's work has ended, or the renew deadline passed waiting for it. */
+  private async drained(shard: number): Promise<void> {
+    if (!this.opts.drain) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.opts.drain(shard),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, this.renewDeadlineMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   private async claimShard(shard: number, byName: Map<string, Lease>): Promise<void> {
