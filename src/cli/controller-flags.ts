@@ -15,6 +15,10 @@ Flags:
   --leader-elect=true|false         elect a leader on a Lease; only the leader reconciles (default: true)
   --leader-election-namespace NS    namespace of the Lease (default: $POD_NAMESPACE or "default")
   --leader-election-id NAME         name of the Lease (default: sandbox-operator)
+  --shards N                        with leader election: split Sandboxes into N shards, each on a
+                                    Lease of its own (<id>-shard-<i>), so several replicas reconcile
+                                    at once, each its share; fixed per installation (default: 1, one
+                                    leader)
   --metrics-bind-address HOST:PORT  serve /metrics (default: 0.0.0.0:8080; "0" disables)
   --health-probe-bind-address HOST:PORT
                                     serve /healthz and /readyz (default: 0.0.0.0:8081)
@@ -64,6 +68,7 @@ const FlagsSchema = z.object({
     .min(1)
     .default(process.env.POD_NAMESPACE || "default"),
   "leader-election-id": z.string().min(1).default("sandbox-operator"),
+  shards: z.coerce.number().int().min(1).max(256).default(1),
   "metrics-bind-address": address.default("0.0.0.0:8080"),
   "health-probe-bind-address": address.default("0.0.0.0:8081"),
   // A sandbox costs about seven writes to start (bench/scale): at 20 QPS and 4

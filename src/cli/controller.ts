@@ -87,6 +87,7 @@ export async function runController(argv: string[]): Promise<number> {
           name: flags["leader-election-id"],
           // Unique per process, readable in `kubectl get lease`.
           identity: `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString("hex")}`,
+          shards: flags.shards,
         }
       : undefined,
     registry,

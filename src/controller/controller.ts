@@ -10,12 +10,23 @@
 // the writers' KubeConfig asks before every write, see write-gate.ts) refuses
 // from that instant on, even when this process learns of the loss only on
 // waking from a pause, before its timers had a chance to run.
+//
+// Sharded (see shard-elector.ts), several replicas reconcile at once: each key
+// belongs to one of K shards and only the holder of a shard's Lease reconciles
+// its keys. The same guarantees hold per shard: gaining a shard enqueues its
+// keys; losing it aborts its reconciles; a reconcile runs in an async context
+// that names its shard, and the write gate refuses a write whose shard this
+// replica does not hold by the clocks. Writes outside any reconcile (cluster-
+// wide chores) belong to shard 0's holder.
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
 import { classifyError, errorMessage } from "./errors.js";
 import { type Informer, type KubeObject, keyOf } from "./informer.js";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
 import { controllerMetrics } from "./metrics.js";
+import { shardOf } from "./shard.js";
+import { ShardElector, type ShardElectorOptions } from "./shard-elector.js";
 import { WorkQueue } from "./workqueue.js";
 import { NotLeaderError, notLeaderCause, type WriteGate } from "./write-gate.js";
 
@@ -50,6 +61,8 @@ export interface ControllerOptions {
   concurrency: number;
   /** Reconcile only while holding this Lease; absent: always. */
   leaderElection?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "log">;
+  /** Reconcile only the keys of the shards this replica holds (instead of leaderElection). */
+  sharding?: Omit<ShardElectorOptions, "onStarted" | "onStopped" | "log">;
   /** Re-enqueue every key this often, as a safety net (default 10 min). */
   resyncMs?: number;
   /** Per-key retry backoff after failures (default 100 ms doubling to 5 min). */
@@ -69,6 +82,13 @@ interface Term {
 export class Controller {
   private readonly queue: WorkQueue;
   private readonly elector: LeaderElector | undefined;
+  private readonly shards: ShardElector | undefined;
+  /** The shard of the reconcile running in this async context (sharded only). */
+  private readonly shardScope: AsyncLocalStorage<number> | undefined;
+  /** Per held shard: its term (aborted when the shard is lost). */
+  private readonly shardTerms = new Map<number, AbortController>();
+  /** Per shard: reconciles in flight (a shard is released only once they end). */
+  private readonly inFlight = new Map<number, Set<Promise<void>>>();
   private readonly informers: Informer<KubeObject>[];
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
@@ -77,6 +97,23 @@ export class Controller {
   private stopped = false;
 
   constructor(private readonly opts: ControllerOptions) {
+    this.writeGate = Object.assign(
+      (): void => {
+        const shard = this.shardScope?.getStore();
+        if (shard !== undefined) {
+          if (this.stopped || !this.shards!.holds(shard)) {
+            throw new NotLeaderError(`${this.opts.name}: shard ${shard} is not ours (any more)`);
+          }
+          return;
+        }
+        if (!this.mayWrite()) {
+          throw new NotLeaderError(`${this.opts.name}: not leading (any more); refusing to write`);
+        }
+      },
+      // Sharded, the answer depends on the async context the write was made in;
+      // the request's last check (at the socket) may run in another one.
+      { contextual: !!opts.sharding },
+    );
     this.log = opts.log.child({ controller: opts.name });
     this.informers = [opts.primary, ...(opts.secondaries ?? []).map((s) => s.informer)];
     const m = controllerMetrics(opts.registry, opts.metricPrefix);
@@ -94,12 +131,12 @@ export class Controller {
       },
     });
 
-    const enqueue = (obj: KubeObject) => this.queue.add(keyOf(obj));
+    const enqueue = (obj: KubeObject) => this.add(keyOf(obj));
     opts.primary.on({ add: enqueue, update: enqueue, delete: enqueue });
     for (const s of opts.secondaries ?? []) {
       const toPrimary = (obj: KubeObject) => {
         const key = s.primaryKey(obj);
-        if (key) this.queue.add(key);
+        if (key) this.add(key);
       };
       // The old version too: a label or owner that changed points at the previous primary.
       s.informer.on({
@@ -109,6 +146,21 @@ export class Controller {
           toPrimary(old);
         },
         delete: toPrimary,
+      });
+    }
+    if (opts.leaderElection && opts.sharding) {
+      throw new Error("a controller elects a leader or holds shards, not both");
+    }
+    if (opts.sharding) {
+      this.shardScope = new AsyncLocalStorage<number>();
+      this.shards = new ShardElector({
+        ...opts.sharding,
+        log: this.log,
+        onStarted: (shard) => void this.startShard(shard),
+        onStopped: (shard) => this.stopShard(shard),
+        drain: async (shard) => {
+          await Promise.all(this.inFlight.get(shard) ?? []);
+        },
       });
     }
     if (opts.leaderElection) {
@@ -124,6 +176,7 @@ export class Controller {
   start(): void {
     for (const informer of this.informers) informer.start();
     if (this.elector) this.elector.start();
+    else if (this.shards) this.shards.start();
     else void this.startWorkers();
   }
 
@@ -134,11 +187,29 @@ export class Controller {
 
   /** Queue a key from a source that is not an informer (e.g. an external system's events). */
   enqueue(key: string): void {
-    this.queue.add(key);
+    this.add(key);
   }
 
+  /** Leading, or (sharded) holding at least one shard. */
   isLeader(): boolean {
+    if (this.shards) return this.shards.heldShards().length > 0;
     return this.elector ? this.elector.isLeader() : true;
+  }
+
+  /** Shards held now (sharded only; empty otherwise). */
+  heldShards(): number[] {
+    return this.shards?.heldShards() ?? [];
+  }
+
+  /** The shard of a key (sharded only). */
+  shardOf(key: string): number | undefined {
+    return this.opts.sharding ? shardOf(key, this.opts.sharding.shards) : undefined;
+  }
+
+  /** Queue `key` if this replica reconciles it (sharded: holds its shard). */
+  private add(key: string): void {
+    if (this.shards && !this.shards.believesHeld(shardOf(key, this.opts.sharding!.shards))) return;
+    this.queue.add(key);
   }
 
   /**
@@ -148,15 +219,15 @@ export class Controller {
    * aborts every in-flight reconcile.
    */
   mayWrite(): boolean {
+    if (this.shards) return !this.stopped && this.shards.holds(0);
     return this.elector ? this.elector.holdsLease() : !this.stopped;
   }
 
-  /** The gate for this controller's writers (see gateWrites). */
-  readonly writeGate: WriteGate = () => {
-    if (!this.mayWrite()) {
-      throw new NotLeaderError(`${this.opts.name}: not leading (any more); refusing to write`);
-    }
-  };
+  /**
+   * The gate for this controller's writers (see gateWrites). Sharded, a write
+   * made inside a reconcile needs that reconcile's shard; any other needs shard 0.
+   */
+  readonly writeGate: WriteGate;
 
   /** Informers whose watches are down, with why: the cache may be stale (for /readyz). */
   watchProblems(): string[] {
@@ -175,10 +246,12 @@ export class Controller {
     drain?: () => Promise<void>;
   } = {}): Promise<void> {
     this.stopWorkers();
+    for (const shard of [...this.shardTerms.keys()]) this.stopShard(shard);
     await this.queue.shutdown();
     await drain?.();
     this.stopped = true;
     await this.elector?.stop({ release });
+    await this.shards?.stop({ release });
     await Promise.all(this.informers.map((i) => i.stop()));
   }
 
@@ -200,6 +273,42 @@ export class Controller {
     this.log.info({ keys: this.opts.primary.list().length }, "workers started");
   }
 
+  /** A shard gained: once the caches are up to date, reconcile each of its keys. */
+  private async startShard(shard: number): Promise<void> {
+    this.shardTerms.get(shard)?.abort();
+    const term = new AbortController();
+    this.shardTerms.set(shard, term);
+    await Promise.all(this.informers.map((i) => i.upToDate(term.signal)));
+    if (term.signal.aborted) return;
+    const shards = this.opts.sharding!.shards;
+    let keys = 0;
+    const enqueueShard = () => {
+      for (const obj of this.opts.primary.list()) {
+        const key = keyOf(obj);
+        if (shardOf(key, shards) === shard) {
+          keys++;
+          this.queue.add(key);
+        }
+      }
+    };
+    enqueueShard();
+    const resync = setInterval(enqueueShard, this.opts.resyncMs ?? 600_000).unref();
+    term.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
+    // One queue for every shard: started with the first.
+    if (!this.term) {
+      this.term = { abort: new AbortController() };
+      this.queue.start((key) => this.work(key, this.shardTerms.get(shardOf(key, shards))?.signal));
+    }
+    this.log.info({ shard, keys }, "shard started");
+  }
+
+  private stopShard(shard: number): void {
+    const term = this.shardTerms.get(shard);
+    if (!term) return;
+    this.shardTerms.delete(shard);
+    term.abort(new NotLeaderError(`${this.opts.name}: shard ${shard} stopped`));
+  }
+
   private stopWorkers(): void {
     const term = this.term;
     if (!term) return;
@@ -210,7 +319,27 @@ export class Controller {
     this.log.info("workers stopped");
   }
 
-  private async work(key: string, signal: AbortSignal): Promise<void> {
+  private async work(key: string, signal: AbortSignal | undefined): Promise<void> {
+    // Sharded: a key whose shard is not held (queued before the shard moved) is the new holder's.
+    if (!signal || signal.aborted) {
+      this.queue.forget(key);
+      return;
+    }
+    if (this.shardScope) {
+      const shard = shardOf(key, this.opts.sharding!.shards);
+      const running = this.shardScope.run(shard, () => this.reconcileKey(key, signal));
+      const set = this.inFlight.get(shard) ?? new Set();
+      this.inFlight.set(shard, set.add(running));
+      try {
+        return await running;
+      } finally {
+        set.delete(running);
+      }
+    }
+    return this.reconcileKey(key, signal);
+  }
+
+  private async reconcileKey(key: string, signal: AbortSignal): Promise<void> {
     // A child logger per reconcile costs more than most reconciles' own work:
     // made only when something is logged.
     let keyLog: Logger | undefined;

@@ -59,4 +59,14 @@ describe("errorMessage", () => {
     expect(errorMessage(new k8s.ApiException(500, "x", "not json", {}))).toBe("HTTP 500");
     expect(errorMessage(new Error("plain"))).toBe("plain");
   });
+
+  it("gives a raw request's error the same words as the typed clients'", () => {
+    const err = new ApiError(403, "POST /api/v1/namespaces/a/pods: forbidden: no (HTTP 403)", {
+      message: "forbidden: no",
+    });
+    expect(errorMessage(err)).toBe("forbidden: no (HTTP 403)");
+    expect(errorMessage(new ApiError(502, "GET /x: bad gateway (HTTP 502)"))).toBe(
+      "GET /x: bad gateway (HTTP 502)",
+    );
+  });
 });

@@ -101,6 +101,10 @@ export function errorMessage(err: unknown): string {
     return status?.message ? `${status.message} (HTTP ${err.code})` : `HTTP ${err.code}`;
   }
   if (!(err instanceof Error)) return String(err);
+  // A raw request's error (raw-request.ts): the apiserver's words, as for the typed clients.
+  const code = (err as { statusCode?: unknown }).statusCode;
+  const status = typeof code === "number" ? statusOf(err) : undefined;
+  if (status?.message) return `${status.message} (HTTP ${code})`;
   // fetch says only "fetch failed"; why (refused, reset, TLS) is in the cause.
   const cause = (err as { cause?: unknown }).cause;
   return cause instanceof Error && cause.message ? `${err.message}: ${cause.message}` : err.message;

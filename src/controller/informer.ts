@@ -17,12 +17,12 @@
 //   costs nothing to retry, so those failures retry on a short capped backoff,
 //   while answers that refuse (429, 5xx, 403) back off to the long cap, and
 //   problems() says which watches are down meanwhile (for /readyz).
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
-import { listRaw } from "./raw-request.js";
+import { listRaw, watchRaw } from "./raw-request.js";
 
 export interface KubeObject {
   apiVersion?: string;
@@ -340,33 +340,26 @@ export class Informer<T extends KubeObject> {
         finish(apiStatus(err) === 410 ? "gone" : "error", err);
       };
 
-      const watcher = new k8s.Watch(this.opts.kubeConfig);
-      // Watch has its own inactivity timeout (30 s by default, private in the
-      // typings) that would cut healthy idle watches; ours above replaces it.
-      (watcher as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
-        this.watchdogMs + 10_000;
-      watcher
-        .watch(
-          this.collectionPath(namespace),
-          {
-            resourceVersion: rv,
-            allowWatchBookmarks: true,
-            labelSelector: this.opts.labelSelector,
-            // Server-side end, jittered so many informers do not restart in step.
-            timeoutSeconds: 240 + Math.floor(Math.random() * 120),
-          },
-          onEvent,
-          onDone,
-        )
-        .then(
-          (controller) => {
-            request = controller;
-            if (finished) return controller.abort();
-            // The apiserver answered the watch: this scope is live again.
-            this.down.delete(namespace);
-          },
-          (err) => finish("error", err),
-        );
+      const controller = new AbortController();
+      request = controller;
+      watchRaw(this.opts.kubeConfig, this.collectionPath(namespace), {
+        query: {
+          resourceVersion: rv,
+          allowWatchBookmarks: true,
+          labelSelector: this.opts.labelSelector,
+          // Server-side end, jittered so many informers do not restart in step.
+          timeoutSeconds: 240 + Math.floor(Math.random() * 120),
+        },
+        signal: controller.signal,
+        onEvent,
+        // The apiserver answered the watch: this scope is live again.
+        onConnected: () => {
+          if (!finished) this.down.delete(namespace);
+        },
+      }).then(
+        () => onDone(undefined),
+        (err) => onDone(err),
+      );
     });
   }
 

@@ -1,5 +1,6 @@
 // The gate against a real HTTP server: what it refuses never reaches the server,
 // even when it closes after the request authenticated (the paused-leader case).
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as k8s from "@kubernetes/client-node";
@@ -94,6 +95,30 @@ describe("gateWrites", () => {
       .createNamespacedConfigMap({ namespace: "a", body: { metadata: { name: "x" } } });
     expect(gate.asked).toBe(2); // once at authentication, once at the socket
     expect(received).toEqual(["POST /api/v1/namespaces/a/configmaps"]);
+  });
+
+  it("asks a contextual gate in each request's own async context, at the socket too", async () => {
+    // A sharded controller's gate: the answer depends on the reconcile's shard.
+    const shard = new AsyncLocalStorage<number>();
+    const held = new Set([1]);
+    const asked: (number | undefined)[] = [];
+    const gate = Object.assign(
+      () => {
+        const s = shard.getStore();
+        asked.push(s);
+        if (s === undefined || !held.has(s)) closed();
+      },
+      { contextual: true },
+    );
+    const gated = gateWrites(kc, gate);
+    const results = await Promise.allSettled([
+      shard.run(1, () => rawRequest(gated, "POST", "/held", { body: {} })),
+      shard.run(2, () => rawRequest(gated, "POST", "/not-held", { body: {} })),
+      rawRequest(gated, "POST", "/outside", { body: {} }),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "rejected"]);
+    expect(received).toEqual(["POST /held"]);
+    expect(asked.filter((s) => s === 1)).toHaveLength(2); // at authentication and at the socket
   });
 
   it("sends nothing for a request whose signal aborted while it authenticated", async () => {

@@ -16,6 +16,7 @@
 // sending the bytes (microseconds), and a request already on the wire: the
 // apiserver has no fencing token to refuse those, and the renew deadline's
 // margin under the lease duration is what covers them.
+import { AsyncResource } from "node:async_hooks";
 import type * as k8s from "@kubernetes/client-node";
 import { type Dispatcher, getGlobalDispatcher } from "undici";
 
@@ -24,8 +25,13 @@ export class NotLeaderError extends Error {
   override name = "NotLeaderError";
 }
 
-/** Throws NotLeaderError when writing is no longer allowed; returns when it is. */
-export type WriteGate = () => void;
+/**
+ * Throws NotLeaderError when writing is no longer allowed; returns when it is.
+ * A `contextual` gate's answer depends on the async context of the write (a
+ * sharded controller's: the shard of the reconcile making it), so each request
+ * is checked, at the socket too, in the context it was made in.
+ */
+export type WriteGate = (() => void) & { contextual?: boolean };
 
 const WRITES: ReadonlySet<string> = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -51,7 +57,14 @@ export function gateWrites(kc: k8s.KubeConfig, gate: WriteGate): k8s.KubeConfig 
     await kc.applySecurityAuthentication(context);
     if (!WRITES.has(String(context.getHttpMethod()))) return;
     gate();
-    context.setDispatcher(guard(context.getDispatcher() ?? getGlobalDispatcher()));
+    const dispatcher = context.getDispatcher() ?? getGlobalDispatcher();
+    // undici may start the request from another request's callbacks: bind the
+    // last check to this request's context (a composed dispatcher is a thin wrapper).
+    context.setDispatcher(
+      gate.contextual
+        ? dispatcher.compose(gateInterceptor(AsyncResource.bind(gate)))
+        : guard(dispatcher),
+    );
   };
   // Methods run with the proxy as `this`: makeApiClient hands `this` to the
   // clients it builds as their authenticator, which must be the gated one.

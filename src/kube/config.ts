@@ -44,7 +44,14 @@ class ReusingKubeConfig extends k8s.KubeConfig {
     if (opts.type !== "agent") return build(cluster, agentOptions); // proxies: as client-node builds them
     const { ca, cert, key, pfx, passphrase, ...connect } = opts.connect as ConnectionOptions;
     const secureContext = createSecureContext({ ca, cert, key, pfx, passphrase });
-    return new Agent({ connect: { ...connect, secureContext } });
+    // undici closes a connection idle for 4 s by default: between two bursts of
+    // writes the pool lost its connections and paid the handshakes again (TLS
+    // setup showed in the controller's profile). The apiserver keeps them longer.
+    return new Agent({
+      connect: { ...connect, secureContext },
+      keepAliveTimeout: 60_000,
+      keepAliveMaxTimeout: 600_000,
+    });
   }
 }
 

@@ -46,6 +46,8 @@ export interface SandboxControllerOptions {
     name: string;
     identity: string;
     leaseDurationMs?: number;
+    /** More than 1: Sandboxes split into this many shards, each on its own Lease (see shard-elector.ts). */
+    shards?: number;
   };
   registry: Registry;
   log: Logger;
@@ -54,6 +56,8 @@ export interface SandboxControllerOptions {
 export interface RunningSandboxController {
   ready(): boolean;
   isLeader(): boolean;
+  /** Shards this replica holds (sharded only). */
+  heldShards(): number[];
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
   /** Informers whose watches are down: the cache may be stale (for /readyz). */
@@ -75,10 +79,17 @@ export async function startSandboxController(
   // nothing is written once this replica has lost (or cannot vouch for) its
   // Lease. Reads (informers) and leader election use the plain one.
   let controller: Controller | undefined;
-  const writer = gateWrites(kubeConfig, () => {
-    if (!controller) throw new NotLeaderError("the controller has not started");
-    controller.writeGate();
-  });
+  const sharded = (opts.leaderElection?.shards ?? 1) > 1;
+  const writer = gateWrites(
+    kubeConfig,
+    Object.assign(
+      () => {
+        if (!controller) throw new NotLeaderError("the controller has not started");
+        controller.writeGate();
+      },
+      { contextual: sharded },
+    ),
+  );
   const informer = <T extends KubeObject>(
     apiPath: string,
     resource: string,
@@ -214,10 +225,19 @@ export async function startSandboxController(
       return outcome;
     },
     concurrency: opts.concurrency,
-    leaderElection: opts.leaderElection && {
-      kubeConfig: unlimited(kubeConfig),
-      ...opts.leaderElection,
-    },
+    leaderElection:
+      opts.leaderElection && !sharded
+        ? { kubeConfig: unlimited(kubeConfig), ...opts.leaderElection }
+        : undefined,
+    sharding:
+      opts.leaderElection && sharded
+        ? {
+            kubeConfig: unlimited(kubeConfig),
+            ...opts.leaderElection,
+            shards: opts.leaderElection.shards!,
+            groupLabel: `${GROUP}/lease-group`,
+          }
+        : undefined,
     registry,
     metricPrefix: METRIC_PREFIX,
     log,
@@ -227,6 +247,7 @@ export async function startSandboxController(
   return {
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
+    heldShards: () => controller?.heldShards() ?? [],
     statusWrites: () => statusWriter.writes,
     watchProblems: () => controller?.watchProblems() ?? [],
     dockerUnavailable: () => docker?.unavailable(),

@@ -8,14 +8,14 @@
 // claimed by its owner reference (this Sandbox's UID), then taken back, labels
 // and spec. Removal reads by name too, once, so a relabelled Pod cannot outlive
 // its sandbox's lifetime.
-import * as k8s from "@kubernetes/client-node";
+import type * as k8s from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
 import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { ConflictError, fromApiError } from "../../controller/errors.js";
+import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
-import { withSignal } from "../../kube/signal.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { DesiredObjects } from "./desired.js";
@@ -47,19 +47,15 @@ interface KubeObject {
 interface Kind<T extends KubeObject> {
   kind: string;
   cache: ObjectCache<T>;
-  read(name: string, namespace: string, opts?: k8s.ConfigurationOptions): Promise<T>;
+  read(name: string, namespace: string, signal?: AbortSignal): Promise<T>;
   delete(
     name: string,
     namespace: string,
     uid: string | undefined,
-    opts?: k8s.ConfigurationOptions,
+    signal?: AbortSignal,
   ): Promise<unknown>;
   /** Write `obj` back with `labels` added (the object as read: a compare-and-swap). */
-  relabel(
-    obj: T,
-    labels: Record<string, string>,
-    opts?: k8s.ConfigurationOptions,
-  ): Promise<unknown>;
+  relabel(obj: T, labels: Record<string, string>, signal?: AbortSignal): Promise<unknown>;
 }
 
 /**
@@ -75,8 +71,11 @@ export class PodBackend implements SandboxBackend {
   readonly name = "pod" as const;
   /** Owner references let Kubernetes garbage collection remove everything. */
   readonly needsFinalizer = false;
-  private readonly core: k8s.CoreV1Api;
-  private readonly networking: k8s.NetworkingV1Api;
+  private readonly api: {
+    pods: KindClient<k8s.V1Pod>;
+    networkPolicies: KindClient<k8s.V1NetworkPolicy>;
+    services: KindClient<k8s.V1Service>;
+  };
   private readonly pods: Kind<k8s.V1Pod>;
   private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
   private readonly services: Kind<k8s.V1Service>;
@@ -87,60 +86,57 @@ export class PodBackend implements SandboxBackend {
 
   constructor(private readonly deps: PodBackendDeps) {
     this.desired = new DesiredObjects(deps.egress);
-    this.core = deps.kubeConfig.makeApiClient(k8s.CoreV1Api);
-    this.networking = deps.kubeConfig.makeApiClient(k8s.NetworkingV1Api);
-    const precondition = (uid: string | undefined) =>
-      uid ? { body: { preconditions: { uid } } } : {};
+    const kc = deps.kubeConfig;
+    const api = {
+      pods: new KindClient<k8s.V1Pod>(kc, { group: "", version: "v1", plural: "pods" }),
+      networkPolicies: new KindClient<k8s.V1NetworkPolicy>(kc, {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "networkpolicies",
+      }),
+      services: new KindClient<k8s.V1Service>(kc, { group: "", version: "v1", plural: "services" }),
+    };
+    this.api = api;
     this.pods = {
       kind: "Pod",
       cache: deps.pods,
-      read: (name, namespace, o) => this.core.readNamespacedPod({ name, namespace }, o),
-      delete: (name, namespace, uid, o) =>
-        this.core.deleteNamespacedPod(
-          { name, namespace, gracePeriodSeconds: 0, ...precondition(uid) },
-          o,
-        ),
-      relabel: (pod, labels, o) =>
-        this.core.patchNamespacedPod(
-          {
-            name: pod.metadata!.name!,
-            namespace: pod.metadata!.namespace!,
-            body: { metadata: { uid: pod.metadata?.uid, labels } },
-          },
-          k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch, o),
+      read: (name, namespace, signal) => api.pods.read(name, namespace, signal),
+      delete: (name, namespace, uid, signal) =>
+        api.pods.delete(name, namespace, { uid, gracePeriodSeconds: 0 }, signal),
+      relabel: (pod, labels, signal) =>
+        api.pods.mergePatch(
+          pod.metadata!.name!,
+          pod.metadata!.namespace!,
+          { metadata: { uid: pod.metadata?.uid, labels } },
+          signal,
         ),
     };
     this.networkPolicies = {
       kind: "NetworkPolicy",
       cache: deps.networkPolicies,
-      read: (name, namespace, o) =>
-        this.networking.readNamespacedNetworkPolicy({ name, namespace }, o),
-      delete: (name, namespace, uid, o) =>
-        this.networking.deleteNamespacedNetworkPolicy({ name, namespace, ...precondition(uid) }, o),
-      relabel: (np, labels, o) =>
-        this.networking.replaceNamespacedNetworkPolicy(
-          {
-            name: np.metadata!.name!,
-            namespace: np.metadata!.namespace!,
-            body: withLabels(np, labels),
-          },
-          o,
+      read: (name, namespace, signal) => api.networkPolicies.read(name, namespace, signal),
+      delete: (name, namespace, uid, signal) =>
+        api.networkPolicies.delete(name, namespace, { uid }, signal),
+      relabel: (np, labels, signal) =>
+        api.networkPolicies.replace(
+          np.metadata!.name!,
+          np.metadata!.namespace!,
+          withLabels(np, labels),
+          signal,
         ),
     };
     this.services = {
       kind: "Service",
       cache: deps.services,
-      read: (name, namespace, o) => this.core.readNamespacedService({ name, namespace }, o),
-      delete: (name, namespace, uid, o) =>
-        this.core.deleteNamespacedService({ name, namespace, ...precondition(uid) }, o),
-      relabel: (svc, labels, o) =>
-        this.core.replaceNamespacedService(
-          {
-            name: svc.metadata!.name!,
-            namespace: svc.metadata!.namespace!,
-            body: withLabels(svc, labels),
-          },
-          o,
+      read: (name, namespace, signal) => api.services.read(name, namespace, signal),
+      delete: (name, namespace, uid, signal) =>
+        api.services.delete(name, namespace, { uid }, signal),
+      relabel: (svc, labels, signal) =>
+        api.services.replace(
+          svc.metadata!.name!,
+          svc.metadata!.namespace!,
+          withLabels(svc, labels),
+          signal,
         ),
     };
   }
@@ -182,7 +178,7 @@ export class PodBackend implements SandboxBackend {
       await find(this.networkPolicies),
       await find(this.services),
     ];
-    const opts = withSignal(ctx.signal);
+    const opts = ctx.signal;
     if (pod && !pod.metadata?.deletionTimestamp) {
       await this.deleteOwned(this.pods, pod, sandbox, opts);
       ctx.record({ type: "Normal", reason: "PodDeleted", message: `deleted pod ${name}` });
@@ -207,7 +203,7 @@ export class PodBackend implements SandboxBackend {
     kind: Kind<T>,
     obj: T,
     sandbox: Sandbox,
-    opts: k8s.ConfigurationOptions | undefined,
+    opts: AbortSignal | undefined,
   ): Promise<void> {
     const { name, namespace, uid } = obj.metadata ?? {};
     const labels = ownLabels(sandbox);
@@ -227,8 +223,7 @@ export class PodBackend implements SandboxBackend {
     const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
     const cached = kind.cache.get(keyOf(sandbox));
     const found =
-      cached ??
-      (byName ? await ignoreNotFound(kind.read(name, namespace, withSignal(signal))) : undefined);
+      cached ?? (byName ? await ignoreNotFound(kind.read(name, namespace, signal)) : undefined);
     return found && isOwnedBy(found, sandbox) ? found : undefined;
   }
 
@@ -255,16 +250,16 @@ export class PodBackend implements SandboxBackend {
   private async createOrRead<T extends KubeObject>(
     kind: Kind<T>,
     desired: T,
-    create: (namespace: string, body: T, opts?: k8s.ConfigurationOptions) => Promise<T>,
+    create: (namespace: string, body: T, signal?: AbortSignal) => Promise<T>,
     signal: AbortSignal | undefined,
   ): Promise<{ created?: T; existing?: T }> {
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
     try {
-      return { created: await create(namespace, desired, withSignal(signal)) };
+      return { created: await create(namespace, desired, signal) };
     } catch (err) {
       if (!isConflictError(err)) throw err;
     }
-    const existing = await ignoreNotFound(kind.read(name, namespace, withSignal(signal)));
+    const existing = await ignoreNotFound(kind.read(name, namespace, signal));
     if (!existing) throw new ConflictError(`${kind.kind} ${name} went away while being created`);
     return { existing };
   }
@@ -287,13 +282,13 @@ export class PodBackend implements SandboxBackend {
     const desired = this.desired.of(sandbox).pod;
     let actual = this.deps.pods.get(keyOf(sandbox));
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
-    const opts = withSignal(ctx.signal);
+    const opts = ctx.signal;
 
     if (!actual) {
       const { created, existing } = await this.createOrRead(
         this.pods,
         desired,
-        (ns, body, o) => this.core.createNamespacedPod({ namespace: ns, body }, o),
+        (ns, body, signal) => this.api.pods.create(ns, body, signal),
         ctx.signal,
       );
       if (created) return created;
@@ -323,19 +318,17 @@ export class PodBackend implements SandboxBackend {
       // policy file from the annotation; the workload keeps running. The UID
       // pins the Pod that was judged (a UID that no longer matches is refused);
       // not the resourceVersion, which every status update of the kubelet moves.
-      await this.core.patchNamespacedPod(
+      await this.api.pods.mergePatch(
+        name,
+        namespace,
         {
-          name,
-          namespace,
-          body: {
-            metadata: {
-              uid: actual.metadata?.uid,
-              labels: relabel ? desired.metadata?.labels : undefined,
-              annotations: newPolicy ? { [POLICY_ANNOTATION]: policy } : undefined,
-            },
+          metadata: {
+            uid: actual.metadata?.uid,
+            labels: relabel ? desired.metadata?.labels : undefined,
+            annotations: newPolicy ? { [POLICY_ANNOTATION]: policy } : undefined,
           },
         },
-        k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch, opts),
+        opts,
       );
       if (relabel) {
         ctx.record({
@@ -371,7 +364,7 @@ export class PodBackend implements SandboxBackend {
     if (!ownedByASandbox(actual) && !labelledFor(actual, sandbox)) {
       throw new NameTakenError(kind.kind, name ?? "");
     }
-    await ignoreGone(kind.delete(name!, namespace!, uid, withSignal(ctx.signal)));
+    await ignoreGone(kind.delete(name!, namespace!, uid, ctx.signal));
     ctx.record({
       type: "Normal",
       reason: `Stale${kind.kind}Deleted`,
@@ -385,12 +378,7 @@ export class PodBackend implements SandboxBackend {
       this.desired.of(sandbox).networkPolicy,
       this.networkPolicies,
       ctx,
-      {
-        create: (namespace, body, o) =>
-          this.networking.createNamespacedNetworkPolicy({ namespace, body }, o),
-        replace: (name, namespace, body, o) =>
-          this.networking.replaceNamespacedNetworkPolicy({ name, namespace, body }, o),
-      },
+      this.api.networkPolicies,
     );
   }
 
@@ -400,18 +388,12 @@ export class PodBackend implements SandboxBackend {
       const actual = this.deps.services.get(keyOf(sandbox));
       if (actual && isOwnedBy(actual, sandbox)) {
         const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
-        await ignoreGone(
-          this.services.delete(name, namespace, actual.metadata?.uid, withSignal(ctx.signal)),
-        );
+        await ignoreGone(this.services.delete(name, namespace, actual.metadata?.uid, ctx.signal));
       }
       return;
     }
     // On replace, the apiserver keeps the clusterIP the update leaves empty.
-    await this.converge(sandbox, desired, this.services, ctx, {
-      create: (namespace, body, o) => this.core.createNamespacedService({ namespace, body }, o),
-      replace: (name, namespace, body, o) =>
-        this.core.replaceNamespacedService({ name, namespace, body }, o),
-    });
+    await this.converge(sandbox, desired, this.services, ctx, this.api.services);
   }
 
   /**
@@ -424,19 +406,19 @@ export class PodBackend implements SandboxBackend {
     kind: Kind<T>,
     ctx: BackendContext,
     api: {
-      create(namespace: string, body: T, opts?: k8s.ConfigurationOptions): Promise<T>;
-      replace(
-        name: string,
-        namespace: string,
-        body: T,
-        opts?: k8s.ConfigurationOptions,
-      ): Promise<T>;
+      create(namespace: string, body: T, signal?: AbortSignal): Promise<T>;
+      replace(name: string, namespace: string, body: T, signal?: AbortSignal): Promise<T>;
     },
   ): Promise<void> {
     const { namespace, name } = desired.metadata as { namespace: string; name: string };
     let actual = kind.cache.get(keyOf(sandbox));
     if (!actual) {
-      const { created, existing } = await this.createOrRead(kind, desired, api.create, ctx.signal);
+      const { created, existing } = await this.createOrRead(
+        kind,
+        desired,
+        (ns, body, signal) => api.create(ns, body, signal),
+        ctx.signal,
+      );
       if (created) return;
       actual = existing!;
     }
@@ -457,7 +439,7 @@ export class PodBackend implements SandboxBackend {
       name,
       namespace,
       { ...desired, metadata: { ...desired.metadata, resourceVersion } },
-      withSignal(ctx.signal),
+      ctx.signal,
     );
     ctx.record({
       type: "Normal",
