@@ -296,8 +296,8 @@ export class PoolReconciler {
   }
 
   private expect(key: string, name: string, now: number): void {
-    let m = this.expected.get(key);
-    if (!m) this.expected.set(key, (m = new Map()));
+    const m = this.expected.get(key) ?? new Map<string, number>();
+    this.expected.set(key, m);
     m.set(name, now);
   }
 
