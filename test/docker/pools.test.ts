@@ -12,7 +12,13 @@ import { Sandbox } from "../../packages/sdk/src/index.js";
 import { Labels } from "../../src/api/labels.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import { docker, ensureDockerd, labelled, OPERATOR_IMAGE, SANDBOX_IMAGE } from "../support/docker.js";
+import {
+  docker,
+  ensureDockerd,
+  labelled,
+  OPERATOR_IMAGE,
+  SANDBOX_IMAGE,
+} from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperator, startPools } from "../support/operator.js";
@@ -60,10 +66,10 @@ beforeAll(async () => {
     resources: { cpu: "250m", memory: "128Mi" },
   });
   await api.pool("py", { templateRef: { name: "py" }, replicas: 2 });
-  await eventually(
-    async () => expect((await api.getPool("py"))?.status?.readyReplicas).toBe(2),
-    { timeout: 180_000, interval: 250 },
-  );
+  await eventually(async () => expect((await api.getPool("py"))?.status?.readyReplicas).toBe(2), {
+    timeout: 180_000,
+    interval: 250,
+  });
 }, 600_000);
 
 afterAll(async () => {
@@ -121,7 +127,9 @@ describe("a warm pool on the docker backend", () => {
     for (const s of pooled) {
       expect((await py(s, fetch("allowed.test"))).stdout).toContain("refused");
     }
-    const before = new Map(await Promise.all(pooled.map(async (s) => [s.metadata.name!, await ids(s)] as const)));
+    const before = new Map(
+      await Promise.all(pooled.map(async (s) => [s.metadata.name!, await ids(s)] as const)),
+    );
 
     const t0 = performance.now();
     await api.claim("agent", {
@@ -168,7 +176,9 @@ describe("a warm pool on the docker backend", () => {
     expect(out.sawSidecarPort).toBe(true);
     expect(out.addresses ?? []).not.toContain(INET.denied);
     expect(out.answered).toBe(false);
-    const questions = internet.servers.lines.filter((l) => l.event === "dns").map((l) => String(l.name));
+    const questions = internet.servers.lines
+      .filter((l) => l.event === "dns")
+      .map((l) => String(l.name));
     expect(questions).not.toContain("denied.test");
   });
 
@@ -181,7 +191,14 @@ describe("a warm pool on the docker backend", () => {
     expect(c.status?.source).toBe("Cold");
     expect(c.status?.coldReason).toContain("address rule");
     const s = (await api.sandboxes(`${Labels.claim}=by-address`))[0]!;
-    expect((await py(s, `import socket;socket.create_connection(('${INET.allowed}',80),timeout=5);print('connected')`)).stdout).toContain("connected");
+    expect(
+      (
+        await py(
+          s,
+          `import socket;socket.create_connection(('${INET.allowed}',80),timeout=5);print('connected')`,
+        )
+      ).stdout,
+    ).toContain("connected");
   });
 
   it("runs a command through the SDK in a claimed sandbox", async () => {
@@ -192,7 +209,11 @@ describe("a warm pool on the docker backend", () => {
     const t0 = performance.now();
     await api.claim("sdk", { templateRef: { name: "py" } });
     const c = await claimReady("sdk");
-    const box = await Sandbox.get(c.status!.sandboxName!, { kubeconfig: kc, namespace: ns.name, docker: engine });
+    const box = await Sandbox.get(c.status!.sandboxName!, {
+      kubeconfig: kc,
+      namespace: ns.name,
+      docker: engine,
+    });
     const r = await box.exec(["echo", "hi"]);
     const ms = performance.now() - t0;
     expect(r).toMatchObject({ stdout: "hi\n", exitCode: 0 });

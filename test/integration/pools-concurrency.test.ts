@@ -41,7 +41,11 @@ describe("claims racing for a pool", () => {
   it(`bind ${CLAIMS} claims against ${POOL} ready sandboxes, two controllers racing, one restarted mid-burst`, async () => {
     operator = await startOperator({ namespace: ns.name, user: "operator-0" });
     await api.template("t", { image: "busybox", resources: { cpu: "10m", memory: "16Mi" } });
-    await api.pool("p", { templateRef: { name: "t" }, replicas: POOL, refill: { perSecond: 200, burst: 200 } });
+    await api.pool("p", {
+      templateRef: { name: "t" },
+      replicas: POOL,
+      refill: { perSecond: 200, burst: 200 },
+    });
     const registries = [new Registry(), new Registry(), new Registry()];
     const a = await startPools({ namespace: ns.name, user: "operator-1", registry: registries[0] });
     running.push(a);
@@ -72,10 +76,13 @@ describe("claims racing for a pool", () => {
       );
     })();
     // Mid-burst: one controller goes away without releasing anything, a new one starts.
-    await eventually(async () => {
-      const bound = (await api.claims()).filter((c) => c.status?.sandboxName).length;
-      expect(bound).toBeGreaterThanOrEqual(Math.floor(POOL * 1.5));
-    }, { timeout: 300_000, interval: 250 });
+    await eventually(
+      async () => {
+        const bound = (await api.claims()).filter((c) => c.status?.sandboxName).length;
+        expect(bound).toBeGreaterThanOrEqual(Math.floor(POOL * 1.5));
+      },
+      { timeout: 300_000, interval: 250 },
+    );
     await a.stop({ release: false });
     running.splice(running.indexOf(a), 1);
     const c = await startPools({ namespace: ns.name, user: "operator-3", registry: registries[2] });
@@ -88,7 +95,10 @@ describe("claims racing for a pool", () => {
       async () => {
         const all = await api.claims();
         expect(all).toHaveLength(CLAIMS);
-        const unbound = all.filter((x) => !x.status?.sandboxName || x.status.phase !== "Bound" && x.status.phase !== "Ready");
+        const unbound = all.filter(
+          (x) =>
+            !x.status?.sandboxName || (x.status.phase !== "Bound" && x.status.phase !== "Ready"),
+        );
         expect(unbound.map((x) => x.metadata.name)).toEqual([]);
         return all;
       },
@@ -100,7 +110,9 @@ describe("claims racing for a pool", () => {
     const byUid = new Map<string, StoredClaim>(claims.map((x) => [x.metadata.uid!, x]));
     const bound = await eventually(
       async () => {
-        const sandboxes = (await api.sandboxes(Labels.claimUid)).filter((s) => !s.metadata.deletionTimestamp);
+        const sandboxes = (await api.sandboxes(Labels.claimUid)).filter(
+          (s) => !s.metadata.deletionTimestamp,
+        );
         expect(sandboxes).toHaveLength(CLAIMS);
         return sandboxes;
       },
@@ -121,14 +133,19 @@ describe("claims racing for a pool", () => {
     }
     expect([...perClaim.values()].filter((names) => names.length !== 1)).toEqual([]);
     // Every claim names the one sandbox that carries its UID; no name twice.
-    for (const claim of claims) expect(perClaim.get(claim.metadata.uid!)).toEqual([claim.status!.sandboxName]);
+    for (const claim of claims)
+      expect(perClaim.get(claim.metadata.uid!)).toEqual([claim.status!.sandboxName]);
     expect(new Set(claims.map((x) => x.status!.sandboxName)).size).toBe(CLAIMS);
 
     const sources = { Warm: 0, Warming: 0, Cold: 0 } as Record<string, number>;
     for (const claim of claims) sources[claim.status!.source!]!++;
     const raced = (await Promise.all(registries.map(conflicts))).reduce((x, y) => x + y, 0);
     const waits = claims
-      .map((x) => (Date.parse(x.status!.boundAt!) - Date.parse(String(x.metadata.creationTimestamp))) / 1000)
+      .map(
+        (x) =>
+          (Date.parse(x.status!.boundAt!) - Date.parse(String(x.metadata.creationTimestamp))) /
+          1000,
+      )
       .sort((x, y) => x - y);
     const q = (p: number) => waits[Math.min(waits.length - 1, Math.floor(p * waits.length))];
     console.log(
