@@ -168,6 +168,16 @@ describe("decideClaim", () => {
   it("requeues for the expiry", () => {
     const d = decideClaim(input({ candidates: [{ name: "r", pool: "p", ready: true }] }));
     expect(d.requeueAfterMs).toBe(NOW - 100 + 600_000 - NOW);
+    const year = decideClaim(
+      input({
+        claim: {
+          name: "c",
+          creationMs: NOW,
+          spec: spec({ lifetime: { ttlSeconds: 31_000_000, onExpire: "Delete" } }),
+        },
+      }),
+    );
+    expect(year.requeueAfterMs).toBe(3_600_000);
   });
 
   it("records the binding in the status", () => {

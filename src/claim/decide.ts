@@ -78,6 +78,9 @@ export interface ClaimDecision {
   becameReadyMs?: number;
 }
 
+/** Longest single wait (a timer beyond 2^31 ms would fire at once); a fresh reconcile re-arms it. */
+export const MAX_REQUEUE_MS = 60 * 60 * 1000;
+
 /** How long to trust an in-flight binding the cache has not shown yet. */
 export const BINDING_CACHE_WAIT_MS = 200;
 
@@ -128,7 +131,12 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
     const requeue = [extra.requeueAfterMs, untilExpiry && untilExpiry > 0 ? untilExpiry : undefined]
       .filter((x): x is number => x !== undefined)
       .reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
-    return { ...extra, action, status: { ...status, conditions }, requeueAfterMs: requeue };
+    return {
+      ...extra,
+      action,
+      status: { ...status, conditions },
+      requeueAfterMs: requeue === undefined ? undefined : Math.min(requeue, MAX_REQUEUE_MS),
+    };
   };
 
   // Expired: the sandbox carries the same instant and its own controller ends it.

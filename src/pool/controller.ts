@@ -30,8 +30,12 @@ export const SANDBOX_RESOURCE = {
 
 /** A create the cache has not shown yet still counts, so a lagging cache never makes a second one. */
 const CREATE_EXPECTATION_MS = 30_000;
-/** Pooled sandboxes wait for a claim for at most this long; the claim sets their real lifetime. */
-const POOLED_TTL_SECONDS = LIMITS.maxTtlSeconds;
+/**
+ * Pooled sandboxes wait for a claim for at most a week, then are replaced; the
+ * claim sets their real lifetime. Below 2^31 ms, so no timer that waits for an
+ * expiry overflows (Node fires an overflowing timeout after 1 ms).
+ */
+const POOLED_TTL_SECONDS = Math.min(7 * 24 * 3600, LIMITS.maxTtlSeconds);
 
 export interface PoolReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
