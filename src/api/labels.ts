@@ -15,6 +15,16 @@ export const Labels = {
   sandbox: `${GROUP}/sandbox`,
   /** UID of the owning Sandbox: an object whose Sandbox has another UID is an orphan. */
   sandboxUid: `${GROUP}/sandbox-uid`,
+  /** On an unclaimed pooled Sandbox: the pool keeping it. Removed when a claim takes it. */
+  pool: `${GROUP}/pool`,
+  /** On a pooled Sandbox: hash of the template spec it was made from (the pool rolls on a change). */
+  templateHash: `${GROUP}/template-hash`,
+  /** On a claimed Sandbox: the claim's name. */
+  claim: `${GROUP}/claim`,
+  /** On a claimed Sandbox: the claim's UID, how a claim finds its sandbox again after a restart. */
+  claimUid: `${GROUP}/claim-uid`,
+  /** On a claimed Sandbox that came from a pool: the pool's name (counted in its status.claimed). */
+  claimedFromPool: `${GROUP}/claimed-from-pool`,
 } as const;
 
 export const Annotations = {

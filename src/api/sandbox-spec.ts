@@ -92,7 +92,7 @@ export const NetworkSchema = z.object({
 
 // ---- workload
 
-const EnvVarSchema = crossFieldRule(
+export const EnvVarSchema = crossFieldRule(
   z.object({
     name: doc(
       boundedString(256, 1).regex(regex(ENV_VAR_NAME_PATTERN)),
@@ -144,7 +144,7 @@ const PortSchema = z.object({
   ),
 });
 
-const ResourcesSchema = z.object({
+export const ResourcesSchema = z.object({
   cpu: doc(
     cel(quantity().default("1"), {
       rule: "quantity(string(self)).isGreaterThan(quantity('0'))",
@@ -165,7 +165,7 @@ const ResourcesSchema = z.object({
   ),
 });
 
-const LifetimeSchema = crossFieldRule(
+export const LifetimeSchema = crossFieldRule(
   z.object({
     ttlSeconds: doc(
       z.int().min(1).max(LIMITS.maxTtlSeconds).optional(),

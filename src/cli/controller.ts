@@ -6,6 +6,7 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
+import { startPoolControllers } from "../pool/start.js";
 import { type SandboxControllerOptions, startSandboxController } from "../sandbox/controller.js";
 import {
   CONTROLLER_USAGE,
@@ -93,8 +94,24 @@ export async function runController(argv: string[]): Promise<number> {
     registry,
     log,
   });
+  // Warm pools and claims: controllers of their own, on Leases of their own.
+  const pools = await startPoolControllers({
+    kubeConfig,
+    namespaces: flags.namespaces,
+    defaultBackend: flags["default-backend"],
+    concurrency: flags.concurrency,
+    leaderElection: flags["leader-elect"]
+      ? {
+          namespace: flags["leader-election-namespace"],
+          name: flags["leader-election-id"],
+          identity: `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString("hex")}`,
+        }
+      : undefined,
+    registry,
+    log,
+  });
   healthServer?.addReadinessCheck("informers", () =>
-    controller.ready() ? undefined : "caches not synced",
+    controller.ready() && pools.ready() ? undefined : "caches not synced",
   );
   // After the first sync too: a watch that is down (apiserver unreachable) means a stale cache.
   healthServer?.addReadinessCheck("watches", () => {
@@ -111,7 +128,7 @@ export async function runController(argv: string[]): Promise<number> {
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log.info({ signal }, "shutting down: draining work and releasing the lease");
-  await controller.stop();
+  await Promise.all([controller.stop(), pools.stop()]);
   await Promise.all(servers.map((s) => s.close()));
   log.flush();
   return 0;

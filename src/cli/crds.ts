@@ -1,8 +1,8 @@
 // `sandbox-operator crds`: the CustomResourceDefinitions as YAML, for `kubectl apply -f -`.
 import { stringify } from "yaml";
-import { sandboxCRD } from "../api/crd/crd.js";
+import { CRDS } from "../api/crd/all.js";
 
 export function printCrds(): number {
-  process.stdout.write(stringify(sandboxCRD(), { lineWidth: 0 }));
+  process.stdout.write(CRDS.map((make) => stringify(make(), { lineWidth: 0 })).join("---\n"));
   return 0;
 }

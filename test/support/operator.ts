@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { Registry } from "prom-client";
 import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
+import { type RunningPoolControllers, startPoolControllers } from "../../src/pool/start.js";
 import {
   type RunningSandboxController,
   type SandboxControllerOptions,
@@ -57,4 +58,38 @@ export async function startOperatorWithKubeconfig(
     if (!controller.ready()) throw new Error("informers not synced");
   });
   return controller;
+}
+
+/** The warm pool and claim controllers, in the test process, watching one namespace. */
+export async function startPools(opts: {
+  namespace: string;
+  user?: string;
+  defaultBackend?: "pod" | "docker";
+  concurrency?: number;
+  leaderElection?: { name: string; leaseDurationMs?: number };
+  registry?: Registry;
+}): Promise<RunningPoolControllers> {
+  const kubeConfig = loadKubeConfig({
+    kubeconfig: userKubeconfigPath(opts.user ?? "operator-1"),
+    qps: 500,
+    burst: 1000,
+  });
+  const pools = await startPoolControllers({
+    kubeConfig,
+    namespaces: [opts.namespace],
+    defaultBackend: opts.defaultBackend ?? "pod",
+    concurrency: opts.concurrency ?? 8,
+    leaderElection: opts.leaderElection && {
+      namespace: opts.namespace,
+      name: opts.leaderElection.name,
+      identity: `pools-${randomBytes(3).toString("hex")}`,
+      leaseDurationMs: opts.leaderElection.leaseDurationMs,
+    },
+    registry: opts.registry ?? new Registry(),
+    log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  });
+  await eventually(() => {
+    if (!pools.ready()) throw new Error("informers not synced");
+  });
+  return pools;
 }

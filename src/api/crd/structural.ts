@@ -56,5 +56,10 @@ function normalize(node: JSONSchema): JSONSchema {
     delete out.additionalProperties;
   }
   if (out.items) out.items = normalize(out.items);
+  if (out.additionalProperties && typeof out.additionalProperties === "object") {
+    // A map (z.record): its keys' schema is not structural; the value schema is.
+    out.additionalProperties = normalize(out.additionalProperties as JSONSchema);
+    delete out.propertyNames;
+  }
   return out;
 }

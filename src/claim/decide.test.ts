@@ -1,0 +1,192 @@
+import { describe, expect, it } from "vitest";
+import type { ClaimSpec } from "../api/pools.js";
+import type { SandboxSpec } from "../api/sandbox-spec.js";
+import { type ClaimInput, claimExpiry, decideClaim, statusAfter } from "./decide.js";
+import { warmBlocker } from "./warm.js";
+
+const template: SandboxSpec = {
+  image: "busybox",
+  resources: { cpu: "1", memory: "1Gi", pids: 1024 },
+  lifetime: { ttlSeconds: 600, onExpire: "Delete" },
+  network: { egress: { defaultAction: "deny" } },
+  security: { readOnlyRootFilesystem: false },
+  backend: "docker",
+};
+const spec = (over: Partial<ClaimSpec> = {}): ClaimSpec => ({
+  templateRef: { name: "t" },
+  ...over,
+});
+const NOW = 1_000_000;
+
+const input = (over: Partial<ClaimInput> = {}): ClaimInput => ({
+  claim: { name: "c", creationMs: NOW - 100, generation: 1, spec: spec() },
+  template,
+  defaultBackend: "pod",
+  bound: [],
+  nameTaken: false,
+  candidates: [],
+  seenMs: NOW - 50,
+  nowMs: NOW,
+  ...over,
+});
+
+describe("decideClaim", () => {
+  it("binds a ready pooled sandbox before a starting one", () => {
+    const d = decideClaim(
+      input({
+        candidates: [
+          { name: "starting", pool: "p", ready: false },
+          { name: "ready", pool: "p", ready: true },
+        ],
+      }),
+    );
+    expect(d.action).toEqual({ type: "bind", sandbox: "ready", pool: "p", source: "Warm" });
+  });
+
+  it("binds a starting one when none is ready (a claim during a refill)", () => {
+    const d = decideClaim(input({ candidates: [{ name: "s", pool: "p", ready: false }] }));
+    expect(d.action).toMatchObject({ type: "bind", source: "Warming" });
+  });
+
+  it("spreads racing claims over the candidates with pick", () => {
+    const candidates = ["a", "b", "c"].map((name) => ({ name, pool: "p", ready: true }));
+    const d = decideClaim(input({ candidates, pick: (n) => n - 1 }));
+    expect(d.action).toMatchObject({ sandbox: "c" });
+  });
+
+  it("starts cold when the pool is empty, recording why", () => {
+    const d = decideClaim(input());
+    expect(d.action).toEqual({ type: "cold", reason: "no ready sandbox in a warm pool" });
+    expect(d.status.coldReason).toBe("no ready sandbox in a warm pool");
+  });
+
+  it.each([
+    ["env", spec({ env: [{ name: "A", value: "1" }] }), "env"],
+    ["resources", spec({ resources: { cpu: "2", memory: "1Gi", pids: 1024 } }), "resources"],
+    [
+      "an address rule",
+      spec({
+        egress: { defaultAction: "deny", rules: [{ action: "allow", target: "10.0.0.0/8" }] },
+      }),
+      "address rule 10.0.0.0/8",
+    ],
+    ["defaultAction allow", spec({ egress: { defaultAction: "allow" } }), "defaultAction allow"],
+  ])("starts cold for %s even with a ready sandbox", (_n, s, reason) => {
+    const d = decideClaim(
+      input({
+        claim: { name: "c", creationMs: NOW, spec: s },
+        candidates: [{ name: "r", pool: "p", ready: true }],
+      }),
+    );
+    expect(d.action.type).toBe("cold");
+    expect((d.action as { reason: string }).reason).toContain(reason);
+  });
+
+  it("takes name rules warm on the docker backend", () => {
+    const s = spec({
+      egress: { defaultAction: "deny", rules: [{ action: "allow", target: "pypi.org" }] },
+    });
+    expect(warmBlocker(s, template, "docker")).toBeUndefined();
+    expect(warmBlocker(s, { ...template, backend: "pod" }, "pod")).toContain("pod backend");
+    expect(warmBlocker(spec(), { ...template, backend: "pod" }, "pod")).toBeUndefined();
+  });
+
+  it("waits with a reason when the template is missing, never errors", () => {
+    const d = decideClaim(input({ template: undefined }));
+    expect(d.action).toEqual({ type: "none" });
+    expect(d.status.phase).toBe("Pending");
+    expect(d.status.conditions?.find((c) => c.type === "Ready")?.reason).toBe("TemplateNotFound");
+  });
+
+  it("reports NameTaken instead of overwriting someone else's Sandbox", () => {
+    const d = decideClaim(input({ nameTaken: true }));
+    expect(d.action).toEqual({ type: "none" });
+    expect(d.status.conditions?.find((c) => c.type === "Bound")?.reason).toBe("NameTaken");
+  });
+
+  it("is Bound until the sandbox is ready with the claim's generation, then Ready once, timed", () => {
+    const bound = [{ name: "s", ready: false, pool: "p", deleting: false, boundMs: NOW }];
+    const prev = {
+      sandboxName: "s",
+      source: "Warm" as const,
+      pool: "p",
+      boundAt: "2026-01-01T00:00:00Z",
+    };
+    const claim = { name: "c", creationMs: NOW - 100, spec: spec(), status: prev };
+    expect(decideClaim(input({ claim, bound })).status.phase).toBe("Bound");
+    const ready = decideClaim(input({ claim, bound: [{ ...bound[0]!, ready: true }] }));
+    expect(ready.status).toMatchObject({ phase: "Ready", readyMilliseconds: 50 });
+    expect(ready.becameReadyMs).toBe(50);
+    const again = decideClaim(
+      input({ claim: { ...claim, status: ready.status }, bound: [{ ...bound[0]!, ready: true }] }),
+    );
+    expect(again.becameReadyMs).toBeUndefined();
+  });
+
+  it("keeps the sandbox its status names and releases extras from a lost race", () => {
+    const bound = ["x", "s", "y"].map((name, i) => ({
+      name,
+      ready: true,
+      deleting: false,
+      boundMs: NOW + i,
+    }));
+    const claim = { name: "c", creationMs: NOW, spec: spec(), status: { sandboxName: "s" } };
+    const d = decideClaim(input({ claim, bound }));
+    expect(d.status.sandboxName).toBe("s");
+    expect(d.action).toEqual({ type: "release", names: ["x", "y"] });
+  });
+
+  it("waits for the cache after its own binding instead of binding again", () => {
+    const d = decideClaim(
+      input({ bindingInFlight: "s", candidates: [{ name: "r", pool: "p", ready: true }] }),
+    );
+    expect(d.action).toEqual({ type: "none" });
+    expect(d.requeueAfterMs).toBeLessThanOrEqual(200);
+  });
+
+  it("never serves a claim twice: a lost sandbox fails the claim", () => {
+    const claim = { name: "c", creationMs: NOW, spec: spec(), status: { sandboxName: "gone" } };
+    const d = decideClaim(input({ claim, candidates: [{ name: "r", pool: "p", ready: true }] }));
+    expect(d.action).toEqual({ type: "none" });
+    expect(d.status.phase).toBe("Failed");
+  });
+
+  it("expires at the claim's lifetime, counted from the claim", () => {
+    const claim = {
+      name: "c",
+      creationMs: NOW - 5000,
+      spec: spec({ lifetime: { ttlSeconds: 4, onExpire: "Delete" } }),
+    };
+    expect(claimExpiry(claim, template)).toBe(NOW - 1000);
+    const d = decideClaim(input({ claim, candidates: [{ name: "r", pool: "p", ready: true }] }));
+    expect(d.status.phase).toBe("Expired");
+    expect(d.action).toEqual({ type: "none" });
+    // Without its own lifetime: the template's ttl, from the claim.
+    expect(claimExpiry({ ...claim, spec: spec() }, template)).toBe(NOW - 5000 + 600_000);
+  });
+
+  it("requeues for the expiry", () => {
+    const d = decideClaim(input({ candidates: [{ name: "r", pool: "p", ready: true }] }));
+    expect(d.requeueAfterMs).toBe(NOW - 100 + 600_000 - NOW);
+    const year = decideClaim(
+      input({
+        claim: {
+          name: "c",
+          creationMs: NOW,
+          spec: spec({ lifetime: { ttlSeconds: 31_000_000, onExpire: "Delete" } }),
+        },
+      }),
+    );
+    expect(year.requeueAfterMs).toBe(3_600_000);
+  });
+
+  it("records the binding in the status", () => {
+    const d = decideClaim(input({ candidates: [{ name: "r", pool: "p", ready: true }] }));
+    const s = statusAfter(d, d.action as never, "r", 1, NOW);
+    expect(s).toMatchObject({ phase: "Bound", sandboxName: "r", source: "Warm", pool: "p" });
+    expect(s.conditions?.find((c) => c.type === "Bound")).toMatchObject({
+      status: "True",
+      reason: "BoundWarm",
+    });
+  });
+});

@@ -1,0 +1,293 @@
+// The claim's decisions, as a pure function of what is observed: the claim,
+// its template, the sandboxes bound to it (by the claim-UID label), and the
+// pooled sandboxes it could take. The shell (controller.ts) performs the
+// action and writes the status; every path is table-tested (decide.test.ts).
+//
+// Level-triggered: what the claim has is read from the sandboxes' labels, not
+// from the claim's status, so a restart at any instant finds it again. A claim
+// is never refused: no ready pooled sandbox, or overrides a running workload
+// cannot take, mean a cold start, recorded as such.
+import { ClaimConditionType, ClaimReason } from "../api/pool-conditions.js";
+import type { ClaimSource, ClaimSpec, ClaimStatus } from "../api/pools.js";
+import type { SandboxSpec } from "../api/sandbox-spec.js";
+import type { BackendName } from "../backends/backend.js";
+import { type ConditionLike, setCondition } from "../controller/conditions.js";
+import { parseTime, rfc3339 } from "../kube/time.js";
+import { warmBlocker } from "./warm.js";
+
+/** A sandbox carrying this claim's UID label. */
+export interface BoundSandbox {
+  name: string;
+  /** Ready=True on a status that reflects its current generation (the claim's policy is applied). */
+  ready: boolean;
+  /** Succeeded, Failed or Expired. */
+  finished?: string;
+  /** The pool it came from, if any. */
+  pool?: string;
+  deleting: boolean;
+  /** When the claim label was set (ms): the first binding wins over accidental extras. */
+  boundMs: number;
+}
+
+/** An unclaimed pooled sandbox of an eligible pool, made from the template as it is now. */
+export interface Candidate {
+  name: string;
+  pool: string;
+  ready: boolean;
+}
+
+export interface ClaimInput {
+  claim: {
+    name: string;
+    creationMs: number;
+    generation?: number;
+    spec: ClaimSpec;
+    status?: ClaimStatus;
+  };
+  /** The template's spec; undefined when it does not exist. */
+  template: SandboxSpec | undefined;
+  defaultBackend: BackendName;
+  bound: BoundSandbox[];
+  /** A sandbox this process bound whose label the cache does not show yet. */
+  bindingInFlight?: string;
+  /** A Sandbox with the claim's name exists and is not the claim's. */
+  nameTaken: boolean;
+  candidates: Candidate[];
+  /** When this process first saw the claim (ms); the claim's latency is measured from it. */
+  seenMs: number;
+  nowMs: number;
+  /** Picks among equally good candidates (random in the shell, so racing claims spread out). */
+  pick?: (n: number) => number;
+}
+
+export type ClaimAction =
+  | { type: "none" }
+  /** Take `sandbox` with an optimistic-concurrency write; a conflict means someone else won it. */
+  | { type: "bind"; sandbox: string; pool: string; source: Exclude<ClaimSource, "Cold"> }
+  /** Create the claim's own sandbox, named after the claim. */
+  | { type: "cold"; reason: string }
+  /** Extra sandboxes bound to the claim (a lost race's leftovers): delete them. */
+  | { type: "release"; names: string[] };
+
+export interface ClaimDecision {
+  action: ClaimAction;
+  status: ClaimStatus;
+  /** Look again after this long (expiry, a binding the cache has not shown yet). */
+  requeueAfterMs?: number;
+  /** The claim became Ready in this reconcile, after this many ms. */
+  becameReadyMs?: number;
+}
+
+/** Longest single wait (a timer beyond 2^31 ms would fire at once); a fresh reconcile re-arms it. */
+export const MAX_REQUEUE_MS = 60 * 60 * 1000;
+
+/** How long to trust an in-flight binding the cache has not shown yet. */
+export const BINDING_CACHE_WAIT_MS = 200;
+
+/** The instant the claim's sandbox expires (ms), counted from the claim. */
+export function claimExpiry(
+  claim: ClaimInput["claim"],
+  template: SandboxSpec | undefined,
+): number | undefined {
+  const own = claim.spec.lifetime;
+  if (own?.expiresAt) return parseTime(own.expiresAt);
+  if (own?.ttlSeconds) return claim.creationMs + own.ttlSeconds * 1000;
+  if (!template) return undefined;
+  if (template.lifetime.expiresAt) return parseTime(template.lifetime.expiresAt);
+  return claim.creationMs + (template.lifetime.ttlSeconds ?? 0) * 1000;
+}
+
+type Conds = ConditionLike[];
+
+export function decideClaim(input: ClaimInput): ClaimDecision {
+  const { claim, template, nowMs } = input;
+  const now = new Date(nowMs);
+  const prev = claim.status ?? {};
+  let conditions = (prev.conditions ?? []) as Conds;
+  const cond = (type: string, ok: boolean, reason: string, message: string) => {
+    conditions = setCondition(
+      conditions,
+      {
+        type,
+        status: ok ? "True" : "False",
+        reason,
+        message,
+        observedGeneration: claim.generation,
+      },
+      now,
+    );
+  };
+  const expiresAtMs = prev.expiresAt ? parseTime(prev.expiresAt) : claimExpiry(claim, template);
+  const base: ClaimStatus = {
+    ...prev,
+    ...(expiresAtMs !== undefined ? { expiresAt: rfc3339(expiresAtMs) } : {}),
+  };
+  const done = (
+    status: ClaimStatus,
+    action: ClaimAction = { type: "none" },
+    extra: Partial<ClaimDecision> = {},
+  ): ClaimDecision => {
+    const untilExpiry = expiresAtMs !== undefined ? expiresAtMs - nowMs : undefined;
+    const requeue = [extra.requeueAfterMs, untilExpiry && untilExpiry > 0 ? untilExpiry : undefined]
+      .filter((x): x is number => x !== undefined)
+      .reduce<number | undefined>((a, b) => (a === undefined ? b : Math.min(a, b)), undefined);
+    return {
+      ...extra,
+      action,
+      status: { ...status, conditions },
+      requeueAfterMs: requeue === undefined ? undefined : Math.min(requeue, MAX_REQUEUE_MS),
+    };
+  };
+
+  // Expired: the sandbox carries the same instant and its own controller ends it.
+  if (expiresAtMs !== undefined && nowMs >= expiresAtMs) {
+    cond(ClaimConditionType.Ready, false, ClaimReason.Expired, "the claim's lifetime ran out");
+    return done({ ...base, phase: "Expired" });
+  }
+
+  const live = input.bound.filter((b) => !b.deleting).sort((a, b) => a.boundMs - b.boundMs);
+  const keep = live.find((b) => b.name === prev.sandboxName) ?? live[0];
+  const extras = live.filter((b) => b !== keep).map((b) => b.name);
+
+  if (keep) {
+    const source = prev.source ?? (keep.pool ? "Warm" : "Cold");
+    const status: ClaimStatus = {
+      ...base,
+      sandboxName: keep.name,
+      source,
+      ...(keep.pool ? { pool: keep.pool } : {}),
+      boundAt: prev.boundAt ?? rfc3339(nowMs),
+    };
+    if (prev.sandboxName !== keep.name || !prev.boundAt) {
+      cond(ClaimConditionType.Bound, true, boundReason(source), boundMessage(keep.name, status));
+    }
+    const action: ClaimAction = extras.length
+      ? { type: "release", names: extras }
+      : { type: "none" };
+    if (keep.finished) {
+      cond(
+        ClaimConditionType.Ready,
+        false,
+        ClaimReason.SandboxFinished,
+        `sandbox ${keep.name} is ${keep.finished}`,
+      );
+      return done({ ...status, phase: "Failed" }, action);
+    }
+    if (!keep.ready) {
+      cond(
+        ClaimConditionType.Ready,
+        false,
+        ClaimReason.SandboxStarting,
+        `waiting for sandbox ${keep.name} to be ready with the claim's spec applied`,
+      );
+      return done({ ...status, phase: "Bound" }, action);
+    }
+    cond(ClaimConditionType.Ready, true, ClaimReason.SandboxReady, `sandbox ${keep.name} is ready`);
+    if (prev.readyAt) return done({ ...status, phase: "Ready" }, action);
+    const ms = Math.max(0, Math.round(nowMs - Math.min(input.seenMs, nowMs)));
+    return done(
+      { ...status, phase: "Ready", readyAt: rfc3339(nowMs), readyMilliseconds: ms },
+      action,
+      { becameReadyMs: ms },
+    );
+  }
+
+  // Bound by this process a moment ago; the cache has not shown the label yet.
+  if (input.bindingInFlight) {
+    return done(base, { type: "none" }, { requeueAfterMs: BINDING_CACHE_WAIT_MS });
+  }
+  // It had a sandbox and it is gone: a claim is served once.
+  if (prev.sandboxName) {
+    cond(
+      ClaimConditionType.Ready,
+      false,
+      ClaimReason.SandboxLost,
+      `sandbox ${prev.sandboxName} no longer exists`,
+    );
+    return done({ ...base, phase: "Failed" });
+  }
+  if (!template) {
+    cond(
+      ClaimConditionType.Bound,
+      false,
+      ClaimReason.TemplateNotFound,
+      `SandboxTemplate ${claim.spec.templateRef.name} does not exist`,
+    );
+    cond(ClaimConditionType.Ready, false, ClaimReason.TemplateNotFound, "no template, no sandbox");
+    return done({ ...base, phase: "Pending" });
+  }
+
+  const backend = template.backend ?? input.defaultBackend;
+  const blocker = warmBlocker(claim.spec, template, backend);
+  if (!blocker) {
+    const ready = input.candidates.filter((c) => c.ready);
+    const pool = ready.length ? ready : input.candidates;
+    if (pool.length) {
+      const c = pool[(input.pick ?? (() => 0))(pool.length)]!;
+      return done(
+        { ...base, phase: "Pending" },
+        {
+          type: "bind",
+          sandbox: c.name,
+          pool: c.pool,
+          source: c.ready ? "Warm" : "Warming",
+        },
+      );
+    }
+  }
+  if (input.nameTaken) {
+    cond(
+      ClaimConditionType.Bound,
+      false,
+      ClaimReason.NameTaken,
+      `a Sandbox named ${claim.name} exists and belongs to someone else; the claim's own sandbox takes the claim's name`,
+    );
+    return done({ ...base, phase: "Pending" });
+  }
+  return done(
+    { ...base, phase: "Pending", coldReason: blocker ?? "no ready sandbox in a warm pool" },
+    { type: "cold", reason: blocker ?? "no ready sandbox in a warm pool" },
+  );
+}
+
+function boundReason(source: ClaimSource): string {
+  if (source === "Warm") return ClaimReason.BoundWarm;
+  if (source === "Warming") return ClaimReason.BoundWarming;
+  return ClaimReason.BoundCold;
+}
+
+function boundMessage(name: string, s: ClaimStatus): string {
+  if (s.source === "Cold") return `created sandbox ${name}: ${s.coldReason ?? "cold start"}`;
+  return `took sandbox ${name} from pool ${s.pool}${s.source === "Warming" ? " (still starting)" : ""}`;
+}
+
+/** The status once the shell has performed a bind or cold action successfully. */
+export function statusAfter(
+  decision: ClaimDecision,
+  action: Extract<ClaimAction, { type: "bind" | "cold" }>,
+  sandboxName: string,
+  generation: number | undefined,
+  nowMs: number,
+): ClaimStatus {
+  const source: ClaimSource = action.type === "bind" ? action.source : "Cold";
+  const status: ClaimStatus = {
+    ...decision.status,
+    phase: "Bound",
+    sandboxName,
+    source,
+    boundAt: rfc3339(nowMs),
+    ...(action.type === "bind" ? { pool: action.pool } : { coldReason: action.reason }),
+  };
+  status.conditions = setCondition(
+    (status.conditions ?? []) as Conds,
+    {
+      type: ClaimConditionType.Bound,
+      status: "True",
+      reason: boundReason(source),
+      message: boundMessage(sandboxName, status),
+      observedGeneration: generation,
+    },
+    new Date(nowMs),
+  );
+  return status;
+}

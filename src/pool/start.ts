@@ -1,0 +1,191 @@
+// Composition root of the warm pool and claim controllers: shared informers
+// for templates, pools, claims and sandboxes, one Controller per concept
+// (each with its own Lease when leader election is on), status writers,
+// events and metrics.
+import type * as k8s from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
+import {
+  CLAIM_PLURAL,
+  GROUP,
+  POOL_PLURAL,
+  SANDBOX_PLURAL,
+  TEMPLATE_PLURAL,
+  VERSION,
+} from "../api/group.js";
+import { Labels } from "../api/labels.js";
+import type { SandboxClaim, SandboxWarmPool } from "../api/pools.js";
+import type { Sandbox } from "../api/sandbox.js";
+import type { BackendName } from "../backends/backend.js";
+import { ClaimReconciler } from "../claim/controller.js";
+import { Controller } from "../controller/controller.js";
+import { EventRecorder } from "../controller/events.js";
+import { Informer, type KubeObject } from "../controller/informer.js";
+import { StatusWriter } from "../controller/status-writer.js";
+import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
+import { unlimited } from "../kube/config.js";
+import { keyOf } from "../kube/object-key.js";
+import type { Logger } from "../observability/logger.js";
+import { METRIC_PREFIX } from "../observability/metrics.js";
+import { PoolReconciler } from "./controller.js";
+import { poolMetrics } from "./metrics.js";
+
+export interface PoolControllersOptions {
+  kubeConfig: k8s.KubeConfig;
+  namespaces: string[];
+  defaultBackend: BackendName;
+  concurrency: number;
+  leaderElection?: { namespace: string; name: string; identity: string; leaseDurationMs?: number };
+  registry: Registry;
+  log: Logger;
+}
+
+export interface RunningPoolControllers {
+  ready(): boolean;
+  stop(opts?: { release?: boolean }): Promise<void>;
+}
+
+export async function startPoolControllers(
+  opts: PoolControllersOptions,
+): Promise<RunningPoolControllers> {
+  const { kubeConfig, log, registry } = opts;
+  const informer = <T extends KubeObject>(resource: string) =>
+    new Informer<T>({
+      kubeConfig,
+      apiPath: `/apis/${GROUP}/${VERSION}`,
+      resource,
+      namespaces: opts.namespaces,
+      log,
+    });
+  const templates = informer<KubeObject & { spec?: unknown }>(TEMPLATE_PLURAL);
+  const pools = informer<SandboxWarmPool & KubeObject>(POOL_PLURAL);
+  const claims = informer<SandboxClaim & KubeObject>(CLAIM_PLURAL);
+  const sandboxes = informer<Sandbox & KubeObject>(SANDBOX_PLURAL);
+
+  const controllers: Controller[] = [];
+  const writerFor = (i: number) =>
+    gateWrites(kubeConfig, () => {
+      const c = controllers[i];
+      if (!c) throw new NotLeaderError("the controller has not started");
+      c.writeGate();
+    });
+  const poolWriter = writerFor(0);
+  const claimWriter = writerFor(1);
+  const identity = opts.leaderElection?.identity ?? "sandbox-operator";
+  const events = (kc: k8s.KubeConfig) =>
+    new EventRecorder({ kubeConfig: kc, component: "sandbox-operator", instance: identity, log });
+  const poolEvents = events(poolWriter);
+  const claimEvents = events(claimWriter);
+
+  let poolReconciler: PoolReconciler | undefined;
+  const metrics = poolMetrics(registry, () => poolReconciler?.rows.values() ?? []);
+  poolReconciler = new PoolReconciler({
+    kubeConfig: poolWriter,
+    pools,
+    templates,
+    sandboxes,
+    status: new StatusWriter(
+      poolWriter,
+      { group: GROUP, version: VERSION, plural: POOL_PLURAL },
+      registry,
+      METRIC_PREFIX,
+    ),
+    events: poolEvents,
+    metrics,
+    log,
+  });
+  const claimReconciler = new ClaimReconciler({
+    kubeConfig: claimWriter,
+    claims,
+    pools,
+    templates,
+    sandboxes,
+    status: new StatusWriter(
+      claimWriter,
+      { group: GROUP, version: VERSION, plural: CLAIM_PLURAL },
+      registry,
+      METRIC_PREFIX,
+    ),
+    events: claimEvents,
+    metrics,
+    defaultBackend: opts.defaultBackend,
+    log,
+  });
+  claims.on({ add: (c) => claimReconciler.noteSeen(c) });
+
+  const nsKey = (obj: KubeObject, name: string | undefined) =>
+    name ? keyOf({ metadata: { namespace: obj.metadata?.namespace, name } }) : undefined;
+  const sandboxLabel = (label: string) => (obj: KubeObject) =>
+    nsKey(obj, obj.metadata?.labels?.[label]);
+  const lease = (suffix: string) =>
+    opts.leaderElection && {
+      kubeConfig: unlimited(kubeConfig),
+      ...opts.leaderElection,
+      name: `${opts.leaderElection.name}-${suffix}`,
+    };
+
+  const poolController = new Controller({
+    name: "warmpool",
+    primary: pools as Informer<KubeObject>,
+    secondaries: [
+      { informer: sandboxes as Informer<KubeObject>, primaryKey: sandboxLabel(Labels.pool) },
+      {
+        informer: sandboxes as Informer<KubeObject>,
+        primaryKey: sandboxLabel(Labels.claimedFromPool),
+      },
+      // Listed before the workers start, so a template is never taken for missing; events fan out below.
+      { informer: templates as Informer<KubeObject>, primaryKey: () => undefined },
+    ],
+    reconcile: (key, ctx) => poolReconciler.reconcile(key, ctx.signal),
+    concurrency: opts.concurrency,
+    leaderElection: lease("pools"),
+    registry,
+    metricPrefix: METRIC_PREFIX,
+    log,
+  });
+  const claimController = new Controller({
+    name: "claim",
+    primary: claims as Informer<KubeObject>,
+    secondaries: [
+      { informer: sandboxes as Informer<KubeObject>, primaryKey: sandboxLabel(Labels.claim) },
+      { informer: pools as Informer<KubeObject>, primaryKey: () => undefined },
+      { informer: templates as Informer<KubeObject>, primaryKey: () => undefined },
+    ],
+    reconcile: (key, ctx) => claimReconciler.reconcile(key, ctx.signal),
+    concurrency: opts.concurrency,
+    leaderElection: lease("claims"),
+    registry,
+    metricPrefix: METRIC_PREFIX,
+    log,
+  });
+  controllers.push(poolController, claimController);
+
+  // A template appearing, changing or going concerns every pool and waiting claim made from it.
+  const onTemplate = (t: KubeObject) => {
+    const ns = t.metadata?.namespace;
+    const name = t.metadata?.name;
+    for (const p of pools.list())
+      if (p.metadata.namespace === ns && p.spec?.templateRef?.name === name)
+        poolController.enqueue(keyOf(p));
+    for (const c of claims.list())
+      if (
+        c.metadata.namespace === ns &&
+        c.spec?.templateRef?.name === name &&
+        !c.status?.sandboxName
+      )
+        claimController.enqueue(keyOf(c));
+  };
+  templates.on({ add: onTemplate, update: onTemplate, delete: onTemplate });
+
+  poolController.start();
+  claimController.start();
+
+  return {
+    ready: () => controllers.every((c) => c.ready()),
+    stop: async (stopOpts) => {
+      await Promise.all([
+        poolController.stop({ ...stopOpts, drain: () => poolEvents.flush() }),
+        claimController.stop({ ...stopOpts, drain: () => claimEvents.flush() }),
+      ]);
+    },
+  };
+}
