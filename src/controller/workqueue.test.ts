@@ -18,6 +18,15 @@ afterEach(() => {
 });
 
 describe("WorkQueue", () => {
+  it("holds a delay beyond what a Node.js timer can (30 days) instead of running the key at once", async () => {
+    const q = new WorkQueue({ concurrency: 1 });
+    q.addAfter("far", 30 * 24 * 3600 * 1000);
+    // Unclamped, Node fires such a timer after 1 ms.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(q.length).toBe(0);
+    await q.shutdown();
+  });
+
   it("de-duplicates keys waiting in the queue, in FIFO order", async () => {
     const q = new WorkQueue({ concurrency: 1 });
     for (const k of ["a", "a", "b", "a", "c", "b"]) q.add(k);

@@ -7,6 +7,7 @@
 // - per-key exponential backoff for failures (addRateLimited / forget);
 // - graceful shutdown: stop handing out keys, wait for in-flight work.
 import { backoffDelay } from "./backoff.js";
+import { timerDelay } from "./timer-delay.js";
 
 /** Hooks for metrics (the controller wires them to prom-client). */
 export interface WorkQueueHooks {
@@ -82,7 +83,7 @@ export class WorkQueue {
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
-    }, ms);
+    }, timerDelay(ms));
     // A pending retry alone should not keep a process alive.
     timer.unref();
     this.timers.set(key, { at, timer });

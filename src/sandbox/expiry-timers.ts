@@ -1,3 +1,5 @@
+import { timerDelay } from "../controller/timer-delay.js";
+
 // Expiry is scheduled independently of the retry backoff: a sandbox whose
 // reconcile keeps failing (an apiserver outage, a daemon that is down) is
 // retried with a backoff that grows to minutes, and its lifetime must not wait
@@ -17,10 +19,13 @@ export class ExpiryTimers {
     clearTimeout(this.timers.get(key));
     this.timers.delete(key);
     if (ms === undefined) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      this.enqueue(key);
-    }, ms + 1).unref();
+    const timer = setTimeout(
+      () => {
+        this.timers.delete(key);
+        this.enqueue(key);
+      },
+      timerDelay(ms + 1),
+    ).unref();
     this.timers.set(key, timer);
   }
 
