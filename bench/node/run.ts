@@ -5,7 +5,7 @@
 //
 //   npm run bench:node [-- --n 50 --out bench/results/node.json]
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -72,6 +72,22 @@ interface Timing {
   steps?: Partial<Record<Step, number>>;
   /** Container restarts seen (an init step that failed and was retried costs a back-off). */
   restarts?: number;
+  /** CPU the Pod's containers used from creation to Ready (its cgroup's cpuacct.usage). */
+  cpuMs?: number;
+}
+
+/**
+ * CPU time (ms) charged to a Pod's cgroup so far. cgroup v1 charges usage up
+ * the hierarchy as it happens, so exited init containers are counted too.
+ * Containerd, runc and the kubelet run outside it (their cost is not here).
+ */
+function podCpuMs(uid: string): number | undefined {
+  const kubepods = `/sys/fs/cgroup/cpuacct/sbxnode-${node.name.replace(/^sbx-node-/, "")}/kubepods`;
+  for (const qos of ["", "burstable", "besteffort"]) {
+    const file = join(kubepods, qos, `pod${uid}`, "cpuacct.usage");
+    if (existsSync(file)) return Number(readFileSync(file, "utf8")) / 1e6;
+  }
+  return undefined;
 }
 
 /** Watch Pods in `namespace`, recording when each first reports Running and Ready. */
@@ -91,7 +107,10 @@ async function track(
       if (t.running === undefined && pod.status?.phase === "Running")
         t.running = now - created.get(name)!;
       const ready = pod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-      if (t.ready === undefined && ready) t.ready = now - created.get(name)!;
+      if (t.ready === undefined && ready) {
+        t.ready = now - created.get(name)!;
+        t.cpuMs = podCpuMs(pod.metadata!.uid!);
+      }
       timings.set(name, t);
     },
     () => undefined,
@@ -99,13 +118,23 @@ async function track(
   return () => req.abort();
 }
 
-async function measure(kind: "sandbox" | "pod"): Promise<Map<string, Timing>> {
-  const all = new Map<string, Timing>();
+/**
+ * Bare Pods and sandboxes wave by wave, alternating, so both meet the same
+ * machine: it is shared, and its load drifts over a run.
+ */
+async function measureBoth(): Promise<{
+  pods: Map<string, Timing>;
+  sandboxes: Map<string, Timing>;
+}> {
+  const pods = new Map<string, Timing>();
+  const sandboxes = new Map<string, Timing>();
   for (let first = 0; first < N; first += WAVE) {
-    const wave = await measureWave(kind, first, Math.min(N, first + WAVE));
-    for (const [k, v] of wave) all.set(k, v);
+    const to = Math.min(N, first + WAVE);
+    for (const [k, v] of await measureWave("pod", first, to)) pods.set(k, v);
+    for (const [k, v] of await measureWave("sandbox", first, to)) sandboxes.set(k, v);
+    log(`wave ${first}-${to - 1} done, load ${loadavg()[0]!.toFixed(1)}`);
   }
-  return all;
+  return { pods, sandboxes };
 }
 
 async function measureWave(
@@ -222,8 +251,7 @@ function percentiles(values: number[]) {
 
 const loadBefore = loadavg();
 try {
-  const pods = await measure("pod");
-  const sandboxes = await measure("sandbox");
+  const { pods, sandboxes } = await measureBoth();
   const summary = (m: Map<string, Timing>) => ({
     running: percentiles([...m.values()].map((t) => t.running!)),
     ready: percentiles([...m.values()].map((t) => t.ready!)),
@@ -258,6 +286,22 @@ try {
     sandboxMs: sbx,
     /** p50 per step (ms, second resolution), each from the step before (bench/node/breakdown.ts). */
     stepsP50: { barePod: stepMedians(pods), sandbox: stepMedians(sandboxes) },
+    /** CPU each Pod's own cgroup used from creation to Ready, p50 (ms). */
+    podCpuMsP50: {
+      barePod: percentiles(
+        [...pods.values()].flatMap((t) => (t.cpuMs === undefined ? [] : [t.cpuMs])),
+      ).p50,
+      sandbox: percentiles(
+        [...sandboxes.values()].flatMap((t) => (t.cpuMs === undefined ? [] : [t.cpuMs])),
+      ).p50,
+    },
+    /** The node's cgroup root competes with every host process at cpu.shares 1024. */
+    nodeCgroupCpuShares: Number(
+      readFileSync(
+        `/sys/fs/cgroup/cpu/sbxnode-${node.name.replace(/^sbx-node-/, "")}/cpu.shares`,
+        "utf8",
+      ),
+    ),
     restarts: {
       barePod: [...pods.values()].reduce((a, t) => a + (t.restarts ?? 0), 0),
       sandbox: [...sandboxes.values()].reduce((a, t) => a + (t.restarts ?? 0), 0),
@@ -276,6 +320,7 @@ try {
   );
   log(`steps p50 (ms): bare ${JSON.stringify(results.stepsP50.barePod)}`);
   log(`steps p50 (ms): sandbox ${JSON.stringify(results.stepsP50.sandbox)}`);
+  log(`Pod cgroup CPU to Ready p50 (ms): ${JSON.stringify(results.podCpuMsP50)}`);
   log(
     `ratio (p50) running ${results.ratio.running}x, ready ${results.ratio.ready}x -> ${args.out}`,
   );
