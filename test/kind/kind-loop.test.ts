@@ -73,11 +73,11 @@ function kindHostLimit(): string | undefined {
 const limit = kindHostLimit();
 if (limit) process.stderr.write(`[kind] end-to-end loop skipped: ${limit}\n`);
 
-/** A command under the shared Docker lock (the engine is shared; see HELPERS). */
+/** A command under the shared Docker lock (the engine is shared), waiting for it up to `timeout`. */
 async function underDockerLock(argv: string[], timeout = 900_000) {
-  return exec("flock", ["-w", "600", DOCKER_LOCK, ...argv], {
+  return exec("flock", ["-w", String(timeout / 1000), DOCKER_LOCK, ...argv], {
     cwd: REPO_ROOT,
-    timeout,
+    timeout: timeout * 2,
     maxBuffer: 64 * 2 ** 20,
   });
 }
@@ -94,21 +94,32 @@ describe("the kind loop, from parts built here", () => {
     const { stdout } = await underDockerLock(["bash", "hack/kind/node-image.sh"]);
     image = stdout.trim().split("\n").pop()!;
     expect(image).toMatch(/^sandbox-operator\/kind-node:v1\.34\./);
-    const inImage = async (...argv: string[]) =>
-      (
-        await underDockerLock(
-          ["docker", "run", "--rm", "--entrypoint", argv[0]!, image, ...argv.slice(1)],
-          120_000,
-        )
-      ).stdout.trim();
+    // One container (one turn of the shared Docker lock) reports everything.
+    const { stdout: report } = await underDockerLock(
+      [
+        ...["docker", "run", "--rm", "--entrypoint", "sh", image, "-c"],
+        [
+          "kubelet --version",
+          "kubeadm version -o short",
+          "containerd --version",
+          "runc --version | head -n 1",
+          "cat /kind/version",
+          "tar -xOf /kind/images/images.tar manifest.json; echo",
+        ].join("; "),
+      ],
+      900_000,
+    );
+    const [kubeletV, kubeadmV, containerdV, runcV, kindVersion, manifest] = report
+      .trim()
+      .split("\n");
     const kubelet = nodeKubelet();
-    expect(await inImage("kubelet", "--version")).toBe(kubelet);
-    expect(await inImage("kubeadm", "version", "-o", "short")).toBe(kubelet.split(" ")[1]);
-    expect(await inImage("containerd", "--version")).toMatch(/containerd .* 1\.6\./);
-    expect(await inImage("runc", "--version")).toMatch(/^runc version 1\./);
-    expect(await inImage("cat", "/kind/version")).toBe(kubelet.split(" ")[1]);
-    // The control-plane images kubeadm asks for are in the image, to be imported at boot.
-    const tags = await inImage("sh", "-c", "tar -xOf /kind/images/images.tar manifest.json");
+    const version = kubelet.split(" ")[1];
+    expect(kubeletV).toBe(kubelet);
+    expect(kubeadmV).toBe(version);
+    expect(containerdV).toMatch(/containerd .* 1\.6\./);
+    expect(runcV).toMatch(/^runc version 1\./);
+    expect(kindVersion).toBe(version);
+    // The control-plane images kubeadm asks for are in the image, imported at boot.
     for (const name of [
       "kube-apiserver",
       "kube-controller-manager",
@@ -117,7 +128,7 @@ describe("the kind loop, from parts built here", () => {
       "etcd",
       "pause",
     ])
-      expect(tags).toContain(`registry.k8s.io/${name}:`);
+      expect(manifest).toContain(`registry.k8s.io/${name}:`);
   }, 1_800_000);
 
   it.skipIf(limit !== undefined)(
