@@ -114,6 +114,10 @@ test-docker: node_modules k8s-bins build images ## Docker backend tests against 
 test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real node: kubelet, containerd, CNI, kube-proxy, kube-router (root)
 	$(NPM) exec -- vitest run --project node
 
+.PHONY: test-kind
+test-kind: node_modules k8s-bins node-bins images ## The kind loop from parts built here: kind, a local node image, kind-up deploy demo kind-down where the host can (root)
+	$(NPM) exec -- vitest run --project kind
+
 .PHONY: test
 test: deps lint typecheck crds-check build images-smoke test-agent test-egress-go ## Everything CI runs: lint, typecheck, CRD drift, image smoke tests, all tests
 	$(NPM) exec -- vitest run

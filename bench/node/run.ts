@@ -5,8 +5,8 @@
 //
 //   npm run bench:node [-- --n 50 --out bench/results/node.json]
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
-import { cpus, release, totalmem } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
@@ -20,6 +20,7 @@ import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
 import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
 import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { STEPS, type Step, stepDurations, stepTimes } from "./breakdown.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -31,11 +32,13 @@ const { values: args } = parseArgs({
      */
     wave: { type: "string", default: "25" },
     out: { type: "string", default: join(REPO_ROOT, "bench/results/node.json") },
+    /** The workload's CPU (requests = limits), for bare Pods and sandboxes alike. */
+    cpu: { type: "string", default: "10m" },
   },
 });
 const N = Number(args.n);
 const WAVE = Number(args.wave);
-const RESOURCES = { cpu: "10m", memory: "64Mi" };
+const RESOURCES = { cpu: args.cpu!, memory: "64Mi" };
 const COMMAND = ["sleep", "3600"];
 const log = (line: string) => process.stderr.write(`[bench:node] ${line}\n`);
 
@@ -65,6 +68,26 @@ const controller = await startSandboxController({
 interface Timing {
   running?: number;
   ready?: number;
+  /** Where the time went (ms per step, from the Pod's status; see breakdown.ts). */
+  steps?: Partial<Record<Step, number>>;
+  /** Container restarts seen (an init step that failed and was retried costs a back-off). */
+  restarts?: number;
+  /** CPU the Pod's containers used from creation to Ready (its cgroup's cpuacct.usage). */
+  cpuMs?: number;
+}
+
+/**
+ * CPU time (ms) charged to a Pod's cgroup so far. cgroup v1 charges usage up
+ * the hierarchy as it happens, so exited init containers are counted too.
+ * Containerd, runc and the kubelet run outside it (their cost is not here).
+ */
+function podCpuMs(uid: string): number | undefined {
+  const kubepods = `/sys/fs/cgroup/cpuacct/sbxnode-${node.name.replace(/^sbx-node-/, "")}/kubepods`;
+  for (const qos of ["", "burstable", "besteffort"]) {
+    const file = join(kubepods, qos, `pod${uid}`, "cpuacct.usage");
+    if (existsSync(file)) return Number(readFileSync(file, "utf8")) / 1e6;
+  }
+  return undefined;
 }
 
 /** Watch Pods in `namespace`, recording when each first reports Running and Ready. */
@@ -84,7 +107,10 @@ async function track(
       if (t.running === undefined && pod.status?.phase === "Running")
         t.running = now - created.get(name)!;
       const ready = pod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-      if (t.ready === undefined && ready) t.ready = now - created.get(name)!;
+      if (t.ready === undefined && ready) {
+        t.ready = now - created.get(name)!;
+        t.cpuMs = podCpuMs(pod.metadata!.uid!);
+      }
       timings.set(name, t);
     },
     () => undefined,
@@ -92,13 +118,23 @@ async function track(
   return () => req.abort();
 }
 
-async function measure(kind: "sandbox" | "pod"): Promise<Map<string, Timing>> {
-  const all = new Map<string, Timing>();
+/**
+ * Bare Pods and sandboxes wave by wave, alternating, so both meet the same
+ * machine: it is shared, and its load drifts over a run.
+ */
+async function measureBoth(): Promise<{
+  pods: Map<string, Timing>;
+  sandboxes: Map<string, Timing>;
+}> {
+  const pods = new Map<string, Timing>();
+  const sandboxes = new Map<string, Timing>();
   for (let first = 0; first < N; first += WAVE) {
-    const wave = await measureWave(kind, first, Math.min(N, first + WAVE));
-    for (const [k, v] of wave) all.set(k, v);
+    const to = Math.min(N, first + WAVE);
+    for (const [k, v] of await measureWave("pod", first, to)) pods.set(k, v);
+    for (const [k, v] of await measureWave("sandbox", first, to)) sandboxes.set(k, v);
+    log(`wave ${first}-${to - 1} done, load ${loadavg()[0]!.toFixed(1)}`);
   }
-  return all;
+  return { pods, sandboxes };
 }
 
 async function measureWave(
@@ -156,12 +192,54 @@ async function measureWave(
     await new Promise((r) => setTimeout(r, 200));
   }
   stop();
+  await recordSteps(kind, namespace, timings);
   await core.deleteNamespace({ name: namespace });
   // Let the node settle (containers stopped) before the next run.
   const settle = Date.now() + 120_000;
   while (Date.now() < settle && node.ctr(["tasks", "ls", "-q"]).trim())
     await new Promise((r) => setTimeout(r, 500));
   return timings;
+}
+
+/** Read each Pod's status once it is Ready and keep its step breakdown. */
+async function recordSteps(
+  kind: "sandbox" | "pod",
+  namespace: string,
+  timings: Map<string, Timing>,
+) {
+  const owners = new Map<string, string>();
+  if (kind === "sandbox") {
+    const list = (await objects.listNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: SANDBOX_PLURAL,
+    })) as { items: { metadata: { name: string; creationTimestamp: string } }[] };
+    for (const s of list.items) owners.set(s.metadata.name, s.metadata.creationTimestamp);
+  }
+  for (const pod of (await core.listNamespacedPod({ namespace })).items) {
+    const name = pod.metadata!.name!;
+    const t = timings.get(name);
+    if (!t) continue;
+    const start = new Date(owners.get(name) ?? pod.metadata!.creationTimestamp!).getTime();
+    t.steps = stepDurations(stepTimes(pod, owners.get(name)), start);
+    t.restarts = [
+      ...(pod.status?.initContainerStatuses ?? []),
+      ...(pod.status?.containerStatuses ?? []),
+    ]
+      .map((c) => c.restartCount ?? 0)
+      .reduce((a, b) => a + b, 0);
+  }
+}
+
+/** p50 of each step over the Pods that went through it. */
+function stepMedians(m: Map<string, Timing>) {
+  const out: Record<string, number> = {};
+  for (const s of STEPS) {
+    const v = [...m.values()].map((t) => t.steps?.[s]).filter((x): x is number => x !== undefined);
+    if (v.length) out[s] = percentiles(v).p50;
+  }
+  return out;
 }
 
 function percentiles(values: number[]) {
@@ -171,9 +249,9 @@ function percentiles(values: number[]) {
   return { p50: p(0.5), p99: p(0.99), max: Math.round(sorted.at(-1)!) };
 }
 
+const loadBefore = loadavg();
 try {
-  const pods = await measure("pod");
-  const sandboxes = await measure("sandbox");
+  const { pods, sandboxes } = await measureBoth();
   const summary = (m: Map<string, Timing>) => ({
     running: percentiles([...m.values()].map((t) => t.running!)),
     ready: percentiles([...m.values()].map((t) => t.ready!)),
@@ -198,9 +276,36 @@ try {
       containerd: execFileSync("containerd", ["--version"], { encoding: "utf8" }).trim(),
       runc: execFileSync("runc", ["--version"], { encoding: "utf8" }).split("\n")[0],
     },
+    /** 1/5/15-minute load averages before and after: the machine is shared. */
+    load: {
+      before: loadBefore.map((x) => +x.toFixed(2)),
+      after: loadavg().map((x) => +x.toFixed(2)),
+    },
     nodeStartupMs: node.timings.total,
     barePodMs: bare,
     sandboxMs: sbx,
+    /** p50 per step (ms, second resolution), each from the step before (bench/node/breakdown.ts). */
+    stepsP50: { barePod: stepMedians(pods), sandbox: stepMedians(sandboxes) },
+    /** CPU each Pod's own cgroup used from creation to Ready, p50 (ms). */
+    podCpuMsP50: {
+      barePod: percentiles(
+        [...pods.values()].flatMap((t) => (t.cpuMs === undefined ? [] : [t.cpuMs])),
+      ).p50,
+      sandbox: percentiles(
+        [...sandboxes.values()].flatMap((t) => (t.cpuMs === undefined ? [] : [t.cpuMs])),
+      ).p50,
+    },
+    /** The node's cgroup root competes with every host process at cpu.shares 1024. */
+    nodeCgroupCpuShares: Number(
+      readFileSync(
+        `/sys/fs/cgroup/cpu/sbxnode-${node.name.replace(/^sbx-node-/, "")}/cpu.shares`,
+        "utf8",
+      ),
+    ),
+    restarts: {
+      barePod: [...pods.values()].reduce((a, t) => a + (t.restarts ?? 0), 0),
+      sandbox: [...sandboxes.values()].reduce((a, t) => a + (t.restarts ?? 0), 0),
+    },
     ratio: {
       running: +(sbx.running.p50 / bare.running.p50).toFixed(2),
       ready: +(sbx.ready.p50 / bare.ready.p50).toFixed(2),
@@ -213,6 +318,9 @@ try {
   log(
     `N=${N}  sandbox  running p50/p99 ${sbx.running.p50}/${sbx.running.p99} ms, ready ${sbx.ready.p50}/${sbx.ready.p99} ms`,
   );
+  log(`steps p50 (ms): bare ${JSON.stringify(results.stepsP50.barePod)}`);
+  log(`steps p50 (ms): sandbox ${JSON.stringify(results.stepsP50.sandbox)}`);
+  log(`Pod cgroup CPU to Ready p50 (ms): ${JSON.stringify(results.podCpuMsP50)}`);
   log(
     `ratio (p50) running ${results.ratio.running}x, ready ${results.ratio.ready}x -> ${args.out}`,
   );

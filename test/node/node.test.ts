@@ -2,6 +2,8 @@
 // versions we built, runs Pods (logs, exec), Services work through kube-proxy,
 // NetworkPolicy is enforced by kube-router, and stopping a node leaves nothing
 // behind on the host.
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
@@ -232,9 +234,16 @@ describe("stopping a node", () => {
       expect(nodeRules).toContain(":KUBE-ROUTER-FORWARD");
       expect(running.filter((l) => l.startsWith("host firewall"))).toEqual([]);
 
+      // Its own containerd root (the shared one is the first node's): its
+      // containers, sandboxes and snapshots live there, and its kubelet's Pod dirs.
+      expect(node.containerd.root.startsWith(node.dir)).toBe(true);
+      expect(
+        readdirSync(join(node.containerd.root, "io.containerd.grpc.v1.cri/sandboxes")),
+      ).not.toEqual([]);
       await node.stop();
       stopped = true;
       expect(node.leftovers()).toEqual([]);
+      expect(existsSync(node.dir), `${node.dir} removed`).toBe(false);
     } finally {
       if (!stopped) await node.stop();
       // Its Pod's kubelet is gone: nothing else would ever confirm the deletion.

@@ -28,6 +28,8 @@ export const STANDIN_DNS = STANDIN.dns;
 
 export interface Standins {
   netns: Netns;
+  /** The node's end of the link to the stand-ins (in the node's namespace). */
+  nodeInterface: string;
   internet: JsonLinesProcess;
   cert: TestCert;
   /** Connections the stand-in servers saw, by local address (the address dialed). */
@@ -86,6 +88,7 @@ export async function startStandins(
     const lines = () => internet.lines;
     return {
       netns,
+      nodeInterface: nodeIf,
       internet,
       cert,
       connectionsTo: (address) =>
