@@ -26,13 +26,13 @@ import type {
   WriteOptions,
 } from "../../../src/dataplane/client.js";
 import { connect, type DataPlane } from "../../../src/dataplane/connect.js";
-import type { LogOptions, LogStreams } from "../../../src/dataplane/docker.js";
 import {
   SandboxError,
   SandboxNotFoundError,
   SandboxNotReadyError,
   TimeoutError,
 } from "../../../src/dataplane/errors.js";
+import type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
 
 export interface ClientOptions {
@@ -253,7 +253,11 @@ export class Sandbox {
   }
 
   private async dataPlane(): Promise<DataPlane> {
-    if (!this.plane) this.plane = await connect(this.resource, { docker: this.options.docker });
+    if (!this.plane)
+      this.plane = await connect(this.resource, {
+        docker: this.options.docker,
+        kubeConfig: this.kc,
+      });
     return this.plane;
   }
 
@@ -315,7 +319,7 @@ export class Sandbox {
 
   /** A TCP connection to a declared port of the sandbox. */
   async connect(port: number): Promise<Socket> {
-    const where = (await this.dataPlane()).port(port);
+    const where = await (await this.dataPlane()).port(port);
     const socket = netConnect(where.port, where.host);
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
@@ -326,7 +330,7 @@ export class Sandbox {
 
   /** An HTTP request to a declared port of the sandbox. */
   async fetch(port: number, path = "/", init?: RequestInit): Promise<Response> {
-    const where = (await this.dataPlane()).port(port);
+    const where = await (await this.dataPlane()).port(port);
     const host = where.host.includes(":") ? `[${where.host}]` : where.host;
     return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
   }

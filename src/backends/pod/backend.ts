@@ -16,8 +16,10 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { ConflictError, fromApiError } from "../../controller/errors.js";
 import { keyOf } from "../../kube/object-key.js";
 import { withSignal } from "../../kube/signal.js";
+import { newAgentToken } from "../agent.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
+import { agentSecretName, desiredAgentSecret } from "./agent.js";
 import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
@@ -150,6 +152,8 @@ export class PodBackend implements SandboxBackend {
       // The fence goes up before the workload exists.
       await this.ensureNetworkPolicy(sandbox, ctx);
       await this.ensureService(sandbox, ctx);
+      // Before a Pod is created (which mounts it); a Pod in the cache had its Secret.
+      if (!this.deps.pods.get(keyOf(sandbox))) await this.ensureAgentSecret(sandbox, ctx);
       const pod = await this.ensurePod(sandbox, ctx);
       if (pod) this.noteSidecarRestarts(pod, ctx);
       return this.observation(sandbox, pod);
@@ -377,6 +381,48 @@ export class PodBackend implements SandboxBackend {
       reason: `Stale${kind.kind}Deleted`,
       message: `deleted ${kind.kind} ${name} left by an earlier sandbox of the same name`,
     });
+  }
+
+  /**
+   * The agent's credential: created once per Sandbox and kept (immutable) for
+   * its life, so a recreated Pod keeps the same one. One left by an earlier
+   * Sandbox of the same name is replaced: a credential is never inherited.
+   */
+  private async ensureAgentSecret(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
+    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
+    const secretName = agentSecretName(name);
+    const opts = withSignal(ctx.signal);
+    const create = () =>
+      this.core.createNamespacedSecret(
+        { namespace, body: desiredAgentSecret(sandbox, newAgentToken()) },
+        opts,
+      );
+    try {
+      await create();
+      return;
+    } catch (err) {
+      if (!isConflictError(err)) throw err;
+    }
+    const existing = await ignoreNotFound(
+      this.core.readNamespacedSecret({ name: secretName, namespace }, opts),
+    );
+    if (!existing) throw new ConflictError(`Secret ${secretName} went away while being created`);
+    if (isOwnedBy(existing, sandbox)) return;
+    if (!ownedByASandbox(existing) && !labelledFor(existing, sandbox)) {
+      throw new NameTakenError("Secret", secretName);
+    }
+    await ignoreGone(
+      this.core.deleteNamespacedSecret(
+        { name: secretName, namespace, body: { preconditions: { uid: existing.metadata?.uid } } },
+        opts,
+      ),
+    );
+    ctx.record({
+      type: "Normal",
+      reason: "StaleSecretDeleted",
+      message: `deleted Secret ${secretName} left by an earlier sandbox of the same name`,
+    });
+    await create();
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
