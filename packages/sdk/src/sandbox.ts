@@ -284,6 +284,12 @@ export class Sandbox {
     return new BackgroundProcess(agent, await agent.startProcess(argvOf(command), options));
   }
 
+  /** A background process started earlier (by this client or another), by its ID. */
+  async process(id: string): Promise<BackgroundProcess> {
+    const agent = await this.agent();
+    return new BackgroundProcess(agent, await agent.getProcess(id));
+  }
+
   async processes(): Promise<ProcessInfo[]> {
     return (await this.agent()).listProcesses();
   }
