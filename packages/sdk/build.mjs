@@ -1,7 +1,9 @@
 // Bundles the SDK and the kubectl plugin from the repository's sources (the
 // SDK shares src/dataplane and src/api with the operator, one copy of the
 // protocol and the API). Dependencies stay external: package.json lists them.
-import { chmod, rm } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { chmod, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { build } from "esbuild";
 
 await rm("dist", { recursive: true, force: true });
@@ -21,3 +23,9 @@ await build({
   banner: { js: "#!/usr/bin/env node" },
 });
 await chmod("dist/kubectl-sandbox.js", 0o755);
+
+// Types: declarations of the SDK's entry and what it exports (src/api, src/dataplane),
+// from the same TypeScript sources; package.json's "types" points at the entry's.
+const tsc = createRequire(import.meta.url).resolve("typescript/bin/tsc");
+execFileSync(process.execPath, [tsc, "-p", "tsconfig.types.json"], { stdio: "inherit" });
+await writeFile("dist/index.d.ts", 'export * from "./types/packages/sdk/src/index.js";\n');

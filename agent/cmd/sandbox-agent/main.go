@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandboxing.dev/sandbox-agent/internal/idle"
 	"sandboxing.dev/sandbox-agent/internal/server"
 )
 
@@ -76,7 +77,8 @@ func run() error {
 	// there must not kill the agent with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
 	srv := &http.Server{
-		Handler:           server.NewWithDigest(digest, version),
+		// Idle for a second: give the memory of the last burst back (internal/idle).
+		Handler:           idle.Handler(server.NewWithDigest(digest, version), time.Second),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 	}
