@@ -87,10 +87,11 @@ export class PodPortForwarder {
       socket.on("close", () => this.sockets.delete(socket));
       socket.on("error", () => {});
       // The kubelet reports a failed dial in the Pod (nothing listens) on the
-      // error channel: the connection is then of no use.
+      // error channel: the connection is then of no use. (The channel opens
+      // with the port number, which client-node strips, leaving an empty write.)
       const errors = new Writable({
-        write(_chunk, _enc, done) {
-          socket.destroy();
+        write(chunk: Buffer, _enc, done) {
+          if (chunk.length) socket.destroy();
           done();
         },
       });
