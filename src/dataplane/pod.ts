@@ -5,6 +5,8 @@
 // in the sandbox's agent Secret; logs come from `pods/log`. Whoever holds
 // `get secrets` and `create pods/portforward` in the namespace can use the
 // sandbox; nobody else can.
+import http from "node:http";
+import https from "node:https";
 import { createServer, type Server, type Socket } from "node:net";
 import { PassThrough, Writable } from "node:stream";
 import * as k8s from "@kubernetes/client-node";
@@ -156,51 +158,63 @@ export async function podPortForward(
   return PodPortForwarder.start(kc, ref.namespace, pod.metadata!.name!, port);
 }
 
-/** The workload's output from `pods/log` (stdout and stderr interleaved, in stdout). */
+/**
+ * The workload's output from `pods/log` (stdout and stderr interleaved, in
+ * stdout). A request of its own rather than client-node's Log, whose follow
+ * stream cannot be ended without an unhandled abort error, and which drops the
+ * apiserver's reason for a refusal (and a tail of 0).
+ */
 export async function podLogs(
   kc: k8s.KubeConfig,
   ref: SandboxRef,
   o: LogOptions = {},
 ): Promise<LogStreams> {
+  const what = `sandbox ${ref.namespace}/${ref.name}`;
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new SandboxError("the kubeconfig has no current cluster");
+  const url = new URL(
+    `${cluster.server.replace(/\/$/, "")}/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/pods/${encodeURIComponent(ref.name)}/log`,
+  );
+  const q = url.searchParams;
+  q.set("container", WORKLOAD_CONTAINER);
+  if (o.follow) q.set("follow", "true");
+  if (o.timestamps) q.set("timestamps", "true");
+  if (o.tail !== undefined) q.set("tailLines", String(o.tail));
+  if (o.since !== undefined)
+    q.set(
+      "sinceTime",
+      new Date(typeof o.since === "number" ? o.since * 1000 : o.since)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, "Z"),
+    );
+  const options: https.RequestOptions = {};
+  await kc.applyToHTTPSOptions(options);
+  const get = url.protocol === "https:" ? https.get : http.get;
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    get(url, options, resolve).on("error", reject);
+  });
+  if (res.statusCode !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    let message = Buffer.concat(chunks).toString("utf8").slice(0, 500);
+    try {
+      message = (JSON.parse(message) as { message?: string }).message ?? message;
+    } catch {}
+    if (res.statusCode === 404) throw new SandboxNotFoundError(`${what}: ${message}`);
+    if (res.statusCode === 400) throw new SandboxNotReadyError(`${what}: ${message}`);
+    throw new SandboxError(`${what}: reading its logs failed (HTTP ${res.statusCode}): ${message}`);
+  }
   const stdout = new PassThrough();
   const stderr = new PassThrough();
   stderr.end();
-  const options: k8s.LogOptions = {
-    follow: o.follow ?? false,
-    timestamps: o.timestamps ?? false,
-    ...(o.tail !== undefined ? { tailLines: o.tail } : {}),
-    ...(typeof o.since === "number"
-      ? { sinceTime: new Date(o.since * 1000).toISOString() }
-      : typeof o.since === "string"
-        ? { sinceTime: new Date(o.since).toISOString() }
-        : {}),
-  };
-  if (o.tail === 0) {
-    // client-node drops tailLines=0 (falsy): ask for what comes from now on instead.
-    if (!o.follow) {
-      stdout.end();
-      return { stdout, stderr, close: () => {} };
-    }
-    options.sinceTime = new Date().toISOString();
-  }
-  let abort: AbortController;
-  try {
-    abort = await new k8s.Log(kc).log(ref.namespace, ref.name, WORKLOAD_CONTAINER, stdout, options);
-  } catch (err) {
-    const code = status(err);
-    if (code === 404)
-      throw new SandboxNotFoundError(`sandbox ${ref.namespace}/${ref.name} has no Pod`);
-    if (code === 400)
-      throw new SandboxNotReadyError(
-        `sandbox ${ref.namespace}/${ref.name}: its workload has not started, so it has no logs yet`,
-      );
-    throw err;
-  }
+  res.on("error", () => stdout.end());
+  res.pipe(stdout);
   return {
     stdout,
     stderr,
     close: () => {
-      abort.abort();
+      res.unpipe(stdout);
+      res.destroy();
       stdout.end();
     },
   };
