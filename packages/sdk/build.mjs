@@ -16,23 +16,17 @@ const common = {
   keepNames: true,
 };
 await build({ ...common, entryPoints: { index: "src/index.ts" }, outdir: "dist" });
-// The plugin is a program, not a library: one file with its dependencies in
-// it, minified, so Node reads and compiles one file instead of resolving the
-// ~1,500 modules of @kubernetes/client-node and dockerode one by one (most of
-// a command's start-up time). Commands load on first use (see src/cli/main.ts),
-// so `--help` costs almost nothing. Native add-ons stay out (all optional).
+// The plugin's commands load on first use (see src/cli/main.ts), so `--help`
+// and usage errors answer without importing @kubernetes/client-node, which is
+// most of a command's start-up time. (Bundling the dependencies into the
+// plugin was tried: ssh2, under dockerode, needs CommonJS's __dirname.)
 await build({
   ...common,
-  packages: undefined,
-  minify: true,
   splitting: true,
   chunkNames: "cli/[name]-[hash]",
-  external: ["cpu-features", "*.node"],
   entryPoints: { "kubectl-sandbox": "src/cli/main.ts" },
   outdir: "dist",
-  banner: {
-    js: "#!/usr/bin/env node\nimport { createRequire as __sbxRequire } from 'node:module'; const require = __sbxRequire(import.meta.url);",
-  },
+  banner: { js: "#!/usr/bin/env node" },
 });
 await chmod("dist/kubectl-sandbox.js", 0o755);
 
