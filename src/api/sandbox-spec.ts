@@ -1,7 +1,8 @@
 // The Sandbox spec: what a user asks for. Single source of truth for the CRD's
 // openAPIV3Schema (see ./crd), the controller's runtime validation, and the types.
 import { z } from "zod";
-import { EGRESS_SIDECAR_UID } from "../egress/contract.js";
+import { AGENT_PORT } from "../dataplane/protocol.js";
+import { EGRESS_PORTS, EGRESS_SIDECAR_UID } from "../egress/contract.js";
 import {
   boundedString,
   cel,
@@ -37,6 +38,16 @@ export const DEFAULT_TTL_SECONDS = 3600;
 export { EGRESS_SIDECAR_UID };
 
 const RESERVED_UID_MESSAGE = `UID ${EGRESS_SIDECAR_UID} is reserved for the egress sidecar`;
+
+/**
+ * Ports in the sandbox's network namespace that belong to the operator: the
+ * in-sandbox agent's and the egress sidecar's. A workload declaring one would
+ * either fail to bind or, worse, be mistaken for them.
+ */
+export const RESERVED_PORTS: readonly number[] = Object.freeze(
+  [AGENT_PORT, ...Object.values(EGRESS_PORTS)].sort((a, b) => a - b),
+);
+const RESERVED_PORT_MESSAGE = `ports ${RESERVED_PORTS.join(", ")} are reserved for the sandbox agent and the egress sidecar`;
 
 // ---- egress
 
@@ -137,7 +148,17 @@ const PortSchema = z.object({
     boundedString(15, 1).regex(regex(IANA_SVC_NAME_PATTERN)),
     'Port name (IANA service name, e.g. "http"); becomes the endpoint\'s name.',
   ),
-  port: doc(z.int().min(1).max(65535), "Port the workload listens on (1-65535)."),
+  port: doc(
+    cel(
+      z
+        .int()
+        .min(1)
+        .max(65535)
+        .refine((p) => !RESERVED_PORTS.includes(p), RESERVED_PORT_MESSAGE),
+      { rule: `!(self in [${RESERVED_PORTS.join(", ")}])`, message: RESERVED_PORT_MESSAGE },
+    ),
+    `Port the workload listens on (1-65535; ${RESERVED_PORTS.join(", ")} are reserved).`,
+  ),
   visibility: doc(
     z.enum(["private", "public"]).default("private"),
     "Who the gateway lets reach this port: private (default) needs a credential allowed the connect verb on this sandbox; public serves anyone who has the URL.",

@@ -10,6 +10,9 @@ import { AGENT_PORT_KEY, AGENT_TOKEN_LABEL } from "../backends/docker/agent.js";
 import { DockerLabels, Role } from "../backends/docker/names.js";
 import type { AgentEndpoint } from "./client.js";
 import { SandboxNotFoundError, SandboxNotReadyError } from "./errors.js";
+import type { LogOptions, LogStreams } from "./logs.js";
+
+export type { LogOptions, LogStreams };
 
 export interface SandboxRef {
   namespace: string;
@@ -55,20 +58,6 @@ export async function dockerAgentEndpoint(docker: Docker, ref: SandboxRef): Prom
     throw new SandboxNotReadyError(`${what}: the agent's port is not published`);
   const host = !binding.HostIp || binding.HostIp === "0.0.0.0" ? "127.0.0.1" : binding.HostIp;
   return { host: host === "::" ? "::1" : host, port: Number(binding.HostPort), token };
-}
-
-export interface LogOptions {
-  follow?: boolean;
-  /** Unix seconds or an RFC 3339 time. */
-  since?: number | string;
-  tail?: number;
-  timestamps?: boolean;
-}
-
-export interface LogStreams {
-  stdout: Readable;
-  stderr: Readable;
-  close(): void;
 }
 
 /** The workload's output as the runtime recorded it (`docker logs`). */

@@ -242,8 +242,13 @@ describe("helm chart", () => {
       });
     });
 
-    it("cannot read Secrets, here or cluster-wide", async () => {
+    it("cannot list Secrets, here or cluster-wide (it reads only the agent Secrets it names)", async () => {
       const core = sa.makeApiClient(k8s.CoreV1Api);
+      // The sandbox's agent credential was created (and is this sandbox's).
+      const agent = await kc
+        .makeApiClient(k8s.CoreV1Api)
+        .readNamespacedSecret({ name: "rbac-sandbox-agent", namespace: sandboxes.name });
+      expect(agent.metadata?.ownerReferences?.[0]?.name).toBe("rbac");
       await expect(core.listNamespacedSecret({ namespace: sandboxes.name })).rejects.toMatchObject({
         code: 403,
       });

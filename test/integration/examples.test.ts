@@ -147,10 +147,12 @@ const reconciled: Record<string, (e: Example) => Promise<void>> = {
       defaultAction: "deny",
       rules: policy.rules,
     });
-    // The firewall first, then the native sidecar that reads the annotation.
+    // The firewall first, then the native sidecar that reads the annotation,
+    // then the in-sandbox agent's copy.
     expect(pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
       ["egress-init", undefined],
       ["egress", "Always"],
+      ["sandbox-agent-install", undefined],
     ]);
     const sidecar = pod.spec!.initContainers![1]!;
     expect(sidecar.args).toContain(`--sandbox=${ns.name}/${name}`);

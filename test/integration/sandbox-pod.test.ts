@@ -184,13 +184,14 @@ describe("pod backend", () => {
 });
 
 describe("egress", () => {
-  it("starts the firewall and the sidecar before the workload", async () => {
+  it("starts the firewall, the sidecar and the agent's copy before the workload", async () => {
     await sbx.create("fenced", { image: "busybox" });
     await sbx.waitFor("fenced", isReady);
     const pod = (await sbx.pod("fenced"))!;
     expect(pod.spec?.initContainers?.map((c) => [c.name, c.restartPolicy])).toEqual([
       ["egress-init", undefined],
       ["egress", "Always"],
+      ["sandbox-agent-install", undefined],
     ]);
     expect(pod.spec?.containers[0]?.env).toContainEqual({
       name: "HTTPS_PROXY",

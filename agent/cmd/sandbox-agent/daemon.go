@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -16,7 +17,7 @@ import (
 // and nothing of the hook's stdio may keep the runtime waiting. An agent
 // already serving on the address (a repeated hook) counts as success: the
 // new one cannot bind and exits.
-func startDaemon(listen, token string) error {
+func startDaemon(listen string, digest [32]byte) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -26,7 +27,7 @@ func startDaemon(listen, token string) error {
 		return err
 	}
 	defer null.Close()
-	env := append(os.Environ(), TokenEnv+"="+token)
+	env := append(os.Environ(), DigestEnv+"="+hex.EncodeToString(digest[:]))
 	p, err := os.StartProcess(self, []string{self, "--listen", listen}, &os.ProcAttr{
 		Env:   env,
 		Files: []*os.File{null, null, null},

@@ -32,9 +32,16 @@ type Server struct {
 
 // New returns the API for one sandbox; token is its credential (non-empty).
 func New(token, version string) *Server {
+	return NewWithDigest(sha256.Sum256([]byte(token)), version)
+}
+
+// NewWithDigest takes only the credential's SHA-256: the form the pod backend
+// hands the agent, so the credential itself never enters the sandbox (the
+// workload, which runs as the agent's user, can read whatever the agent reads).
+func NewWithDigest(digest [32]byte, version string) *Server {
 	cwd, _ := os.Getwd()
 	s := &Server{
-		tokenHash: sha256.Sum256([]byte(token)),
+		tokenHash: digest,
 		procs:     proc.NewManager(),
 		cwd:       cwd,
 		version:   version,

@@ -9,7 +9,6 @@ export type {
   WriteOptions,
 } from "../../../src/dataplane/client.js";
 export { AgentClient } from "../../../src/dataplane/client.js";
-export type { LogOptions, LogStreams } from "../../../src/dataplane/docker.js";
 export {
   AgentError,
   NotFoundError,
@@ -22,6 +21,7 @@ export {
   TimeoutError,
   UnauthorizedError,
 } from "../../../src/dataplane/errors.js";
+export type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 export type { ExitStatus, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
 export {
   BackgroundProcess,

@@ -26,7 +26,6 @@ import type {
   WriteOptions,
 } from "../../../src/dataplane/client.js";
 import { connect, type DataPlane } from "../../../src/dataplane/connect.js";
-import type { LogOptions, LogStreams } from "../../../src/dataplane/docker.js";
 import {
   SandboxError,
   SandboxNotFoundError,
@@ -41,6 +40,7 @@ import {
   gatewayGetSandbox,
   NAMESPACE_ENV,
 } from "../../../src/dataplane/gateway.js";
+import type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
 
 export interface ClientOptions {
@@ -289,7 +289,11 @@ export class Sandbox {
   private async dataPlane(): Promise<DataPlane> {
     const gateway = this.options.gateway ?? gatewayOf(this.options);
     if (!this.plane && gateway) this.plane = gatewayDataPlane(gateway, this.namespace, this.name);
-    if (!this.plane) this.plane = await connect(this.resource, { docker: this.options.docker });
+    if (!this.plane)
+      this.plane = await connect(this.resource, {
+        docker: this.options.docker,
+        kubeConfig: this.kc,
+      });
     return this.plane;
   }
 
@@ -314,6 +318,12 @@ export class Sandbox {
   ): Promise<BackgroundProcess> {
     const agent = await this.agent();
     return new BackgroundProcess(agent, await agent.startProcess(argvOf(command), options));
+  }
+
+  /** A background process started earlier (by this client or another), by its ID. */
+  async process(id: string): Promise<BackgroundProcess> {
+    const agent = await this.agent();
+    return new BackgroundProcess(agent, await agent.getProcess(id));
   }
 
   async processes(): Promise<ProcessInfo[]> {
@@ -351,7 +361,7 @@ export class Sandbox {
 
   /** A TCP connection to a declared port of the sandbox. */
   async connect(port: number): Promise<Socket> {
-    const where = (await this.dataPlane()).port(port);
+    const where = await (await this.dataPlane()).port(port);
     const socket = netConnect(where.port, where.host);
     await new Promise<void>((resolve, reject) => {
       socket.once("connect", resolve);
@@ -369,7 +379,7 @@ export class Sandbox {
       for (const [k, v] of Object.entries(headers)) merged.set(k, v);
       return fetch(url, { ...init, headers: merged });
     }
-    const where = plane.port(port);
+    const where = await plane.port(port);
     const host = where.host.includes(":") ? `[${where.host}]` : where.host;
     return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
   }

@@ -14,7 +14,6 @@
 // per command) is the whole cost. Starting is idempotent: a second agent
 // cannot bind the port and exits, so after an operator restart the exec is
 // simply repeated.
-import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -22,10 +21,10 @@ import type Docker from "dockerode";
 import type { ContainerCreateOptions, ContainerInspectInfo } from "dockerode";
 import { GROUP } from "../../api/group.js";
 import { AGENT_PORT, AGENT_TOKEN_ENV } from "../../dataplane/protocol.js";
+import { AGENT_DIR, AGENT_PATH, newAgentToken } from "../agent.js";
 import { tarOf } from "./archive.js";
 
-export const AGENT_DIR = "/.sandbox";
-export const AGENT_PATH = `${AGENT_DIR}/sandbox-agent`;
+export { AGENT_DIR, AGENT_PATH, newAgentToken };
 /** Label on the workload container holding the agent's credential (readable only through the Docker API). */
 export const AGENT_TOKEN_LABEL = `${GROUP}/agent-token`;
 /** Where the agent's port is published, in Docker's port key form. */
@@ -39,11 +38,6 @@ export function defaultAgentBinary(): string | undefined {
     if (existsSync(candidate)) return candidate;
     if (dirname(dir) === dir) return undefined;
   }
-}
-
-/** A fresh credential: 32 random bytes, never reused, never shared between sandboxes. */
-export function newAgentToken(): string {
-  return randomBytes(32).toString("base64url");
 }
 
 /** Sidecar create options publishing the agent's port (the sidecar owns the network namespace). */

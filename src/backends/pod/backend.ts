@@ -16,8 +16,10 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { ConflictError, fromApiError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
+import { newAgentToken } from "../agent.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
+import { agentSecretName, desiredAgentSecret } from "./agent.js";
 import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
@@ -75,6 +77,7 @@ export class PodBackend implements SandboxBackend {
     pods: KindClient<k8s.V1Pod>;
     networkPolicies: KindClient<k8s.V1NetworkPolicy>;
     services: KindClient<k8s.V1Service>;
+    secrets: KindClient<k8s.V1Secret>;
   };
   private readonly pods: Kind<k8s.V1Pod>;
   private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
@@ -95,6 +98,7 @@ export class PodBackend implements SandboxBackend {
         plural: "networkpolicies",
       }),
       services: new KindClient<k8s.V1Service>(kc, { group: "", version: "v1", plural: "services" }),
+      secrets: new KindClient<k8s.V1Secret>(kc, { group: "", version: "v1", plural: "secrets" }),
     };
     this.api = api;
     this.pods = {
@@ -146,6 +150,8 @@ export class PodBackend implements SandboxBackend {
       // The fence goes up before the workload exists.
       await this.ensureNetworkPolicy(sandbox, ctx);
       await this.ensureService(sandbox, ctx);
+      // Before a Pod is created (which mounts it); a Pod in the cache had its Secret.
+      if (!this.deps.pods.get(keyOf(sandbox))) await this.ensureAgentSecret(sandbox, ctx);
       const pod = await this.ensurePod(sandbox, ctx);
       if (pod) this.noteSidecarRestarts(pod, ctx);
       return this.observation(sandbox, pod);
@@ -370,6 +376,39 @@ export class PodBackend implements SandboxBackend {
       reason: `Stale${kind.kind}Deleted`,
       message: `deleted ${kind.kind} ${name} left by an earlier sandbox of the same name`,
     });
+  }
+
+  /**
+   * The agent's credential: created once per Sandbox and kept (immutable) for
+   * its life, so a recreated Pod keeps the same one. One left by an earlier
+   * Sandbox of the same name is replaced: a credential is never inherited.
+   */
+  private async ensureAgentSecret(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
+    const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
+    const secretName = agentSecretName(name);
+    const create = () =>
+      this.api.secrets.create(namespace, desiredAgentSecret(sandbox, newAgentToken()), ctx.signal);
+    try {
+      await create();
+      return;
+    } catch (err) {
+      if (!isConflictError(err)) throw err;
+    }
+    const existing = await ignoreNotFound(this.api.secrets.read(secretName, namespace, ctx.signal));
+    if (!existing) throw new ConflictError(`Secret ${secretName} went away while being created`);
+    if (isOwnedBy(existing, sandbox)) return;
+    if (!ownedByASandbox(existing) && !labelledFor(existing, sandbox)) {
+      throw new NameTakenError("Secret", secretName);
+    }
+    await ignoreGone(
+      this.api.secrets.delete(secretName, namespace, { uid: existing.metadata?.uid }, ctx.signal),
+    );
+    ctx.record({
+      type: "Normal",
+      reason: "StaleSecretDeleted",
+      message: `deleted Secret ${secretName} left by an earlier sandbox of the same name`,
+    });
+    await create();
   }
 
   private async ensureNetworkPolicy(sandbox: Sandbox, ctx: BackendContext): Promise<void> {

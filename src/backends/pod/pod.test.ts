@@ -1,8 +1,10 @@
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
 import { specHash } from "../spec-hash.js";
+import { desiredAgentSecret } from "./agent.js";
 import { desiredNetworkPolicy, GATEWAY_INGRESS, PRIVATE_IPV4 } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
 import { desiredService, serviceEndpoints } from "./service.js";
@@ -228,5 +230,70 @@ describe("desiredService", () => {
       { name: "https-api", port: 8443, host: "agent.team.svc", url: "https://agent.team.svc:8443" },
       { name: "db", port: 5432, host: "agent.team.svc" },
     ]);
+  });
+});
+
+describe("the in-sandbox agent in the pod", () => {
+  const sbx = sandbox({ image: "x", security: { readOnlyRootFilesystem: true } });
+  const pod = desiredPod(sbx, EGRESS);
+  const workload = pod.spec!.containers[0]!;
+
+  it("is copied from the operator image by the last init container, with nothing but cp", () => {
+    const install = pod.spec!.initContainers!.at(-1)!;
+    expect(install.name).toBe("sandbox-agent-install");
+    expect(install.image).toBe(EGRESS.image);
+    expect(install.command).toEqual([
+      "cp",
+      "/app/dist/agent/sandbox-agent",
+      "/.sandbox/sandbox-agent",
+    ]);
+    expect(install.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
+  });
+
+  it("is mounted read-only in the workload, which keeps its command and entrypoint", () => {
+    expect(workload.volumeMounts).toContainEqual({
+      name: "sandbox-agent",
+      mountPath: "/.sandbox",
+      readOnly: true,
+    });
+    expect(workload.command).toBeUndefined();
+    expect(workload.args).toBeUndefined();
+    expect(workload.securityContext?.readOnlyRootFilesystem).toBe(true);
+  });
+
+  it("starts from postStart, detached, on the Pod's loopback, with the credential's digest only", () => {
+    expect(workload.lifecycle?.postStart?.exec?.command).toEqual([
+      "/.sandbox/sandbox-agent",
+      "--daemon",
+      "--listen=127.0.0.1:15099",
+      "--token-sha256-file=/.sandbox-credential/token.sha256",
+    ]);
+    const credential = pod.spec!.volumes!.find((v) => v.name === "sandbox-agent-credential");
+    expect(credential?.secret).toEqual({
+      secretName: `${sbx.metadata.name}-sandbox-agent`,
+      items: [{ key: "token.sha256", path: "token.sha256" }],
+      defaultMode: 0o444,
+    });
+    // Mounted nowhere else: neither the token nor its digest reaches another container.
+    for (const c of pod.spec!.initContainers!)
+      expect(c.volumeMounts?.map((m) => m.name)).not.toContain("sandbox-agent-credential");
+  });
+
+  it("gets a Secret per sandbox holding the token and its SHA-256", () => {
+    const secret = desiredAgentSecret(sbx, "t".repeat(43));
+    expect(secret.metadata?.name).toBe(`${sbx.metadata.name}-sandbox-agent`);
+    expect(secret.metadata?.ownerReferences?.[0]).toMatchObject({
+      uid: sbx.metadata.uid,
+      controller: true,
+    });
+    expect(secret.immutable).toBe(true);
+    expect(secret.stringData?.["token.sha256"]).toBe(
+      createHash("sha256").update("t".repeat(43)).digest("hex"),
+    );
   });
 });

@@ -4,6 +4,7 @@
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
 import { keyOf } from "../../kube/object-key.js";
+import { agentInstallContainer, agentLifecycle, agentMounts, agentVolumes } from "./agent.js";
 import {
   type EgressOptions,
   egressInitContainers,
@@ -59,19 +60,27 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
     volumeMounts: [
       { name: "workspace", mountPath: workingDir },
       { name: "tmp", mountPath: "/tmp" },
+      ...agentMounts(),
     ],
+    // The data plane: the agent starts beside the entrypoint (./agent.ts).
+    lifecycle: agentLifecycle(),
   };
 
   const volumes: V1Volume[] = [
     { name: "workspace", emptyDir: {} },
     { name: "tmp", emptyDir: {} },
     ...egressVolumes(),
+    ...agentVolumes(sandbox),
   ];
 
   return {
-    // The firewall first, then the sidecar; the kubelet starts the workload only
+    // The firewall first, then the sidecar; the kubelet starts what follows only
     // once the sidecar's startup probe passes, so no packet leaves unjudged.
-    initContainers: egressInitContainers(keyOf(sandbox), egress),
+    // Last, the agent's copy into its volume (./agent.ts).
+    initContainers: [
+      ...egressInitContainers(keyOf(sandbox), egress),
+      agentInstallContainer(egress),
+    ],
     containers: [workload],
     volumes,
     // A sandbox runs once: its exit is the result, recorded in status.

@@ -1,21 +1,25 @@
 // kubectl-sandbox: the kubectl plugin for people (`kubectl sandbox ...` when
 // this executable is on PATH). Bad input exits 2 with a message naming the
 // problem; a command's own exit code passes through.
+//
+// The commands (and with them @kubernetes/client-node, whose import is most
+// of the start-up time) are loaded only once a command is known to run:
+// `--help` and usage errors answer at once.
 import { SandboxError } from "../../../../src/dataplane/errors.js";
 import { UsageError } from "./args.js";
-import { exec, logs, ls, portForward, renew, rm, run } from "./commands.js";
-import { cp } from "./cp.js";
 import { USAGE } from "./usage.js";
 
-const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
-  run,
-  exec,
-  cp,
-  logs,
-  "port-forward": portForward,
-  ls,
-  rm,
-  renew,
+type Command = (args: string[]) => Promise<number>;
+const commands = () => import("./commands.js");
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  run: async () => (await commands()).run,
+  exec: async () => (await commands()).exec,
+  cp: async () => (await import("./cp.js")).cp,
+  logs: async () => (await commands()).logs,
+  "port-forward": async () => (await commands()).portForward,
+  ls: async () => (await commands()).ls,
+  rm: async () => (await commands()).rm,
+  renew: async () => (await commands()).renew,
 };
 
 /**
@@ -45,15 +49,21 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE[""]}\n`);
     return command ? 0 : 2;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const load = COMMANDS[command];
+  if (!load) {
     process.stderr.write(
       `error: unknown command "${command}"\nRun 'kubectl sandbox --help' for the commands.\n`,
     );
     return 2;
   }
+  const dash = args.indexOf("--");
+  const own = dash >= 0 ? args.slice(0, dash) : args;
+  if (own.includes("--help") || own.includes("-h")) {
+    process.stdout.write(`${USAGE[command] ?? USAGE[""]}\n`);
+    return 0;
+  }
   try {
-    return await run(args);
+    return await (await load())(args);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(
