@@ -160,8 +160,11 @@ const PortSchema = z.object({
     `Port the workload listens on (1-65535; ${RESERVED_PORTS.join(", ")} are reserved).`,
   ),
   visibility: doc(
-    z.enum(["private", "public"]).default("private"),
-    "Who the gateway lets reach this port: private (default) needs a credential allowed the connect verb on this sandbox; public serves anyone who has the URL.",
+    // Optional rather than defaulted: a default would be written into every
+    // stored port, so re-applying a file that omits it would always differ
+    // (lists are replaced whole) and older Sandboxes' spec hashes would change.
+    z.enum(["private", "public"]).optional(),
+    "Who the gateway lets reach this port: private (when omitted) needs a credential allowed the connect verb on this sandbox; public serves anyone who has the URL.",
   ),
 });
 

@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { GATEWAY_PEER } from "../../src/backends/pod/network-policy.js";
 import { enabledBackends, parseControllerFlags } from "../../src/cli/controller-flags.js";
 import { parseGatewayFlags } from "../../src/cli/gateway.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
@@ -135,10 +134,9 @@ describe("helm chart", () => {
         capabilities: { drop: ["ALL"] },
       });
       expect(c.livenessProbe && c.readinessProbe).toBeTruthy();
-      // Sandboxes' NetworkPolicies admit the agent's port from pods labelled so.
-      expect(gateway.spec!.template.metadata!.labels).toMatchObject(
-        GATEWAY_PEER.podSelector.matchLabels,
-      );
+      expect(gateway.spec!.template.metadata!.labels).toMatchObject({
+        "sandboxing.dev/gateway": "true",
+      });
       const pdbs = objects.filter((o) => o?.kind === "PodDisruptionBudget");
       expect(pdbs.map((p) => p.metadata.name)).toContain(gateway.metadata!.name);
       const role = objects.find(

@@ -9,7 +9,6 @@ import type {
   V1NetworkPolicyPort,
 } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
-import { AGENT_PORT } from "../../dataplane/protocol.js";
 import { isAddressTarget } from "../../egress/contract.js";
 import { objectMeta, selectorLabels } from "./metadata.js";
 
@@ -30,22 +29,6 @@ export const CLUSTER_DNS_PEER = {
   podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
 };
 
-/**
- * Pods of the sandbox gateway (the chart labels them so): the only peers
- * admitted to the in-sandbox agent's port. Any namespace, since the chart's
- * release namespace is not known here; the agent's per-sandbox credential,
- * which only the gateway holds, is the second lock.
- */
-export const GATEWAY_PEER = {
-  namespaceSelector: {},
-  podSelector: { matchLabels: { "sandboxing.dev/gateway": "true" } },
-};
-
-export const GATEWAY_INGRESS = {
-  from: [GATEWAY_PEER],
-  ports: [{ protocol: "TCP", port: AGENT_PORT }],
-};
-
 export function desiredNetworkPolicy(sandbox: Sandbox): V1NetworkPolicy {
   const spec = {
     podSelector: { matchLabels: selectorLabels(sandbox) },
@@ -54,7 +37,6 @@ export function desiredNetworkPolicy(sandbox: Sandbox): V1NetworkPolicy {
       ...(sandbox.spec.ports?.length
         ? [{ ports: sandbox.spec.ports.map((p) => ({ protocol: "TCP", port: p.port })) }]
         : []),
-      GATEWAY_INGRESS,
     ],
     egress: egressRules(sandbox),
   };

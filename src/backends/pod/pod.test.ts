@@ -5,7 +5,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
 import { specHash } from "../spec-hash.js";
 import { desiredAgentSecret } from "./agent.js";
-import { desiredNetworkPolicy, GATEWAY_INGRESS, PRIVATE_IPV4 } from "./network-policy.js";
+import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
 import { desiredService, serviceEndpoints } from "./service.js";
 
@@ -154,17 +154,9 @@ describe("desiredNetworkPolicy", () => {
   it("allows only DNS when nothing can be allowed", () => {
     const np = desiredNetworkPolicy(sandbox({ image: "x" }));
     expect(np.spec!.policyTypes).toEqual(["Ingress", "Egress"]);
-    // Only the gateway's pods, and only to the agent's port.
-    expect(np.spec!.ingress).toEqual([GATEWAY_INGRESS]);
-    expect(GATEWAY_INGRESS).toEqual({
-      from: [
-        {
-          namespaceSelector: {},
-          podSelector: { matchLabels: { "sandboxing.dev/gateway": "true" } },
-        },
-      ],
-      ports: [{ protocol: "TCP", port: 15099 }],
-    });
+    // Nothing may connect in: the agent listens on the Pod's loopback, reached
+    // through pods/portforward, which enters the Pod's network namespace.
+    expect(np.spec!.ingress).toEqual([]);
     expect(np.spec!.egress).toHaveLength(1);
     expect(np.spec!.egress![0]!.ports!.map((p) => p.port)).toEqual([53, 53]);
   });
@@ -199,10 +191,7 @@ describe("desiredNetworkPolicy", () => {
 
   it("opens ingress to declared ports only", () => {
     const np = desiredNetworkPolicy(sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }));
-    expect(np.spec!.ingress).toEqual([
-      { ports: [{ protocol: "TCP", port: 8000 }] },
-      GATEWAY_INGRESS,
-    ]);
+    expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 8000 }] }]);
   });
 });
 
