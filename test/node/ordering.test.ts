@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { EGRESS_EXECUTABLE } from "../../src/egress/contract.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import type { ContainerdPaths } from "../support/node/containerd.js";
@@ -36,11 +37,12 @@ function delayedSidecarImage(tag: string, sleep: string): Promise<void> {
   return built.get(tag)!;
 }
 async function buildAndImport(tag: string, sleep: string): Promise<void> {
+  // The Pod names the egress executable as its command, so the delay wraps
+  // that path (the real binary moved aside), not the image's entrypoint.
   const dockerfile = `FROM ${OPERATOR_IMAGE}
 USER 0
-RUN printf '#!/bin/sh\\nif [ "$1" = egress ]; then sleep ${sleep}; fi\\nexec node /app/dist/cli/main.js "$@"\\n' > /delayed-egress && chmod 755 /delayed-egress
+RUN mv ${EGRESS_EXECUTABLE} ${EGRESS_EXECUTABLE}.real && printf '#!/bin/sh\\nif [ "$1" = egress ]; then sleep ${sleep}; fi\\nexec ${EGRESS_EXECUTABLE}.real "$@"\\n' > ${EGRESS_EXECUTABLE} && chmod 755 ${EGRESS_EXECUTABLE}
 USER 65532:65532
-ENTRYPOINT ["/usr/bin/tini", "--", "/delayed-egress"]
 `;
   const child = exec(
     "flock",

@@ -331,7 +331,9 @@ async function waitReady(core: k8s.CoreV1Api, name: string, started: Started[], 
 
 /** kube-proxy's and kube-router's chains in the node's tables: both are enforcing. */
 async function waitForChains(net: NodeNetwork, started: Started[]) {
-  const deadline = Date.now() + 60_000;
+  // Usually a second; under load (another node starting, the xtables lock
+  // shared with the host's dockerd and the other node) it has taken over 60 s.
+  const deadline = Date.now() + 150_000;
   for (;;) {
     const rules = trySh("nsenter", [`--net=/run/netns/${net.netns}`, "--", "iptables-save"]) ?? "";
     if (rules.includes(":KUBE-SERVICES") && rules.includes(":KUBE-ROUTER-FORWARD")) return;
@@ -339,7 +341,7 @@ async function waitForChains(net: NodeNetwork, started: Started[]) {
     if (dead) throw new Error(`${dead.name} exited with ${dead.child.exitCode}:\n${logTail(dead)}`);
     if (Date.now() > deadline) {
       throw new Error(
-        `kube-proxy/kube-router chains missing after 60 s:\n${started.map(logTail).join("\n")}`,
+        `kube-proxy/kube-router chains missing after 150 s:\n${started.map(logTail).join("\n")}`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
