@@ -18,6 +18,7 @@ import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
+import { leaseTimings } from "./lease-timings.js";
 import { microTime, rawRequest } from "./raw-request.js";
 
 export interface LeaderElectionOptions {
@@ -67,15 +68,11 @@ export class LeaderElector {
   private readonly log: Logger;
 
   constructor(private readonly opts: LeaderElectionOptions) {
-    this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
-    this.renewDeadlineMs = opts.renewDeadlineMs ?? Math.round((this.leaseDurationMs * 2) / 3);
-    this.retryPeriodMs =
-      opts.retryPeriodMs ?? Math.max(100, Math.round(this.leaseDurationMs / 7.5));
-    if (
-      !(this.renewDeadlineMs < this.leaseDurationMs && this.retryPeriodMs < this.renewDeadlineMs)
-    ) {
-      throw new Error("leader election needs retryPeriod < renewDeadline < leaseDuration");
-    }
+    ({
+      leaseDurationMs: this.leaseDurationMs,
+      renewDeadlineMs: this.renewDeadlineMs,
+      retryPeriodMs: this.retryPeriodMs,
+    } = leaseTimings(opts, "leader election"));
     this.path = `/apis/coordination.k8s.io/v1/namespaces/${opts.namespace}/leases`;
     this.log = opts.log.child({ lease: `${opts.namespace}/${opts.name}`, identity: opts.identity });
   }

@@ -20,6 +20,7 @@ import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
+import { leaseTimings } from "./lease-timings.js";
 import { microTime, rawRequest } from "./raw-request.js";
 import { planShards, type ShardView, shardOf } from "./shard.js";
 
@@ -89,15 +90,11 @@ export class ShardElector {
   private readonly log: Logger;
 
   constructor(private readonly opts: ShardElectorOptions) {
-    this.leaseDurationMs = opts.leaseDurationMs ?? 15_000;
-    this.renewDeadlineMs = opts.renewDeadlineMs ?? Math.round((this.leaseDurationMs * 2) / 3);
-    this.retryPeriodMs =
-      opts.retryPeriodMs ?? Math.max(100, Math.round(this.leaseDurationMs / 7.5));
-    if (
-      !(this.renewDeadlineMs < this.leaseDurationMs && this.retryPeriodMs < this.renewDeadlineMs)
-    ) {
-      throw new Error("sharding needs retryPeriod < renewDeadline < leaseDuration");
-    }
+    ({
+      leaseDurationMs: this.leaseDurationMs,
+      renewDeadlineMs: this.renewDeadlineMs,
+      retryPeriodMs: this.retryPeriodMs,
+    } = leaseTimings(opts, "sharding"));
     if (!(Number.isInteger(opts.shards) && opts.shards >= 1)) {
       throw new Error("shards must be a positive integer");
     }
