@@ -45,6 +45,18 @@ export async function labelled(
   return r.stdout.split("\n").filter(Boolean).sort();
 }
 
+/**
+ * Removes every container (with its anonymous volumes), network and volume
+ * labelled as owned by `owner`: whatever a test file's sandboxes left.
+ */
+export async function removeOwnedBy(owner: string): Promise<void> {
+  for (const kind of ["container", "network", "volume"] as const) {
+    for (const name of await labelled(kind, `sandboxing.dev/owner=${owner}`)) {
+      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
+    }
+  }
+}
+
 /** Stop the local dockerd (SIGTERM, as an upgrade or a service restart would) and wait for it to exit. */
 export async function stopDockerd(timeoutMs = 60_000): Promise<void> {
   const { readFileSync } = await import("node:fs");
