@@ -78,12 +78,14 @@ describe("the pod with the policy channel", () => {
 describe("warm claims on the pod backend", () => {
   const template = SandboxSpecSchema.parse({ image: "x", backend: "pod" });
   const names = {
+    templateRef: { name: "t" },
     egress: {
       defaultAction: "deny" as const,
       rules: [{ action: "allow" as const, target: "pypi.org" }],
     },
   };
   const address = {
+    templateRef: { name: "t" },
     egress: {
       defaultAction: "deny" as const,
       rules: [{ action: "allow" as const, target: "10.0.0.0/8" }],
