@@ -23,7 +23,7 @@ export interface PodIdentity {
 
 /** A refusal: HTTP status, a stable code, and words for the sidecar's log. */
 export interface Refusal {
-  status: 401 | 403 | 404 | 409;
+  status: 401 | 403 | 404 | 409 | 429;
   code: string;
   message: string;
 }

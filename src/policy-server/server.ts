@@ -272,7 +272,7 @@ export class PolicyServer {
     const cached = this.reviews.get(digest);
     if (cached) return cached;
     if (!this.reviewLimit.take(remote))
-      return { status: 401, code: "RATE_LIMITED", message: "too many unknown tokens" };
+      return { status: 429, code: "RATE_LIMITED", message: "too many unknown tokens" };
     const review = await rawRequest<{ status?: TokenReviewStatus }>(
       this.opts.kubeConfig,
       "POST",
