@@ -198,7 +198,10 @@ export function egressVolumes(channel?: PolicyChannel): V1Volume[] {
           {
             name: TOKEN_VOLUME,
             projected: {
-              // Owner-only: the sidecar's UID is the Pod's only one that needs it.
+              // Read-only for its owner; with the Pod's fsGroup the kubelet also
+              // gives the group read (the sidecar reads it as a member). What
+              // keeps it from the workload is that no other container mounts it
+              // and the Pod shares no process namespace.
               defaultMode: 0o400,
               sources: [
                 {
