@@ -29,6 +29,12 @@ export {
   type DestinationDecision,
   judgeDestination,
 } from "./destination.js";
+export {
+  judgeRedirected,
+  NAME_JUDGED_PORTS,
+  type RedirectedDecision,
+  type RedirectedRoute,
+} from "./redirected.js";
 export { isPolicyDnsName, normalizeName } from "./dns-name.js";
 export { EgressPolicyError } from "./errors.js";
 export { policyFromText } from "./from-text.js";
