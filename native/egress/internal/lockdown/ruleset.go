@@ -107,4 +107,3 @@ func ipv4Nat(c Config) Table {
 	}
 	return Table{Name: "nat", Policies: map[string]string{}, Chains: []ChainRules{{Chain, r}}}
 }
-
