@@ -29,14 +29,14 @@ export {
   type DestinationDecision,
   judgeDestination,
 } from "./destination.js";
+export { isPolicyDnsName, normalizeName } from "./dns-name.js";
+export { EgressPolicyError } from "./errors.js";
+export { policyFromText } from "./from-text.js";
 export {
   judgeRedirected,
   NAME_JUDGED_PORTS,
   type RedirectedDecision,
   type RedirectedRoute,
 } from "./redirected.js";
-export { isPolicyDnsName, normalizeName } from "./dns-name.js";
-export { EgressPolicyError } from "./errors.js";
-export { policyFromText } from "./from-text.js";
 export { DEFAULT_RESERVED_RANGES, reservedRanges } from "./reserved-ranges.js";
 export { parseTarget, type Target } from "./target.js";
