@@ -4,7 +4,6 @@
 import type { ClaimSpec } from "../api/pools.js";
 import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
 import type { BackendName } from "../backends/backend.js";
-import { isAddressTarget } from "../egress/contract.js";
 
 /** The claim's egress policy: its own, or the template's. */
 export function claimPolicy(claim: ClaimSpec, template: SandboxSpec): EgressPolicy {
@@ -16,15 +15,15 @@ export function claimPolicy(claim: ClaimSpec, template: SandboxSpec): EgressPoli
  *
  * - env, resources: a running process cannot be given new variables, and the
  *   sandbox's limits are fixed when its containers are made.
- * - An egress policy with address rules, or defaultAction allow: the pooled
- *   sandbox's firewall was installed closed, at start, by the lockdown; only
- *   name rules are followed live by the sidecar today (docker: the policy
- *   file; see src/egress/README.md "Policy at claim time" for the channel
- *   that lifts this).
- * - The pod backend: its policy file is a downward-API volume, refreshed on
- *   the kubelet's sync period (up to a minute), so a claim could report Ready
- *   before its policy arrived. Until the sidecar pulls its policy (the design
- *   in src/egress/README.md), a claim with any egress rule is served cold there.
+ * - Egress: the firewall holds no policy (every rule and defaultAction is the
+ *   sidecar's, read from its policy file), so any policy is live wherever the
+ *   channel to the sidecar is fast. The docker backend writes the file inside
+ *   the reconcile that reports the claim's generation: warm for every policy.
+ *   The pod backend's file is a downward-API volume, refreshed on the kubelet's
+ *   sync period (up to a minute), so a claim could report Ready before its
+ *   policy arrived; until the sidecar pulls its policy (src/egress/README.md,
+ *   "The channel that lifts both limits"), a claim with any egress rule or
+ *   defaultAction allow is served cold there.
  */
 export function warmBlocker(
   claim: ClaimSpec,
@@ -38,10 +37,5 @@ export function warmBlocker(
   if (rules.length === 0 && policy.defaultAction === "deny") return undefined;
   if (backend === "pod")
     return "egress: the pod backend cannot yet deliver a policy to a running sandbox within a claim's time";
-  if (policy.defaultAction === "allow")
-    return "egress: defaultAction allow needs a firewall installed open at start";
-  const address = rules.find((r) => isAddressTarget(r.target));
-  if (address)
-    return `egress: address rule ${address.target} needs the firewall installed at start`;
   return undefined;
 }

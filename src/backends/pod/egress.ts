@@ -19,7 +19,6 @@ import {
   EGRESS_CONTRACT,
   EGRESS_EXECUTABLE,
   EGRESS_PORTS,
-  isAddressTarget,
   lockdownFlags,
   POLICY_DIR,
   POLICY_FILE_NAME,
@@ -41,11 +40,6 @@ export interface EgressOptions {
   /** The operator image, which carries the egress entry points. */
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
-}
-
-/** Rules the init container puts in the kernel firewall: IPs and CIDRs (names are the sidecar's). */
-export function firewallRules(policy: EgressPolicy): EgressPolicy["rules"] {
-  return (policy.rules ?? []).filter((r) => isAddressTarget(r.target));
 }
 
 /** The policy as the sidecar reads it; stored in the Pod annotation. */
