@@ -119,7 +119,7 @@ async function main(): Promise<void> {
   );
   const topo = await createTopology();
   try {
-    const server = topo.internet.spawn(["python3", "-c", SERVER, NET.allowed, String(BULK_BYTES)]);
+    const server = topo.internet.spawn(["/usr/bin/python3", "-c", SERVER, NET.allowed, String(BULK_BYTES)]);
     await server.waitFor((l) => l.event === "ready");
     topo.sandbox.etcFile("resolv.conf", `nameserver ${NET.dns}\n`);
     const init = await topo.sandbox.exec(
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     const idleRss = rssMiB(pid);
 
     const py = async (code: string, args: string[], uid: number) => {
-      const r = await topo.sandbox.exec(["python3", "-c", code, ...args], {
+      const r = await topo.sandbox.exec(["/usr/bin/python3", "-c", code, ...args], {
         as: { uid },
         timeoutMs: 120_000,
       });
@@ -169,7 +169,7 @@ async function main(): Promise<void> {
     const latRedirected = await py(LATENCY_CLIENT, latencyArgs, WORKLOAD_UID);
 
     const holder = topo.sandbox.spawn(
-      ["python3", "-c", HOLD_CLIENT, NET.allowed, String(HOLD_PORT), String(HELD)],
+      ["/usr/bin/python3", "-c", HOLD_CLIENT, NET.allowed, String(HOLD_PORT), String(HELD)],
       { uid: WORKLOAD_UID },
     );
     await holder.waitFor((l) => l.event === "open", 30_000);
