@@ -119,7 +119,13 @@ async function main(): Promise<void> {
   );
   const topo = await createTopology();
   try {
-    const server = topo.internet.spawn(["/usr/bin/python3", "-c", SERVER, NET.allowed, String(BULK_BYTES)]);
+    const server = topo.internet.spawn([
+      "/usr/bin/python3",
+      "-c",
+      SERVER,
+      NET.allowed,
+      String(BULK_BYTES),
+    ]);
     await server.waitFor((l) => l.event === "ready");
     topo.sandbox.etcFile("resolv.conf", `nameserver ${NET.dns}\n`);
     const init = await topo.sandbox.exec(
