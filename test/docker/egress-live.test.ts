@@ -9,15 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConditionType } from "../../src/api/conditions.js";
 import type { EgressPolicy } from "../../src/api/sandbox-spec.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
@@ -57,16 +51,12 @@ beforeAll(async () => {
   });
   ns = await testNamespace(kc, "live");
   sbx = new SandboxClient(kc, ns.name);
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-2",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: INET.dns, publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: INET.dns,
   });
   await sbx.create(NAME, {
     image: SANDBOX_IMAGE,
@@ -85,11 +75,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`)) {
-      await docker(kind === "container" ? ["rm", "-f", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
   await internet?.destroy();
 });
