@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ClaimSpec } from "../api/pools.js";
-import type { SandboxSpec } from "../api/sandbox-spec.js";
+import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
 import { type ClaimInput, claimExpiry, decideClaim, statusAfter } from "./decide.js";
 import { warmBlocker } from "./warm.js";
 
@@ -63,14 +63,6 @@ describe("decideClaim", () => {
   it.each([
     ["env", spec({ env: [{ name: "A", value: "1" }] }), "env"],
     ["resources", spec({ resources: { cpu: "2", memory: "1Gi", pids: 1024 } }), "resources"],
-    [
-      "an address rule",
-      spec({
-        egress: { defaultAction: "deny", rules: [{ action: "allow", target: "10.0.0.0/8" }] },
-      }),
-      "address rule 10.0.0.0/8",
-    ],
-    ["defaultAction allow", spec({ egress: { defaultAction: "allow" } }), "defaultAction allow"],
   ])("starts cold for %s even with a ready sandbox", (_n, s, reason) => {
     const d = decideClaim(
       input({
@@ -82,13 +74,25 @@ describe("decideClaim", () => {
     expect((d.action as { reason: string }).reason).toContain(reason);
   });
 
-  it("takes name rules warm on the docker backend", () => {
-    const s = spec({
-      egress: { defaultAction: "deny", rules: [{ action: "allow", target: "pypi.org" }] },
-    });
+  it.each([
+    ["name rules", { defaultAction: "deny", rules: [{ action: "allow", target: "pypi.org" }] }],
+    [
+      "an address rule",
+      { defaultAction: "deny", rules: [{ action: "allow", target: "10.0.0.0/8" }] },
+    ],
+    ["defaultAction allow", { defaultAction: "allow" }],
+  ] as const)("takes %s warm on the docker backend, cold on the pod backend", (_n, egress) => {
+    const s = spec({ egress: structuredClone(egress) as EgressPolicy });
     expect(warmBlocker(s, template, "docker")).toBeUndefined();
     expect(warmBlocker(s, { ...template, backend: "pod" }, "pod")).toContain("pod backend");
     expect(warmBlocker(spec(), { ...template, backend: "pod" }, "pod")).toBeUndefined();
+    const d = decideClaim(
+      input({
+        claim: { name: "c", creationMs: NOW, spec: s },
+        candidates: [{ name: "r", pool: "p", ready: true }],
+      }),
+    );
+    expect(d.action.type).toBe("bind");
   });
 
   it("waits with a reason when the template is missing, never errors", () => {

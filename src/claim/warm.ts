@@ -4,19 +4,20 @@
 import type { ClaimSpec } from "../api/pools.js";
 import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
 import type { BackendName } from "../backends/backend.js";
-import { isAddressTarget } from "../egress/contract.js";
 
 /** The claim's egress policy: its own, or the template's. */
 export function claimPolicy(claim: ClaimSpec, template: SandboxSpec): EgressPolicy {
   return claim.egress ?? template.network.egress;
 }
 
-/** What a backend can change in a running sandbox's egress, live and confirmed before Ready. */
+/**
+ * Whether a backend delivers a changed egress policy to a running sandbox and
+ * confirms it before the sandbox reports the new generation Ready. The
+ * firewall holds no policy (the sidecar judges every rule and defaultAction),
+ * so the channel to the sidecar is all that matters.
+ */
 export interface LiveEgress {
-  /** Name rules (and the policy as a whole) reach the running sidecar before the claim is Ready. */
-  names: boolean;
-  /** Address rules and `defaultAction: allow` too (the sidecar judges them; the firewall is static). */
-  addresses: boolean;
+  policy: boolean;
 }
 
 /**
@@ -25,8 +26,8 @@ export interface LiveEgress {
  * generation; the pod backend has no live channel.
  */
 export const DEFAULT_LIVE_EGRESS: Readonly<Record<BackendName, LiveEgress>> = {
-  docker: { names: true, addresses: false },
-  pod: { names: false, addresses: false },
+  docker: { policy: true },
+  pod: { policy: false },
 };
 
 /**
@@ -34,12 +35,13 @@ export const DEFAULT_LIVE_EGRESS: Readonly<Record<BackendName, LiveEgress>> = {
  *
  * - env, resources: a running process cannot be given new variables, and the
  *   sandbox's limits are fixed when its containers are made.
- * - An egress policy the backend cannot deliver live (`live`): the pod
- *   backend without its policy channel (the kubelet-synced file could make a
- *   claim Ready before its policy arrived); address rules and
- *   `defaultAction: allow` while the firewall, installed closed at start by
- *   the lockdown, still holds them (src/egress/README.md, "Policy at claim
- *   time").
+ * - Egress, where the backend cannot deliver a policy live (`live`): the pod
+ *   backend without its policy channel, whose downward-API file is refreshed
+ *   on the kubelet's sync period (up to a minute), so a claim could report
+ *   Ready before its policy arrived. The docker backend writes the file inside
+ *   the reconcile that reports the claim's generation; the pod backend's
+ *   channel acknowledges the policy before EgressReady (src/egress/README.md,
+ *   "Policy at claim time").
  */
 export function warmBlocker(
   claim: ClaimSpec,
@@ -52,26 +54,12 @@ export function warmBlocker(
   const policy = claimPolicy(claim, template);
   const rules = policy.rules ?? [];
   if (rules.length === 0 && policy.defaultAction === "deny") return undefined;
-  if (!live.names)
+  if (!live.policy)
     return `egress: the ${backend} backend cannot deliver a policy to a running sandbox within a claim's time (no policy channel)`;
-  if (live.addresses) return undefined;
-  if (policy.defaultAction === "allow")
-    return "egress: defaultAction allow needs a firewall installed open at start";
-  const address = rules.find((r) => isAddressTarget(r.target));
-  if (address)
-    return `egress: address rule ${address.target} needs the firewall installed at start`;
   return undefined;
 }
 
-/**
- * Whether the egress sidecar judges address rules and `defaultAction: allow`
- * per connection (original destination), leaving nothing policy-dependent in
- * the firewall. Until it does, a claim with address rules is served cold on
- * both backends; the sidecar rewrite that does it flips this.
- */
-export const SIDECAR_JUDGES_ADDRESSES = false;
-
-/** The pod backend's live egress: everything the sidecar judges, once the policy channel is on. */
+/** The pod backend delivers a policy live once its policy channel is on. */
 export function podLiveEgress(channel: boolean): LiveEgress {
-  return { names: channel, addresses: channel && SIDECAR_JUDGES_ADDRESSES };
+  return { policy: channel };
 }

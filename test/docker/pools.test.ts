@@ -2,14 +2,16 @@
 // and the real dockerd: a pooled sandbox has no egress at all; a claim's
 // egress policy reaches the running sandbox live (same containers, no
 // restart) before the claim reports Ready; the escape attacks fail on the
-// claimed sandbox; a claim the pool cannot serve live is served cold; and the
-// SDK runs a command in a claimed sandbox.
+// claimed sandbox, also when its policy has address rules (the firewall holds
+// no policy; the sidecar judges addresses live); and the SDK runs a command in
+// a claimed sandbox.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../../packages/sdk/src/index.js";
 import { Labels } from "../../src/api/labels.js";
+import { run } from "../egress/support/processes.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
@@ -94,6 +96,25 @@ async function claimReady(name: string): Promise<StoredClaim> {
   );
 }
 
+/** escape.py in the workload container, as its own user (UID 1000, no capabilities). */
+async function attack(s: StoredSandbox, args: string[]): Promise<Record<string, unknown>> {
+  const script = readFileSync(ESCAPE_PY).toString("base64");
+  const r = await docker(
+    [
+      "exec",
+      containers(s).workload,
+      "sh",
+      "-c",
+      `echo ${script} | base64 -d > /tmp/escape.py && python3 /tmp/escape.py "$@"`,
+      "escape",
+      ...args,
+    ],
+    90_000,
+  );
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
+}
+
 const ids = async (s: StoredSandbox) => {
   const { workload, sidecar } = containers(s);
   const [w, e] = await Promise.all([
@@ -105,6 +126,7 @@ const ids = async (s: StoredSandbox) => {
 
 describe("a warm pool on the docker backend", () => {
   let claimed: StoredSandbox;
+  let byAddress: StoredSandbox;
 
   it("keeps pooled sandboxes without egress; a claim's policy arrives live before Ready", async () => {
     const pooled = await api.sandboxes(`${Labels.pool}=py`);
@@ -168,23 +190,93 @@ describe("a warm pool on the docker backend", () => {
     expect(questions).not.toContain("denied.test");
   });
 
-  it("serves an address rule cold (the firewall is installed at start), recorded as such", async () => {
+  it("serves address rules warm: the claim's address policy arrives live, same containers", async () => {
+    await eventually(async () => expect((await api.getPool("py"))?.status?.readyReplicas).toBe(2), {
+      timeout: 120_000,
+      interval: 100,
+    });
     await api.claim("by-address", {
       templateRef: { name: "py" },
-      egress: { rules: [{ action: "allow", target: `${INET.allowed}/32`, ports: [80] }] },
+      egress: {
+        rules: [
+          // A name too, so the sidecar has an upstream DNS socket to attack below.
+          { action: "allow", target: "allowed.test", ports: [80, 443] },
+          { action: "allow", target: `${INET.allowed}/32`, ports: [80, 8080] },
+        ],
+      },
     });
     const c = await claimReady("by-address");
-    expect(c.status?.source).toBe("Cold");
-    expect(c.status?.coldReason).toContain("address rule");
-    const s = (await api.sandboxes(`${Labels.claim}=by-address`))[0]!;
+    expect(c.status?.source, c.status?.coldReason).toBe("Warm");
+    byAddress = (await api.sandboxes(`${Labels.claim}=by-address`))[0]!;
+    // Started before the claim existed: the policy reached the running containers.
+    const claimedAt = new Date(c.metadata!.creationTimestamp!).getTime();
+    for (const started of (await ids(byAddress)).started) {
+      expect(Date.parse(started)).toBeLessThan(claimedAt);
+    }
+    const dial = (host: string, port: number) =>
+      py(
+        byAddress,
+        `import socket\ntry:\n  s=socket.create_connection(('${host}',${port}),timeout=5);s.sendall(b'GET / HTTP/1.0\\r\\nHost: ${host}\\r\\n\\r\\n');d=s.recv(4096);print('status', d.split(b' ')[1].decode() if d else 'empty')\nexcept Exception as e:\n  print('refused', type(e).__name__)`,
+      );
+    // The very first connections after Ready: the address rule's ports, directly.
+    expect((await dial(INET.allowed, 8080)).stdout).toContain("status 200");
+    expect((await dial(INET.allowed, 80)).stdout).toContain("status 200");
+    expect((await dial(INET.denied, 8080)).stdout).not.toContain("status 200");
+    expect((await dial(INET.allowed, 5432)).stdout).not.toContain("status 200");
+  });
+
+  it("escape attacks fail on the claimed sandbox whose address policy arrived at claim time", async () => {
+    const inspected = await engine.getContainer(containers(byAddress).sidecar).inspect();
+    const sidecarPid = String(inspected.State.Pid);
+    const sidecarIp = Object.values(inspected.NetworkSettings.Networks)[0]!.IPAddress;
+    const inNetns = (argv: string[], uid?: number) =>
+      run(
+        [
+          ...["nsenter", "-t", sidecarPid, "-n", "--"],
+          ...(uid === undefined
+            ? []
+            : ["setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "--inh-caps=-all"]),
+          ...argv,
+        ],
+        { timeoutMs: 30_000 },
+      );
+    const connections = (address: string) =>
+      internet.servers.lines.filter((l) => l.event === "connection" && l.local === address).length;
+
+    const udp = await attack(byAddress, [
+      ...["udp-dns", INET.dns, String(SIDECAR_UID), "allowed.test", "denied.test"],
+    ]);
+    expect(udp.sawSidecarPort).toBe(true);
+    expect(udp.addresses ?? []).not.toContain(INET.denied);
+    expect(udp.answered).toBe(false);
+
+    const localPort = "40124";
+    const inserted = await inNetns([
+      ...["conntrack", "-I", "-p", "tcp", "-s", sidecarIp, "-d", INET.denied],
+      ...["--sport", localPort, "--dport", "8080", "-r", INET.denied, "-q", sidecarIp],
+      ...["--reply-port-src", "8080", "--reply-port-dst", localPort],
+      ...["--state", "ESTABLISHED", "--timeout", "120", "-u", "SEEN_REPLY,ASSURED"],
+    ]);
+    expect(inserted.code, inserted.stderr).toBe(0);
+    const before = connections(INET.denied);
     expect(
-      (
-        await py(
-          s,
-          `import socket;socket.create_connection(('${INET.allowed}',80),timeout=5);print('connected')`,
-        )
-      ).stdout,
-    ).toContain("connected");
+      await attack(byAddress, ["tcp", INET.denied, "8080", localPort, "denied.test"]),
+    ).toMatchObject({ connected: false });
+    expect(connections(INET.denied)).toBe(before);
+
+    const own = await inNetns(
+      ["/usr/bin/python3", ESCAPE_PY, "ping", INET.denied, "4243", "sidecar"],
+      SIDECAR_UID,
+    );
+    expect(own.code, own.stderr).toBe(0);
+    expect(JSON.parse(own.stdout)).toMatchObject({ replied: true, sender: INET.denied });
+    expect(await attack(byAddress, ["ping", INET.denied, "4243", "exfil"])).toMatchObject({
+      replied: false,
+    });
+    const questions = internet.servers.lines
+      .filter((l) => l.event === "dns")
+      .map((l) => String(l.name));
+    expect(questions).not.toContain("denied.test");
   });
 
   it("runs a command through the SDK in a claimed sandbox", async () => {

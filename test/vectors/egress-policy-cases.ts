@@ -9,7 +9,9 @@ export type Check =
   | { op: "name"; host: string; port: number }
   | { op: "address"; ip: string; port: number }
   | { op: "anyPort"; host: string }
-  | { op: "destination"; name?: string; address: string; port: number };
+  | { op: "destination"; name?: string; address: string; port: number }
+  /** A TCP connection the lockdown redirected, judged by its original destination. */
+  | { op: "redirected"; address: string; port: number };
 
 export interface PolicyCase {
   name: string;
@@ -29,6 +31,11 @@ const dests = (name: string | undefined, ips: string[], ports: number[]): Check[
   ips.flatMap((address) =>
     ports.map((port) => ({ op: "destination" as const, address, port, ...(name ? { name } : {}) })),
   );
+
+const redirected = (ips: string[], ports: number[]): Check[] =>
+  ips.flatMap((address) => ports.map((port) => ({ op: "redirected" as const, address, port })));
+/** Ports a redirected connection may have been meant for: the name-judged two and others. */
+const REDIRECTED_PORTS = [80, 443, 22, 53, 5432, 8080];
 
 const HOSTS = [
   "example.org",
@@ -86,6 +93,7 @@ export const CASES: PolicyCase[] = [
       ...anyPort(["example.org", "10.0.0.1"]),
       ...dests(undefined, ADDRESSES, [443]),
       ...dests("example.org", ["203.0.113.5", "10.1.2.3", "169.254.169.254"], [443]),
+      ...redirected(ADDRESSES, REDIRECTED_PORTS),
     ],
   },
   {
@@ -128,6 +136,7 @@ export const CASES: PolicyCase[] = [
       ...names(["allowed.test", "192.0.2.10", "10.9.9.9"], [443, 5432]),
       ...dests("allowed.test", ADDRESSES, [80, 443, 22]),
       ...dests(undefined, ADDRESSES, [443, 5432]),
+      ...redirected(ADDRESSES, REDIRECTED_PORTS),
     ],
   },
   {
@@ -146,6 +155,7 @@ export const CASES: PolicyCase[] = [
       ...anyPort(["a.tracker.test", "mail.test"]),
       ...addresses(["10.1.2.3", "11.0.0.1", "169.254.169.254"], [80]),
       ...dests("web.test", ["10.1.2.3", "198.51.100.1", "169.254.169.254"], [443]),
+      ...redirected(["10.1.2.3", "10.9.9.9", "198.51.100.1", "169.254.169.254"], REDIRECTED_PORTS),
     ],
   },
   {
@@ -167,7 +177,10 @@ export const CASES: PolicyCase[] = [
     name: "custom reserved ranges",
     policy: { defaultAction: "allow" },
     reserved: ["198.51.100.0/24", "2001:db8::/32"],
-    checks: dests(undefined, ["198.51.100.9", "10.0.0.1", "2001:db8::9", "169.254.169.254"], [443]),
+    checks: [
+      ...dests(undefined, ["198.51.100.9", "10.0.0.1", "2001:db8::9", "169.254.169.254"], [443]),
+      ...redirected(["198.51.100.9", "10.0.0.1", "203.0.113.1"], [443, 8080]),
+    ],
   },
   { name: "YAML-style null document", policy: null, checks: anyPort(["example.org"]) },
   // Refusals: the whole policy, naming the field.

@@ -90,12 +90,12 @@ describe("desiredSandbox", () => {
     const address = {
       network: { egress: { rules: [{ action: "allow" as const, target: "192.0.2.0/24" }] } },
     };
-    // Name rules are followed live by the sidecar: nothing is rebuilt.
+    const allow = { network: { egress: { defaultAction: "allow" as const } } };
+    // Every egress rule and defaultAction is followed live by the sidecar (the
+    // firewall holds no policy): nothing is rebuilt.
     expect(hashes({ ...BASE, ...names }, 2)).toEqual(base);
-    // Address rules are in the firewall: a new sidecar, so a new workload.
-    const moved = hashes({ ...BASE, ...address }, 2);
-    expect(moved.sidecar).not.toBe(base.sidecar);
-    expect(moved.workload).not.toBe(base.workload);
+    expect(hashes({ ...BASE, ...address }, 2)).toEqual(base);
+    expect(hashes({ ...BASE, ...allow }, 2)).toEqual(base);
     // The workload's own spec: the workload only.
     const image = hashes({ ...BASE, image: "python:3.13" }, 2);
     expect(image.sidecar).toBe(base.sidecar);

@@ -14,7 +14,6 @@ import {
   POLICY_DIR as CONTRACT_POLICY_DIR,
   EGRESS_CONTRACT,
   EGRESS_EXECUTABLE,
-  isAddressTarget,
   policyDocument,
   sidecarFlags,
 } from "../../egress/contract.js";
@@ -93,9 +92,9 @@ export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): Desi
     ...sidecarSpec,
     Labels: labels(Role.sidecar, {
       [DockerLabels.generation]: generation,
-      // Address rules live in the kernel firewall the lockdown installed at
-      // start: changing them means a new sidecar. Name rules are followed live.
-      [DockerLabels.specHash]: specHash({ sidecarSpec, firewall: addressRules(sandbox) }),
+      // The lockdown holds no policy: every egress change (names, addresses,
+      // defaultAction) is the policy file's, followed live by the sidecar.
+      [DockerLabels.specHash]: specHash({ sidecarSpec }),
     }),
   };
   const workloadSpec = withAgentMount(workloadOptions(sandbox, sidecarName, workspace));
@@ -217,8 +216,4 @@ function workloadOptions(
 function policyFile(sandbox: Sandbox): string {
   const egress = sandbox.spec.network.egress;
   return `${policyDocument(egress)}\n`;
-}
-
-function addressRules(sandbox: Sandbox) {
-  return (sandbox.spec.network.egress.rules ?? []).filter((r) => isAddressTarget(r.target));
 }

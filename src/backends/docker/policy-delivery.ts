@@ -1,6 +1,6 @@
-// The egress policy file inside the sidecar container. The sidecar reads it as
-// it starts (the lockdown's address rules) and follows it while it runs (name
-// rules), so a changed name rule is a file write, not a new sidecar.
+// The egress policy file inside the sidecar container. The sidecar follows it
+// while it runs, and the lockdown holds no policy, so every change (name and
+// address rules, defaultAction) is a file write, not a new sidecar.
 import { posix } from "node:path";
 import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
@@ -14,7 +14,7 @@ export class PolicyDelivery {
 
   constructor(private readonly docker: Docker) {}
 
-  /** Before a sidecar's first start: the lockdown reads the policy as it starts. */
+  /** Before a sidecar's first start: the sidecar (and the lockdown, to validate it) reads it as it starts. */
   async put(id: string, policy: string): Promise<void> {
     const archive = await tarOf([
       { name: posix.basename(POLICY_DIR), mode: 0o755, uid: 0, gid: 0 },
@@ -30,7 +30,7 @@ export class PolicyDelivery {
     this.delivered.set(id, policy);
   }
 
-  /** Name rules changed: the running sidecar follows its policy file, the workload keeps running. */
+  /** The policy changed: the running sidecar follows its policy file, the workload keeps running. */
   async deliver(sidecar: ContainerInspectInfo, policy: string, ctx: BackendContext): Promise<void> {
     const last = this.delivered.get(sidecar.Id);
     if (last === policy || !sidecar.State.Running) return;

@@ -97,8 +97,10 @@ describe("warm claims on the pod backend", () => {
       "no policy channel",
     );
   });
-  it("stay cold for address rules until the sidecar judges them", () => {
-    expect(warmBlocker(address, template, "pod", podLiveEgress(true))).toContain("address rule");
-    expect(warmBlocker(address, template, "pod", { names: true, addresses: true })).toBeUndefined();
+  it("are warm for address rules with the channel too (the sidecar judges them)", () => {
+    expect(warmBlocker(address, template, "pod", podLiveEgress(true))).toBeUndefined();
+    expect(warmBlocker(address, template, "pod", podLiveEgress(false))).toContain(
+      "no policy channel",
+    );
   });
 });

@@ -34,7 +34,6 @@ import {
   EGRESS_CONTRACT,
   EGRESS_EXECUTABLE,
   EGRESS_PORTS,
-  isAddressTarget,
   lockdownFlags,
   POLICY_DIR,
   POLICY_FILE_NAME,
@@ -84,11 +83,6 @@ export interface PolicyChannel {
 }
 
 const TOKEN_VOLUME = "egress-channel-token";
-
-/** Rules the init container puts in the kernel firewall: IPs and CIDRs (names are the sidecar's). */
-export function firewallRules(policy: EgressPolicy): EgressPolicy["rules"] {
-  return (policy.rules ?? []).filter((r) => isAddressTarget(r.target));
-}
 
 /** The policy as the sidecar reads it; stored in the Pod annotation. */
 export function policyAnnotation(policy: EgressPolicy): string {

@@ -2,7 +2,11 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
-import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
+import {
+  type EgressPolicy,
+  type SandboxSpecInput,
+  SandboxSpecSchema,
+} from "../../api/sandbox-spec.js";
 import { specHash } from "../spec-hash.js";
 import { desiredAgentSecret } from "./agent.js";
 import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
@@ -140,13 +144,19 @@ describe("egress in the pod", () => {
     expect(pod.spec!.volumes).toContainEqual(expect.objectContaining({ name: "egress-policy" }));
   });
 
-  it("recreates the pod for address rules (kernel firewall), not for name rules (sidecar)", () => {
-    const hash = (rules: { action: "allow"; target: string }[]) =>
-      desiredPod(sandbox({ image: "x", network: { egress: { rules } } }), EGRESS).metadata!
-        .annotations!["sandboxing.dev/spec-hash"];
-    const base = hash([]);
-    expect(hash([{ action: "allow", target: "example.org" }])).toBe(base);
-    expect(hash([{ action: "allow", target: "10.0.0.0/8" }])).not.toBe(base);
+  it("recreates the pod for no egress change: the firewall holds no policy, the sidecar follows it", () => {
+    const hash = (egress: EgressPolicy) =>
+      desiredPod(sandbox({ image: "x", network: { egress } }), EGRESS).metadata!.annotations![
+        "sandboxing.dev/spec-hash"
+      ];
+    const base = hash({ defaultAction: "deny", rules: [] });
+    expect(
+      hash({ defaultAction: "deny", rules: [{ action: "allow", target: "example.org" }] }),
+    ).toBe(base);
+    expect(
+      hash({ defaultAction: "deny", rules: [{ action: "allow", target: "10.0.0.0/8" }] }),
+    ).toBe(base);
+    expect(hash({ defaultAction: "allow", rules: [] })).toBe(base);
   });
 });
 

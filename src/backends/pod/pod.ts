@@ -10,7 +10,6 @@ import {
   type EgressOptions,
   egressInitContainers,
   egressVolumes,
-  firewallRules,
   POLICY_ANNOTATION,
   policyAnnotation,
   proxyEnv,
@@ -24,10 +23,11 @@ export const DEFAULT_WORKDIR = "/workspace";
 export function desiredPod(sandbox: Sandbox, egress: EgressOptions): V1Pod {
   const spec = podSpec(sandbox, egress);
   const policy = sandbox.spec.network.egress;
-  // The hash covers what needs a new Pod: the spec, and the address rules the
-  // init container compiled into the kernel firewall. Name rules reach the
-  // running sidecar through the annotation instead.
-  const metadata = objectMeta(sandbox, "workload", { spec, firewall: firewallRules(policy) });
+  // The hash covers what needs a new Pod: the spec. The firewall the init
+  // container installs holds no policy, so no egress rule (name or address) or
+  // defaultAction needs a new Pod: they reach the running sidecar through the
+  // annotation instead.
+  const metadata = objectMeta(sandbox, "workload", { spec });
   metadata.annotations![POLICY_ANNOTATION] = policyAnnotation(policy);
   if (egress.channel) metadata.annotations![POLICY_CA_ANNOTATION] = egress.channel.caPem;
   return { apiVersion: "v1", kind: "Pod", metadata, spec };

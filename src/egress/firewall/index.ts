@@ -20,7 +20,6 @@ export { JUMP, renderRestore } from "./restore-script.js";
 export {
   buildRuleset,
   CHAIN,
-  DIRECT_CHAIN,
   type ListenPorts,
   type LockdownConfig,
   type Ruleset,

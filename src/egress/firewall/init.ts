@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import { EGRESS_PORTS, EGRESS_SIDECAR_UID } from "../contract.js";
-import { type CompiledPolicy, reservedRanges } from "../policy/index.js";
+import type { CompiledPolicy } from "../policy/index.js";
 import { chooseBinaries, type IptablesBinaries, type VariantChoice } from "./binaries.js";
 import { runCommand } from "./exec.js";
 import { renderRestore } from "./restore-script.js";
@@ -22,11 +22,14 @@ export const DEFAULT_LISTEN_PORTS: ListenPorts = {
 };
 
 export interface EgressInitOptions {
+  /**
+   * The sandbox's policy, validated before anything is installed (a sandbox
+   * with a policy its sidecar would refuse does not start); the rules do not
+   * depend on it: the sidecar judges address rules and defaultAction.
+   */
   policy: CompiledPolicy;
   sidecarUid?: number;
   ports?: Partial<ListenPorts>;
-  /** Reserved ranges (CIDRs); defaults to DEFAULT_RESERVED_RANGES. */
-  reservedRanges?: readonly string[];
   /** iptables implementation; "auto" by default. */
   variant?: VariantChoice;
   /** Explicit binaries, overriding variant (e.g. for a distribution's own names). */
@@ -46,12 +49,7 @@ export class LockdownError extends Error {
 
 export async function runEgressInit(opts: EgressInitOptions): Promise<EgressInitResult> {
   const sidecarUid = opts.sidecarUid ?? DEFAULT_SIDECAR_UID;
-  const ruleset = buildRuleset({
-    policy: opts.policy,
-    sidecarUid,
-    ports: { ...DEFAULT_LISTEN_PORTS, ...opts.ports },
-    reserved: reservedRanges(opts.reservedRanges),
-  });
+  const ruleset = buildRuleset({ sidecarUid, ports: { ...DEFAULT_LISTEN_PORTS, ...opts.ports } });
   const binaries = opts.binaries ?? (await chooseBinaries(opts.variant ?? "auto"));
   const ipv6 = ipv6Available();
 

@@ -32,5 +32,11 @@ export {
 export { isPolicyDnsName, normalizeName } from "./dns-name.js";
 export { EgressPolicyError } from "./errors.js";
 export { policyFromText } from "./from-text.js";
+export {
+  judgeRedirected,
+  NAME_JUDGED_PORTS,
+  type RedirectedDecision,
+  type RedirectedRoute,
+} from "./redirected.js";
 export { DEFAULT_RESERVED_RANGES, reservedRanges } from "./reserved-ranges.js";
 export { parseTarget, type Target } from "./target.js";

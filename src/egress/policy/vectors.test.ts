@@ -16,18 +16,19 @@ import {
   decideNameAnyPort,
   EgressPolicyError,
   judgeDestination,
+  judgeRedirected,
   parsePolicy,
   reservedRanges,
 } from "./index.js";
 
 interface VectorCheck {
-  op: "name" | "address" | "anyPort" | "destination";
+  op: "name" | "address" | "anyPort" | "destination" | "redirected";
   host?: string;
   ip?: string;
   name?: string;
   address?: string;
   port?: number;
-  want: { verdict: string; rule: number | string };
+  want: { verdict?: string; route?: string; rule: number | string | null };
 }
 interface VectorCase {
   name: string;
@@ -48,12 +49,15 @@ describe("egress policy vectors", () => {
 
   it("cover names, wildcards, addresses, ports, reserved ranges, defaults and refusals", () => {
     const checks = vectors.cases.flatMap((c) => c.checks ?? []);
-    for (const op of ["name", "address", "anyPort", "destination"]) {
+    for (const op of ["name", "address", "anyPort", "destination", "redirected"]) {
       expect(checks.filter((c) => c.op === op).length).toBeGreaterThan(20);
     }
     expect(checks.some((c) => c.want.rule === "reserved-address")).toBe(true);
     expect(checks.some((c) => c.want.rule === "default" && c.want.verdict === "allow")).toBe(true);
     expect(vectors.cases.filter((c) => c.error).length).toBeGreaterThan(20);
+    for (const route of ["direct", "refuse", "name"]) {
+      expect(checks.some((c) => c.want.route === route)).toBe(true);
+    }
   });
 
   for (const c of vectors.cases) {
@@ -72,6 +76,14 @@ describe("egress policy vectors", () => {
       const policy = parsePolicy(c.policy ?? {});
       const reserved = reservedRanges(c.reserved);
       for (const check of c.checks ?? []) {
+        if (check.op === "redirected") {
+          const r = judgeRedirected(policy, reserved, {
+            address: check.address!,
+            port: check.port!,
+          });
+          expect({ route: r.route, rule: r.rule }, JSON.stringify(check)).toEqual(check.want);
+          continue;
+        }
         const got =
           check.op === "name"
             ? decideName(policy, check.host!, check.port!)

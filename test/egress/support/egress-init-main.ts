@@ -12,7 +12,6 @@ import { EGRESS_CLI } from "./egress-binary.js";
 
 type Args = Omit<EgressInitOptions, "policy" | "logger"> & { policy: unknown };
 const args = JSON.parse(process.argv[2]!) as Args;
-if (args.reservedRanges) throw new Error("egress-init has no flag for reservedRanges");
 
 const dir = mkdtempSync(join(tmpdir(), "egress-init-"));
 try {

@@ -191,14 +191,16 @@ func applyLockdown(f lockdownFlags, sidecarUID int, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Validated, not compiled in: the firewall is the same for every policy
+	// (the sidecar judges address rules and defaultAction per connection), but
+	// a sandbox whose policy its sidecar would refuse should not start.
 	p, err := policy.FromText(text)
 	if err != nil {
 		return err
 	}
-	reserved, _ := policy.ReservedRanges(nil)
 	controller, _ := sidecar.ParseEndpoint(*f.controller) // validated by parse; "" is no endpoint
 	rs := lockdown.Build(lockdown.Config{
-		Policy: p, SidecarUID: sidecarUID, Reserved: reserved, Controller: controller,
+		SidecarUID: sidecarUID, Controller: controller,
 		Ports: lockdown.ListenPorts{DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort},
 	})
 	var b lockdown.Binaries

@@ -11,34 +11,27 @@ package lockdown
 import (
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
-
-	"sandboxing.dev/sandbox-egress/internal/policy"
 )
 
 const (
 	Chain = "SANDBOX-EGRESS"
-	// DirectChain (nat) decides whether TCP 80/443 to an allowed address rule
-	// skips the transparent proxy.
-	DirectChain = "SANDBOX-EGRESS-DIRECT"
 
-	multiportMax = 15
 	prohibitedV4 = "REJECT --reject-with icmp-admin-prohibited"
 	prohibitedV6 = "REJECT --reject-with icmp6-adm-prohibited"
 )
 
-var transparentPorts = []int{80, 443}
-
 type ListenPorts struct{ DNS, HTTP, TLS int }
 
+// Config is everything the lockdown depends on. It holds no policy: the
+// firewall is the same for every sandbox, so a policy change never needs
+// NET_ADMIN (the sidecar judges every connection by the current policy file).
 type Config struct {
-	Policy     *policy.Policy
 	SidecarUID int
 	Ports      ListenPorts
-	Reserved   *policy.CIDRSet
 	// Controller, when valid, is the policy endpoint (IPv4): only the
-	// sidecar's UID reaches it, whatever the policy's address rules say.
+	// sidecar's UID reaches it. Every other UID's TCP is redirected to the
+	// sidecar anyway (which refuses to dial the endpoint for the workload);
+	// this rule keeps that true should a packet ever reach filter unredirected.
 	Controller netip.AddrPort
 }
 
@@ -79,11 +72,12 @@ func Build(c Config) Ruleset {
 
 func ipv4Filter(c Config) Table {
 	// The invariant: a packet from a socket the sidecar's UID does not own
-	// leaves for a non-loopback destination only as a reply in a connection
-	// opened towards the sandbox, or under an address rule's verdict.
+	// leaves for a non-loopback destination only after nat redirected its flow
+	// to the sidecar, or as a reply in a connection opened towards the sandbox.
 	// Conntrack's view of a flow is never enough on its own (a workload can send
 	// on the 5-tuple of a flow the sidecar opened), so the owner is checked
-	// first and conntrack only narrows what else may pass.
+	// first and conntrack only narrows what else may pass. No rule depends on
+	// the policy: address rules and defaultAction are the sidecar's judgement.
 	p := c.Ports
 	r := []string{
 		"-A " + Chain + " -o lo -j ACCEPT",
@@ -94,9 +88,6 @@ func ipv4Filter(c Config) Table {
 		fmt.Sprintf("-A %s -m owner --uid-owner %d -j ACCEPT", Chain, c.SidecarUID),
 	}
 	if c.Controller.IsValid() && c.Controller.Addr().Is4() {
-		// The policy endpoint: the sidecar's UID was let out just above; nobody
-		// else reaches it, before any rule of the policy (or a conntrack state)
-		// could let them.
 		r = append(r, fmt.Sprintf("-A %s -d %s/32 -p tcp -m tcp --dport %d -j %s", Chain, c.Controller.Addr(), c.Controller.Port(), prohibitedV4))
 	}
 	r = append(r,
@@ -104,41 +95,10 @@ func ipv4Filter(c Config) Table {
 		"-A "+Chain+" -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT",
 		// Packets the kernel sends on no socket's behalf for a tracked flow.
 		"-A "+Chain+" -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT",
-		// DNS leaves only through the sidecar: one reaching here rides somebody else's flow.
-		"-A "+Chain+" -p udp -m udp --dport 53 -j "+prohibitedV4,
-		"-A "+Chain+" -p tcp -m tcp --dport 53 -j "+prohibitedV4,
+		// Everything else: a packet nat did not redirect (non-DNS UDP, ICMP, a
+		// raw socket's, one riding a flow conntrack already tracks).
+		"-A "+Chain+" -j "+prohibitedV4,
 	)
-	for _, rule := range ipv4AddressRules(c.Policy) {
-		verdict := prohibitedV4
-		if rule.Action == policy.Allow {
-			verdict = "ACCEPT"
-		}
-		cidr := policy.FormatCIDR(rule.Target.Prefix)
-		if rule.PortList == nil {
-			r = append(r, fmt.Sprintf("-A %s -d %s -j %s", Chain, cidr, verdict))
-			continue
-		}
-		for _, proto := range []string{"tcp", "udp"} {
-			for _, ports := range chunks(rule.PortList, multiportMax) {
-				r = append(r, fmt.Sprintf("-A %s -d %s -p %s -m multiport --dports %s -j %s", Chain, cidr, proto, join(ports), verdict))
-			}
-		}
-	}
-	if c.Policy.DefaultAction == policy.Allow {
-		// Direct traffic nothing matched follows defaultAction, except to
-		// reserved ranges, which only an explicit rule opens.
-		for _, pre := range c.Reserved.Prefixes() {
-			if pre.Addr().Is4() {
-				r = append(r, fmt.Sprintf("-A %s -d %s -j %s", Chain, policy.FormatCIDR(pre), prohibitedV4))
-			}
-		}
-		// 80/443 that no address rule let through directly was redirected when
-		// its flow began; what reaches here unredirected would skip Host/SNI.
-		r = append(r, fmt.Sprintf("-A %s -p tcp -m multiport --dports %s -j %s", Chain, join(transparentPorts), prohibitedV4))
-		r = append(r, "-A "+Chain+" -j ACCEPT")
-	} else {
-		r = append(r, "-A "+Chain+" -j "+prohibitedV4)
-	}
 	return Table{Name: "filter", Policies: map[string]string{"OUTPUT": "DROP"}, Chains: []ChainRules{{Chain, r}}}
 }
 
@@ -151,56 +111,12 @@ func ipv4Nat(c Config) Table {
 		fmt.Sprintf("-A %s -p udp -m udp --dport 53 -j REDIRECT --to-ports %d", Chain, p.DNS),
 		fmt.Sprintf("-A %s -p tcp -m tcp --dport 53 -j REDIRECT --to-ports %d", Chain, p.DNS),
 		"-A " + Chain + " -o lo -j RETURN",
-		"-A " + Chain + " -p tcp -m multiport --dports 80,443 -j " + DirectChain,
-		fmt.Sprintf("-A %s -p tcp -m tcp --dport 80 -j REDIRECT --to-ports %d", Chain, p.HTTP),
+		// 443 to the SNI listener; every other TCP flow to the transparent
+		// listener, which recovers the original destination (SO_ORIGINAL_DST)
+		// and judges port 80 by Host, any other port by address rules and
+		// defaultAction, from the policy file it follows live.
 		fmt.Sprintf("-A %s -p tcp -m tcp --dport 443 -j REDIRECT --to-ports %d", Chain, p.TLS),
+		fmt.Sprintf("-A %s -p tcp -j REDIRECT --to-ports %d", Chain, p.HTTP),
 	}
-	// An address rule allowing 80/443 means "reach this address directly": it
-	// skips the redirect. A deny rule that comes first returns to the redirect,
-	// so the transparent proxy judges by Host/SNI.
-	direct := []string{}
-	for _, rule := range ipv4AddressRules(c.Policy) {
-		var web []int
-		for _, port := range transparentPorts {
-			if rule.Ports == nil || rule.Ports[port] {
-				web = append(web, port)
-			}
-		}
-		if len(web) == 0 {
-			continue
-		}
-		verdict := "RETURN"
-		if rule.Action == policy.Allow {
-			verdict = "ACCEPT"
-		}
-		direct = append(direct, fmt.Sprintf("-A %s -d %s -p tcp -m multiport --dports %s -j %s", DirectChain, policy.FormatCIDR(rule.Target.Prefix), join(web), verdict))
-	}
-	return Table{Name: "nat", Policies: map[string]string{}, Chains: []ChainRules{{Chain, r}, {DirectChain, direct}}}
-}
-
-// ipv4AddressRules are the policy's IPv4 address rules, in policy order.
-func ipv4AddressRules(p *policy.Policy) []policy.Rule {
-	var out []policy.Rule
-	for _, r := range p.Rules {
-		if r.Target.Kind == policy.TargetAddress && r.Target.Prefix.Addr().Is4() {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-func chunks(items []int, size int) [][]int {
-	var out [][]int
-	for i := 0; i < len(items); i += size {
-		out = append(out, items[i:min(i+size, len(items))])
-	}
-	return out
-}
-
-func join(ports []int) string {
-	s := make([]string, len(ports))
-	for i, p := range ports {
-		s[i] = strconv.Itoa(p)
-	}
-	return strings.Join(s, ",")
+	return Table{Name: "nat", Policies: map[string]string{}, Chains: []ChainRules{{Chain, r}}}
 }

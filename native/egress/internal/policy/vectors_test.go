@@ -21,6 +21,7 @@ type vectorCheck struct {
 	Port    int    `json:"port"`
 	Want    struct {
 		Verdict string          `json:"verdict"`
+		Route   string          `json:"route"`
 		Rule    json.RawMessage `json:"rule"`
 	} `json:"want"`
 }
@@ -73,6 +74,17 @@ func TestVectors(t *testing.T) {
 			for _, ch := range c.Checks {
 				checks++
 				var got Decision
+				if ch.Op == "redirected" {
+					r := p.JudgeRedirected(reserved, ch.Address, ch.Port)
+					rule := []byte("null")
+					if r.Rule != nil {
+						rule, _ = json.Marshal(*r.Rule)
+					}
+					if string(r.Route) != ch.Want.Route || string(rule) != string(ch.Want.Rule) {
+						t.Errorf("redirected %s:%d: got %s by %s, want %s by %s", ch.Address, ch.Port, r.Route, rule, ch.Want.Route, ch.Want.Rule)
+					}
+					continue
+				}
 				switch ch.Op {
 				case "name":
 					got = p.DecideName(ch.Host, ch.Port)

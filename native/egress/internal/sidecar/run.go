@@ -1,6 +1,7 @@
 // Package sidecar is the egress sidecar: a DNS proxy answering only allowed
 // names, an explicit HTTP proxy (CONNECT, absolute http://), transparent
-// listeners judging port 80 by Host and 443 by TLS SNI, one decision log line
+// listeners judging port 80 by Host, 443 by TLS SNI and every other port the
+// workload dials by address rules and defaultAction, one decision log line
 // per connection, probes and metrics, and a policy that follows its file.
 package sidecar
 
@@ -50,6 +51,7 @@ type Options struct {
 
 type Sidecar struct {
 	decisions *Decisions
+	reserved  *policy.CIDRSet
 	dialer    *dialer
 	policy    *PolicyFile
 	closers   []func()
@@ -90,7 +92,7 @@ func Start(o Options) (*Sidecar, error) {
 	}
 	reserved, _ := policy.ReservedRanges(nil)
 	upstream := ParseUpstream(upstreamText)
-	s := &Sidecar{decisions: NewDecisions(log, o.Sandbox), policy: pf, conns: map[net.Conn]struct{}{}}
+	s := &Sidecar{decisions: NewDecisions(log, o.Sandbox), reserved: reserved, policy: pf, conns: map[net.Conn]struct{}{}}
 	s.closers = append(s.closers, pf.Close)
 	s.dialer = &dialer{policy: pf.Current, reserved: reserved, resolver: NewResolver(upstream), decisions: s.decisions, timeout: 10 * time.Second, controller: o.Controller}
 	fail := func(err error) (*Sidecar, error) { s.Close(); return nil, err }
@@ -113,8 +115,12 @@ func Start(o Options) (*Sidecar, error) {
 		serve func(*net.TCPConn)
 	}{
 		{o.Ports.Proxy, func(c *net.TCPConn) { s.serveHTTP(c, modeExplicit, 0) }},
-		{o.Ports.HTTP, func(c *net.TCPConn) { s.serveHTTP(c, modeTransparent, o.DestinationPorts.HTTP) }},
-		{o.Ports.TLS, func(c *net.TCPConn) { s.serveTLS(c, o.DestinationPorts.TLS) }},
+		// The transparent listeners take every TCP flow the lockdown redirects
+		// and route it by its original destination (redirected.go).
+		{o.Ports.HTTP, func(c *net.TCPConn) {
+			s.serveTransparent(c, o.DestinationPorts.HTTP, func(c *net.TCPConn, port int) { s.serveHTTP(c, modeTransparent, port) })
+		}},
+		{o.Ports.TLS, func(c *net.TCPConn) { s.serveTransparent(c, o.DestinationPorts.TLS, s.serveTLS) }},
 	}
 	var tcp []net.Listener
 	for _, l := range listeners {
