@@ -4,6 +4,7 @@
 // reconciles are of an unchanged spec (the Pod's status moved), so they reuse
 // the last result.
 import type { V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
+import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import type { EgressOptions } from "./egress.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
@@ -34,8 +35,9 @@ export class DesiredObjects {
   constructor(private readonly egress: EgressOptions) {}
 
   of(sandbox: Sandbox): Desired {
-    const { name, namespace, uid } = sandbox.metadata;
-    const identity = `${namespace}/${name}/${uid}`;
+    const { name, namespace, uid, labels } = sandbox.metadata;
+    // The shard label is copied onto the objects; it moves without a new spec.
+    const identity = `${namespace}/${name}/${uid}/${labels?.[Labels.shard] ?? ""}`;
     const hit = this.bySpec.get(sandbox.spec);
     if (hit?.identity === identity) return hit.desired;
     const desired = {
