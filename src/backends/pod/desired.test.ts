@@ -36,4 +36,20 @@ describe("DesiredObjects", () => {
     expect(moved.pod.metadata?.labels?.["sandboxing.dev/shard"]).toBe("3-of-8");
     expect(objects.of(a).pod.metadata?.labels?.["sandboxing.dev/shard"]).toBeUndefined();
   });
+
+  it("keeps only the most recently used sandboxes' objects", () => {
+    const small = new DesiredObjects({ image: "egress:dev" }, 2);
+    const [a, b, c] = ["a", "b", "c"].map((n) => {
+      const s = sandbox(`uid-${n}`);
+      return { ...s, metadata: { ...s.metadata, name: n } };
+    }) as [Sandbox, Sandbox, Sandbox];
+    const first = small.of(a);
+    small.of(b);
+    expect(small.of(a)).toBe(first); // a is now the most recent
+    small.of(c); // evicts b
+    expect(small.of(a)).toBe(first);
+    const bAgain = small.of(b);
+    expect(small.of(b)).toBe(bAgain);
+    expect(small.of(c)).not.toBe(undefined);
+  });
 });
