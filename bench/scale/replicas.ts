@@ -160,7 +160,7 @@ try {
         namespace,
         floorNamespace: namespace,
         width: 32,
-        timeoutMs: Math.max(120_000, n * 400),
+        timeoutMs: Math.max(300_000, n * 1500),
         log,
       };
       const result = await throughput(bench, n, { settleMs: 2000 });
