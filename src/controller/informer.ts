@@ -184,7 +184,13 @@ export class Informer<T extends KubeObject> implements ObjectSource<T> {
    */
   async upToDate(signal: AbortSignal): Promise<void> {
     const deadline = performance.now() + UP_TO_DATE_WAIT_MS;
-    while (!signal.aborted && !(this.hasSynced() && this.down.size === 0)) {
+    // A stopped informer never catches up: whoever waits on it (a shard gained
+    // while another shard's informer was dropped unsynced) must not wait forever.
+    while (
+      !signal.aborted &&
+      !this.stopping.signal.aborted &&
+      !(this.hasSynced() && this.down.size === 0)
+    ) {
       if (this.hasSynced() && performance.now() > deadline) {
         this.log.warn({ problems: this.problems() }, "watches still down; working from the cache");
         return;
