@@ -51,7 +51,9 @@ describe("Informer.upToDate", () => {
       resource: "configmaps",
       // A LIST that never answers (until aborted).
       list: ({ signal }) =>
-        new Promise((_, reject) => signal.addEventListener("abort", () => reject(signal.reason))),
+        new Promise<never>((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason)),
+        ),
       log: silentLogger(),
     });
     informer.start();
