@@ -15,6 +15,12 @@ export const Labels = {
   sandbox: `${GROUP}/sandbox`,
   /** UID of the owning Sandbox: an object whose Sandbox has another UID is an orphan. */
   sandboxUid: `${GROUP}/sandbox-uid`,
+  /**
+   * Sharded controllers (`--shards`): the shard of a Sandbox, "<i>-of-<K>", set by
+   * the controller on the Sandbox and copied onto everything made for it, so
+   * each replica watches only its shards' objects by this label.
+   */
+  shard: `${GROUP}/shard`,
   /** On an unclaimed pooled Sandbox: the pool keeping it. Removed when a claim takes it. */
   pool: `${GROUP}/pool`,
   /** On a pooled Sandbox: hash of the template spec it was made from (the pool rolls on a change). */

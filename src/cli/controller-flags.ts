@@ -17,8 +17,9 @@ Flags:
   --leader-election-id NAME         name of the Lease (default: sandbox-operator)
   --shards N                        with leader election: split Sandboxes into N shards, each on a
                                     Lease of its own (<id>-shard-<i>), so several replicas reconcile
-                                    at once, each its share; fixed per installation (default: 1, one
-                                    leader)
+                                    at once, each its share and watching only its shards' objects
+                                    (by the sandboxing.dev/shard label it sets); fixed per
+                                    installation (default: 1, one leader)
   --metrics-bind-address HOST:PORT  serve /metrics (default: 0.0.0.0:8080; "0" disables)
   --health-probe-bind-address HOST:PORT
                                     serve /healthz and /readyz (default: 0.0.0.0:8081)

@@ -23,11 +23,12 @@ import { setMaxListeners } from "node:events";
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
 import { classifyError, errorMessage } from "./errors.js";
-import { type Informer, type KubeObject, keyOf } from "./informer.js";
+import { type KubeObject, keyOf, type ObjectSource } from "./informer.js";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
 import { controllerMetrics } from "./metrics.js";
 import { shardOf } from "./shard.js";
 import { ShardElector, type ShardElectorOptions } from "./shard-elector.js";
+import { isShardAware } from "./sharded-informer.js";
 import { WorkQueue } from "./workqueue.js";
 import { NotLeaderError, notLeaderCause, type WriteGate } from "./write-gate.js";
 
@@ -44,14 +45,18 @@ export interface ReconcileContext {
 }
 
 export interface Secondary {
-  informer: Informer<KubeObject>;
+  informer: ObjectSource<KubeObject>;
   /** The primary key an event on this object concerns, if any (from a label or owner reference). */
   primaryKey(obj: KubeObject): string | undefined;
 }
 
 export interface ControllerOptions {
   name: string;
-  primary: Informer<KubeObject>;
+  /**
+   * Sharded, a source may be a ShardedInformer (sharded-informer.ts): it then
+   * watches only the held shards' objects, told of each shard gained or lost.
+   */
+  primary: ObjectSource<KubeObject>;
   secondaries?: Secondary[];
   /** Make the world match the object named by `key`; nothing or {} means done. */
   reconcile(
@@ -90,7 +95,7 @@ export class Controller {
   private readonly shardTerms = new Map<number, AbortController>();
   /** Per shard: reconciles in flight (a shard is released only once they end). */
   private readonly inFlight = new Map<number, Set<Promise<void>>>();
-  private readonly informers: Informer<KubeObject>[];
+  private readonly informers: ObjectSource<KubeObject>[];
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
   private term: Term | undefined;
@@ -279,18 +284,24 @@ export class Controller {
     this.shardTerms.get(shard)?.abort();
     const term = termController();
     this.shardTerms.set(shard, term);
+    // Per-shard watches start cold: the shard's keys wait for their LIST.
+    for (const i of this.informers) if (isShardAware(i)) i.addShard(shard);
     await Promise.all(this.informers.map((i) => i.upToDate(term.signal)));
     if (term.signal.aborted) return;
     const shards = this.opts.sharding!.shards;
     let keys = 0;
     const enqueueShard = () => {
-      for (const obj of this.opts.primary.list()) {
-        const key = keyOf(obj);
-        if (shardOf(key, shards) === shard) {
+      const add = (key: string | undefined) => {
+        if (key !== undefined && shardOf(key, shards) === shard) {
           keys++;
           this.queue.add(key);
         }
-      }
+      };
+      for (const obj of this.opts.primary.list()) add(keyOf(obj));
+      // And keys known only from secondaries (e.g. objects not yet labelled for
+      // a shard, whose events came while another replica held it).
+      for (const s of this.opts.secondaries ?? [])
+        for (const o of s.informer.list()) add(s.primaryKey(o));
     };
     enqueueShard();
     const resync = setInterval(enqueueShard, this.opts.resyncMs ?? 600_000).unref();
@@ -308,6 +319,12 @@ export class Controller {
     if (!term) return;
     this.shardTerms.delete(shard);
     term.abort(new NotLeaderError(`${this.opts.name}: shard ${shard} stopped`));
+    // The shard's watches go once its aborted reconciles have ended (they may
+    // still read the cache); not if the shard came back meanwhile.
+    void Promise.all(this.inFlight.get(shard) ?? []).then(async () => {
+      if (this.shardTerms.has(shard)) return;
+      for (const i of this.informers) if (isShardAware(i)) await i.removeShard(shard);
+    });
   }
 
   private stopWorkers(): void {

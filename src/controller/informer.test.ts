@@ -1,5 +1,7 @@
+import { KubeConfig } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import { isUnreachable, keyOf, trim } from "./informer.js";
+import { silentLogger } from "../observability/logger.js";
+import { Informer, isUnreachable, keyOf, trim } from "./informer.js";
 
 describe("trim", () => {
   it("drops managedFields and the last-applied annotation, keeping the rest", () => {
@@ -38,5 +40,31 @@ describe("isUnreachable", () => {
     ["forbidden", { statusCode: 403 }, false],
   ])("%s", (_, err, expected) => {
     expect(isUnreachable(err)).toBe(expected);
+  });
+});
+
+describe("Informer.upToDate", () => {
+  it("returns once the informer is stopped, even if it never listed", async () => {
+    const informer = new Informer({
+      kubeConfig: new KubeConfig(),
+      apiPath: "/api/v1",
+      resource: "configmaps",
+      // A LIST that never answers (until aborted).
+      list: ({ signal }) =>
+        new Promise<never>((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason)),
+        ),
+      log: silentLogger(),
+    });
+    informer.start();
+    let done = false;
+    const waiting = informer.upToDate(new AbortController().signal).then(() => {
+      done = true;
+    });
+    await new Promise((r) => setTimeout(r, 120));
+    expect(done).toBe(false);
+    await informer.stop();
+    await waiting;
+    expect(done).toBe(true);
   });
 });

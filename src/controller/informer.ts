@@ -22,7 +22,7 @@ import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { Backoff, type BackoffOptions, sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
-import { listRaw, watchRaw } from "./raw-request.js";
+import { listRaw, METADATA_ONLY, watchRaw } from "./raw-request.js";
 
 export interface KubeObject {
   apiVersion?: string;
@@ -51,6 +51,8 @@ export interface InformerOptions<T> {
   /** Namespaces to watch; empty or absent means all. */
   namespaces?: string[];
   labelSelector?: string;
+  /** Cache only metadata (PartialObjectMetadata: no spec, no status); lists and watches carry no more. */
+  metadataOnly?: boolean;
   /**
    * Reduce each object to what its readers use before it is cached (after the
    * generic trim). Handlers and get() see only the result, so it must keep
@@ -72,6 +74,18 @@ export interface EventHandler<T> {
   add?(obj: T): void;
   update?(obj: T, old: T): void;
   delete?(obj: T): void;
+}
+
+/** What a controller needs of a cache fed by watches: an Informer, or a ShardedInformer. */
+export interface ObjectSource<T> {
+  on(handler: EventHandler<T>): void;
+  start(): void;
+  stop(): Promise<void>;
+  hasSynced(): boolean;
+  upToDate(signal: AbortSignal): Promise<void>;
+  problems(): string[];
+  get(key: string): T | undefined;
+  list(): T[];
 }
 
 /** Why one watch ended. */
@@ -104,7 +118,7 @@ export function trim<T extends KubeObject>(obj: T): T {
   return obj;
 }
 
-export class Informer<T extends KubeObject> {
+export class Informer<T extends KubeObject> implements ObjectSource<T> {
   private readonly cache = new Map<string, T>();
   private readonly handlers: EventHandler<T>[] = [];
   private readonly scopes: (string | undefined)[];
@@ -129,7 +143,11 @@ export class Informer<T extends KubeObject> {
     this.lister =
       opts.list ??
       (({ namespace, labelSelector, signal }) =>
-        listRaw<T>(opts.kubeConfig, this.collectionPath(namespace), { labelSelector, signal }));
+        listRaw<T>(opts.kubeConfig, this.collectionPath(namespace), {
+          labelSelector,
+          signal,
+          accept: opts.metadataOnly ? METADATA_ONLY.list : undefined,
+        }));
   }
 
   /** Register handlers; those added after start see only later changes. */
@@ -166,7 +184,13 @@ export class Informer<T extends KubeObject> {
    */
   async upToDate(signal: AbortSignal): Promise<void> {
     const deadline = performance.now() + UP_TO_DATE_WAIT_MS;
-    while (!signal.aborted && !(this.hasSynced() && this.down.size === 0)) {
+    // A stopped informer never catches up: whoever waits on it (a shard gained
+    // while another shard's informer was dropped unsynced) must not wait forever.
+    while (
+      !signal.aborted &&
+      !this.stopping.signal.aborted &&
+      !(this.hasSynced() && this.down.size === 0)
+    ) {
       if (this.hasSynced() && performance.now() > deadline) {
         this.log.warn({ problems: this.problems() }, "watches still down; working from the cache");
         return;
@@ -351,6 +375,7 @@ export class Informer<T extends KubeObject> {
           timeoutSeconds: 240 + Math.floor(Math.random() * 120),
         },
         signal: controller.signal,
+        accept: this.opts.metadataOnly ? METADATA_ONLY.watch : undefined,
         onEvent,
         // The apiserver answered the watch: this scope is live again.
         onConnected: () => {

@@ -44,6 +44,8 @@ export interface RawRequest {
   query?: Record<string, string | number | boolean | undefined>;
   body?: unknown;
   contentType?: string;
+  /** The Accept header (default: the apiserver's JSON). */
+  accept?: string;
   signal?: AbortSignal;
 }
 
@@ -51,7 +53,7 @@ export async function rawRequest<T>(
   kc: k8s.KubeConfig,
   method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE",
   path: string,
-  { query = {}, body, contentType = "application/json", signal }: RawRequest = {},
+  { query = {}, body, contentType = "application/json", accept, signal }: RawRequest = {},
 ): Promise<T> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("no current cluster in the kubeconfig");
@@ -72,6 +74,7 @@ export async function rawRequest<T>(
       method,
       headers: {
         ...ctx.getHeaders(),
+        ...(accept ? { accept } : {}),
         ...(body === undefined ? {} : { "content-type": contentType }),
       },
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -110,7 +113,13 @@ export interface RawList<T> {
 export async function listRaw<T>(
   kc: k8s.KubeConfig,
   path: string,
-  params: { labelSelector?: string; fieldSelector?: string; limit?: number; signal?: AbortSignal },
+  params: {
+    labelSelector?: string;
+    fieldSelector?: string;
+    limit?: number;
+    accept?: string;
+    signal?: AbortSignal;
+  },
 ): Promise<RawList<T>> {
   const items: T[] = [];
   let token: string | undefined;
@@ -124,14 +133,26 @@ export async function listRaw<T>(
         limit: params.limit ?? 500,
         continue: token,
       },
+      accept: params.accept,
       signal: params.signal,
     });
-    items.push(...page.items);
+    // A metadata-only list of nothing has `items: null`.
+    items.push(...(page.items ?? []));
     token = page.metadata.continue || undefined;
     resourceVersion = page.metadata.resourceVersion;
   } while (token);
   return { items, metadata: { resourceVersion } };
 }
+
+/**
+ * Accept headers asking for metadata only (PartialObjectMetadata), as
+ * client-go's metadata informers do: an object's name, labels and UID without
+ * its spec and status, for watches that only need to know an object exists.
+ */
+export const METADATA_ONLY = {
+  list: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+  watch: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+} as const;
 
 /** metav1.MicroTime: RFC 3339 with exactly six fractional digits, as the apiserver insists. */
 export function microTime(d = new Date()): string {
@@ -141,6 +162,8 @@ export function microTime(d = new Date()): string {
 export interface WatchRequest {
   query: Record<string, string | number | boolean | undefined>;
   signal: AbortSignal;
+  /** The Accept header (default: the apiserver's JSON). */
+  accept?: string;
   /** Every event, in order; the object is plain JSON. */
   onEvent(type: string, object: unknown): void;
   /** The apiserver answered 200: events follow. */
@@ -158,7 +181,7 @@ export interface WatchRequest {
 export async function watchRaw(
   kc: k8s.KubeConfig,
   path: string,
-  { query, signal, onEvent, onConnected }: WatchRequest,
+  { query, signal, accept, onEvent, onConnected }: WatchRequest,
 ): Promise<void> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("no current cluster in the kubeconfig");
@@ -171,7 +194,7 @@ export async function watchRaw(
   signal.throwIfAborted();
   const res = await request(url, {
     method: "GET",
-    headers: ctx.getHeaders(),
+    headers: accept ? { ...ctx.getHeaders(), accept } : ctx.getHeaders(),
     dispatcher: ctx.getDispatcher() ?? getGlobalDispatcher(),
     signal,
     // A watch is silent between events by design; the caller's watchdog judges silence.

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { planShards, type ShardView, shardOf } from "./shard.js";
+import {
+  planShards,
+  type ShardView,
+  shardLabelValue,
+  shardOf,
+  shardSelector,
+  unshardedSelector,
+} from "./shard.js";
 
 const view = (holders: (string | undefined)[], expired: number[] = []): ShardView[] =>
   holders.map((holder, shard) => ({ shard, holder, expired: expired.includes(shard) }));
@@ -68,5 +75,25 @@ describe("planShards", () => {
     },
   ])("$name", ({ shards, members, identity, want }) => {
     expect(planShards({ shards, members, identity: identity ?? "a" })).toEqual(want);
+  });
+});
+
+describe("shard labels and selectors", () => {
+  it.each([
+    ["one shard", () => shardSelector("x/shard", 3, 8), "x/shard=3-of-8"],
+    ["within a base selector", () => shardSelector("x/shard", 0, 2, "a=b"), "a=b,x/shard=0-of-2"],
+    [
+      "objects labelled for no shard of this count",
+      () => unshardedSelector("x/shard", 3, "a=b"),
+      "a=b,x/shard notin (0-of-3,1-of-3,2-of-3)",
+    ],
+  ])("%s", (_, selector, want) => {
+    expect(selector()).toBe(want);
+  });
+
+  it("names the shard count, so a label from another count matches no shard", () => {
+    expect(shardLabelValue(1, 16)).not.toBe(shardLabelValue(1, 8));
+    // A label value: alphanumeric at both ends, dashes within.
+    expect(shardLabelValue(15, 16)).toMatch(/^[0-9a-z]([-0-9a-z]*[0-9a-z])?$/);
   });
 });

@@ -59,3 +59,30 @@ export function planShards({ shards, members, identity }: ShardPlanInput): Shard
     .sort((a, b) => a - b);
   return { acquire: free.slice(0, target - held.length), release: [] };
 }
+
+/**
+ * The value of a shard label: the shard and the shard count, so that objects
+ * labelled under another count (before a change of K) match no shard's
+ * selector and are labelled again rather than read as some other shard's.
+ */
+export function shardLabelValue(shard: number, shards: number): string {
+  return `${shard}-of-${shards}`;
+}
+
+/** Selects the objects labelled for `shard` (of `shards`), within `base` (a selector or nothing). */
+export function shardSelector(
+  labelKey: string,
+  shard: number,
+  shards: number,
+  base?: string,
+): string {
+  const own = `${labelKey}=${shardLabelValue(shard, shards)}`;
+  return base ? `${base},${own}` : own;
+}
+
+/** Selects the objects not (or no longer correctly) labelled for any of the `shards`, within `base`. */
+export function unshardedSelector(labelKey: string, shards: number, base?: string): string {
+  const values = Array.from({ length: shards }, (_, i) => shardLabelValue(i, shards));
+  const own = `${labelKey} notin (${values.join(",")})`;
+  return base ? `${base},${own}` : own;
+}

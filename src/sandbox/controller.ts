@@ -13,9 +13,13 @@ import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js"
 import { PodBackend } from "../backends/pod/backend.js";
 import { podCacheView } from "../backends/pod/cache.js";
 import { Controller } from "../controller/controller.js";
+import { apiStatus } from "../controller/errors.js";
 import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
-import { Informer, type KubeObject } from "../controller/informer.js";
+import { Informer, type KubeObject, type ObjectSource } from "../controller/informer.js";
+import { rawRequest } from "../controller/raw-request.js";
+import { shardLabelValue, shardOf, shardSelector, unshardedSelector } from "../controller/shard.js";
+import { ShardedInformer } from "../controller/sharded-informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
@@ -109,6 +113,7 @@ export async function startSandboxController(
     resource: string,
     labelSelector?: string,
     transform?: (obj: T) => T,
+    metadataOnly = false,
   ) =>
     new Informer<T>({
       kubeConfig,
@@ -117,14 +122,48 @@ export async function startSandboxController(
       namespaces: opts.namespaces,
       labelSelector,
       transform,
+      metadataOnly,
       log,
     });
+  // Sharded, each replica watches only its shards' objects, by the shard label
+  // (see sharded-informer.ts). Not with the docker backend: its orphan sweep
+  // judges every container by whether its Sandbox exists, which needs them all.
+  const shards = sharded && !opts.docker ? opts.leaderElection!.shards! : undefined;
+  const source = <T extends KubeObject>(
+    apiPath: string,
+    resource: string,
+    labelSelector?: string,
+    transform?: (obj: T) => T,
+  ): ObjectSource<T> =>
+    shards === undefined
+      ? informer<T>(apiPath, resource, labelSelector, transform)
+      : new ShardedInformer<T>((shard) =>
+          informer<T>(
+            apiPath,
+            resource,
+            shardSelector(Labels.shard, shard, shards, labelSelector),
+            transform,
+          ),
+        );
 
-  const sandboxes = informer<Sandbox & KubeObject>(`/apis/${GROUP}/${VERSION}`, SANDBOX_PLURAL);
+  const sandboxes = source<Sandbox & KubeObject>(`/apis/${GROUP}/${VERSION}`, SANDBOX_PLURAL);
+  // Sandboxes not labelled for a shard (new ones; ones from before sharding or
+  // from another shard count): names only, so that the holder of each one's
+  // shard labels it, after which that holder's shard watch takes it in.
+  const unlabelled =
+    shards === undefined
+      ? undefined
+      : informer<KubeObject>(
+          `/apis/${GROUP}/${VERSION}`,
+          SANDBOX_PLURAL,
+          unshardedSelector(Labels.shard, shards),
+          undefined,
+          true,
+        );
   // Only what we manage: a cluster's other Pods never enter our cache.
-  const pods = informer<k8s.V1Pod>("/api/v1", "pods", MANAGED_SELECTOR, podCacheView);
-  const services = informer<k8s.V1Service>("/api/v1", "services", MANAGED_SELECTOR);
-  const networkPolicies = informer<k8s.V1NetworkPolicy>(
+  const pods = source<k8s.V1Pod>("/api/v1", "pods", MANAGED_SELECTOR, podCacheView);
+  const services = source<k8s.V1Service>("/api/v1", "services", MANAGED_SELECTOR);
+  const networkPolicies = source<k8s.V1NetworkPolicy>(
     "/apis/networking.k8s.io/v1",
     "networkpolicies",
     MANAGED_SELECTOR,
@@ -229,6 +268,27 @@ export async function startSandboxController(
     log,
   });
 
+  /** Label a Sandbox with its shard (this incarnation only: the UID is a precondition). */
+  const labelShard = async (obj: KubeObject, value: string, signal: AbortSignal) => {
+    const { namespace, name, uid } = obj.metadata ?? {};
+    try {
+      await rawRequest(
+        writer,
+        "PATCH",
+        `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${SANDBOX_PLURAL}/${name}`,
+        {
+          body: { metadata: { uid, labels: { [Labels.shard]: value } } },
+          contentType: "application/merge-patch+json",
+          signal,
+        },
+      );
+    } catch (err) {
+      // Deleted meanwhile, or a newer namesake (its own event brings it back).
+      if (apiStatus(err) === 404 || apiStatus(err) === 409) return;
+      throw err;
+    }
+  };
+
   const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
@@ -239,11 +299,19 @@ export async function startSandboxController(
   controller = new Controller({
     name: "sandbox",
     primary: sandboxes,
-    secondaries: [pods, services, networkPolicies].map((i) => ({
-      informer: i as Informer<KubeObject>,
-      primaryKey: ownerKey,
-    })),
+    secondaries: [
+      ...[pods, services, networkPolicies].map((i) => ({
+        informer: i as ObjectSource<KubeObject>,
+        primaryKey: ownerKey,
+      })),
+      ...(unlabelled ? [{ informer: unlabelled, primaryKey: keyOf }] : []),
+    ],
     reconcile: async (key, ctx) => {
+      const bare = unlabelled?.get(key);
+      if (bare && shards !== undefined) {
+        await labelShard(bare, shardLabelValue(shardOf(key, shards), shards), ctx.signal);
+        return;
+      }
       const started = performance.now();
       const outcome = await reconciler.reconcile(key, ctx.signal).catch((err) => {
         if (debug) log.debug({ sandbox: key, err: String(err) }, "reconcile error");

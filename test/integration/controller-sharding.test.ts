@@ -11,17 +11,33 @@
 //   show yet, which the apiserver refuses (409);
 // - no shard ever held by two replicas at once (sampled every few ms);
 // - the apiserver refused nothing but such repeats.
+// Run twice: with every replica watching everything, and with per-shard
+// watches (ShardedInformer: each replica caches only its shards' objects, by a
+// shard label; unlabelled ConfigMaps are labelled by their shard's holder, as
+// the Sandbox controller does), where a moved shard's objects are re-listed by
+// the new holder.
 import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { Controller } from "../../src/controller/controller.js";
 import { apiStatus } from "../../src/controller/errors.js";
-import { Informer, type KubeObject } from "../../src/controller/informer.js";
+import {
+  Informer,
+  type KubeObject,
+  keyOf,
+  type ObjectSource,
+} from "../../src/controller/informer.js";
 import { rawRequest } from "../../src/controller/raw-request.js";
-import { shardOf } from "../../src/controller/shard.js";
+import {
+  shardLabelValue,
+  shardOf,
+  shardSelector,
+  unshardedSelector,
+} from "../../src/controller/shard.js";
+import { ShardedInformer } from "../../src/controller/sharded-informer.js";
 import { gateWrites, NotLeaderError, notLeaderCause } from "../../src/controller/write-gate.js";
 import { unlimited } from "../../src/kube/config.js";
-import { silentLogger } from "../../src/observability/logger.js";
+import { createLogger, silentLogger } from "../../src/observability/logger.js";
 import { auditOffset, completedRequests } from "../support/audit-log.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
@@ -30,9 +46,13 @@ import { eventually } from "../support/eventually.js";
 // renewal would make renewals, not the code under test, the slow part).
 const kc = unlimited(kubeConfig());
 const core = kc.makeApiClient(k8s.CoreV1Api);
-const log = silentLogger();
+const log = process.env.DEBUG_SHARDS ? createLogger({ level: "info" }) : silentLogger();
 const SHARDS = 8;
 const SUITE = "sharded";
+/** Each scenario its own objects: a per-shard replica would label (and answer) the other's. */
+const suiteOf = (watches: Watches) => `${SUITE}-${watches}`;
+const SHARD_LABEL = "test.sandboxing.dev/shard";
+type Watches = "all" | "per-shard";
 let ns: Awaited<ReturnType<typeof testNamespace>>;
 const running: Controller[] = [];
 
@@ -57,18 +77,32 @@ interface Write {
   status?: number;
 }
 
-function replica(identity: string, writes: Write[]) {
-  const informer = (resource: string) =>
+function replica(identity: string, writes: Write[], watches: Watches = "all") {
+  const suite = `suite=${suiteOf(watches)}`;
+  const informer = (resource: string, labelSelector: string, metadataOnly = false) =>
     new Informer<KubeObject>({
       kubeConfig: kc,
       apiPath: "/api/v1",
       resource,
       namespaces: [ns.name],
-      labelSelector: `suite=${SUITE}`,
+      labelSelector,
+      metadataOnly,
       log,
     });
-  const configMaps = informer("configmaps");
-  const secrets = informer("secrets");
+  const source = (resource: string): ObjectSource<KubeObject> =>
+    watches === "all"
+      ? informer(resource, suite)
+      : new ShardedInformer((shard) =>
+          informer(resource, shardSelector(SHARD_LABEL, shard, SHARDS, suite)),
+        );
+  const configMaps = source("configmaps");
+  const secrets = source("secrets");
+  caches.set(identity, configMaps);
+  // Per shard: ConfigMaps not labelled for a shard, names only; the holder labels them.
+  const unlabelled =
+    watches === "all"
+      ? undefined
+      : informer("configmaps", unshardedSelector(SHARD_LABEL, SHARDS, suite), true);
   let c: Controller | undefined;
   const writer = gateWrites(
     kc,
@@ -83,9 +117,23 @@ function replica(identity: string, writes: Write[]) {
         primaryKey: (o) =>
           o.metadata?.labels?.owner && `${o.metadata.namespace}/${o.metadata.labels.owner}`,
       },
+      ...(unlabelled ? [{ informer: unlabelled, primaryKey: keyOf }] : []),
     ],
     reconcile: async (key, ctx) => {
       const [namespace, name] = key.split("/") as [string, string];
+      const shardLabels =
+        watches === "all" ? {} : { [SHARD_LABEL]: shardLabelValue(shardOf(key, SHARDS), SHARDS) };
+      const bare = unlabelled?.get(key);
+      if (bare) {
+        await rawRequest(writer, "PATCH", `/api/v1/namespaces/${namespace}/configmaps/${name}`, {
+          query: { fieldManager: identity },
+          body: { metadata: { uid: bare.metadata?.uid, labels: shardLabels } },
+          contentType: "application/merge-patch+json",
+          signal: ctx.signal,
+        });
+        labelled.push({ replica: identity, key });
+        return;
+      }
       if (!configMaps.get(key) || secrets.get(`${namespace}/${name}-out`)) return;
       // A little work between the decision and the write, as a real reconcile has.
       await new Promise((r) => setTimeout(r, 5));
@@ -93,7 +141,10 @@ function replica(identity: string, writes: Write[]) {
         await rawRequest(writer, "POST", `/api/v1/namespaces/${namespace}/secrets`, {
           query: { fieldManager: identity },
           body: {
-            metadata: { name: `${name}-out`, labels: { suite: SUITE, owner: name } },
+            metadata: {
+              name: `${name}-out`,
+              labels: { suite: suiteOf(watches), owner: name, ...shardLabels },
+            },
           },
           signal: ctx.signal,
         });
@@ -109,7 +160,8 @@ function replica(identity: string, writes: Write[]) {
     sharding: {
       kubeConfig: kc,
       namespace: ns.name,
-      name: "shards",
+      // A Lease group per scenario: the other's membership Leases would count as live replicas.
+      name: `shards-${watches}`,
       identity,
       shards: SHARDS,
       groupLabel: "test.sandboxing.dev/lease-group",
@@ -142,117 +194,188 @@ function overlapWatch(replicas: Map<string, Controller>) {
   return { overlaps, stop: () => clearInterval(timer) };
 }
 
+/** Each replica's ConfigMap cache, by identity. */
+const caches = new Map<string, ObjectSource<KubeObject>>();
+/** Shard labels written by a reconcile (per-shard watches), by whom. */
+const labelled: { replica: string; key: string }[] = [];
+
 let names: string[] = [];
 describe("sharded Controller", () => {
-  it("spreads shards, survives a dead replica and a new one, with no orphan and no duplicate write", async () => {
-    const auditFrom = auditOffset(inject("auditLogPath"));
-    const writes: Write[] = [];
-    const replicas = new Map<string, Controller>();
-    for (const id of ["a", "b", "c"]) replicas.set(id, replica(id, writes));
-    const watch = overlapWatch(replicas);
-    try {
-      // 8 shards over 3 replicas: at most 3 each, all held.
-      await eventually(
-        () => {
-          const held = [...replicas.values()].map((c) => c.heldShards().length);
-          expect(held.reduce((a, b) => a + b, 0)).toBe(SHARDS);
-          for (const n of held) expect(n).toBeLessThanOrEqual(3);
-        },
-        { timeout: 20_000 },
-      );
+  it.each<Watches>(["all", "per-shard"])(
+    "spreads shards, survives a dead replica and a new one, with no orphan and no duplicate write (watches: %s)",
+    async (watches) => {
+      const auditFrom = auditOffset(inject("auditLogPath"));
+      const writes: Write[] = [];
+      labelled.length = 0;
+      const replicas = new Map<string, Controller>();
+      for (const id of ["a", "b", "c"]) replicas.set(id, replica(id, writes, watches));
+      const watch = overlapWatch(replicas);
+      try {
+        // 8 shards over 3 replicas: at most 3 each, all held.
+        await eventually(
+          () => {
+            const held = [...replicas.values()].map((c) => c.heldShards().length);
+            expect(held.reduce((a, b) => a + b, 0)).toBe(SHARDS);
+            for (const n of held) expect(n).toBeLessThanOrEqual(3);
+          },
+          { timeout: 20_000 },
+        );
 
-      names = Array.from({ length: 80 }, (_, i) => `cm-${i}`);
-      const create = (name: string) =>
-        core.createNamespacedConfigMap({
-          namespace: ns.name,
-          body: { metadata: { name, labels: { suite: SUITE } } },
-        });
-      await Promise.all(names.slice(0, 30).map(create));
-      // c dies: no release, no drain; its shards are free only once their Leases expire.
-      const dead = replicas.get("c")!;
-      const deadShards = dead.heldShards();
-      expect(deadShards.length).toBeGreaterThan(0);
-      replicas.delete("c");
-      running.splice(running.indexOf(dead), 1);
-      await dead.stop({ release: false });
-      await Promise.all(names.slice(30, 55).map(create));
-      // d joins: a and b give up their surplus to it.
-      replicas.set("d", replica("d", writes));
-      await Promise.all(names.slice(55).map(create));
-
-      // No orphan: every ConfigMap answered, the dead replica's keys included.
-      await eventually(
-        async () => {
-          const list = await core.listNamespacedSecret({
+        names = Array.from({ length: 80 }, (_, i) => `${watches}-${i}`);
+        // Per shard: odd ones carry their shard label from creation, even ones get it from their shard's holder.
+        const create = (name: string, i: number) =>
+          core.createNamespacedConfigMap({
             namespace: ns.name,
-            labelSelector: `suite=${SUITE}`,
+            body: {
+              metadata: {
+                name,
+                labels: {
+                  suite: suiteOf(watches),
+                  ...(watches === "per-shard" && i % 2
+                    ? {
+                        [SHARD_LABEL]: shardLabelValue(
+                          shardOf(`${ns.name}/${name}`, SHARDS),
+                          SHARDS,
+                        ),
+                      }
+                    : {}),
+                },
+              },
+            },
           });
-          expect(list.items.map((s) => s.metadata?.name).sort()).toEqual(
-            names.map((n) => `${n}-out`).sort(),
-          );
-        },
-        { timeout: 30_000 },
-      );
-      const deadKeys = names.filter((n) => deadShards.includes(shardOf(`${ns.name}/${n}`, SHARDS)));
-      expect(deadKeys.length).toBeGreaterThan(0);
-      // The newcomer got its share, and all shards are held by the living.
-      await eventually(
-        () => {
-          expect(replicas.get("d")!.heldShards().length).toBeGreaterThan(0);
-          const held = [...replicas.values()].flatMap((c) => c.heldShards());
-          expect(held.sort((x, y) => x - y)).toEqual([...Array(SHARDS).keys()]);
-        },
-        { timeout: 20_000 },
-      );
-    } finally {
-      watch.stop();
-    }
-    expect(watch.overlaps).toEqual([]);
+        await Promise.all(names.slice(0, 30).map((n, i) => create(n, i)));
+        // c dies: no release, no drain; its shards are free only once their Leases expire.
+        const dead = replicas.get("c")!;
+        const deadShards = dead.heldShards();
+        expect(deadShards.length).toBeGreaterThan(0);
+        replicas.delete("c");
+        running.splice(running.indexOf(dead), 1);
+        await dead.stop({ release: false });
+        await Promise.all(names.slice(30, 55).map((n, i) => create(n, 30 + i)));
+        // d joins: a and b give up their surplus to it.
+        replicas.set("d", replica("d", writes, watches));
+        await Promise.all(names.slice(55).map((n, i) => create(n, 55 + i)));
 
-    // No duplicate write, by the apiserver's own record: one create per Secret,
-    // and every create of an object (accepted or not) from a single replica.
-    // The replicas stop first, and the log is read once it holds every create
-    // (an event is logged as its response completes, not before the client sees it).
-    await Promise.all(running.splice(0).map((c) => c.stop()));
-    const tally = async () => {
-      const creates = (await completedRequests(inject("auditLogPath"), auditFrom)).filter(
-        (e) =>
-          e.verb === "create" &&
-          e.objectRef?.resource === "secrets" &&
-          e.objectRef.namespace === ns.name,
-      );
-      const accepted = new Map<string, number>();
-      /** Per object, who attempted a create, in the order the apiserver received them. */
-      const writers = new Map<string, { at: string; by: string; code: number }[]>();
-      for (const e of creates) {
-        const uri = (e as { requestURI?: string }).requestURI ?? "";
-        const by = new URL(uri, "https://x").searchParams.get("fieldManager") ?? "?";
-        const name = e.objectRef?.name ?? `?${by}`;
-        const code = e.responseStatus?.code ?? 0;
-        if (code < 300) accepted.set(name, (accepted.get(name) ?? 0) + 1);
-        const list = writers.get(name) ?? [];
-        list.push({ at: e.requestReceivedTimestamp ?? "", by, code });
-        writers.set(name, list);
+        // No orphan: every ConfigMap answered, the dead replica's keys included.
+        await eventually(
+          async () => {
+            const list = await core.listNamespacedSecret({
+              namespace: ns.name,
+              labelSelector: `suite=${suiteOf(watches)}`,
+            });
+            expect(
+              list.items
+                .map((s) => s.metadata?.name)
+                .filter((n) => n?.startsWith(`${watches}-`))
+                .sort(),
+            ).toEqual(names.map((n) => `${n}-out`).sort());
+          },
+          { timeout: 30_000 },
+        );
+        const deadKeys = names.filter((n) =>
+          deadShards.includes(shardOf(`${ns.name}/${n}`, SHARDS)),
+        );
+        expect(deadKeys.length).toBeGreaterThan(0);
+        // The newcomer got its share, and all shards are held by the living.
+        await eventually(
+          () => {
+            expect(replicas.get("d")!.heldShards().length).toBeGreaterThan(0);
+            const held = [...replicas.values()].flatMap((c) => c.heldShards());
+            expect(held.sort((x, y) => x - y)).toEqual([...Array(SHARDS).keys()]);
+          },
+          { timeout: 20_000 },
+        );
+        if (watches === "per-shard") {
+          // Each replica caches only its own shards' ConfigMaps, and together all of them, once.
+          await eventually(
+            () => {
+              const cached: string[] = [];
+              for (const [id, c] of replicas) {
+                const keys = caches
+                  .get(id)!
+                  .list()
+                  .map((o) => keyOf(o))
+                  .filter((k) => k.includes(`/${watches}-`));
+                for (const k of keys)
+                  expect({ k, id, own: c.heldShards().includes(shardOf(k, SHARDS)) }).toEqual({
+                    k,
+                    id,
+                    own: true,
+                  });
+                cached.push(...keys);
+              }
+              expect(cached.sort()).toEqual(names.map((n) => `${ns.name}/${n}`).sort());
+            },
+            { timeout: 20_000 },
+          );
+          // Every unlabelled ConfigMap was labelled for its shard by a holder of that shard.
+          const list = await core.listNamespacedConfigMap({
+            namespace: ns.name,
+            labelSelector: `suite=${suiteOf(watches)}`,
+          });
+          for (const cm of list.items.filter((c) => c.metadata?.name?.startsWith(`${watches}-`))) {
+            const key = `${ns.name}/${cm.metadata!.name}`;
+            expect({ key, label: cm.metadata?.labels?.[SHARD_LABEL] }).toEqual({
+              key,
+              label: shardLabelValue(shardOf(key, SHARDS), SHARDS),
+            });
+          }
+          // (A replica may die between its label write and the answer: the label above is the record.)
+          const evens = names.filter((_, i) => i % 2 === 0).map((n) => `${ns.name}/${n}`);
+          expect(labelled.length).toBeGreaterThan(0);
+          for (const { key } of labelled) expect(evens).toContain(key);
+        }
+      } finally {
+        watch.stop();
       }
-      expect(accepted.size).toBe(80);
-      return { accepted, writers };
-    };
-    const { accepted, writers } = await eventually(tally, { timeout: 10_000 });
-    for (const [name, n] of accepted) expect({ name, n }).toEqual({ name, n: 1 });
-    // Ownership of a key moves, it never alternates: once a replica has written
-    // for a key, an earlier owner never writes for it again. A new owner whose
-    // cache had not yet shown its predecessor's last create may repeat it: the
-    // apiserver refuses that (409), so it is never a second object.
-    for (const [name, list] of writers) {
-      const order = list.sort((x, y) => x.at.localeCompare(y.at)).map((w) => w.by);
-      const runs = order.filter((by, i) => i === 0 || by !== order[i - 1]);
-      expect({ name, owners: runs }).toEqual({ name, owners: [...new Set(runs)] });
-      for (const w of list.filter((x) => x.code >= 300))
-        expect({ name, code: w.code }).toEqual({ name, code: 409 });
-    }
-    // What the replicas saw agrees: the apiserver refused nothing but AlreadyExists.
-    expect(writes.filter((w) => !w.ok && !w.refused && w.status !== 409)).toEqual([]);
-  }, 120_000);
+      expect(watch.overlaps).toEqual([]);
+
+      // No duplicate write, by the apiserver's own record: one create per Secret,
+      // and every create of an object (accepted or not) from a single replica.
+      // The replicas stop first, and the log is read once it holds every create
+      // (an event is logged as its response completes, not before the client sees it).
+      await Promise.all(running.splice(0).map((c) => c.stop()));
+      const tally = async () => {
+        const creates = (await completedRequests(inject("auditLogPath"), auditFrom)).filter(
+          (e) =>
+            e.verb === "create" &&
+            e.objectRef?.resource === "secrets" &&
+            e.objectRef.namespace === ns.name,
+        );
+        const accepted = new Map<string, number>();
+        /** Per object, who attempted a create, in the order the apiserver received them. */
+        const writers = new Map<string, { at: string; by: string; code: number }[]>();
+        for (const e of creates) {
+          const uri = (e as { requestURI?: string }).requestURI ?? "";
+          const by = new URL(uri, "https://x").searchParams.get("fieldManager") ?? "?";
+          const name = e.objectRef?.name ?? `?${by}`;
+          const code = e.responseStatus?.code ?? 0;
+          if (code < 300) accepted.set(name, (accepted.get(name) ?? 0) + 1);
+          const list = writers.get(name) ?? [];
+          list.push({ at: e.requestReceivedTimestamp ?? "", by, code });
+          writers.set(name, list);
+        }
+        expect([...accepted.keys()].filter((n) => n.startsWith(`${watches}-`)).length).toBe(80);
+        return { accepted, writers };
+      };
+      const { accepted, writers } = await eventually(tally, { timeout: 30_000 });
+      for (const [name, n] of accepted) expect({ name, n }).toEqual({ name, n: 1 });
+      // Ownership of a key moves, it never alternates: once a replica has written
+      // for a key, an earlier owner never writes for it again. A new owner whose
+      // cache had not yet shown its predecessor's last create may repeat it: the
+      // apiserver refuses that (409), so it is never a second object.
+      for (const [name, list] of writers) {
+        const order = list.sort((x, y) => x.at.localeCompare(y.at)).map((w) => w.by);
+        const runs = order.filter((by, i) => i === 0 || by !== order[i - 1]);
+        expect({ name, owners: runs }).toEqual({ name, owners: [...new Set(runs)] });
+        for (const w of list.filter((x) => x.code >= 300))
+          expect({ name, code: w.code }).toEqual({ name, code: 409 });
+      }
+      // What the replicas saw agrees: the apiserver refused nothing but AlreadyExists.
+      expect(writes.filter((w) => !w.ok && !w.refused && w.status !== 409)).toEqual([]);
+    },
+    120_000,
+  );
 
   it("lets writes outside a reconcile through only while holding shard 0, and none after stopping", async () => {
     const writes: Write[] = [];

@@ -23,12 +23,19 @@ export function selectorLabels(sandbox: Sandbox): Record<string, string> {
   return { [Labels.sandboxUid]: sandbox.metadata.uid! };
 }
 
+/** The Sandbox's shard label, copied onto its objects: a sharded replica watches them by it. */
+export function shardLabels(sandbox: Sandbox): Record<string, string> {
+  const shard = sandbox.metadata.labels?.[Labels.shard];
+  return shard ? { [Labels.shard]: shard } : {};
+}
+
 /** The labels that make an object visible to the operator's caches as this sandbox's. */
 export function ownLabels(sandbox: Sandbox): Record<string, string> {
   return {
     [Labels.managedBy]: MANAGED_BY,
     [Labels.sandbox]: sandbox.metadata.name!,
     ...selectorLabels(sandbox),
+    ...shardLabels(sandbox),
   };
 }
 
@@ -44,6 +51,7 @@ export function objectMeta(sandbox: Sandbox, component: string, spec: unknown): 
       [Labels.partOf]: "sandbox-operator",
       [Labels.sandbox]: sandbox.metadata.name!,
       ...selectorLabels(sandbox),
+      ...shardLabels(sandbox),
     },
     annotations: { [Annotations.specHash]: specHash(spec) },
     ownerReferences: [ownerReference(sandbox)],
