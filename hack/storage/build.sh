@@ -1,24 +1,31 @@
 #!/usr/bin/env bash
-# Builds the test node's storage: the local-path provisioner (local-path/, on
-# sigs.k8s.io/sig-storage-lib-external-provisioner, pinned in its go.mod/go.sum)
-# from the Go module proxy. Cached like hack/k8s-bins/node/build.sh under a key of
-# its own (storage-bins/<key>, from the Go version and this module), so storage
-# changes rebuild neither the node nor the control plane.
+# Builds the test node's storage from the Go module proxy, pinned by this
+# directory's go.mod/go.sum:
+#   local-path           a local-path provisioner (local-path/, on
+#                        sigs.k8s.io/sig-storage-lib-external-provisioner): the
+#                        default class, plain node directories, no snapshots
+#   csi-hostpath         a CSI driver (csi-hostpath/): node directories as CSI
+#                        volumes, snapshots as tar archives, restores from them
+#   snapshot-controller, csi-snapshotter
+#                        kubernetes-csi/external-snapshotter's, for VolumeSnapshots
+#   crds/                the VolumeSnapshot CRDs of external-snapshotter's client module
 #
-# CSI hostpath (csi-driver-host-path, external-provisioner, node-driver-registrar)
-# was the first choice, for VolumeSnapshots; the module proxy here refuses those
-# modules (403 "This module version is not available"), so there is no CSI driver
-# and no snapshotting class on the test node (see docs/workspaces.md).
+# Upstream's csi-driver-host-path, external-provisioner and node-driver-registrar
+# would do what csi-hostpath does; the module proxy here refuses those modules
+# (403 "This module version is not available"), so csi-hostpath stands in.
 #
-# Prints the directory holding the binaries on stdout (everything else on stderr).
+# Cached like hack/k8s-bins/node/build.sh under a key of its own
+# (storage-bins/<key>, from the Go version and this directory's module), so
+# storage changes rebuild neither the node nor the control plane.
+# Prints the directory holding the outputs on stdout (everything else on stderr).
 #
 #   SANDBOX_OPERATOR_CACHE    cache root (default ~/.cache/sandbox-operator)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-outputs=(local-path)
+outputs=(local-path csi-hostpath snapshot-controller csi-snapshotter crds/snapshot.storage.k8s.io_volumesnapshots.yaml)
 
-key="$( (go env GOVERSION; cat "$here"/local-path/go.mod "$here"/local-path/go.sum "$here"/local-path/*.go) \
+key="$( (go env GOVERSION; cat "$here"/go.mod "$here"/go.sum "$here"/*.go "$here"/*/*.go) \
   | sha256sum | cut -c1-16)"
 cache_root="${SANDBOX_OPERATOR_CACHE:-$HOME/.cache/sandbox-operator}"
 out="$cache_root/storage-bins/$key"
@@ -41,10 +48,24 @@ if has_all; then
 fi
 
 export CGO_ENABLED=0 GOFLAGS=-trimpath
-start=$SECONDS
-echo "storage-bins: building local-path" >&2
-(cd "$here/local-path" && go build -ldflags "-s -w" -o "$out/.local-path.tmp" .)
-mv "$out/.local-path.tmp" "$out/local-path"
-echo "storage-bins: local-path built in $((SECONDS - start)) s" >&2
+snapshotter=github.com/kubernetes-csi/external-snapshotter/v8
+build() { # output-name package
+  local name="$1" pkg="$2" start=$SECONDS
+  [[ -x "$out/$name" ]] && return 0
+  echo "storage-bins: building $name ($pkg)" >&2
+  (cd "$here" && go build -ldflags "-s -w" -o "$out/.$name.tmp" "$pkg")
+  mv "$out/.$name.tmp" "$out/$name"
+  echo "storage-bins: $name built in $((SECONDS - start)) s" >&2
+}
+build local-path ./local-path
+build csi-hostpath ./csi-hostpath
+build snapshot-controller "$snapshotter/cmd/snapshot-controller"
+build csi-snapshotter "$snapshotter/cmd/csi-snapshotter"
+
+crds="$(cd "$here" && go list -m -f '{{.Dir}}' "$snapshotter/client/v8")/config/crd"
+mkdir -p "$out/crds"
+for kind in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
+  cp "$crds/snapshot.storage.k8s.io_$kind.yaml" "$out/crds/"
+done
 
 echo "$out"

@@ -1,20 +1,30 @@
-// Storage on the real node: the local-path provisioner the harness runs beside
-// the kubelet (test/support/node/storage.ts). A PVC of the default class waits
-// for its first Pod, then binds to a directory on the node; what one Pod writes
-// the next Pod that mounts the claim reads back byte for byte; deleting the
-// claim deletes the volume and its directory.
+// Storage on the real node (test/support/node/storage.ts). The local-path
+// provisioner: a PVC of the default class waits for its first Pod, then binds
+// to a directory on the node; what one Pod writes the next Pod that mounts the
+// claim reads back byte for byte; deleting the claim deletes the volume and its
+// directory. The CSI hostpath driver with external-snapshotter: a
+// VolumeSnapshot of a claim restores into a new claim byte for byte, as it was
+// when taken.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
-import { LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER, localPathRoot } from "../support/node/index.js";
+import {
+  CSI_CLASS,
+  CSI_DRIVER,
+  CSI_SNAPSHOT_CLASS,
+  LOCAL_PATH_CLASS,
+  LOCAL_PATH_PROVISIONER,
+  localPathRoot,
+} from "../support/node/index.js";
 import { barePod, kubectl, waitPod } from "../support/node/pods.js";
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
 const storage = kc.makeApiClient(k8s.StorageV1Api);
+const objects = kc.makeApiClient(k8s.CustomObjectsApi);
 let ns: Awaited<ReturnType<typeof testNamespace>>;
 
 beforeAll(async () => {
@@ -162,5 +172,96 @@ describe("the node's local-path storage", () => {
       namespace: ns.name,
     });
     expect(claim.status?.phase).toBe("Pending");
+  });
+});
+
+/** Every file under /data with its digest, sorted: equal listings are equal trees. */
+const MANIFEST =
+  "cd /data && find . -type f -exec sha256sum {} + | sort -k2 && find . | sort | md5sum";
+
+async function runToEnd(name: string, command: string, claim: string): Promise<string> {
+  await core.createNamespacedPod({
+    namespace: ns.name,
+    body: mounting(barePod(name, ["sh", "-c", command], withClaim(claim))),
+  });
+  await waitPod(core, ns.name, name, (p) => expect(p.status?.phase).toBe("Succeeded"), 90_000);
+  return (await kubectl(["logs", "-n", ns.name, name])).stdout;
+}
+
+describe("the node's CSI hostpath driver with VolumeSnapshots", () => {
+  it("registers with the kubelet", async () => {
+    await eventually(
+      async () => {
+        const csiNode = await storage.readCSINode({ name: inject("nodeName") });
+        expect(csiNode.spec.drivers?.map((d) => d.name)).toContain(CSI_DRIVER);
+      },
+      { timeout: 30_000, interval: 250 },
+    );
+  });
+
+  it("restores a snapshot into a new claim byte for byte, as it was when taken", async () => {
+    const claim = (name: string, dataSource?: k8s.V1TypedLocalObjectReference) =>
+      core.createNamespacedPersistentVolumeClaim({
+        namespace: ns.name,
+        body: {
+          metadata: { name },
+          spec: {
+            storageClassName: CSI_CLASS,
+            accessModes: ["ReadWriteOnce"],
+            resources: { requests: { storage: "64Mi" } },
+            dataSource,
+          },
+        },
+      });
+    await claim("source");
+    const before = await runToEnd(
+      "fill",
+      "head -c 4194304 /dev/urandom > /data/blob && mkdir -p /data/d/e && echo x > /data/d/e/f && " +
+        `ln -s d/e/f /data/link && ${MANIFEST}`,
+      "source",
+    );
+    expect(before).toMatch(/\.\/blob\n/);
+
+    await objects.createNamespacedCustomObject({
+      group: "snapshot.storage.k8s.io",
+      version: "v1",
+      namespace: ns.name,
+      plural: "volumesnapshots",
+      body: {
+        apiVersion: "snapshot.storage.k8s.io/v1",
+        kind: "VolumeSnapshot",
+        metadata: { name: "snap" },
+        spec: {
+          volumeSnapshotClassName: CSI_SNAPSHOT_CLASS,
+          source: { persistentVolumeClaimName: "source" },
+        },
+      },
+    });
+    const snap = await eventually(
+      async () => {
+        const vs = (await objects.getNamespacedCustomObject({
+          group: "snapshot.storage.k8s.io",
+          version: "v1",
+          namespace: ns.name,
+          plural: "volumesnapshots",
+          name: "snap",
+        })) as { status?: { readyToUse?: boolean; restoreSize?: string; error?: unknown } };
+        expect(vs.status?.readyToUse, JSON.stringify(vs.status)).toBe(true);
+        return vs;
+      },
+      { timeout: 60_000, interval: 250 },
+    );
+    expect(snap.status?.restoreSize).toBeDefined();
+
+    // Changed after the snapshot: the restore must not see it.
+    await runToEnd("change", "echo later >> /data/blob && rm /data/d/e/f", "source");
+
+    await claim("restored", {
+      apiGroup: "snapshot.storage.k8s.io",
+      kind: "VolumeSnapshot",
+      name: "snap",
+    });
+    expect(await runToEnd("check", MANIFEST, "restored")).toBe(before);
+    expect(await runToEnd("check-link", "readlink /data/link", "restored")).toBe("d/e/f\n");
   });
 });

@@ -59,6 +59,7 @@ export default async function setup(project: TestProject) {
   const node = await startNode(cp, {
     images: [OPERATOR_IMAGE, SANDBOX_IMAGE],
     dnsServer: STANDIN_DNS,
+    csi: true,
   }).catch(async (err) => {
     await cp.stop();
     throw err;

@@ -25,7 +25,13 @@ import { type ContainerdPaths, containerdPaths, ctr, startContainerd } from "./c
 import { CGROUP_V1_CONTROLLERS, inNetns, nodeUnavailableReason, trySh } from "./host.js";
 import { importDockerImages, importPause, PAUSE_IMAGE } from "./images.js";
 import { createNetwork, freeIndex, type NodeNetwork, networkFor, readSysctl } from "./network.js";
-import { ensureLocalPathClass, startLocalPath, storageBinDir } from "./storage.js";
+import {
+  ensureLocalPathClass,
+  startCsiHostpath,
+  startLocalPath,
+  startSnapshotting,
+  storageBinDir,
+} from "./storage.js";
 
 export { nodeUnavailableReason } from "./host.js";
 
@@ -40,7 +46,15 @@ export const NODE_CONTROLLERS = [
   "persistentvolumeclaim-protection-controller",
 ];
 export { LOCAL_TAG, localTagOf, PAUSE_IMAGE } from "./images.js";
-export { LOCAL_PATH_CLASS, LOCAL_PATH_PROVISIONER, localPathRoot } from "./storage.js";
+export {
+  CSI_CLASS,
+  CSI_DRIVER,
+  CSI_SNAPSHOT_CLASS,
+  csiRoot,
+  LOCAL_PATH_CLASS,
+  LOCAL_PATH_PROVISIONER,
+  localPathRoot,
+} from "./storage.js";
 
 export interface NodeOptions {
   /** Node name (default sbx-node-<id>). */
@@ -53,6 +67,12 @@ export interface NodeOptions {
   readyTimeoutMs?: number;
   /** Taints to register with ("key=value:Effect"), e.g. to keep other tests' Pods off a second node. */
   taints?: string[];
+  /**
+   * Also run the CSI hostpath driver with VolumeSnapshots (storage.ts): the
+   * snapshot CRDs, snapshot-controller and csi-snapshotter are cluster-wide,
+   * so only one node of a control plane asks for this.
+   */
+  csi?: boolean;
 }
 
 /** What of the control plane a node needs (a test worker rebuilds it from provided values). */
@@ -272,6 +292,10 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
     // kube-router identifies its node by the Node object: start it (and kube-proxy) once there is one.
     started.push(startKubeProxy(files), startKubeRouter(files), startLocalPath(files, storageBin));
     await time("storage-class", () => ensureLocalPathClass(kc));
+    if (opts.csi) {
+      started.push(startCsiHostpath(files, storageBin));
+      started.push(...(await time("snapshots", () => startSnapshotting(kc, files, storageBin))));
+    }
     await time("ready", () => waitReady(core, name, started, opts.readyTimeoutMs ?? 120_000));
     await time("proxy+firewall", () => waitForChains(net, started));
     timings.total = Math.round(performance.now() - began);

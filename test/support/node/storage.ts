@@ -1,17 +1,24 @@
-// Storage for the real node: a local-path provisioner (hack/storage/local-path,
-// on sig-storage-lib-external-provisioner) beside the kubelet, and its
-// StorageClass `local-path` (the default class). A PVC of the class binds once a
-// Pod that mounts it is scheduled (WaitForFirstConsumer): the provisioner makes
-// a directory under the node's directory and a `local` PV pinned to the node;
-// the kubelet bind-mounts it into the Pod. Stopping the node removes the
-// directories with the node's directory.
+// Storage for the real node, built by hack/storage/build.sh:
 //
-// No CSI driver runs here (the module proxy refuses csi-driver-host-path and
-// external-provisioner), so the class has no VolumeSnapshotClass: snapshots of
-// its volumes are unsupported, and the provisioner refuses claims with a data source.
+// - `local-path` (the default StorageClass): a provisioner on
+//   sig-storage-lib-external-provisioner beside the kubelet. A PVC binds once a
+//   Pod that mounts it is scheduled (WaitForFirstConsumer) to a directory under
+//   the node's directory, as a `local` PV pinned to the node. No snapshots: the
+//   class has no VolumeSnapshotClass, and a claim with a data source is refused.
+// - `csi-hostpath` (NodeOptions.csi): a CSI driver of our own (hack/storage/
+//   csi-hostpath: directories as CSI volumes, snapshots as tar archives; it
+//   registers with the kubelet and provisions its class itself, standing in for
+//   csi-driver-host-path, node-driver-registrar and external-provisioner, which
+//   the module proxy here refuses), external-snapshotter's csi-snapshotter
+//   sidecar and snapshot-controller, the VolumeSnapshot CRDs and a
+//   VolumeSnapshotClass `csi-hostpath`. A PVC whose dataSource is a ready
+//   VolumeSnapshot of the driver starts with the snapshot's content.
+//
+// Stopping the node removes the directories with the node's directory.
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import * as k8s from "@kubernetes/client-node";
+import { installCRDs, readCRDs } from "../../../src/api/crd/install.js";
 import { REPO_ROOT } from "../paths.js";
 import type { Started } from "../processes.js";
 import { inNode, type NodeFiles } from "./components.js";
@@ -19,6 +26,10 @@ import { inNode, type NodeFiles } from "./components.js";
 /** The node's StorageClass and the provisioner name it names. */
 export const LOCAL_PATH_CLASS = "local-path";
 export const LOCAL_PATH_PROVISIONER = "sandboxing.dev/local-path";
+/** The CSI driver, its StorageClass and its VolumeSnapshotClass (NodeOptions.csi). */
+export const CSI_DRIVER = "hostpath.csi.sandboxing.dev";
+export const CSI_CLASS = "csi-hostpath";
+export const CSI_SNAPSHOT_CLASS = "csi-hostpath";
 
 /** Directory holding the provisioner: built (or cached) by hack/storage/build.sh. */
 export function storageBinDir(): string {
@@ -63,4 +74,96 @@ export async function ensureLocalPathClass(kc: k8s.KubeConfig): Promise<void> {
     .catch((err: unknown) => {
       if ((err as { code?: number }).code !== 409) throw err;
     });
+}
+
+/** The CSI driver's sockets (short: a unix socket path has at most 107 bytes). */
+function csiSockets(f: NodeFiles) {
+  return {
+    endpoint: join(f.dir, "csi", "csi.sock"),
+    registry: join(f.dir, "kubelet", "plugins_registry"),
+  };
+}
+
+/** Where the driver keeps volumes/ and snapshots/ on the host. */
+export function csiRoot(nodeDir: string): string {
+  return join(nodeDir, "csi-hostpath");
+}
+
+/** The node's own CSI driver process (one per node). */
+export function startCsiHostpath(f: NodeFiles, storageBin: string): Started {
+  const { endpoint, registry } = csiSockets(f);
+  return inNode(f, "csi-hostpath", join(storageBin, "csi-hostpath"), [
+    `--kubeconfig=${f.kubeconfig}`,
+    `--driver=${CSI_DRIVER}`,
+    `--node=${f.name}`,
+    `--root=${csiRoot(f.dir)}`,
+    `--endpoint=${endpoint}`,
+    `--kubelet-registry=${registry}`,
+    "--v=1",
+  ]);
+}
+
+/**
+ * Cluster-wide snapshot machinery, for the first node only: the CRDs, the
+ * CSIDriver and classes, snapshot-controller, and csi-snapshotter (a
+ * controller sidecar; one is enough while one node runs the driver's snapshots).
+ */
+export async function startSnapshotting(
+  kc: k8s.KubeConfig,
+  f: NodeFiles,
+  storageBin: string,
+): Promise<Started[]> {
+  await installCRDs(kc, readCRDs(join(storageBin, "crds")));
+  const storage = kc.makeApiClient(k8s.StorageV1Api);
+  const objects = kc.makeApiClient(k8s.CustomObjectsApi);
+  const ignoreExists = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  };
+  await storage
+    .createCSIDriver({
+      body: {
+        metadata: { name: CSI_DRIVER },
+        // No ControllerPublish: the kubelet mounts without waiting for an attachment.
+        spec: { attachRequired: false, podInfoOnMount: false, fsGroupPolicy: "None" },
+      },
+    })
+    .catch(ignoreExists);
+  await storage
+    .createStorageClass({
+      body: {
+        metadata: { name: CSI_CLASS },
+        provisioner: CSI_DRIVER,
+        reclaimPolicy: "Delete",
+        volumeBindingMode: "WaitForFirstConsumer",
+      },
+    })
+    .catch(ignoreExists);
+  await objects
+    .createClusterCustomObject({
+      group: "snapshot.storage.k8s.io",
+      version: "v1",
+      plural: "volumesnapshotclasses",
+      body: {
+        apiVersion: "snapshot.storage.k8s.io/v1",
+        kind: "VolumeSnapshotClass",
+        metadata: { name: CSI_SNAPSHOT_CLASS },
+        driver: CSI_DRIVER,
+        deletionPolicy: "Delete",
+      },
+    })
+    .catch(ignoreExists);
+  const { endpoint } = csiSockets(f);
+  return [
+    inNode(f, "snapshot-controller", join(storageBin, "snapshot-controller"), [
+      `--kubeconfig=${f.kubeconfig}`,
+      "--leader-election=false",
+      "--v=1",
+    ]),
+    inNode(f, "csi-snapshotter", join(storageBin, "csi-snapshotter"), [
+      `--kubeconfig=${f.kubeconfig}`,
+      `--csi-address=${endpoint}`,
+      "--leader-election=false",
+      "--v=1",
+    ]),
+  ];
 }
