@@ -115,6 +115,13 @@ export async function startSandboxController(
     "networkpolicies",
     MANAGED_SELECTOR,
   );
+  // Workspace PVCs the pod backend made (labelled): a claim that binds or goes
+  // away reconciles its sandbox. An `existing` PVC made by hand is read by name.
+  const claims = informer<k8s.V1PersistentVolumeClaim>(
+    "/api/v1",
+    "persistentvolumeclaims",
+    MANAGED_SELECTOR,
+  );
 
   const backends: Partial<Record<BackendName, SandboxBackend>> = {
     pod: new PodBackend({
@@ -122,6 +129,7 @@ export async function startSandboxController(
       pods,
       services,
       networkPolicies,
+      claims,
       egress: { image: opts.egressImage },
     }),
   };
@@ -206,7 +214,7 @@ export async function startSandboxController(
   controller = new Controller({
     name: "sandbox",
     primary: sandboxes,
-    secondaries: [pods, services, networkPolicies].map((i) => ({
+    secondaries: [pods, services, networkPolicies, claims].map((i) => ({
       informer: i as Informer<KubeObject>,
       primaryKey: ownerKey,
     })),

@@ -72,7 +72,10 @@ describe("workspaces on the pod backend (real node)", () => {
       120_000,
     );
     expect(await logs("first")).toBe("wrote\n");
-    expect(done.status?.workspace).toMatchObject({ name: "first-workspace", retentionPolicy: "Retain" });
+    expect(done.status?.workspace).toMatchObject({
+      name: "first-workspace",
+      retentionPolicy: "Retain",
+    });
     const pvc = await claim("first-workspace");
     expect(pvc?.status?.phase).toBe("Bound");
     // Retained: nothing owns it, so no cascade can take it.

@@ -59,7 +59,8 @@ export class WorkspaceClaims {
     if (podExists) return { use: true, claim: cached };
 
     if (w.existing) {
-      const claim = cached ?? (await ignoreNotFound(this.deps.api.read(name, namespace, ctx.signal)));
+      const claim =
+        cached ?? (await ignoreNotFound(this.deps.api.read(name, namespace, ctx.signal)));
       return { ...judgeExistingClaim(name, claim), claim };
     }
     if (cached) return { ...judgeTemplateClaim(sandbox, cached), claim: cached };

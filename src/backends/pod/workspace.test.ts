@@ -5,10 +5,10 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
 import { desiredPod } from "./pod.js";
 import {
-  snapshotClassFor,
-  volumeSnapshotState,
   desiredVolumeSnapshot,
   quantityBytes,
+  snapshotClassFor,
+  volumeSnapshotState,
 } from "./volume-snapshot.js";
 import {
   claimReadiness,
@@ -102,12 +102,7 @@ describe("judging a claim found under the workspace's name", () => {
       false,
       ConditionReason.WorkspacePending,
     ],
-    [
-      "someone else's",
-      claim({ labels: { app: "db" } }),
-      false,
-      ConditionReason.WorkspaceNotFound,
-    ],
+    ["someone else's", claim({ labels: { app: "db" } }), false, ConditionReason.WorkspaceNotFound],
     [
       "retained by another sandbox",
       claim({ labels: { [WORKSPACE_LABEL]: "other", [RETENTION_LABEL]: "Retain" } }),
@@ -132,9 +127,16 @@ describe("judging a claim found under the workspace's name", () => {
 
   it("readiness: bound and mounted by a running Pod", () => {
     const bound = { metadata: { name: "c" }, status: { phase: "Bound" } };
-    expect(claimReadiness(bound, true).reason).toBe(ConditionReason.WorkspaceBound);
-    expect(claimReadiness(bound, false)).toMatchObject({ ready: false, reason: "WorkspacePending" });
-    expect(claimReadiness({ metadata: { name: "c" } }, false).message).toContain("Pending");
+    expect(claimReadiness("c", bound, true).reason).toBe(ConditionReason.WorkspaceBound);
+    // An existing PVC the cache does not show: the running Pod vouches for it.
+    expect(claimReadiness("c", undefined, true).ready).toBe(true);
+    expect(claimReadiness("c", bound, false)).toMatchObject({
+      ready: false,
+      reason: "WorkspacePending",
+    });
+    expect(claimReadiness("c", { metadata: { name: "c" } }, false).message).toBe(
+      "PVC c is Pending (a class that binds on first use waits for the pod)",
+    );
   });
 });
 
@@ -157,9 +159,7 @@ describe("the Pod's volumes", () => {
 
   it("elsewhere, the working directory stays scratch", () => {
     const s = sandbox({ workingDir: "/work", workspace: { mountPath: "/data" } });
-    expect(mountsOf(s).map((m) => m.mountPath)).toEqual(
-      expect.arrayContaining(["/work", "/data"]),
-    );
+    expect(mountsOf(s).map((m) => m.mountPath)).toEqual(expect.arrayContaining(["/work", "/data"]));
   });
 
   it("Secrets and ConfigMaps are mounted readOnly (a read-only bind mount, EROFS)", () => {
@@ -182,7 +182,9 @@ describe("VolumeSnapshots", () => {
   const cls = (name: string, driver: string, isDefault = false) => ({
     metadata: {
       name,
-      annotations: isDefault ? { "snapshot.storage.kubernetes.io/is-default-class": "true" } : {},
+      annotations: isDefault
+        ? { "snapshot.storage.kubernetes.io/is-default-class": "true" }
+        : ({} as Record<string, string>),
     },
     driver,
   });
@@ -210,7 +212,10 @@ describe("VolumeSnapshots", () => {
   });
 
   it.each([
-    [{ readyToUse: true, restoreSize: "4Mi" }, { state: "ready", sizeBytes: 4 * 2 ** 20 }],
+    [
+      { readyToUse: true, restoreSize: "4Mi" },
+      { state: "ready", sizeBytes: 4 * 2 ** 20 },
+    ],
     [{ error: { message: "boom" } }, { state: "failed", message: "boom" }],
     [
       { error: { message: "retrying" }, boundVolumeSnapshotContentName: "c" },
@@ -229,5 +234,11 @@ describe("VolumeSnapshots", () => {
 });
 
 function owner(uid: string) {
-  return { apiVersion: "sandboxing.dev/v1alpha1", kind: "Sandbox", name: "agent", uid, controller: true };
+  return {
+    apiVersion: "sandboxing.dev/v1alpha1",
+    kind: "Sandbox",
+    name: "agent",
+    uid,
+    controller: true,
+  };
 }

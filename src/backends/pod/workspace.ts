@@ -62,7 +62,7 @@ export function desiredWorkspaceClaim(
 ): V1PersistentVolumeClaim | undefined {
   const w = sandbox.spec.workspace;
   if (!w || w.existing) return undefined;
-  const volume = w.volume ?? {};
+  const volume = w.volume;
   const retain = retentionOf(w) === "Retain";
   const dataSource: V1TypedLocalObjectReference | undefined = snapshot
     ? { apiGroup: VOLUME_SNAPSHOT_GROUP, kind: "VolumeSnapshot", name: snapshot }
@@ -82,9 +82,9 @@ export function desiredWorkspaceClaim(
       ownerReferences: retain ? undefined : [ownerReference(sandbox)],
     },
     spec: {
-      storageClassName: volume.storageClassName,
-      accessModes: volume.accessModes ?? ["ReadWriteOnce"],
-      resources: { requests: { storage: String(volume.size ?? DEFAULT_WORKSPACE_SIZE) } },
+      storageClassName: volume?.storageClassName,
+      accessModes: volume?.accessModes ?? ["ReadWriteOnce"],
+      resources: { requests: { storage: String(volume?.size ?? DEFAULT_WORKSPACE_SIZE) } },
       dataSource,
     },
   };
@@ -103,10 +103,7 @@ export type ClaimVerdict =
  * One owned by an earlier Sandbox is on its way out with it; anything else is
  * someone else's and never taken over.
  */
-export function judgeTemplateClaim(
-  sandbox: Sandbox,
-  claim: V1PersistentVolumeClaim,
-): ClaimVerdict {
+export function judgeTemplateClaim(sandbox: Sandbox, claim: V1PersistentVolumeClaim): ClaimVerdict {
   const name = claim.metadata?.name ?? "";
   const owners = claim.metadata?.ownerReferences ?? [];
   if (owners.some((o) => o.controller && o.uid === sandbox.metadata.uid)) return { use: true };
@@ -154,13 +151,13 @@ export function judgeExistingClaim(
   return { use: true };
 }
 
-/** WorkspaceReady once the Pod runs with it mounted; pending while the claim waits for its volume. */
+/** WorkspaceReady once a Pod has it mounted; pending while the claim waits for its volume. */
 export function claimReadiness(
+  name: string,
   claim: V1PersistentVolumeClaim | undefined,
-  podRunning: boolean,
+  mounted: boolean,
 ): { ready: boolean; reason: ConditionReason; message: string } {
-  const name = claim?.metadata?.name ?? "";
-  if (claim?.status?.phase === "Bound" && podRunning) {
+  if (mounted) {
     return {
       ready: true,
       reason: ConditionReason.WorkspaceBound,
