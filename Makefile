@@ -36,8 +36,9 @@ node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause i
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: storage-bins
-storage-bins: ## Build the test node's local-path provisioner (cached)
-	@nice -n 10 bash hack/storage/build.sh >/dev/null
+storage-bins: ## Build the test node's storage: local-path provisioner, CSI hostpath driver, external-snapshotter (cached)
+	@nice -n 10 bash hack/storage/build.sh local >/dev/null
+	@nice -n 10 bash hack/storage/build.sh csi >/dev/null
 
 .PHONY: build
 build: node_modules agent egress ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable), build the agent and the egress binary

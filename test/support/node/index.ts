@@ -220,7 +220,8 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
   };
 
   const binDir = await time("binaries", nodeBinDir);
-  const storageBin = await time("storage-binaries", storageBinDir);
+  const storageBin = await time("storage-binaries", () => storageBinDir("local"));
+  const csiBin = opts.csi ? await time("csi-binaries", () => storageBinDir("csi")) : "";
   const base = join(cacheRoot(), "nodes");
   await time("reap", () => reapStaleNodes(base));
   const id = randomBytes(3).toString("hex");
@@ -293,8 +294,8 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
     started.push(startKubeProxy(files), startKubeRouter(files), startLocalPath(files, storageBin));
     await time("storage-class", () => ensureLocalPathClass(kc));
     if (opts.csi) {
-      started.push(startCsiHostpath(files, storageBin));
-      started.push(...(await time("snapshots", () => startSnapshotting(kc, files, storageBin))));
+      started.push(startCsiHostpath(files, csiBin));
+      started.push(...(await time("snapshots", () => startSnapshotting(kc, files, csiBin))));
     }
     await time("ready", () => waitReady(core, name, started, opts.readyTimeoutMs ?? 120_000));
     await time("proxy+firewall", () => waitForChains(net, started));

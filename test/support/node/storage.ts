@@ -31,9 +31,12 @@ export const CSI_DRIVER = "hostpath.csi.sandboxing.dev";
 export const CSI_CLASS = "csi-hostpath";
 export const CSI_SNAPSHOT_CLASS = "csi-hostpath";
 
-/** Directory holding the provisioner: built (or cached) by hack/storage/build.sh. */
-export function storageBinDir(): string {
-  return execFileSync("bash", [join(REPO_ROOT, "hack/storage/build.sh")], {
+/**
+ * Directory holding storage binaries, built (or cached) by hack/storage/build.sh:
+ * the local-path provisioner (`local`), or the CSI driver and external-snapshotter (`csi`).
+ */
+export function storageBinDir(what: "local" | "csi"): string {
+  return execFileSync("bash", [join(REPO_ROOT, "hack/storage/build.sh"), what], {
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   }).trim();

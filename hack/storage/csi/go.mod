@@ -1,4 +1,4 @@
-module sandboxing.dev/hack/storage
+module sandboxing.dev/hack/storage/csi
 
 go 1.26.0
 
