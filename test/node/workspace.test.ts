@@ -7,6 +7,7 @@
 import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
+import { agentSecretName } from "../../src/backends/pod/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
@@ -137,7 +138,7 @@ describe("workspaces on the pod backend (real node)", () => {
     await sbx.waitFor("nap", (s) => isReady(s), 120_000);
     expect(await logs("nap")).toBe("wrote\n");
     const firstPod = await sbx.pod("nap");
-    const secret = await core.readNamespacedSecret({ name: "nap-agent", namespace: ns.name });
+    const secret = await core.readNamespacedSecret({ name: agentSecretName("nap"), namespace: ns.name });
 
     await sbx.patchSpec("nap", { suspended: true });
     const suspended = await sbx.waitFor(
@@ -163,7 +164,7 @@ describe("workspaces on the pod backend (real node)", () => {
     expect(pod?.metadata?.uid).not.toBe(firstPod?.metadata?.uid);
     expect(await logs("nap")).toBe("blob: OK\nfound\n");
     // The same identity: the agent's credential was kept, not reissued.
-    const after = await core.readNamespacedSecret({ name: "nap-agent", namespace: ns.name });
+    const after = await core.readNamespacedSecret({ name: agentSecretName("nap"), namespace: ns.name });
     expect(after.metadata?.uid).toBe(secret.metadata?.uid);
   });
 
