@@ -138,7 +138,10 @@ describe("workspaces on the pod backend (real node)", () => {
     await sbx.waitFor("nap", (s) => isReady(s), 120_000);
     expect(await logs("nap")).toBe("wrote\n");
     const firstPod = await sbx.pod("nap");
-    const secret = await core.readNamespacedSecret({ name: agentSecretName("nap"), namespace: ns.name });
+    const secret = await core.readNamespacedSecret({
+      name: agentSecretName("nap"),
+      namespace: ns.name,
+    });
 
     await sbx.patchSpec("nap", { suspended: true });
     const suspended = await sbx.waitFor(
@@ -164,7 +167,10 @@ describe("workspaces on the pod backend (real node)", () => {
     expect(pod?.metadata?.uid).not.toBe(firstPod?.metadata?.uid);
     expect(await logs("nap")).toBe("blob: OK\nfound\n");
     // The same identity: the agent's credential was kept, not reissued.
-    const after = await core.readNamespacedSecret({ name: agentSecretName("nap"), namespace: ns.name });
+    const after = await core.readNamespacedSecret({
+      name: agentSecretName("nap"),
+      namespace: ns.name,
+    });
     expect(after.metadata?.uid).toBe(secret.metadata?.uid);
   });
 
