@@ -21,6 +21,7 @@ import { startSandboxController } from "../../src/sandbox/controller.js";
 import { startControlPlane } from "../../test/support/control-plane.js";
 import { docker, ensureDockerd, OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile } from "../support/stats.js";
 
 const exec = promisify(execFile);
 const { values } = parseArgs({
@@ -35,10 +36,6 @@ const OWNER = "bench-ws";
 const POLL_MS = 25;
 
 const round = (n: number, d = 1) => Number(n.toFixed(d));
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
@@ -172,8 +169,14 @@ async function main(): Promise<void> {
       workspaceMiB: SIZE_MIB,
       cycles: CYCLES,
       pollMs: POLL_MS,
-      suspendMs: { p50: Math.round(pct(suspendMs, 50)), p99: Math.round(pct(suspendMs, 99)) },
-      resumeMs: { p50: Math.round(pct(resumeMs, 50)), p99: Math.round(pct(resumeMs, 99)) },
+      suspendMs: {
+        p50: Math.round(percentile(suspendMs, 50)),
+        p99: Math.round(percentile(suspendMs, 99)),
+      },
+      resumeMs: {
+        p50: Math.round(percentile(resumeMs, 50)),
+        p99: Math.round(percentile(resumeMs, 99)),
+      },
       snapshot: {
         tarBytes: copy.sizeBytes,
         checksum: copy.checksum,

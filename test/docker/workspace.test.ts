@@ -16,10 +16,10 @@ import {
   docker,
   ensureDockerd,
   labelled,
-  OPERATOR_IMAGE,
+  removeOwnedBy,
   SANDBOX_IMAGE,
 } from "../support/docker.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
@@ -29,30 +29,20 @@ let engine: Docker;
 let operator: RunningOperator | undefined;
 
 const OWNER = `test-ws-${process.pid}`;
-const OWNER_LABEL = `sandboxing.dev/owner=${OWNER}`;
 const hostRoot = mkdtempSync(join(tmpdir(), "sbx-hostpaths-"));
 const allowedRo = join(hostRoot, "ro");
 const allowedRw = join(hostRoot, "rw");
 const outside = join(hostRoot, "outside");
 
 function start(): Promise<RunningOperator> {
-  return startOperator({
+  return startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
+    engine,
+    owner: OWNER,
+    upstreamDns: "127.0.0.1",
     stallTimeoutSeconds: 60,
-    docker: {
-      client: engine,
-      settings: {
-        owner: OWNER,
-        upstreamDns: "127.0.0.1",
-        publishAddress: "127.0.0.1",
-        allowedHostPaths: parseAllowedHostPaths(`${allowedRo},${allowedRw}:rw`),
-        hostPathsLocal: true,
-      },
-      sweepIntervalMs: 2000,
-    },
+    allowedHostPaths: parseAllowedHostPaths(`${allowedRo},${allowedRw}:rw`),
   });
 }
 
@@ -76,11 +66,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, OWNER_LABEL)) {
-      await docker(kind === "container" ? ["rm", "-f", name] : [kind, "rm", "-f", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
 });
 

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
 import { Registry } from "prom-client";
+import type { AllowedHostPath } from "../../src/backends/docker/host-paths.js";
 import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { type RunningPoolControllers, startPoolControllers } from "../../src/pool/start.js";
@@ -75,6 +76,8 @@ export function startDockerOperator(opts: {
   /** The resolver the sidecars ask (a stand-in internet's, or loopback for none). */
   upstreamDns: string;
   stallTimeoutSeconds?: number;
+  /** --docker-allowed-host-paths (default: none). */
+  allowedHostPaths?: readonly AllowedHostPath[];
 }): Promise<RunningOperator> {
   return startOperator({
     namespace: opts.namespace,
@@ -84,7 +87,12 @@ export function startDockerOperator(opts: {
     stallTimeoutSeconds: opts.stallTimeoutSeconds,
     docker: {
       client: opts.engine,
-      settings: { owner: opts.owner, upstreamDns: opts.upstreamDns, publishAddress: "127.0.0.1" },
+      settings: {
+        owner: opts.owner,
+        upstreamDns: opts.upstreamDns,
+        publishAddress: "127.0.0.1",
+        allowedHostPaths: opts.allowedHostPaths,
+      },
       sweepIntervalMs: 2000,
     },
   });
