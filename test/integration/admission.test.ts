@@ -177,3 +177,46 @@ describe("kubectl explain", () => {
     expect(out).toContain("first rule whose target");
   });
 });
+
+describe("spec.workspace is immutable", () => {
+  const patch = (name: string, spec: Record<string, unknown>) =>
+    objects.patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: ns.name,
+        plural: SANDBOX_PLURAL,
+        name,
+        body: { spec },
+      },
+      k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+    );
+
+  it("refuses changing, adding or removing it, naming the field", async () => {
+    const body = manifest({
+      name: "ws",
+      spec: { image: "busybox", workspace: { retentionPolicy: "Delete" } },
+    });
+    const name = (body.metadata as { name: string }).name;
+    await create(body);
+    const changed = rejection(
+      await patch(name, { workspace: { retentionPolicy: "Retain" } }).catch((e) => e),
+    );
+    expect(changed.causes.find((c) => c.field === "spec.workspace")?.message).toContain(
+      "immutable",
+    );
+    const removed = rejection(await patch(name, { workspace: null }).catch((e) => e));
+    expect(removed.causes.find((c) => c.field === "spec.workspace")?.message).toContain(
+      "immutable",
+    );
+    // Other fields still change.
+    await patch(name, { suspended: true });
+
+    const plain = manifest({ name: "plain", spec: { image: "busybox" } });
+    await create(plain);
+    const added = rejection(
+      await patch((plain.metadata as { name: string }).name, { workspace: {} }).catch((e) => e),
+    );
+    expect(added.causes.find((c) => c.field === "spec.workspace")?.message).toContain("immutable");
+  });
+});
