@@ -21,6 +21,7 @@ import { claimUidOf, finishedPhase, poolOf, readyAtGeneration } from "../pool/po
 import { templateHash } from "../pool/template.js";
 import { type Candidate, claimExpiry, decideClaim, statusAfter } from "./decide.js";
 import { bindPatch, coldSandbox } from "./sandbox.js";
+import type { LiveEgress } from "./warm.js";
 
 /** Still the unclaimed pooled sandbox the decision chose: same object, same pool and template, nobody's. */
 function stillClaimable(fresh: Sandbox, pool: string, cached: Sandbox): boolean {
@@ -46,6 +47,7 @@ export interface ClaimReconcilerDeps {
   events: EventRecorder;
   metrics: PoolMetrics;
   defaultBackend: BackendName;
+  liveEgress?: Partial<Record<BackendName, LiveEgress>>;
   log: Logger;
 }
 
@@ -146,6 +148,7 @@ export class ClaimReconciler {
       },
       template,
       defaultBackend: deps.defaultBackend,
+      liveEgress: deps.liveEgress,
       bound,
       bindingInFlight: this.inFlight.get(uid)?.sandbox,
       nameTaken,

@@ -13,7 +13,7 @@ import type { SandboxSpec } from "../api/sandbox-spec.js";
 import type { BackendName } from "../backends/backend.js";
 import { type ConditionLike, setCondition } from "../controller/conditions.js";
 import { parseTime, rfc3339 } from "../kube/time.js";
-import { warmBlocker } from "./warm.js";
+import { type LiveEgress, warmBlocker } from "./warm.js";
 
 /** A sandbox carrying this claim's UID label. */
 export interface BoundSandbox {
@@ -47,6 +47,8 @@ export interface ClaimInput {
   /** The template's spec; undefined when it does not exist. */
   template: SandboxSpec | undefined;
   defaultBackend: BackendName;
+  /** What each backend delivers live (default DEFAULT_LIVE_EGRESS). */
+  liveEgress?: Partial<Record<BackendName, LiveEgress>>;
   bound: BoundSandbox[];
   /** A sandbox this process bound whose label the cache does not show yet. */
   bindingInFlight?: string;
@@ -218,7 +220,7 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
   }
 
   const backend = template.backend ?? input.defaultBackend;
-  const blocker = warmBlocker(claim.spec, template, backend);
+  const blocker = warmBlocker(claim.spec, template, backend, input.liveEgress?.[backend]);
   if (!blocker) {
     const ready = input.candidates.filter((c) => c.ready);
     const pool = ready.length ? ready : input.candidates;

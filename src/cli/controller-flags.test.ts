@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { FlagError, listenAddress, parseControllerFlags } from "./controller-flags.js";
+import {
+  FlagError,
+  listenAddress,
+  parseControllerFlags,
+  policyEndpoint,
+} from "./controller-flags.js";
 
 describe("controller flags", () => {
   it("has production defaults", () => {
@@ -52,5 +57,24 @@ describe("controller flags", () => {
     expect(listenAddress(":8080")).toEqual({ host: "0.0.0.0", port: 8080 });
     expect(listenAddress("[::1]:9")).toEqual({ host: "::1", port: 9 });
     expect(listenAddress("0")).toBeUndefined();
+  });
+});
+
+describe("policy channel flags", () => {
+  const tls = ["--policy-tls-cert=/c", "--policy-tls-key=/k", "--policy-ca=/ca"];
+  it("are off by default and parse with their TLS files", () => {
+    expect(parseControllerFlags([])["policy-endpoint"]).toBeUndefined();
+    const f = parseControllerFlags(["--policy-endpoint=10.96.0.90:15090", ...tls]);
+    expect(f["policy-endpoint"]).toBe("10.96.0.90:15090");
+    expect(policyEndpoint("[fd00::1]:15090")).toEqual({ host: "fd00::1", port: 15090 });
+  });
+  it.each([
+    [["--policy-endpoint=10.96.0.90:15090"], "--policy-tls-cert: required"],
+    [["--policy-endpoint=operator.svc:15090", ...tls], "--policy-endpoint: must be IP:PORT"],
+    [["--policy-endpoint=10.96.0.90:15090", ...tls, "--policy-peer-namespace=op"], "go together"],
+    [["--policy-peer-labels=a b"], "--policy-peer-labels: must be K=V"],
+  ])("refuses %j naming the flag", (argv, message) => {
+    expect(() => parseControllerFlags(argv)).toThrow(FlagError);
+    expect(() => parseControllerFlags(argv)).toThrow(message);
   });
 });

@@ -42,6 +42,16 @@ Flags:
                                     host paths docker sandboxes may mount (spec.mounts[].hostPath):
                                     absolute prefixes, read-only unless the entry ends in ":rw"
                                     (default: none)
+  --policy-endpoint IP:PORT         turn on the pod backend's live policy channel: sandbox Pods' egress
+                                    sidecars dial this address (the operator's policy Service's ClusterIP,
+                                    or the controller's address when it runs outside the cluster)
+  --policy-bind-address HOST:PORT   where this process serves the policy endpoint (default: 0.0.0.0:15090)
+  --policy-tls-cert PATH --policy-tls-key PATH --policy-ca PATH
+                                    the endpoint's certificate and key, and the CA that signed it (given
+                                    to the sidecars); required with --policy-endpoint
+  --policy-peer-namespace NS --policy-peer-labels K=V[,K=V]
+                                    the operator Pods sandbox NetworkPolicies let the sidecar reach on
+                                    the endpoint's port (default: the endpoint's IP as an ipBlock)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -115,6 +125,28 @@ const FlagsSchema = z.object({
         return z.NEVER;
       }
     }),
+  "policy-endpoint": z
+    .string()
+    .regex(
+      /^(\d{1,3}(\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]):\d{1,5}$/,
+      "must be IP:PORT (an address: the Pod's firewall names it)",
+    )
+    .optional(),
+  "policy-bind-address": address.default("0.0.0.0:15090"),
+  "policy-tls-cert": z.string().min(1).optional(),
+  "policy-tls-key": z.string().min(1).optional(),
+  "policy-ca": z.string().min(1).optional(),
+  "policy-peer-namespace": z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
+    .optional(),
+  "policy-peer-labels": z
+    .string()
+    .regex(
+      /^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]*)*$/,
+      "must be K=V[,K=V...]",
+    )
+    .optional(),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
@@ -148,7 +180,20 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     const flag = String(issue.path[0]);
     throw new FlagError(`--${flag}: ${issue.message} (got ${JSON.stringify(values[flag])})`);
   }
-  return parsed.data;
+  const f = parsed.data;
+  if (f["policy-endpoint"]) {
+    for (const flag of ["policy-tls-cert", "policy-tls-key", "policy-ca"] as const)
+      if (!f[flag]) throw new FlagError(`--${flag}: required with --policy-endpoint`);
+    if (!!f["policy-peer-namespace"] !== !!f["policy-peer-labels"])
+      throw new FlagError("--policy-peer-namespace and --policy-peer-labels go together");
+  }
+  return f;
+}
+
+/** The policy channel's endpoint as host and port (IPv6 without brackets). */
+export function policyEndpoint(value: string): { host: string; port: number } {
+  const i = value.lastIndexOf(":");
+  return { host: value.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(value.slice(i + 1)) };
 }
 
 /** "HOST:PORT" -> listen options; undefined when disabled with "0". */

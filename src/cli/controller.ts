@@ -1,8 +1,10 @@
 // `sandbox-operator controller`: flags -> running controller, until SIGTERM/SIGINT.
 
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { podLiveEgress } from "../claim/warm.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
@@ -14,6 +16,7 @@ import {
   FlagError,
   listenAddress,
   parseControllerFlags,
+  policyEndpoint,
 } from "./controller-flags.js";
 import { usageError } from "./usage.js";
 
@@ -77,7 +80,40 @@ export async function runController(argv: string[]): Promise<number> {
     };
   }
 
+  const endpoint = flags["policy-endpoint"];
+  const policyListen = listenAddress(flags["policy-bind-address"]);
+  if (endpoint && !policyListen)
+    return usageError(
+      "--policy-bind-address: cannot be 0 with --policy-endpoint",
+      CONTROLLER_USAGE,
+    );
+  const policyChannel: SandboxControllerOptions["policyChannel"] =
+    endpoint && policyListen
+      ? {
+          listen: policyListen,
+          endpoint: policyEndpoint(endpoint),
+          tls: {
+            cert: readFileSync(flags["policy-tls-cert"]!, "utf8"),
+            key: readFileSync(flags["policy-tls-key"]!, "utf8"),
+            ca: readFileSync(flags["policy-ca"]!, "utf8"),
+          },
+          peer: flags["policy-peer-namespace"]
+            ? {
+                namespaceSelector: {
+                  matchLabels: { "kubernetes.io/metadata.name": flags["policy-peer-namespace"] },
+                },
+                podSelector: {
+                  matchLabels: Object.fromEntries(
+                    flags["policy-peer-labels"]!.split(",").map((kv) => kv.split("=", 2)),
+                  ),
+                },
+              }
+            : undefined,
+        }
+      : undefined;
+
   const controller = await startSandboxController({
+    policyChannel,
     kubeConfig,
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
@@ -102,6 +138,7 @@ export async function runController(argv: string[]): Promise<number> {
     kubeConfig,
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
+    liveEgress: { pod: podLiveEgress(!!policyChannel) },
     concurrency: flags.concurrency,
     leaderElection: flags["leader-elect"]
       ? {

@@ -13,6 +13,9 @@ export function readyAtGeneration(s: Sandbox): boolean {
     !!st &&
     st.phase === "Running" &&
     isTrue(st.conditions, ConditionType.Ready) &&
+    // Where the backend reports it, the policy of this generation is in force
+    // (the pod backend: acknowledged by the sidecar over the policy channel).
+    !st.conditions?.some((c) => c.type === ConditionType.EgressReady && c.status !== "True") &&
     (st.observedGeneration ?? 0) >= (s.metadata.generation ?? 0)
   );
 }

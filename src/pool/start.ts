@@ -17,6 +17,7 @@ import type { SandboxClaim, SandboxWarmPool } from "../api/pools.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName } from "../backends/backend.js";
 import { ClaimReconciler } from "../claim/controller.js";
+import type { LiveEgress } from "../claim/warm.js";
 import { Controller } from "../controller/controller.js";
 import { EventRecorder } from "../controller/events.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
@@ -33,6 +34,8 @@ export interface PoolControllersOptions {
   kubeConfig: k8s.KubeConfig;
   namespaces: string[];
   defaultBackend: BackendName;
+  /** What each backend delivers live (src/claim/warm.ts); the CLI sets the pod backend's from its policy channel. */
+  liveEgress?: Partial<Record<BackendName, LiveEgress>>;
   concurrency: number;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationMs?: number };
   registry: Registry;
@@ -108,6 +111,7 @@ export async function startPoolControllers(
     events: claimEvents,
     metrics,
     defaultBackend: opts.defaultBackend,
+    liveEgress: opts.liveEgress,
     log,
   });
   claims.on({ add: (c) => claimReconciler.noteSeen(c) });

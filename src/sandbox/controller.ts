@@ -22,6 +22,7 @@ import { unlimited } from "../kube/config.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
+import { PolicyServer } from "../policy-server/server.js";
 import { ExpiryTimers } from "./expiry-timers.js";
 import { SandboxReconciler } from "./reconciler.js";
 
@@ -49,11 +50,24 @@ export interface SandboxControllerOptions {
     /** More than 1: Sandboxes split into this many shards, each on its own Lease (see shard-elector.ts). */
     shards?: number;
   };
+  /**
+   * The pod backend's live policy channel: this process serves the policy
+   * endpoint on `listen`, and sandbox Pods dial `endpoint` (see
+   * src/policy-server/). Off: sidecars follow the kubelet-synced file only.
+   */
+  policyChannel?: {
+    listen: { host: string; port: number };
+    endpoint: { host: string; port: number };
+    tls: { cert: string; key: string; ca: string };
+    peer?: k8s.V1NetworkPolicyPeer;
+  };
   registry: Registry;
   log: Logger;
 }
 
 export interface RunningSandboxController {
+  /** The port the policy endpoint listens on (when the channel is on). */
+  policyPort(): number | undefined;
   ready(): boolean;
   isLeader(): boolean;
   /** Shards this replica holds (sharded only). */
@@ -130,9 +144,28 @@ export async function startSandboxController(
       services,
       networkPolicies,
       claims,
-      egress: { image: opts.egressImage },
+      egress: {
+        image: opts.egressImage,
+        channel: opts.policyChannel && {
+          ...opts.policyChannel.endpoint,
+          caPem: opts.policyChannel.tls.ca,
+          peer: opts.policyChannel.peer,
+        },
+      },
     }),
   };
+  // Served by every replica (its informers run whether or not it leads).
+  const policyServer =
+    opts.policyChannel &&
+    new PolicyServer({
+      kubeConfig,
+      pods,
+      sandboxes,
+      tls: opts.policyChannel.tls,
+      listen: opts.policyChannel.listen,
+      log,
+    });
+  const policyPort = policyServer && (await policyServer.start()).port;
 
   const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
   let docker: DockerRuntime | undefined;
@@ -253,6 +286,7 @@ export async function startSandboxController(
   controller.start();
 
   return {
+    policyPort: () => policyPort,
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
     heldShards: () => controller?.heldShards() ?? [],
@@ -265,6 +299,7 @@ export async function startSandboxController(
       // Events are flushed while the Lease is still ours; after it is released they would be refused.
       await controller?.stop({ ...stopOpts, drain: () => events.flush() });
       await docker?.stop();
+      await policyServer?.stop();
       await events.flush();
     },
   };

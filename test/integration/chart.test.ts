@@ -83,6 +83,10 @@ describe("helm chart", () => {
       "with the gateway",
       ["--set", "gateway.enabled=true", "--set", "gateway.domain=sbx.example.com"],
     ],
+    [
+      "with the policy channel",
+      ["--set", "policyChannel.enabled=true", "--set", "policyChannel.clusterIP=10.96.0.90"],
+    ],
   ])("renders objects the apiserver accepts (%s)", async (_name, args) => {
     const { stdout } = await helm(
       "template",

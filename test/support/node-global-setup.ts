@@ -17,6 +17,8 @@ declare module "vitest" {
     nodeName: string;
     nodeNetns: string;
     nodePodCidr: string;
+    /** The host's address on the node's link: Pods reach host processes (the test's controller) here. */
+    nodeHostIp: string;
     nodeDir: string;
     nodeBinDir: string;
     nodeContainerd: { socket: string; root: string };
@@ -80,6 +82,7 @@ export default async function setup(project: TestProject) {
   project.provide("nodeCsi", csi);
   project.provide("nodeNetns", node.net.netns);
   project.provide("nodePodCidr", node.net.podCidr);
+  project.provide("nodeHostIp", node.net.hostIp);
   project.provide("nodeDir", node.dir);
   project.provide("nodeBinDir", node.binDir);
   project.provide("nodeContainerd", { socket: node.containerd.socket, root: node.containerd.root });

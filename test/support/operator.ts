@@ -23,6 +23,8 @@ export interface OperatorOptions {
   /** Enables the docker backend. */
   docker?: SandboxControllerOptions["docker"];
   egressImage?: string;
+  /** The pod backend's live policy channel (src/policy-server/). */
+  policyChannel?: SandboxControllerOptions["policyChannel"];
   /** A Lease (in the watched namespace unless said otherwise); omitted: no leader election. */
   leaderElection?: { name: string; namespace?: string; leaseDurationMs?: number };
 }
@@ -46,6 +48,7 @@ export async function startOperatorWithKubeconfig(
     defaultBackend: opts.defaultBackend ?? "pod",
     egressImage: opts.egressImage ?? "sandbox-operator:dev",
     docker: opts.docker,
+    policyChannel: opts.policyChannel,
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {
@@ -101,6 +104,7 @@ export function startDockerOperator(opts: {
 /** The warm pool and claim controllers, in the test process, watching one namespace. */
 export async function startPools(opts: {
   namespace: string;
+  liveEgress?: Parameters<typeof startPoolControllers>[0]["liveEgress"];
   user?: string;
   defaultBackend?: "pod" | "docker";
   concurrency?: number;
@@ -116,6 +120,7 @@ export async function startPools(opts: {
     kubeConfig,
     namespaces: [opts.namespace],
     defaultBackend: opts.defaultBackend ?? "pod",
+    liveEgress: opts.liveEgress,
     concurrency: opts.concurrency ?? 8,
     leaderElection: opts.leaderElection && {
       namespace: opts.namespace,

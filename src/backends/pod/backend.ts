@@ -17,6 +17,11 @@ import type { SandboxSnapshot } from "../../api/snapshot.js";
 import { ConflictError, fromApiError, PermanentError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
+import {
+  POLICY_APPLIED_ANNOTATION,
+  POLICY_CA_ANNOTATION,
+  policyHash,
+} from "../../policy-server/contract.js";
 import { newAgentToken } from "../agent.js";
 import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
@@ -375,7 +380,35 @@ export class PodBackend implements SandboxBackend {
         endpoints,
       };
     }
-    return { ...observePod(pod), endpoints };
+    const observed = observePod(pod);
+    return { ...observed, egressReady: this.channelReadiness(sandbox, pod, observed), endpoints };
+  }
+
+  /**
+   * With the policy channel, egress is ready for this generation only once
+   * the sidecar acknowledged the Sandbox's current policy (recorded on the
+   * Pod by the endpoint): a claim's Ready then means its policy is in force.
+   */
+  private channelReadiness(
+    sandbox: Sandbox,
+    pod: k8s.V1Pod,
+    observed: Observation,
+  ): Observation["egressReady"] {
+    const egress = observed.egressReady;
+    if (!egress?.ready || pod.metadata?.annotations?.[POLICY_CA_ANNOTATION] === undefined)
+      return egress;
+    const applied = pod.metadata?.annotations?.[POLICY_APPLIED_ANNOTATION];
+    if (applied === policyHash(sandbox.spec.network.egress)) {
+      return {
+        ...egress,
+        message: "egress is enforced by the firewall and the sidecar, on the current policy",
+      };
+    }
+    return {
+      ready: false,
+      reason: ConditionReason.EgressPending,
+      message: `waiting for the egress sidecar to apply the policy of generation ${sandbox.metadata.generation ?? 0}; the previous one stays in force meanwhile`,
+    };
   }
 
   /**
@@ -448,9 +481,16 @@ export class PodBackend implements SandboxBackend {
       return undefined;
     }
     const relabel = !labelsMatch(actual.metadata, desired.metadata!);
-    const policy = desired.metadata?.annotations?.[POLICY_ANNOTATION];
-    const newPolicy = actual.metadata?.annotations?.[POLICY_ANNOTATION] !== policy;
-    if (relabel || newPolicy) {
+    // The policy file and the channel's CA bundle: the kubelet rewrites both
+    // files in place (with the channel, the sidecar follows the endpoint
+    // instead; the file stays the start-up policy of a restarted sidecar).
+    const changed: Record<string, string> = {};
+    for (const key of [POLICY_ANNOTATION, POLICY_CA_ANNOTATION]) {
+      const want = desired.metadata?.annotations?.[key];
+      if (want !== undefined && actual.metadata?.annotations?.[key] !== want) changed[key] = want;
+    }
+    const newPolicy = POLICY_ANNOTATION in changed;
+    if (relabel || Object.keys(changed).length) {
       // In place: labels are mutable, and the kubelet rewrites the sidecar's
       // policy file from the annotation; the workload keeps running. The UID
       // pins the Pod that was judged (a UID that no longer matches is refused);
@@ -462,7 +502,7 @@ export class PodBackend implements SandboxBackend {
           metadata: {
             uid: actual.metadata?.uid,
             labels: relabel ? desired.metadata?.labels : undefined,
-            annotations: newPolicy ? { [POLICY_ANNOTATION]: policy } : undefined,
+            annotations: Object.keys(changed).length ? changed : undefined,
           },
         },
         opts,

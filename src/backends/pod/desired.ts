@@ -40,7 +40,7 @@ export class DesiredObjects {
     if (hit?.identity === identity) return hit.desired;
     const desired = {
       pod: desiredPod(sandbox, this.egress),
-      networkPolicy: desiredNetworkPolicy(sandbox),
+      networkPolicy: desiredNetworkPolicy(sandbox, this.egress.channel),
       service: desiredService(sandbox),
     };
     this.bySpec.set(sandbox.spec, { identity, desired });

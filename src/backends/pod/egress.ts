@@ -9,10 +9,25 @@
 //   3. The workload gets HTTP(S)_PROXY pointing at the sidecar.
 //
 // The policy travels as a Pod annotation exposed to the sidecar through a
-// downward-API volume: the kubelet rewrites the file atomically when the
-// annotation changes, so a policy change reaches the running sidecar without
-// restarting the workload (and without an extra object per sandbox).
-import type { V1Container, V1EnvVar, V1Volume } from "@kubernetes/client-node";
+// downward-API volume: the Pod's start-up policy (egress-init compiles its
+// address rules; the sidecar starts on it). With the policy channel (the
+// controller's policy endpoint, src/policy-server/), the sidecar then follows
+// the endpoint, within milliseconds of a change, and acknowledges it; without
+// it, the kubelet rewrites the file on its sync period (up to a minute).
+//
+// The channel's credential is a projected ServiceAccount token mounted into
+// the sidecar container alone: the workload has no mount of it, no token of
+// its own (automountServiceAccountToken: false) and no shared process
+// namespace, so it cannot read it; the lockdown refuses its connections to the
+// endpoint (only the sidecar's UID reaches it) and the sidecar's proxies
+// refuse to dial it for anyone.
+import type {
+  V1Container,
+  V1EnvVar,
+  V1NetworkPolicyPeer,
+  V1Volume,
+  V1VolumeMount,
+} from "@kubernetes/client-node";
 import { GROUP } from "../../api/group.js";
 import type { EgressPolicy } from "../../api/sandbox-spec.js";
 import {
@@ -27,6 +42,14 @@ import {
   sidecarFlags,
 } from "../../egress/contract.js";
 import { workloadProxyEnv } from "../../egress/proxy-env.js";
+import {
+  POLICY_AUDIENCE,
+  POLICY_CA_ANNOTATION,
+  POLICY_CA_FILE_NAME,
+  POLICY_TOKEN_DIR,
+  POLICY_TOKEN_FILE,
+  POLICY_TOKEN_SECONDS,
+} from "../../policy-server/contract.js";
 
 export const EGRESS_INIT_CONTAINER = "egress-init";
 export const EGRESS_SIDECAR_CONTAINER = "egress";
@@ -41,7 +64,26 @@ export interface EgressOptions {
   /** The operator image, which carries the egress entry points. */
   image: string;
   imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /** The live policy channel; without it the sidecar follows the downward-API file only. */
+  channel?: PolicyChannel;
 }
+
+/** Where sandbox Pods reach the controller's policy endpoint, and how they trust it. */
+export interface PolicyChannel {
+  /** The address the sidecar dials (an IP: the lockdown's rule needs one). */
+  host: string;
+  port: number;
+  /** PEM of the CA that signed the endpoint's certificate. */
+  caPem: string;
+  /**
+   * Who the NetworkPolicy lets the Pod reach on `port`: the operator's Pods
+   * (a Service's ClusterIP is translated before NetworkPolicy sees it), or,
+   * when unset, `host` itself as an ipBlock (a controller outside the cluster).
+   */
+  peer?: V1NetworkPolicyPeer;
+}
+
+const TOKEN_VOLUME = "egress-channel-token";
 
 /** Rules the init container puts in the kernel firewall: IPs and CIDRs (names are the sidecar's). */
 export function firewallRules(policy: EgressPolicy): EgressPolicy["rules"] {
@@ -59,7 +101,11 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
     ...common,
     name: EGRESS_INIT_CONTAINER,
     command: [EGRESS_EXECUTABLE],
-    args: ["egress-init", ...lockdownFlags(EGRESS_CONTRACT)],
+    args: [
+      "egress-init",
+      ...lockdownFlags(EGRESS_CONTRACT),
+      ...(opts.channel ? [`--controller=${opts.channel.host}:${opts.channel.port}`] : []),
+    ],
     volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
     resources: {
       // One-shot: a full core lets it finish sooner than 500m did (bench/node
@@ -90,8 +136,16 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
     name: EGRESS_SIDECAR_CONTAINER,
     restartPolicy: "Always",
     command: [EGRESS_EXECUTABLE],
-    args: ["egress", ...sidecarFlags(EGRESS_CONTRACT), `--sandbox=${sandboxId}`],
-    volumeMounts: [{ name: "egress-policy", mountPath: POLICY_DIR, readOnly: true }],
+    args: [
+      "egress",
+      ...sidecarFlags(EGRESS_CONTRACT),
+      `--sandbox=${sandboxId}`,
+      ...(opts.channel ? channelFlags(opts.channel) : []),
+    ],
+    volumeMounts: [
+      { name: "egress-policy", mountPath: POLICY_DIR, readOnly: true },
+      ...(opts.channel ? [tokenMount] : []),
+    ],
     startupProbe,
     readinessProbe: probe,
     // The Go sidecar idles near 8 MiB and stays near 12 MiB with 100 open
@@ -109,19 +163,59 @@ export function egressInitContainers(sandboxId: string, opts: EgressOptions): V1
   return [lockdown, sidecar];
 }
 
-export function egressVolumes(): V1Volume[] {
+const tokenMount: V1VolumeMount = {
+  name: TOKEN_VOLUME,
+  mountPath: POLICY_TOKEN_DIR,
+  readOnly: true,
+};
+
+function channelFlags(c: PolicyChannel): string[] {
+  return [
+    `--policy-url=https://${c.host.includes(":") ? `[${c.host}]` : c.host}:${c.port}`,
+    `--policy-token-file=${POLICY_TOKEN_FILE}`,
+    `--policy-ca-file=${POLICY_DIR}/${POLICY_CA_FILE_NAME}`,
+  ];
+}
+
+export function egressVolumes(channel?: PolicyChannel): V1Volume[] {
+  const annotation = (key: string) => ({ fieldPath: `metadata.annotations['${key}']` });
   return [
     {
       name: "egress-policy",
       downwardAPI: {
         items: [
-          {
-            path: POLICY_FILE_NAME,
-            fieldRef: { fieldPath: `metadata.annotations['${POLICY_ANNOTATION}']` },
-          },
+          { path: POLICY_FILE_NAME, fieldRef: annotation(POLICY_ANNOTATION) },
+          // The CA is public; it rides the Pod (no object per namespace) and a
+          // rotated one reaches running sidecars like the policy file does.
+          ...(channel
+            ? [{ path: POLICY_CA_FILE_NAME, fieldRef: annotation(POLICY_CA_ANNOTATION) }]
+            : []),
         ],
       },
     },
+    ...(channel
+      ? [
+          {
+            name: TOKEN_VOLUME,
+            projected: {
+              // Read-only for its owner; with the Pod's fsGroup the kubelet also
+              // gives the group read (the sidecar reads it as a member). What
+              // keeps it from the workload is that no other container mounts it
+              // and the Pod shares no process namespace.
+              defaultMode: 0o400,
+              sources: [
+                {
+                  serviceAccountToken: {
+                    audience: POLICY_AUDIENCE,
+                    expirationSeconds: POLICY_TOKEN_SECONDS,
+                    path: "token",
+                  },
+                },
+              ],
+            },
+          },
+        ]
+      : []),
   ];
 }
 

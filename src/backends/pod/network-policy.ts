@@ -10,6 +10,7 @@ import type {
 } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
 import { isAddressTarget } from "../../egress/contract.js";
+import type { PolicyChannel } from "./egress.js";
 import { objectMeta, selectorLabels } from "./metadata.js";
 
 /** Ranges a sandbox never reaches through a catch-all rule. */
@@ -29,7 +30,7 @@ export const CLUSTER_DNS_PEER = {
   podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
 };
 
-export function desiredNetworkPolicy(sandbox: Sandbox): V1NetworkPolicy {
+export function desiredNetworkPolicy(sandbox: Sandbox, channel?: PolicyChannel): V1NetworkPolicy {
   const spec = {
     podSelector: { matchLabels: selectorLabels(sandbox) },
     policyTypes: ["Ingress", "Egress"],
@@ -38,7 +39,7 @@ export function desiredNetworkPolicy(sandbox: Sandbox): V1NetworkPolicy {
         ? [{ ports: sandbox.spec.ports.map((p) => ({ protocol: "TCP", port: p.port })) }]
         : []),
     ],
-    egress: egressRules(sandbox),
+    egress: [...egressRules(sandbox), ...(channel ? [channelRule(channel)] : [])],
   };
   return {
     apiVersion: "networking.k8s.io/v1",
@@ -78,6 +79,17 @@ function egressRules(sandbox: Sandbox): V1NetworkPolicyEgressRule[] {
     });
   }
   return out;
+}
+
+/**
+ * The sidecar's way to its policy endpoint. The fence opens it for the Pod;
+ * inside the Pod the lockdown narrows it to the sidecar's UID.
+ */
+function channelRule(c: PolicyChannel): V1NetworkPolicyEgressRule {
+  return {
+    to: [c.peer ?? { ipBlock: { cidr: asCidr(c.host) } }],
+    ports: [{ protocol: "TCP", port: c.port }],
+  };
 }
 
 function tcpPorts(ports: number[] | undefined): V1NetworkPolicyPort[] | undefined {

@@ -4,6 +4,7 @@
 import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
 import { keyOf } from "../../kube/object-key.js";
+import { POLICY_CA_ANNOTATION } from "../../policy-server/contract.js";
 import { agentInstallContainer, agentLifecycle, agentMounts, agentVolumes } from "./agent.js";
 import {
   type EgressOptions,
@@ -29,6 +30,7 @@ export function desiredPod(sandbox: Sandbox, egress: EgressOptions): V1Pod {
   // running sidecar through the annotation instead.
   const metadata = objectMeta(sandbox, "workload", { spec, firewall: firewallRules(policy) });
   metadata.annotations![POLICY_ANNOTATION] = policyAnnotation(policy);
+  if (egress.channel) metadata.annotations![POLICY_CA_ANNOTATION] = egress.channel.caPem;
   return { apiVersion: "v1", kind: "Pod", metadata, spec };
 }
 
@@ -79,7 +81,7 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
     ...(persistent ? [persistent.volume] : []),
     { name: "tmp", emptyDir: {} },
     ...extra.volumes,
-    ...egressVolumes(),
+    ...egressVolumes(egress.channel),
     ...agentVolumes(sandbox),
   ];
 

@@ -15,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"sandboxing.dev/sandbox-egress/internal/contract"
@@ -102,6 +104,7 @@ type lockdownFlags struct {
 	sidecarUID                 *int
 	dnsPort, httpPort, tlsPort *int
 	iptables                   *string
+	controller                 *string
 	// Explicit tools, overriding --iptables (a distribution's own names).
 	restore4, save4, restore6, save6 *string
 }
@@ -115,6 +118,7 @@ func addLockdownFlags(fs *flag.FlagSet, uidDefault int) lockdownFlags {
 		httpPort:   port(fs, "http-port", c.Ports.HTTP, "where TCP 80 is redirected"),
 		tlsPort:    port(fs, "tls-port", c.Ports.TLS, "where TCP 443 is redirected"),
 		iptables:   fs.String("iptables", "auto", "iptables implementation: auto, nft or legacy"),
+		controller: fs.String("controller", "", "the controller's policy endpoint IP:PORT: only the sidecar's UID reaches it, and the proxies never dial it"),
 		restore4:   fs.String("iptables-restore", "", "explicit iptables-restore to run (with the three below; overrides --iptables)"),
 		save4:      fs.String("iptables-save", "", "explicit iptables-save"),
 		restore6:   fs.String("ip6tables-restore", "", "explicit ip6tables-restore"),
@@ -136,6 +140,11 @@ func parse(fs *flag.FlagSet, argv []string, f lockdownFlags) error {
 	explicit := []string{*f.restore4, *f.save4, *f.restore6, *f.save6}
 	if n := countSet(explicit); n != 0 && n != len(explicit) {
 		return errors.New("--iptables-restore, --iptables-save, --ip6tables-restore and --ip6tables-save go together")
+	}
+	if *f.controller != "" {
+		if _, err := sidecar.ParseEndpoint(*f.controller); err != nil {
+			return fmt.Errorf("--controller: %v", err)
+		}
 	}
 	switch *f.iptables {
 	case "auto", "nft", "legacy":
@@ -187,8 +196,9 @@ func applyLockdown(f lockdownFlags, sidecarUID int, log *slog.Logger) error {
 		return err
 	}
 	reserved, _ := policy.ReservedRanges(nil)
+	controller, _ := sidecar.ParseEndpoint(*f.controller) // validated by parse; "" is no endpoint
 	rs := lockdown.Build(lockdown.Config{
-		Policy: p, SidecarUID: sidecarUID, Reserved: reserved,
+		Policy: p, SidecarUID: sidecarUID, Reserved: reserved, Controller: controller,
 		Ports: lockdown.ListenPorts{DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort},
 	})
 	var b lockdown.Binaries
@@ -217,6 +227,9 @@ func runSidecar(argv []string) int {
 	httpDest := port(fs, "http-destination-port", 80, "the port traffic redirected to --http-port was meant for (the redirect hides it)")
 	tlsDest := port(fs, "tls-destination-port", 443, "the port traffic redirected to --tls-port was meant for")
 	upstreamDNS := fs.String("upstream-dns", "", "resolver HOST[:PORT] (default: first nameserver in /etc/resolv.conf)")
+	policyURL := fs.String("policy-url", "", "the controller's policy endpoint (https://IP:PORT): follow it live instead of the policy file, which stays the start-up policy")
+	policyToken := fs.String("policy-token-file", "", "with --policy-url: the projected ServiceAccount token to present (re-read on every dial)")
+	policyCA := fs.String("policy-ca-file", "", "with --policy-url: PEM of the CA that signed the endpoint's certificate")
 	help := flagUsage(fs, "Usage: sandbox-egress egress [flags]\n\nRuns the egress sidecar: a DNS proxy answering only allowed names, an explicit\nHTTP proxy (CONNECT), and transparent proxies judging port 80 by Host and 443 by\nTLS SNI. Follows the policy file for changes.\n")
 	if err := parse(fs, argv, f); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -224,6 +237,9 @@ func runSidecar(argv []string) int {
 			return 0
 		}
 		return usageError(err.Error(), help)
+	}
+	if *policyURL != "" && (*policyToken == "" || *policyCA == "" || !strings.HasPrefix(*policyURL, "https://")) {
+		return usageError("--policy-url must be https:// and needs --policy-token-file and --policy-ca-file", help)
 	}
 	log := logx.New(os.Stdout)
 	if *doLockdown {
@@ -240,7 +256,9 @@ func runSidecar(argv []string) int {
 		Ports:            sidecar.Ports{Proxy: *proxyPort, DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort, Health: *healthPort, Metrics: *metricsPort},
 		DestinationPorts: sidecar.DestinationPorts{HTTP: *httpDest, TLS: *tlsDest},
 		UID:              *f.sidecarUID, GID: *f.sidecarUID,
-		Log: log,
+		Log:        log,
+		Channel:    sidecar.ChannelOptions{URL: strings.TrimSuffix(*policyURL, "/"), TokenFile: *policyToken, CAFile: *policyCA},
+		Controller: controllerEndpoint(*f.controller, *policyURL),
 	})
 	if err != nil {
 		log.Log(nil, logx.Fatal, "egress sidecar failed to start", "err", err.Error())
@@ -252,6 +270,15 @@ func runSidecar(argv []string) int {
 	// Closing the sidecar closes egress: the firewall stays and nothing else is let out.
 	s.Close()
 	return 0
+}
+
+// controllerEndpoint: --controller, else the host:port of --policy-url (an IP).
+func controllerEndpoint(flagValue, url string) netip.AddrPort {
+	if flagValue == "" {
+		flagValue = strings.TrimSuffix(strings.TrimPrefix(url, "https://"), "/")
+	}
+	ap, _ := sidecar.ParseEndpoint(flagValue)
+	return ap
 }
 
 func countSet(values []string) int {

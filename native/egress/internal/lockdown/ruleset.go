@@ -10,6 +10,7 @@ package lockdown
 
 import (
 	"fmt"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,9 @@ type Config struct {
 	SidecarUID int
 	Ports      ListenPorts
 	Reserved   *policy.CIDRSet
+	// Controller, when valid, is the policy endpoint (IPv4): only the
+	// sidecar's UID reaches it, whatever the policy's address rules say.
+	Controller netip.AddrPort
 }
 
 // Table is one table's share of the lockdown.
@@ -88,14 +92,22 @@ func ipv4Filter(c Config) Table {
 		fmt.Sprintf("-A %s -d 127.0.0.1/32 -p tcp -m conntrack --ctstate DNAT -m multiport --dports %d,%d,%d -j ACCEPT", Chain, p.DNS, p.HTTP, p.TLS),
 		fmt.Sprintf("-A %s -d 127.0.0.1/32 -p udp -m conntrack --ctstate DNAT -m udp --dport %d -j ACCEPT", Chain, p.DNS),
 		fmt.Sprintf("-A %s -m owner --uid-owner %d -j ACCEPT", Chain, c.SidecarUID),
-		// Replies in connections opened towards the sandbox (a declared port, a probe).
-		"-A " + Chain + " -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT",
-		// Packets the kernel sends on no socket's behalf for a tracked flow.
-		"-A " + Chain + " -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT",
-		// DNS leaves only through the sidecar: one reaching here rides somebody else's flow.
-		"-A " + Chain + " -p udp -m udp --dport 53 -j " + prohibitedV4,
-		"-A " + Chain + " -p tcp -m tcp --dport 53 -j " + prohibitedV4,
 	}
+	if c.Controller.IsValid() && c.Controller.Addr().Is4() {
+		// The policy endpoint: the sidecar's UID was let out just above; nobody
+		// else reaches it, before any rule of the policy (or a conntrack state)
+		// could let them.
+		r = append(r, fmt.Sprintf("-A %s -d %s/32 -p tcp -m tcp --dport %d -j %s", Chain, c.Controller.Addr(), c.Controller.Port(), prohibitedV4))
+	}
+	r = append(r,
+		// Replies in connections opened towards the sandbox (a declared port, a probe).
+		"-A "+Chain+" -m conntrack --ctstate RELATED,ESTABLISHED --ctdir REPLY -j ACCEPT",
+		// Packets the kernel sends on no socket's behalf for a tracked flow.
+		"-A "+Chain+" -m conntrack --ctstate RELATED,ESTABLISHED -m owner ! --socket-exists -j ACCEPT",
+		// DNS leaves only through the sidecar: one reaching here rides somebody else's flow.
+		"-A "+Chain+" -p udp -m udp --dport 53 -j "+prohibitedV4,
+		"-A "+Chain+" -p tcp -m tcp --dport 53 -j "+prohibitedV4,
+	)
 	for _, rule := range ipv4AddressRules(c.Policy) {
 		verdict := prohibitedV4
 		if rule.Action == policy.Allow {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"syscall"
 	"time"
@@ -22,6 +23,8 @@ type dialer struct {
 	resolver  *Resolver
 	decisions *Decisions
 	timeout   time.Duration
+	// controller: the policy endpoint, never dialed for the workload (channel.go).
+	controller netip.AddrPort
 }
 
 // dialError is a refusal with the HTTP status a proxy answers it with.
@@ -69,6 +72,9 @@ func (d *dialer) dial(proto Protocol, host string, port int) (*net.TCPConn, erro
 	var firstAddr string
 	for _, address := range candidates {
 		dec := p.JudgeDestination(d.reserved, policy.Destination{Name: name, Address: address, Port: port})
+		if forbidden(d.controller, address, port) {
+			dec = policy.Decision{Verdict: policy.Deny, Rule: policy.RefReserved}
+		}
 		if dec.Verdict == policy.Deny {
 			if first == nil {
 				first, firstAddr = &dec, address

@@ -33,6 +33,8 @@ type PolicyFile struct {
 	lastStat string
 	stop     chan struct{}
 	watcher  *fsnotify.Watcher
+	// channelOwned: the policy channel has delivered; the file is no longer followed (channel.go).
+	channelOwned atomic.Bool
 }
 
 // WatchPolicyFile loads the file (an error if the first load fails) and keeps following it.
@@ -128,6 +130,9 @@ func (f *PolicyFile) lastStatLocked(key string) string {
 func (f *PolicyFile) reload() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.channelOwned.Load() {
+		return
+	}
 	text, err := os.ReadFile(f.path)
 	if err != nil {
 		f.fail(fmt.Sprintf("cannot read policy: %v", err))

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -41,6 +42,10 @@ type Options struct {
 	Log      *slog.Logger
 	// Poll is the period of the policy file's stat fallback.
 	Poll time.Duration
+	// Channel, when its URL is set, is the live policy channel (channel.go).
+	Channel ChannelOptions
+	// Controller is the policy endpoint's address: the proxies never dial it.
+	Controller netip.AddrPort
 }
 
 type Sidecar struct {
@@ -87,7 +92,7 @@ func Start(o Options) (*Sidecar, error) {
 	upstream := ParseUpstream(upstreamText)
 	s := &Sidecar{decisions: NewDecisions(log, o.Sandbox), policy: pf, conns: map[net.Conn]struct{}{}}
 	s.closers = append(s.closers, pf.Close)
-	s.dialer = &dialer{policy: pf.Current, reserved: reserved, resolver: NewResolver(upstream), decisions: s.decisions, timeout: 10 * time.Second}
+	s.dialer = &dialer{policy: pf.Current, reserved: reserved, resolver: NewResolver(upstream), decisions: s.decisions, timeout: 10 * time.Second, controller: o.Controller}
 	fail := func(err error) (*Sidecar, error) { s.Close(); return nil, err }
 
 	addr := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
@@ -141,6 +146,10 @@ func Start(o Options) (*Sidecar, error) {
 		if err := dropPrivileges(o.UID, o.GID); err != nil {
 			return fail(err)
 		}
+	}
+	if o.Channel.URL != "" {
+		ch := startChannel(o.Channel, pf, log)
+		s.closers = append(s.closers, ch.Close)
 	}
 	go dns.serveUDP(udp)
 	go dns.serveTCP(dnsTCP)
