@@ -36,8 +36,11 @@ node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause i
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: storage-bins
-storage-bins: ## Build the test node's storage: local-path provisioner, CSI hostpath driver, external-snapshotter (cached)
+storage-bins: ## Build the test node's local-path provisioner (cached)
 	@nice -n 10 bash hack/storage/build.sh local >/dev/null
+
+.PHONY: storage-bins-csi
+storage-bins-csi: ## Build the test node's CSI hostpath driver and external-snapshotter (cached; long first build; SANDBOX_NODE_CSI=1 uses them)
 	@nice -n 10 bash hack/storage/build.sh csi >/dev/null
 
 .PHONY: build
