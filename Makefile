@@ -21,7 +21,7 @@ node_modules: package.json package-lock.json
 	@touch node_modules
 
 .PHONY: deps
-deps: system-deps node_modules k8s-bins node-bins ## Install packages and build the test control plane and node binaries
+deps: system-deps node_modules k8s-bins node-bins storage-bins ## Install packages and build the test control plane and node binaries
 
 .PHONY: system-deps
 system-deps: ## Debian packages the egress tests need (iproute2, iptables, ...; root)
@@ -34,6 +34,14 @@ k8s-bins: ## Build etcd, kube-apiserver, kube-controller-manager, kube-scheduler
 .PHONY: node-bins
 node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause image (cached)
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
+
+.PHONY: storage-bins
+storage-bins: ## Build the test node's local-path provisioner (cached)
+	@nice -n 10 bash hack/storage/build.sh local >/dev/null
+
+.PHONY: storage-bins-csi
+storage-bins-csi: ## Build the test node's CSI hostpath driver and external-snapshotter (cached; long first build; SANDBOX_NODE_CSI=1 uses them)
+	@nice -n 10 bash hack/storage/build.sh csi >/dev/null
 
 .PHONY: build
 build: node_modules agent egress ## Bundle the operator into dist/ (esbuild; dist/cli/main.js is the sandbox-operator executable), build the agent and the egress binary
@@ -111,7 +119,7 @@ test-docker: node_modules k8s-bins build images ## Docker backend tests against 
 	$(NPM) exec -- vitest run --project docker
 
 .PHONY: test-node
-test-node: node_modules k8s-bins node-bins images ## Pod-backend tests on a real node: kubelet, containerd, CNI, kube-proxy, kube-router (root)
+test-node: node_modules k8s-bins node-bins storage-bins images ## Pod-backend tests on a real node: kubelet, containerd, CNI, kube-proxy, kube-router (root)
 	$(NPM) exec -- vitest run --project node
 
 .PHONY: test-kind

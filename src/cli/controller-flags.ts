@@ -39,6 +39,10 @@ Flags:
   --docker-publish-address IP       host address declared ports are published on (default: 127.0.0.1)
   --docker-owner ID                 label value marking what this installation creates on the Docker
                                     host; installations sharing a host need distinct ones (default: default)
+  --docker-allowed-host-paths PREFIX[:rw][,...]
+                                    host paths docker sandboxes may mount (spec.mounts[].hostPath):
+                                    absolute prefixes, read-only unless the entry ends in ":rw"
+                                    (default: none)
   --policy-endpoint IP:PORT         turn on the pod backend's live policy channel: sandbox Pods' egress
                                     sidecars dial this address (the operator's policy Service's ClusterIP,
                                     or the controller's address when it runs outside the cluster)
@@ -115,6 +119,17 @@ const FlagsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a label value")
     .default("default"),
+  "docker-allowed-host-paths": z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        return parseAllowedHostPaths(v);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   "policy-endpoint": z
     .string()
     .regex(

@@ -168,6 +168,13 @@ export async function startSandboxController(
     "networkpolicies",
     MANAGED_SELECTOR,
   );
+  // Workspace PVCs the pod backend made (labelled): a claim that binds or goes
+  // away reconciles its sandbox. An `existing` PVC made by hand is read by name.
+  const claims = informer<k8s.V1PersistentVolumeClaim>(
+    "/api/v1",
+    "persistentvolumeclaims",
+    MANAGED_SELECTOR,
+  );
 
   const backends: Partial<Record<BackendName, SandboxBackend>> = {
     pod: new PodBackend({
@@ -175,6 +182,7 @@ export async function startSandboxController(
       pods,
       services,
       networkPolicies,
+      claims,
       egress: {
         image: opts.egressImage,
         channel: opts.policyChannel && {
@@ -300,7 +308,7 @@ export async function startSandboxController(
     name: "sandbox",
     primary: sandboxes,
     secondaries: [
-      ...[pods, services, networkPolicies].map((i) => ({
+      ...[pods, services, networkPolicies, claims].map((i) => ({
         informer: i as ObjectSource<KubeObject>,
         primaryKey: ownerKey,
       })),

@@ -10,10 +10,11 @@
 // its sandbox's lifetime.
 import type * as k8s from "@kubernetes/client-node";
 import { ConditionReason } from "../../api/conditions.js";
-import { API_VERSION, SANDBOX_KIND } from "../../api/group.js";
+import { API_VERSION, GROUP, SANDBOX_KIND, SNAPSHOT_PLURAL, VERSION } from "../../api/group.js";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
-import { ConflictError, fromApiError } from "../../controller/errors.js";
+import type { SandboxSnapshot } from "../../api/snapshot.js";
+import { ConflictError, fromApiError, PermanentError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
 import {
@@ -32,6 +33,13 @@ import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./
 import { NameTakenError, refusedObservation } from "./refusal.js";
 import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
+import {
+  claimReadiness,
+  unsupportedMount,
+  workspaceClaimName,
+  workspaceStatus,
+} from "./workspace.js";
+import { type SnapshotSource, WorkspaceClaims } from "./workspace-claims.js";
 
 /** Read access to what an informer has cached, keyed "namespace/name". */
 export interface ObjectCache<T> {
@@ -44,7 +52,11 @@ export interface PodBackendDeps {
   pods: ObjectCache<k8s.V1Pod>;
   networkPolicies: ObjectCache<k8s.V1NetworkPolicy>;
   services: ObjectCache<k8s.V1Service>;
+  /** Workspace PVCs labelled as ours; without it, a workspace is read by name until its Pod exists. */
+  claims?: ObjectCache<k8s.V1PersistentVolumeClaim>;
 }
+
+const NO_CACHE: ObjectCache<never> = { get: () => undefined };
 
 interface KubeObject {
   metadata?: k8s.V1ObjectMeta;
@@ -83,6 +95,7 @@ export class PodBackend implements SandboxBackend {
     networkPolicies: KindClient<k8s.V1NetworkPolicy>;
     services: KindClient<k8s.V1Service>;
     secrets: KindClient<k8s.V1Secret>;
+    snapshots: KindClient<SandboxSnapshot>;
   };
   private readonly pods: Kind<k8s.V1Pod>;
   private readonly networkPolicies: Kind<k8s.V1NetworkPolicy>;
@@ -91,6 +104,7 @@ export class PodBackend implements SandboxBackend {
   /** Egress sidecar restart count last seen, by Pod UID: a higher one is an Event. */
   private readonly sidecarRestarts = new Map<string, number>();
   private readonly desired: DesiredObjects;
+  private readonly workspaces: WorkspaceClaims;
 
   constructor(private readonly deps: PodBackendDeps) {
     this.desired = new DesiredObjects(deps.egress);
@@ -104,8 +118,22 @@ export class PodBackend implements SandboxBackend {
       }),
       services: new KindClient<k8s.V1Service>(kc, { group: "", version: "v1", plural: "services" }),
       secrets: new KindClient<k8s.V1Secret>(kc, { group: "", version: "v1", plural: "secrets" }),
+      snapshots: new KindClient<SandboxSnapshot>(kc, {
+        group: GROUP,
+        version: VERSION,
+        plural: SNAPSHOT_PLURAL,
+      }),
     };
     this.api = api;
+    this.workspaces = new WorkspaceClaims({
+      api: new KindClient<k8s.V1PersistentVolumeClaim>(kc, {
+        group: "",
+        version: "v1",
+        plural: "persistentvolumeclaims",
+      }),
+      cache: deps.claims ?? NO_CACHE,
+      snapshotSource: (namespace, name, signal) => this.snapshotSource(namespace, name, signal),
+    });
     this.pods = {
       kind: "Pod",
       cache: deps.pods,
@@ -151,15 +179,45 @@ export class PodBackend implements SandboxBackend {
   }
 
   async ensure(sandbox: Sandbox, ctx: BackendContext): Promise<Observation> {
+    const hostPath = unsupportedMount(sandbox.spec.mounts);
+    if (hostPath) {
+      throw new PermanentError(
+        ConditionReason.Unsupported,
+        `spec.mounts: ${hostPath.mountPath} is a hostPath mount, which only the docker backend makes; the pod backend never mounts a path of the node`,
+      );
+    }
     try {
       // The fence goes up before the workload exists.
       await this.ensureNetworkPolicy(sandbox, ctx);
       await this.ensureService(sandbox, ctx);
+      const cached = this.deps.pods.get(keyOf(sandbox));
+      // The workspace claim before the Pod that mounts it: a Pod is never made
+      // for a workspace that cannot come (missing, someone else's, a snapshot not ready).
+      const workspace = await this.workspaces.ensure(
+        sandbox,
+        ctx,
+        !!cached && isOwnedBy(cached, sandbox),
+      );
+      if (!workspace.use) {
+        const { reason, message, stalled } = workspace;
+        return {
+          phase: "Pending",
+          ready: false,
+          reason,
+          message,
+          stalled,
+          // Nothing watched announces the fix (an unlabelled PVC, a snapshot): look again.
+          retry: true,
+          endpoints: serviceEndpoints(sandbox),
+          workspace: workspaceStatus(sandbox),
+          workspaceReady: { ready: false, reason, message },
+        };
+      }
       // Before a Pod is created (which mounts it); a Pod in the cache had its Secret.
-      if (!this.deps.pods.get(keyOf(sandbox))) await this.ensureAgentSecret(sandbox, ctx);
+      if (!cached) await this.ensureAgentSecret(sandbox, ctx);
       const pod = await this.ensurePod(sandbox, ctx);
       if (pod) this.noteSidecarRestarts(pod, ctx);
-      return this.observation(sandbox, pod);
+      return this.withWorkspace(sandbox, this.observation(sandbox, pod), workspace.claim);
     } catch (err) {
       // A refused create (quota, LimitRange, a missing RuntimeClass, a name
       // someone else holds) is what is observed: a condition with the apiserver's
@@ -174,7 +232,80 @@ export class PodBackend implements SandboxBackend {
     const pod = this.deps.pods.get(keyOf(sandbox));
     // A Pod on its way out is no workload: a finished sandbox keeps its record.
     if (!pod || !isOwnedBy(pod, sandbox) || pod.metadata?.deletionTimestamp) return undefined;
-    return this.observation(sandbox, pod);
+    return this.withWorkspace(sandbox, this.observation(sandbox, pod));
+  }
+
+  /** The workspace's record and readiness beside what the Pod says. */
+  private withWorkspace(
+    sandbox: Sandbox,
+    observation: Observation,
+    claim?: k8s.V1PersistentVolumeClaim,
+  ): Observation {
+    if (!sandbox.spec.workspace) return observation;
+    // A Pod past Pending had its volumes mounted by the kubelet.
+    const mounted = observation.phase !== "Pending";
+    return {
+      ...observation,
+      workspace: workspaceStatus(sandbox),
+      workspaceReady: claimReadiness(
+        workspaceClaimName(sandbox),
+        claim ?? this.workspaces.cached(sandbox),
+        mounted,
+      ),
+    };
+  }
+
+  /** What a SandboxSnapshot offers a new workspace here: a ready VolumeSnapshot, or why not yet. */
+  private async snapshotSource(
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<SnapshotSource> {
+    const snap = await ignoreNotFound(this.api.snapshots.read(name, namespace, signal));
+    const status = snap?.status;
+    if (!snap) {
+      return { ready: false, stalled: true, message: `SandboxSnapshot ${name} does not exist` };
+    }
+    if (status?.phase === "Failed") {
+      return {
+        ready: false,
+        stalled: true,
+        message: `SandboxSnapshot ${name} failed: ${status.message ?? status.reason ?? "no reason given"}`,
+      };
+    }
+    if (status?.backend && status.backend !== "pod") {
+      return {
+        ready: false,
+        stalled: true,
+        message: `SandboxSnapshot ${name} was taken on the ${status.backend} backend; a pod-backend workspace starts only from a VolumeSnapshot`,
+      };
+    }
+    if (status?.phase !== "Ready" || !status.handle) {
+      return { ready: false, stalled: false, message: `SandboxSnapshot ${name} is not ready yet` };
+    }
+    return { ready: true, volumeSnapshot: status.handle };
+  }
+
+  /**
+   * Suspend: delete the Pod (its compute), keep the NetworkPolicy, the Service
+   * (its ClusterIP stays the sandbox's address, with no endpoints meanwhile)
+   * and the agent's Secret (the same credential after a resume). The Pod is
+   * looked up by name as well as in the cache, so one stripped of its labels
+   * does not keep running; released once it is gone, not merely terminating.
+   */
+  async suspend(sandbox: Sandbox, ctx: BackendContext): Promise<SuspendResult> {
+    const pod = await this.findOwned(this.pods, sandbox, true, ctx.signal);
+    // The workspace PVC is not touched: it is what a resume mounts again.
+    if (!pod) return { released: true, workspace: workspaceStatus(sandbox) };
+    if (!pod.metadata?.deletionTimestamp) {
+      await this.deleteOwned(this.pods, pod, sandbox, ctx.signal);
+      ctx.record({
+        type: "Normal",
+        reason: "PodDeleted",
+        message: `deleted pod ${pod.metadata?.name} to suspend the sandbox`,
+      });
+    }
+    return { released: false, workspace: workspaceStatus(sandbox) };
   }
 
   /**

@@ -15,6 +15,7 @@ import {
   proxyEnv,
 } from "./egress.js";
 import { objectMeta } from "./metadata.js";
+import { extraMounts, workspaceVolume } from "./workspace.js";
 
 export const WORKLOAD_CONTAINER = "sandbox";
 export const DEFAULT_UID = 1000;
@@ -39,6 +40,11 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
   const gid = security.runAsGroup ?? DEFAULT_UID;
   const limits = { cpu: String(resources.cpu), memory: String(resources.memory) };
   const workingDir = sandbox.spec.workingDir ?? DEFAULT_WORKDIR;
+  // The persistent workspace (a PVC) replaces the scratch emptyDir where they
+  // would share a path; elsewhere the working directory stays scratch.
+  const persistent = workspaceVolume(sandbox);
+  const scratchWorkdir = persistent?.mount.mountPath !== workingDir;
+  const extra = extraMounts(sandbox.spec.mounts);
 
   const workload: V1Container = {
     name: WORKLOAD_CONTAINER,
@@ -60,8 +66,10 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
       runAsGroup: gid,
     },
     volumeMounts: [
-      { name: "workspace", mountPath: workingDir },
+      ...(scratchWorkdir ? [{ name: "workspace", mountPath: workingDir }] : []),
+      ...(persistent ? [persistent.mount] : []),
       { name: "tmp", mountPath: "/tmp" },
+      ...extra.mounts,
       ...agentMounts(),
     ],
     // The data plane: the agent starts beside the entrypoint (./agent.ts).
@@ -69,8 +77,10 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
   };
 
   const volumes: V1Volume[] = [
-    { name: "workspace", emptyDir: {} },
+    ...(scratchWorkdir ? [{ name: "workspace", emptyDir: {} }] : []),
+    ...(persistent ? [persistent.volume] : []),
     { name: "tmp", emptyDir: {} },
+    ...extra.volumes,
     ...egressVolumes(egress.channel),
     ...agentVolumes(sandbox),
   ];

@@ -6,6 +6,7 @@
 //   kube-proxy   iptables mode, so Services work
 //   kube-router  firewall only (--run-router=false --run-service-proxy=false):
 //                the NetworkPolicy enforcer, with iptables + ipset
+//   local-path   the dynamic provisioner of the `local-path` class (storage.ts)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Started, startProcess } from "../processes.js";
@@ -148,7 +149,7 @@ export function startKubeRouter(f: NodeFiles): Started {
   ]);
 }
 
-function inNode(f: NodeFiles, name: string, bin: string, args: string[]): Started {
+export function inNode(f: NodeFiles, name: string, bin: string, args: string[]): Started {
   return startProcess(
     name,
     "nsenter",

@@ -25,12 +25,36 @@ import { type ContainerdPaths, containerdPaths, ctr, startContainerd } from "./c
 import { CGROUP_V1_CONTROLLERS, inNetns, nodeUnavailableReason, trySh } from "./host.js";
 import { importDockerImages, importPause, PAUSE_IMAGE } from "./images.js";
 import { createNetwork, freeIndex, type NodeNetwork, networkFor, readSysctl } from "./network.js";
+import {
+  ensureLocalPathClass,
+  startCsiHostpath,
+  startLocalPath,
+  startSnapshotting,
+  storageBinDir,
+} from "./storage.js";
 
 export { nodeUnavailableReason } from "./host.js";
 
 /** Controllers a control plane with real nodes needs beside the harness's own: Services' endpoints. */
-export const NODE_CONTROLLERS = ["endpointslice-controller"];
+export const NODE_CONTROLLERS = [
+  "endpointslice-controller",
+  // PVCs of the node's local-path class bind to PVs, and a deleted claim or
+  // volume is let go once no Pod uses it (the apiserver's
+  // StorageObjectInUseProtection admission puts those finalizers on).
+  "persistentvolume-binder-controller",
+  "persistentvolume-protection-controller",
+  "persistentvolumeclaim-protection-controller",
+];
 export { LOCAL_TAG, localTagOf, PAUSE_IMAGE } from "./images.js";
+export {
+  CSI_CLASS,
+  CSI_DRIVER,
+  CSI_SNAPSHOT_CLASS,
+  csiRoot,
+  LOCAL_PATH_CLASS,
+  LOCAL_PATH_PROVISIONER,
+  localPathRoot,
+} from "./storage.js";
 
 export interface NodeOptions {
   /** Node name (default sbx-node-<id>). */
@@ -43,6 +67,12 @@ export interface NodeOptions {
   readyTimeoutMs?: number;
   /** Taints to register with ("key=value:Effect"), e.g. to keep other tests' Pods off a second node. */
   taints?: string[];
+  /**
+   * Also run the CSI hostpath driver with VolumeSnapshots (storage.ts): the
+   * snapshot CRDs, snapshot-controller and csi-snapshotter are cluster-wide,
+   * so only one node of a control plane asks for this.
+   */
+  csi?: boolean;
 }
 
 /** What of the control plane a node needs (a test worker rebuilds it from provided values). */
@@ -190,6 +220,8 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
   };
 
   const binDir = await time("binaries", nodeBinDir);
+  const storageBin = await time("storage-binaries", () => storageBinDir("local"));
+  const csiBin = opts.csi ? await time("csi-binaries", () => storageBinDir("csi")) : "";
   const base = join(cacheRoot(), "nodes");
   await time("reap", () => reapStaleNodes(base));
   const id = randomBytes(3).toString("hex");
@@ -259,7 +291,12 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
       waitRegistered(core, name, started, opts.readyTimeoutMs ?? 120_000),
     );
     // kube-router identifies its node by the Node object: start it (and kube-proxy) once there is one.
-    started.push(startKubeProxy(files), startKubeRouter(files));
+    started.push(startKubeProxy(files), startKubeRouter(files), startLocalPath(files, storageBin));
+    await time("storage-class", () => ensureLocalPathClass(kc));
+    if (opts.csi) {
+      started.push(startCsiHostpath(files, csiBin));
+      started.push(...(await time("snapshots", () => startSnapshotting(kc, files, csiBin))));
+    }
     await time("ready", () => waitReady(core, name, started, opts.readyTimeoutMs ?? 120_000));
     await time("proxy+firewall", () => waitForChains(net, started));
     timings.total = Math.round(performance.now() - began);
