@@ -13,7 +13,7 @@ export interface WakeInput {
     deletionTimestamp?: unknown;
     annotations?: Record<string, string> | undefined;
   };
-  spec?: { suspended?: boolean | undefined } | undefined;
+  spec?: { suspended?: boolean | undefined; [field: string]: unknown } | undefined;
   status?:
     | {
         phase?: string | undefined;
