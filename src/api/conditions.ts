@@ -20,6 +20,13 @@ export const ConditionType = {
    * operator's --stall-timeout.
    */
   Stalled: "Stalled",
+  /**
+   * The workload's compute is released on request (spec.suspended) while the
+   * Sandbox, its workspace and identity are kept. Absent on a sandbox never suspended.
+   */
+  Suspended: "Suspended",
+  /** The persistent workspace (spec.workspace) exists and is mounted, or why not. */
+  WorkspaceReady: "WorkspaceReady",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 
@@ -61,6 +68,35 @@ export const ConditionReason = {
   NameTaken: "NameTaken",
   /** The spec is valid for the schema but cannot be applied by the chosen backend. */
   Unsupported: "Unsupported",
+  /**
+   * A docker hostPath mount lies outside the operator's --docker-allowed-host-paths
+   * (or asks for write access the allowlist does not give); the message names
+   * the path. Nothing is mounted and the workload is not started.
+   */
+  HostPathNotAllowed: "HostPathNotAllowed",
+
+  // Ready and Suspended
+  /** spec.suspended was set: the workload is being removed (Ready), or the removal is under way (Suspended=False). */
+  Suspending: "Suspending",
+  /** The workload is removed and its compute released; the workspace is kept. */
+  Suspended: "Suspended",
+  /**
+   * Suspended for idleness: no use for spec.idleTimeout. Whoever suspends for
+   * idleness sets spec.suspended and the annotation sandboxing.dev/suspend-reason=IdleTimeout.
+   */
+  IdleTimeout: "IdleTimeout",
+  /** spec.suspended was cleared: the workload runs again on the same workspace. */
+  Resumed: "Resumed",
+
+  // WorkspaceReady
+  /** The workspace exists and is mounted. */
+  WorkspaceBound: "WorkspaceBound",
+  /** The workspace is being created or bound (a PVC waiting for its volume). */
+  WorkspacePending: "WorkspacePending",
+  /** spec.workspace.existing names a workspace that does not exist, or that this Sandbox may not mount. */
+  WorkspaceNotFound: "WorkspaceNotFound",
+  /** spec.workspace.fromSnapshot names a SandboxSnapshot that is missing or not ready yet. */
+  SnapshotNotReady: "SnapshotNotReady",
 
   // EgressReady
   /** The lockdown is installed and the sidecar serves the current policy. */
@@ -126,6 +162,12 @@ export const CONDITIONS: ReadonlyArray<{
       R.Expired,
       R.InvalidSpec,
       R.Unsupported,
+      R.HostPathNotAllowed,
+      R.WorkspacePending,
+      R.WorkspaceNotFound,
+      R.SnapshotNotReady,
+      R.Suspending,
+      R.Suspended,
     ],
   },
   {
@@ -148,6 +190,17 @@ export const CONDITIONS: ReadonlyArray<{
   {
     type: ConditionType.Invalid,
     meaning: "the spec passed the schema but cannot be applied",
-    reasons: [R.InvalidSpec, R.Unsupported, R.Rejected, R.Valid],
+    reasons: [R.InvalidSpec, R.Unsupported, R.HostPathNotAllowed, R.Rejected, R.Valid],
+  },
+  {
+    type: ConditionType.Suspended,
+    meaning:
+      "the workload's compute is released (`spec.suspended`) and the workspace kept; the lifetime keeps counting",
+    reasons: [R.Suspended, R.IdleTimeout, R.Suspending, R.Resumed],
+  },
+  {
+    type: ConditionType.WorkspaceReady,
+    meaning: "the persistent workspace (`spec.workspace`) exists and is mounted",
+    reasons: [R.WorkspaceBound, R.WorkspacePending, R.WorkspaceNotFound, R.SnapshotNotReady],
   },
 ];

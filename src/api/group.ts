@@ -26,3 +26,8 @@ export const CLAIM_KIND = "SandboxClaim";
 export const CLAIM_PLURAL = "sandboxclaims";
 export const CLAIM_SINGULAR = "sandboxclaim";
 export const CLAIM_SHORT_NAMES = ["sbxc"];
+
+export const SNAPSHOT_KIND = "SandboxSnapshot";
+export const SNAPSHOT_PLURAL = "sandboxsnapshots";
+export const SNAPSHOT_SINGULAR = "sandboxsnapshot";
+export const SNAPSHOT_SHORT_NAMES = ["sbxsnap"];

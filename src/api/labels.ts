@@ -30,6 +30,12 @@ export const Labels = {
 export const Annotations = {
   /** Hash of the desired spec an object was built from; a different hash means rebuild. */
   specHash: `${GROUP}/spec-hash`,
+  /**
+   * On a Sandbox whose spec.suspended was set for a reason other than a
+   * person's request: IdleTimeout (auto-suspend). Read into the Suspended
+   * condition's reason; removed on resume by whoever resumes.
+   */
+  suspendReason: `${GROUP}/suspend-reason`,
 } as const;
 
 /** Selector matching everything this operator manages. */

@@ -16,6 +16,7 @@ import {
   quantity,
   regex,
 } from "./schema-helpers.js";
+import { IdleTimeoutSchema, MountsSchema, WorkspaceSchema } from "./workspace.js";
 
 export const BACKENDS = ["pod", "docker"] as const;
 export const EGRESS_ACTIONS = ["allow", "deny"] as const;
@@ -241,7 +242,20 @@ const SecuritySchema = z.object({
 
 const uniqueBy = (key: "name" | "port") => `self.all(p, self.exists_one(q, q.${key} == p.${key}))`;
 
-export const SandboxSpecSchema = z.object({
+/** Where the workspace (or the working directory's scratch volume) is mounted. */
+export const DEFAULT_WORKING_DIR = "/workspace";
+const WORKSPACE_PATH_CEL =
+  "has(self.workspace) && has(self.workspace.mountPath) ? self.workspace.mountPath : (has(self.workingDir) ? self.workingDir : '/workspace')";
+
+/** The path the workspace is mounted at: its own mountPath, else the working directory. */
+export function workspaceMountPath(spec: {
+  workingDir?: string;
+  workspace?: { mountPath?: string };
+}): string {
+  return spec.workspace?.mountPath ?? spec.workingDir ?? DEFAULT_WORKING_DIR;
+}
+
+const SandboxSpecObject = z.object({
   backend: doc(
     z.enum(BACKENDS).optional(),
     "Where the sandbox runs: pod (a hardened Pod in this cluster) or docker (containers on the operator's Docker host). Defaults to the operator's --default-backend.",
@@ -290,7 +304,31 @@ export const SandboxSpecSchema = z.object({
     SecuritySchema.default({ readOnlyRootFilesystem: false }),
     "Security settings of the workload, hardened by default.",
   ),
+  workspace: doc(
+    WorkspaceSchema.optional(),
+    "A persistent workspace: a PVC (pod backend) or a named volume (docker backend) that can outlive the Sandbox, be mounted by a later one, be kept while suspended and be snapshotted. Unset: the working directory is scratch space that goes with the workload.",
+  ),
+  mounts: MountsSchema,
+  suspended: doc(
+    z.boolean().optional(),
+    "true stops the workload and releases its compute (the Pod or containers are removed) while the Sandbox, its workspace and identity (name, agent credential, Service) stay, with phase Suspended; false (or unset) runs it again on the same workspace. The lifetime keeps counting while suspended.",
+  ),
+  idleTimeout: doc(
+    IdleTimeoutSchema.optional(),
+    'Suspend the sandbox on its own after this long without use (no data-plane call, no request to a declared port), e.g. "15m". A call through the SDK or the gateway resumes it. Unset: never suspended for idleness.',
+  ),
 });
+
+export const SandboxSpecSchema = crossFieldRule(
+  SandboxSpecObject,
+  {
+    rule: `!has(self.mounts) || !self.mounts.exists(m, m.mountPath == (${WORKSPACE_PATH_CEL}))`,
+    message:
+      "a mount cannot use the workspace's mount path (workspace.mountPath, else workingDir, else /workspace)",
+    path: ["mounts"],
+  },
+  (spec) => !(spec.mounts ?? []).some((m) => m.mountPath === workspaceMountPath(spec)),
+);
 
 export type SandboxSpec = z.output<typeof SandboxSpecSchema>;
 export type SandboxSpecInput = z.input<typeof SandboxSpecSchema>;

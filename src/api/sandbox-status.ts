@@ -4,7 +4,14 @@ import { z } from "zod";
 import { BACKENDS } from "./sandbox-spec.js";
 import { boundedString, dateTime, doc, generation, listType } from "./schema-helpers.js";
 
-export const PHASES = ["Pending", "Running", "Succeeded", "Failed", "Expired"] as const;
+export const PHASES = [
+  "Pending",
+  "Running",
+  "Succeeded",
+  "Failed",
+  "Expired",
+  "Suspended",
+] as const;
 export type Phase = (typeof PHASES)[number];
 
 const timestamp = (description: string) => doc(dateTime().optional(), description);
@@ -36,14 +43,30 @@ const EndpointSchema = z.object({
 });
 export type Endpoint = z.output<typeof EndpointSchema>;
 
+export const WorkspaceStatusSchema = z.object({
+  name: doc(
+    boundedString(253, 1),
+    "Name of the workspace: the PVC (pod backend) or the named volume (docker backend). A later Sandbox mounts it through spec.workspace.existing.name.",
+  ),
+  retentionPolicy: doc(
+    z.enum(["Delete", "Retain"]).optional(),
+    "What happens to it when this Sandbox is deleted: Delete or Retain (always Retain for a workspace mounted through existing).",
+  ),
+  fromSnapshot: doc(
+    boundedString(253).optional(),
+    "The SandboxSnapshot the workspace was restored from, when it was.",
+  ),
+});
+export type WorkspaceStatus = z.output<typeof WorkspaceStatusSchema>;
+
 export const SandboxStatusSchema = z.object({
   phase: doc(
     z.enum(PHASES).optional(),
-    "Lifecycle phase: Pending, Running, Succeeded, Failed, or Expired (kept after expiry with onExpire: Retain).",
+    "Lifecycle phase: Pending, Running, Succeeded, Failed, Expired (kept after expiry with onExpire: Retain), or Suspended (spec.suspended: the workload's compute is released, the workspace kept).",
   ),
   conditions: doc(
     listType(z.array(ConditionSchema).max(16).optional(), "map", ["type"]),
-    "Latest observations: Ready, EgressReady, Stalled, Expired, Invalid.",
+    "Latest observations: Ready, EgressReady, Stalled, Expired, Invalid, Suspended.",
   ),
   observedGeneration: doc(generation(), "The .metadata.generation this status reflects."),
   backend: doc(z.enum(BACKENDS).optional(), "Backend the sandbox runs on."),
@@ -66,5 +89,12 @@ export const SandboxStatusSchema = z.object({
     "CamelCase reason for the current phase, e.g. OOMKilled.",
   ),
   message: doc(boundedString(32768).optional(), "Human-readable detail on the current phase."),
+  suspendedAt: timestamp(
+    "When the sandbox was last suspended (its workload removed); cleared when it runs again.",
+  ),
+  workspace: doc(
+    WorkspaceStatusSchema.optional(),
+    "The persistent workspace, once the backend has made or found it.",
+  ),
 });
 export type SandboxStatus = z.output<typeof SandboxStatusSchema>;

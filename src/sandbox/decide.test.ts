@@ -36,9 +36,18 @@ interface StoredInput {
   status?: Record<string, unknown>;
   finalizers?: string[];
   deleting?: boolean;
+  annotations?: Record<string, string>;
+  generation?: number;
 }
 
-function stored({ spec = {}, status, finalizers, deleting }: StoredInput = {}) {
+function stored({
+  spec = {},
+  status,
+  finalizers,
+  deleting,
+  annotations,
+  generation = 1,
+}: StoredInput = {}) {
   return {
     apiVersion: "sandboxing.dev/v1alpha1",
     kind: "Sandbox",
@@ -46,7 +55,8 @@ function stored({ spec = {}, status, finalizers, deleting }: StoredInput = {}) {
       name: "s",
       namespace: "ns",
       uid: "uid-1",
-      generation: 1,
+      generation,
+      annotations,
       creationTimestamp: CREATED,
       finalizers,
       deletionTimestamp: deleting ? "2030-01-01T00:01:00Z" : undefined,
@@ -469,6 +479,251 @@ const cases: Case[] = [
         status: "False",
         reason: ConditionReason.Valid,
       }),
+  },
+
+  // ---- suspend and resume
+  {
+    name: "suspend requested: asks the backend to suspend",
+    sandbox: { spec: { suspended: true }, status: { phase: "Running" } },
+    now: 5,
+    want: { probe: "suspend" },
+  },
+  {
+    name: "suspending, workload still going: Ready=False Suspending, phase kept, poll",
+    sandbox: {
+      spec: { suspended: true },
+      status: { phase: "Running", podName: "s", ip: "10.0.0.5", startedAt: CREATED },
+    },
+    observed: { suspended: { released: false } },
+    now: 5,
+    want: (d) => {
+      if (d.probe) throw new Error("probe");
+      expect(d.status?.phase).toBe("Running");
+      expect(condition(d.status, ConditionType.Ready)).toMatchObject({
+        status: "False",
+        reason: ConditionReason.Suspending,
+      });
+      expect(condition(d.status, ConditionType.Suspended)).toMatchObject({
+        status: "False",
+        reason: ConditionReason.Suspending,
+      });
+      expect(d.status?.podName).toBeUndefined();
+      expect(d.status?.ip).toBeUndefined();
+      expect(d.status?.suspendedAt).toBeUndefined();
+      expect(d.requeueAfter).toBe(TEARDOWN_POLL_MS + 1);
+    },
+  },
+  {
+    name: "suspended: phase Suspended, suspendedAt, workspace kept, a look again only at expiry",
+    sandbox: {
+      spec: { suspended: true },
+      status: {
+        phase: "Running",
+        containerId: "abc",
+        endpoints: [{ name: "http", port: 1, host: "h" }],
+        workspace: { name: "old" },
+        conditions: [cond("Stalled", "False", 0, "Progressing")],
+      },
+    },
+    observed: {
+      suspended: { released: true, workspace: { name: "ws-1", retentionPolicy: "Retain" } },
+    },
+    now: 5,
+    want: (d) => {
+      if (d.probe) throw new Error("probe");
+      expect(d.status?.phase).toBe("Suspended");
+      expect(d.status?.suspendedAt).toBe("2030-01-01T00:00:05Z");
+      expect(d.status?.workspace).toEqual({ name: "ws-1", retentionPolicy: "Retain" });
+      expect(d.status?.containerId).toBeUndefined();
+      expect(d.status?.endpoints).toBeUndefined();
+      expect(d.status?.observedGeneration).toBe(1);
+      expect(d.status?.expiresAt).toBe("2030-01-01T00:10:00Z");
+      expect(condition(d.status, ConditionType.Suspended)).toMatchObject({
+        status: "True",
+        reason: ConditionReason.Suspended,
+      });
+      expect(condition(d.status, ConditionType.Ready)?.reason).toBe(ConditionReason.Suspended);
+      expect(condition(d.status, ConditionType.Stalled)).toBeUndefined();
+      expect(d.actions).toEqual([]);
+      expect(d.requeueAfter).toBe((TTL - 5) * 1000 + 1);
+    },
+  },
+  {
+    name: "suspended, workspace unknown to the backend: the recorded one stays",
+    sandbox: { spec: { suspended: true }, status: { phase: "Running", workspace: { name: "w" } } },
+    observed: { suspended: { released: true } },
+    now: 5,
+    want: (d) => expect(!d.probe && d.status?.workspace).toEqual({ name: "w" }),
+  },
+  {
+    name: "recorded Suspended at this generation: no probe, no write, only the expiry timer",
+    sandbox: {
+      spec: { suspended: true },
+      status: {
+        phase: "Suspended",
+        observedGeneration: 1,
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    now: 100,
+    want: { actions: [], requeueAfter: (TTL - 100) * 1000 + 1 },
+  },
+  {
+    name: "recorded Suspended, spec edited since (new generation): asked again",
+    sandbox: {
+      generation: 2,
+      spec: { suspended: true },
+      status: {
+        phase: "Suspended",
+        observedGeneration: 1,
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    now: 100,
+    want: { probe: "suspend" },
+  },
+  {
+    name: "idle suspend (annotation): the reason is IdleTimeout",
+    sandbox: {
+      spec: { suspended: true, idleTimeout: "15m" },
+      annotations: { "sandboxing.dev/suspend-reason": "IdleTimeout" },
+      status: { phase: "Running" },
+    },
+    observed: { suspended: { released: true } },
+    now: 5,
+    want: (d) => {
+      if (d.probe) throw new Error("probe");
+      expect(condition(d.status, ConditionType.Suspended)?.reason).toBe(
+        ConditionReason.IdleTimeout,
+      );
+      expect(d.status?.reason).toBe(ConditionReason.IdleTimeout);
+    },
+  },
+  {
+    name: "recorded as a requested suspend, annotation now says idle: rewritten, not skipped",
+    sandbox: {
+      spec: { suspended: true },
+      annotations: { "sandboxing.dev/suspend-reason": "IdleTimeout" },
+      status: {
+        phase: "Suspended",
+        observedGeneration: 1,
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    now: 10,
+    want: { probe: "suspend" },
+  },
+  {
+    name: "suspended: the lifetime keeps counting (Delete at expiry)",
+    sandbox: {
+      spec: { suspended: true },
+      status: {
+        phase: "Suspended",
+        observedGeneration: 1,
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    now: TTL,
+    want: (d) => expect(!d.probe && d.actions.map((a) => a.type)).toEqual(["event", "delete"]),
+  },
+  {
+    name: "suspended, expiry with Retain: removed, phase Expired",
+    sandbox: {
+      spec: { suspended: true, lifetime: { ttlSeconds: TTL, onExpire: "Retain" } },
+      status: { phase: "Suspended", observedGeneration: 1 },
+    },
+    observed: { removed: true },
+    now: TTL,
+    want: (d) => expect(!d.probe && d.status?.phase).toBe("Expired"),
+  },
+  {
+    name: "suspended, being deleted: the finalizer's cleanup runs",
+    sandbox: {
+      spec: { backend: "docker", suspended: true },
+      finalizers: [SANDBOX_FINALIZER],
+      deleting: true,
+      status: { phase: "Suspended", observedGeneration: 1 },
+    },
+    now: 10,
+    want: { probe: "remove" },
+  },
+  {
+    name: "a finished sandbox stays finished when suspended",
+    sandbox: { spec: { suspended: true }, status: { phase: "Succeeded", exitCode: 0 } },
+    now: 10,
+    want: { probe: "observe" },
+  },
+  {
+    name: "resume: suspended cleared, the backend ensures again",
+    sandbox: {
+      spec: { suspended: false },
+      status: {
+        phase: "Suspended",
+        observedGeneration: 1,
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    now: 20,
+    want: { probe: "ensure" },
+  },
+  {
+    name: "resumed: Suspended=False Resumed, suspendedAt cleared, workspace kept",
+    sandbox: {
+      generation: 3,
+      status: {
+        phase: "Suspended",
+        observedGeneration: 2,
+        suspendedAt: CREATED,
+        workspace: { name: "w" },
+        conditions: [cond("Suspended", "True", 5, "Suspended")],
+      },
+    },
+    observed: { ensured: running },
+    now: 20,
+    want: (d) => {
+      if (d.probe) throw new Error("probe");
+      expect(d.status?.phase).toBe("Running");
+      expect(d.status?.suspendedAt).toBeUndefined();
+      expect(d.status?.workspace).toEqual({ name: "w" });
+      expect(condition(d.status, ConditionType.Suspended)).toMatchObject({
+        status: "False",
+        reason: ConditionReason.Resumed,
+      });
+    },
+  },
+  {
+    name: "never suspended: no Suspended condition appears",
+    sandbox: {},
+    observed: { ensured: running },
+    now: 1,
+    want: (d) => expect(!d.probe && condition(d.status, ConditionType.Suspended)).toBeUndefined(),
+  },
+  {
+    name: "workspace readiness from the backend becomes WorkspaceReady",
+    sandbox: { spec: { workspace: {} } },
+    observed: {
+      ensured: {
+        phase: "Pending",
+        ready: false,
+        reason: ConditionReason.WorkspacePending,
+        message: "PVC s-workspace is Pending",
+        workspace: { name: "s-workspace", retentionPolicy: "Delete" },
+        workspaceReady: {
+          ready: false,
+          reason: ConditionReason.WorkspacePending,
+          message: "PVC s-workspace is Pending",
+        },
+      },
+    },
+    now: 1,
+    want: (d) => {
+      if (d.probe) throw new Error("probe");
+      expect(condition(d.status, ConditionType.WorkspaceReady)).toMatchObject({
+        status: "False",
+        reason: ConditionReason.WorkspacePending,
+      });
+      expect(d.status?.workspace?.name).toBe("s-workspace");
+    },
   },
 ];
 

@@ -10,7 +10,7 @@
 // is recomputed from what the backend observes.
 import { ConditionReason } from "../api/conditions.js";
 import type { SandboxStatus } from "../api/sandbox-status.js";
-import type { BackendEvent, BackendName, Observation } from "../backends/backend.js";
+import type { BackendEvent, BackendName, Observation, SuspendResult } from "../backends/backend.js";
 import { expiryTime, remaining } from "./lifetime.js";
 import type { SandboxView } from "./read.js";
 import {
@@ -21,6 +21,7 @@ import {
   stalledDuration,
   stalledFailedStatus,
 } from "./status.js";
+import { isRecordedSuspended, suspendReasonOf, suspendStatus } from "./suspend.js";
 
 export const SANDBOX_FINALIZER = "sandboxing.dev/cleanup";
 
@@ -49,9 +50,11 @@ export interface Observed {
   observed?: Observation | null;
   /** remove: true once nothing of the sandbox is left. */
   removed?: boolean;
+  /** suspend: whether the workload's compute is released, and the workspace kept. */
+  suspended?: SuspendResult;
 }
 
-export type Probe = "ensure" | "observe" | "remove";
+export type Probe = "ensure" | "observe" | "remove" | "suspend";
 
 export type Action =
   | { type: "addFinalizer" }
@@ -166,6 +169,30 @@ export function decide(
     if (observed.observed === undefined) return { probe: "observe" };
     if (observed.observed === null || observed.observed.phase === "Pending") return done(until);
     return fromObservation(view, observed.observed, backendName, expiresAt, now, config);
+  }
+
+  // Suspended: the workload goes, the Sandbox and its workspace stay; the
+  // lifetime (above) keeps counting. Once the record says Suspended at this
+  // generation nothing is asked and nothing written: a suspended sandbox costs
+  // no API calls, only a timer for its expiry. A finished sandbox (above)
+  // stays finished: suspending it has nothing to release.
+  if (view.spec.suspended) {
+    const reason = suspendReasonOf(view.metadata);
+    if (isRecordedSuspended(view, reason)) return done(until);
+    if (observed.suspended === undefined) return { probe: "suspend" };
+    const { released } = observed.suspended;
+    return {
+      status: suspendStatus({
+        sandbox: view,
+        backend: backendName,
+        result: observed.suspended,
+        reason,
+        expiresAtMs: expiresAt,
+        now,
+      }),
+      actions: [],
+      requeueAfter: cap(released ? until : Math.min(until, TEARDOWN_POLL_MS)),
+    };
   }
 
   if (observed.refused) {

@@ -56,6 +56,7 @@ function harness(opts: {
     },
     observe: async () => undefined,
     remove: async () => true,
+    suspend: async () => ({ released: true }),
   };
   const reconciler = new SandboxReconciler({
     getSandbox: () => opts.stored ?? sandbox(),

@@ -134,6 +134,8 @@ export class SandboxReconciler {
         return { removed: await backend.remove(sandbox, ctx) };
       case "observe":
         return { observed: (await backend.observe(sandbox, ctx)) ?? null };
+      case "suspend":
+        return { suspended: await backend.suspend(sandbox, ctx) };
       case "ensure":
         try {
           return { ensured: await backend.ensure(sandbox, ctx) };

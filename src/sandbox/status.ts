@@ -102,6 +102,23 @@ export function observedStatus({
       message: "the workload is making progress",
     });
   }
+  if (findCondition(sandbox.status?.conditions, ConditionType.Suspended)) {
+    // Running again after a suspension (or on the way): no longer suspended.
+    updates.push({
+      type: ConditionType.Suspended,
+      status: "False",
+      reason: ConditionReason.Resumed,
+      message: "resumed: the workload runs again on the same workspace",
+    });
+  }
+  if (o.workspaceReady) {
+    updates.push({
+      type: ConditionType.WorkspaceReady,
+      status: o.workspaceReady.ready ? "True" : "False",
+      reason: o.workspaceReady.reason,
+      message: o.workspaceReady.message,
+    });
+  }
   if (egressReady) {
     updates.push({
       type: ConditionType.EgressReady,
@@ -123,6 +140,7 @@ export function observedStatus({
     expiresAt: rfc3339(expiresAtMs),
     finishedAt: o.finishedAt,
     exitCode: o.exitCode,
+    workspace: o.workspace ?? sandbox.status?.workspace,
     reason: o.phase === "Running" || o.phase === "Pending" ? undefined : o.reason,
     message: o.phase === "Running" || o.phase === "Pending" ? undefined : o.message,
   });
@@ -221,6 +239,8 @@ export function readySeconds(
   const is = findCondition(after.conditions, ConditionType.Ready)?.status === "True";
   const created = before.metadata.creationTimestamp;
   if (!is || was || !created) return undefined;
+  // Ready again after a suspension is a resume, not a start: not creation-to-Ready.
+  if (findCondition(before.status?.conditions, ConditionType.Suspended)) return undefined;
   return (now.getTime() - new Date(created).getTime()) / 1000;
 }
 

@@ -29,7 +29,7 @@ import {
 import { SandboxSpecSchema } from "../sandbox-spec.js";
 import { type JSONSchema, toStructural } from "./structural.js";
 
-interface Kind {
+export interface Kind {
   kind: string;
   plural: string;
   singular: string;
@@ -42,8 +42,8 @@ interface Kind {
   printerColumns: Array<Record<string, string>>;
 }
 
-const age = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
-const condition = (type: string, name = type) => ({
+export const age = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
+export const condition = (type: string, name = type) => ({
   name,
   type: "string",
   jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
@@ -68,7 +68,7 @@ function openAPISchema(k: Kind): JSONSchema {
   };
 }
 
-function crdOf(k: Kind) {
+export function crdOf(k: Kind) {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",

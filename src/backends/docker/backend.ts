@@ -22,7 +22,7 @@ import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
 import { keyOf } from "../../kube/object-key.js";
 import type { Logger } from "../../observability/logger.js";
-import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
 import { AgentInjector } from "./agent.js";
 import { tarOf } from "./archive.js";
 import {
@@ -132,7 +132,29 @@ export class DockerBackend implements SandboxBackend {
     }
   }
 
+  /**
+   * Suspend: the containers go (workload first, the sidecar's lockdown fences
+   * it until then); the network and the workspace volume stay, so a resume
+   * (ensure) starts the same sandbox on the same workspace.
+   */
+  async suspend(sandbox: Sandbox, ctx: BackendContext): Promise<SuspendResult> {
+    await this.removeContainers(sandbox, ctx);
+    return { released: true };
+  }
+
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
+    const id = identityOf(sandbox);
+    const byUid = ownedFilter(this.deps.settings.owner, [`${DockerLabels.sandboxUid}=${id.uid}`]);
+    await this.removeContainers(sandbox, ctx);
+    const networks = await this.docker.listNetworks({ filters: byUid });
+    for (const n of networks) await ignoreGoneOrConflict(this.docker.getNetwork(n.Id).remove());
+    const { Volumes: volumes } = await this.docker.listVolumes({ filters: byUid });
+    for (const v of volumes ?? [])
+      await ignoreGoneOrConflict(this.docker.getVolume(v.Name).remove());
+    return true;
+  }
+
+  private async removeContainers(sandbox: Sandbox, ctx: BackendContext): Promise<void> {
     const { signal } = ctx;
     const id = identityOf(sandbox);
     const byUid = ownedFilter(this.deps.settings.owner, [`${DockerLabels.sandboxUid}=${id.uid}`]);
@@ -153,12 +175,6 @@ export class DockerBackend implements SandboxBackend {
         message: `removed ${containers.map((c) => c.Names[0]?.replace(/^\//, "")).join(", ")}`,
       });
     }
-    const networks = await this.docker.listNetworks({ filters: byUid });
-    for (const n of networks) await ignoreGoneOrConflict(this.docker.getNetwork(n.Id).remove());
-    const { Volumes: volumes } = await this.docker.listVolumes({ filters: byUid });
-    for (const v of volumes ?? [])
-      await ignoreGoneOrConflict(this.docker.getVolume(v.Name).remove());
-    return true;
   }
 
   private async converge(

@@ -71,6 +71,10 @@ export function unsupportedFields(sandbox: Sandbox): string | undefined {
   if (spec.security?.runtimeClassName) {
     return "spec.security.runtimeClassName: RuntimeClasses are supported on the pod backend only";
   }
+  const source = spec.mounts?.find((m) => m.secret || m.configMap);
+  if (source) {
+    return `spec.mounts (${source.mountPath}): Secret and ConfigMap mounts are supported on the pod backend only (the operator never reads Secrets)`;
+  }
   return undefined;
 }
 

@@ -17,7 +17,7 @@ import { ConflictError, fromApiError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
 import { newAgentToken } from "../agent.js";
-import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
+import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
 import { agentSecretName, desiredAgentSecret } from "./agent.js";
 import { DesiredObjects } from "./desired.js";
@@ -170,6 +170,27 @@ export class PodBackend implements SandboxBackend {
     // A Pod on its way out is no workload: a finished sandbox keeps its record.
     if (!pod || !isOwnedBy(pod, sandbox) || pod.metadata?.deletionTimestamp) return undefined;
     return this.observation(sandbox, pod);
+  }
+
+  /**
+   * Suspend: delete the Pod (its compute), keep the NetworkPolicy, the Service
+   * (its ClusterIP stays the sandbox's address, with no endpoints meanwhile)
+   * and the agent's Secret (the same credential after a resume). The Pod is
+   * looked up by name as well as in the cache, so one stripped of its labels
+   * does not keep running; released once it is gone, not merely terminating.
+   */
+  async suspend(sandbox: Sandbox, ctx: BackendContext): Promise<SuspendResult> {
+    const pod = await this.findOwned(this.pods, sandbox, true, ctx.signal);
+    if (!pod) return { released: true };
+    if (!pod.metadata?.deletionTimestamp) {
+      await this.deleteOwned(this.pods, pod, sandbox, ctx.signal);
+      ctx.record({
+        type: "Normal",
+        reason: "PodDeleted",
+        message: `deleted pod ${pod.metadata?.name} to suspend the sandbox`,
+      });
+    }
+    return { released: false };
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
