@@ -5,7 +5,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
-import { IdleAnnotations } from "../api/idle.js";
+import { IdleMark } from "../api/idle.js";
 import type { Sandbox } from "../api/sandbox.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
 import type { AgentEndpoint } from "../dataplane/client.js";
@@ -35,12 +35,8 @@ export function gatewayView(s: SandboxObject): SandboxObject {
       ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
       // Only the idle mark: whether a call may wake the sandbox (docs/idle.md).
-      ...(m.annotations?.[IdleAnnotations.suspendedAt]
-        ? {
-            annotations: {
-              [IdleAnnotations.suspendedAt]: m.annotations[IdleAnnotations.suspendedAt],
-            },
-          }
+      ...(m.annotations?.[IdleMark.annotation]
+        ? { annotations: { [IdleMark.annotation]: m.annotations[IdleMark.annotation] } }
         : {}),
     },
     spec: {

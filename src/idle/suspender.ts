@@ -6,7 +6,7 @@
 // next look comes back as a requeue. Memory is an optimisation only: after a
 // restart the first look is at once (one read), never a wrong suspension.
 import { Counter, type Registry } from "prom-client";
-import { IdleAnnotations, IdleEventReason } from "../api/idle.js";
+import { IdleEventReason, IdleMark } from "../api/idle.js";
 import type { BackendEvent } from "../backends/backend.js";
 import type { Activity } from "../dataplane/protocol.js";
 import type { Logger } from "../observability/logger.js";
@@ -87,13 +87,13 @@ export class IdleSuspender {
         await this.deps.patch(sandbox, {
           metadata: {
             ...(uid ? { uid } : {}),
-            annotations: { [IdleAnnotations.suspendedAt]: null },
+            annotations: { [IdleMark.annotation]: null },
           },
         });
         return undefined;
       case "suspend": {
         this.next.delete(key);
-        await this.deps.patch(sandbox, idleSuspendPatch(uid, new Date(this.now())));
+        await this.deps.patch(sandbox, idleSuspendPatch(uid));
         this.suspensions.inc();
         const idle = formatDuration(decision.idleMs);
         this.deps.log.info(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { IdleAnnotations } from "../api/idle.js";
+import { IdleMark } from "../api/idle.js";
 import {
   asleep,
   idleSuspendPatch,
@@ -12,7 +12,7 @@ import {
   wakeState,
 } from "./wake.js";
 
-const MARK = { [IdleAnnotations.suspendedAt]: "2030-01-01T00:00:00Z" };
+const MARK = { [IdleMark.annotation]: IdleMark.value };
 const ready = (status: "True" | "False") => [{ type: "Ready", status }];
 
 function sbx(o: {
@@ -104,15 +104,15 @@ describe("wakeState", () => {
 describe("patches", () => {
   it("resume: unsuspend, remove the mark, this UID only", () => {
     expect(resumePatch("u1")).toEqual({
-      metadata: { uid: "u1", annotations: { [IdleAnnotations.suspendedAt]: null } },
+      metadata: { uid: "u1", annotations: { [IdleMark.annotation]: null } },
       spec: { suspended: false },
     });
   });
-  it("idle suspend: suspend, mark with the time (seconds)", () => {
-    expect(idleSuspendPatch("u1", new Date("2030-01-01T00:00:05.123Z"))).toEqual({
+  it("idle suspend: suspend, mark it IdleTimeout", () => {
+    expect(idleSuspendPatch("u1")).toEqual({
       metadata: {
         uid: "u1",
-        annotations: { [IdleAnnotations.suspendedAt]: "2030-01-01T00:00:05Z" },
+        annotations: { [IdleMark.annotation]: "IdleTimeout" },
       },
       spec: { suspended: true },
     });

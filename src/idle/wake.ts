@@ -2,7 +2,7 @@
 // transports, the gateway, `kubectl sandbox`) does with a Sandbox it is about
 // to use, as a pure function of the Sandbox; and the bounded wait that
 // follows a resume, with the reads and the patch given by the caller.
-import { IdleAnnotations } from "../api/idle.js";
+import { IdleMark } from "../api/idle.js";
 
 /** What waking needs of a Sandbox; anything shaped like the resource will do. */
 export interface WakeInput {
@@ -40,7 +40,7 @@ const FINISHED = new Set(["Succeeded", "Failed", "Expired"]);
 
 /** Whether the operator (not a person) suspended it: only then does use wake it. */
 export function idleSuspended(s: WakeInput): boolean {
-  return !!s.spec?.suspended && !!s.metadata.annotations?.[IdleAnnotations.suspendedAt];
+  return !!s.spec?.suspended && s.metadata.annotations?.[IdleMark.annotation] === IdleMark.value;
 }
 
 export function wakeState(s: WakeInput): WakeState {
@@ -76,18 +76,18 @@ export function resumePatch(uid: string | undefined) {
   return {
     metadata: {
       ...(uid ? { uid } : {}),
-      annotations: { [IdleAnnotations.suspendedAt]: null },
+      annotations: { [IdleMark.annotation]: null },
     },
     spec: { suspended: false },
   };
 }
 
 /** The merge patch that suspends it for idleness (the operator's, see suspender.ts). */
-export function idleSuspendPatch(uid: string | undefined, at: Date) {
+export function idleSuspendPatch(uid: string | undefined) {
   return {
     metadata: {
       ...(uid ? { uid } : {}),
-      annotations: { [IdleAnnotations.suspendedAt]: at.toISOString().replace(/\.\d{3}Z$/, "Z") },
+      annotations: { [IdleMark.annotation]: IdleMark.value },
     },
     spec: { suspended: true },
   };

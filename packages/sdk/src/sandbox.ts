@@ -14,7 +14,7 @@ import {
   SANDBOX_PLURAL,
   VERSION,
 } from "../../../src/api/group.js";
-import { IdleAnnotations } from "../../../src/api/idle.js";
+import { IdleMark } from "../../../src/api/idle.js";
 import type { Sandbox as SandboxResource } from "../../../src/api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../../src/api/sandbox-spec.js";
 import type {
@@ -589,7 +589,7 @@ export class Sandbox {
 }
 
 /** The operator's idle mark (src/api/idle.ts), removed by a person's suspension. */
-const IDLE_MARK = IdleAnnotations.suspendedAt;
+const IDLE_MARK = IdleMark.annotation;
 
 function argvOf(command: string | string[]): string[] {
   return typeof command === "string" ? ["sh", "-c", command] : command;
