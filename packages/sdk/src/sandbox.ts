@@ -33,6 +33,7 @@ import {
   SandboxNotReadyError,
   SandboxSuspendedError,
   TimeoutError,
+  UnauthorizedError,
 } from "../../../src/dataplane/errors.js";
 import {
   type GatewayConfig,
@@ -81,6 +82,8 @@ export const DEFAULT_RESUME_TIMEOUT_MS = 60_000;
 /** The error of a call that met a sandbox that is not there to answer (any transport). */
 function unreachable(err: unknown): boolean {
   if (err instanceof SandboxNotReadyError || err instanceof SandboxNotFoundError) return true;
+  // A stale endpoint whose port now belongs to another sandbox's agent.
+  if (err instanceof UnauthorizedError) return true;
   const code = (err as { code?: string }).code;
   return code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE";
 }
