@@ -10,8 +10,8 @@
 // REPORT_INTERVAL_MS per sandbox per replica, so the controller's idle check
 // sees it without a write anywhere.
 import http from "node:http";
-import net from "node:net";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { answers } from "../dataplane/answers.js";
 import { asleep, resumePatch, WakeRefusedError, WakeTimeoutError, wake } from "../idle/wake.js";
 import type { Logger } from "../observability/logger.js";
 import type { Directory, Reach, SandboxObject } from "./directory.js";
@@ -119,7 +119,7 @@ export class Waker {
     for (;;) {
       try {
         const to = await target(woken, reach);
-        if (await connects(to.host, to.port)) break;
+        if (await answers(to.host, to.port)) break;
         last = `${to.host}:${to.port} refused the connection`;
       } catch (err) {
         last = (err as Error).message;
@@ -186,20 +186,4 @@ export class Waker {
   close(): void {
     this.reportAgent.destroy();
   }
-}
-
-function connects(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    s.setTimeout(2000);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("timeout", () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once("error", () => resolve(false));
-  });
 }

@@ -17,6 +17,7 @@ import {
 import { IdleMark } from "../../../src/api/idle.js";
 import type { Sandbox as SandboxResource } from "../../../src/api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../../src/api/sandbox-spec.js";
+import { answers } from "../../../src/dataplane/answers.js";
 import type {
   AgentClient,
   Body,
@@ -493,15 +494,7 @@ export class Sandbox {
     const deadline = Date.now() + (this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS);
     for (;;) {
       const where = await (await this.dataPlane()).port(port);
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = netConnect(where.port, where.host);
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      });
-      if (ok) return;
+      if (await answers(where.host, where.port)) return;
       if (Date.now() > deadline)
         throw new TimeoutError(
           `sandbox ${this.namespace}/${this.name} resumed but nothing answers on port ${port}`,
