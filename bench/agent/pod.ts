@@ -26,6 +26,7 @@ import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
 import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
 import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile, timeIt } from "../support/stats.js";
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -42,21 +43,7 @@ const FILE_MIB = Number(args["file-mib"]);
 const IMAGE = process.env.SANDBOX_NODE_OPERATOR_IMAGE ?? OPERATOR_IMAGE;
 const log = (line: string) => process.stderr.write(`[bench:agent:pod] ${line}\n`);
 
-function pct(samples: number[], p: number): number {
-  const s = [...samples].sort((a, b) => a - b);
-  return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2));
-}
-
-async function timeIt(n: number, fn: () => Promise<unknown>, warmup = 5): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
+const pct = (samples: number[], p: number) => Number(percentile(samples, p).toFixed(2));
 
 const cp = await startControlPlane({
   controllerManager: true,

@@ -29,6 +29,7 @@ import {
 } from "../../test/support/agent.js";
 import { docker, ensureDockerd } from "../../test/support/docker.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile, timeIt } from "../support/stats.js";
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -40,21 +41,7 @@ const { values } = parseArgs({
 const N = Number(values.execs);
 const ND = Number(values["docker-execs"]);
 
-function pct(samples: number[], p: number): number {
-  const s = [...samples].sort((a, b) => a - b);
-  return Number(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2));
-}
-
-async function timeIt(n: number, fn: () => Promise<unknown>, warmup = 5): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = performance.now();
-    await fn();
-    out.push(performance.now() - t);
-  }
-  return out;
-}
+const pct = (samples: number[], p: number) => Number(percentile(samples, p).toFixed(2));
 
 function statusKiB(pid: number, key: string): number {
   const line = readFileSync(`/proc/${pid}/status`, "utf8")

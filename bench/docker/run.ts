@@ -20,6 +20,7 @@ import { startSandboxController } from "../../src/sandbox/controller.js";
 import { startControlPlane } from "../../test/support/control-plane.js";
 import { docker, ensureDockerd, OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile, pool } from "../support/stats.js";
 
 const exec = promisify(execFile);
 const { values } = parseArgs({
@@ -40,19 +41,7 @@ const POLICY_DIR = mkdtempSync(join(tmpdir(), "bench-policy-"));
 writeFileSync(join(POLICY_DIR, "policy.json"), '{"defaultAction":"deny","rules":[]}\n');
 
 const round = (n: number, d = 2) => Number(n.toFixed(d));
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
-
-async function pool<T>(items: T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await fn(item);
-    }),
-  );
-}
+const pct = percentile;
 
 // ---- baseline: the same arrangement by hand with the docker CLI
 

@@ -20,6 +20,7 @@ import { OPERATOR_IMAGE, SANDBOX_IMAGE } from "../../test/support/docker.js";
 import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
 import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile } from "../support/stats.js";
 import { STEPS, type Step, stepDurations, stepTimes } from "./breakdown.js";
 
 const { values: args } = parseArgs({
@@ -243,10 +244,8 @@ function stepMedians(m: Map<string, Timing>) {
 }
 
 function percentiles(values: number[]) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const p = (q: number) =>
-    Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!);
-  return { p50: p(0.5), p99: p(0.99), max: Math.round(sorted.at(-1)!) };
+  const p = (q: number) => Math.round(percentile(values, q));
+  return { p50: p(50), p99: p(99), max: p(100) };
 }
 
 const loadBefore = loadavg();

@@ -36,6 +36,7 @@ import {
   SANDBOX_IMAGE,
 } from "../../test/support/docker.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile } from "../support/stats.js";
 
 const { values } = parseArgs({
   options: {
@@ -49,10 +50,7 @@ const { values } = parseArgs({
 const OWNER = "bench-pools";
 const NS = "bench";
 const ms = (n: number) => Math.round(n);
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : Number.NaN;
-};
+const pct = percentile;
 const stats = (xs: number[]) => ({
   n: xs.length,
   p50: ms(pct(xs, 50)),

@@ -305,7 +305,10 @@ const SandboxSpecObject = z.object({
     "Security settings of the workload, hardened by default.",
   ),
   workspace: doc(
-    WorkspaceSchema.optional(),
+    cel(WorkspaceSchema.optional(), {
+      rule: "self == oldSelf",
+      message: "spec.workspace is immutable: the workspace is made (or chosen) once",
+    }),
     "A persistent workspace: a PVC (pod backend) or a named volume (docker backend) that can outlive the Sandbox, be mounted by a later one, be kept while suspended and be snapshotted. Unset: the working directory is scratch space that goes with the workload.",
   ),
   mounts: MountsSchema,
@@ -319,15 +322,23 @@ const SandboxSpecObject = z.object({
   ),
 });
 
-export const SandboxSpecSchema = crossFieldRule(
-  SandboxSpecObject,
+export const SandboxSpecSchema = cel(
+  crossFieldRule(
+    SandboxSpecObject,
+    {
+      rule: `!has(self.mounts) || !self.mounts.exists(m, m.mountPath == (${WORKSPACE_PATH_CEL}))`,
+      message:
+        "a mount cannot use the workspace's mount path (workspace.mountPath, else workingDir, else /workspace)",
+      path: ["mounts"],
+    },
+    (spec) => !(spec.mounts ?? []).some((m) => m.mountPath === workspaceMountPath(spec)),
+  ),
   {
-    rule: `!has(self.mounts) || !self.mounts.exists(m, m.mountPath == (${WORKSPACE_PATH_CEL}))`,
+    rule: "has(self.workspace) == has(oldSelf.workspace)",
     message:
-      "a mount cannot use the workspace's mount path (workspace.mountPath, else workingDir, else /workspace)",
-    path: ["mounts"],
+      "spec.workspace is immutable: it cannot be added to or removed from an existing Sandbox",
+    fieldPath: ".workspace",
   },
-  (spec) => !(spec.mounts ?? []).some((m) => m.mountPath === workspaceMountPath(spec)),
 );
 
 export type SandboxSpec = z.output<typeof SandboxSpecSchema>;

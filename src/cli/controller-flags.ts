@@ -3,6 +3,7 @@
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { BACKENDS, type Backend } from "../api/sandbox-spec.js";
+import { parseAllowedHostPaths } from "../backends/docker/host-paths.js";
 
 export const CONTROLLER_USAGE = `Usage: sandbox-operator controller [flags]
 
@@ -37,6 +38,10 @@ Flags:
   --docker-publish-address IP       host address declared ports are published on (default: 127.0.0.1)
   --docker-owner ID                 label value marking what this installation creates on the Docker
                                     host; installations sharing a host need distinct ones (default: default)
+  --docker-allowed-host-paths PREFIX[:rw][,...]
+                                    host paths docker sandboxes may mount (spec.mounts[].hostPath):
+                                    absolute prefixes, read-only unless the entry ends in ":rw"
+                                    (default: none)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -99,6 +104,17 @@ const FlagsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a label value")
     .default("default"),
+  "docker-allowed-host-paths": z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      try {
+        return parseAllowedHostPaths(v);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });

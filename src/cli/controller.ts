@@ -70,6 +70,9 @@ export async function runController(argv: string[]): Promise<number> {
         owner: flags["docker-owner"],
         upstreamDns,
         publishAddress: flags["docker-publish-address"],
+        allowedHostPaths: flags["docker-allowed-host-paths"],
+        // Symlinks are resolved where the file system is the Docker host's own.
+        hostPathsLocal: !flags["docker-host"] || flags["docker-host"].startsWith("unix://"),
       },
     };
   }

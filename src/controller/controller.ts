@@ -19,6 +19,7 @@
 // replica does not hold by the clocks. Writes outside any reconcile (cluster-
 // wide chores) belong to shard 0's holder.
 import { AsyncLocalStorage } from "node:async_hooks";
+import { setMaxListeners } from "node:events";
 import type { Registry } from "prom-client";
 import type { Logger } from "../observability/logger.js";
 import { classifyError, errorMessage } from "./errors.js";
@@ -257,7 +258,7 @@ export class Controller {
 
   private async startWorkers(): Promise<void> {
     this.stopWorkers();
-    const term: Term = { abort: new AbortController() };
+    const term: Term = { abort: termController() };
     this.term = term;
     // Reconciling from a cache that has not listed yet would see objects as
     // missing; from one whose watch is down (leadership regained after an
@@ -276,7 +277,7 @@ export class Controller {
   /** A shard gained: once the caches are up to date, reconcile each of its keys. */
   private async startShard(shard: number): Promise<void> {
     this.shardTerms.get(shard)?.abort();
-    const term = new AbortController();
+    const term = termController();
     this.shardTerms.set(shard, term);
     await Promise.all(this.informers.map((i) => i.upToDate(term.signal)));
     if (term.signal.aborted) return;
@@ -296,7 +297,7 @@ export class Controller {
     term.signal.addEventListener("abort", () => clearInterval(resync), { once: true });
     // One queue for every shard: started with the first.
     if (!this.term) {
-      this.term = { abort: new AbortController() };
+      this.term = { abort: termController() };
       this.queue.start((key) => this.work(key, this.shardTerms.get(shardOf(key, shards))?.signal));
     }
     this.log.info({ shard, keys }, "shard started");
@@ -384,4 +385,16 @@ export class Controller {
       this.metrics.reconciles.inc({ controller, result });
     }
   }
+}
+
+/**
+ * The abort controller of a term of leadership (or of a shard). Every request
+ * of every worker listens to its one signal and removes its listener when it
+ * ends, so a burst of concurrent requests (a pool's refill) is not a leak:
+ * Node's warning at 11 listeners would be noise.
+ */
+function termController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }

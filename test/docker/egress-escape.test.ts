@@ -11,15 +11,9 @@ import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../egress/support/processes.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
 import { isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
 
@@ -50,16 +44,12 @@ beforeAll(async () => {
   });
   ns = await testNamespace(kc, "escape");
   sbx = new SandboxClient(kc, ns.name);
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: INET.dns, publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: INET.dns,
   });
   await sbx.create("escape", {
     image: SANDBOX_IMAGE,
@@ -86,11 +76,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`)) {
-      await docker(kind === "container" ? ["rm", "-f", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
   await internet?.destroy();
 });

@@ -23,16 +23,10 @@ import { loadKeys } from "../../src/gateway/keys.js";
 import { mintToken } from "../../src/gateway/tokens.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
 import { type GatewayProcess, keyDir, startGatewayProcess } from "../support/gateway.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 
 const kc = kubeConfig();
 const OWNER = `test-gw-${process.pid}`;
@@ -163,16 +157,12 @@ beforeAll(async () => {
   engine = await ensureDockerd();
   buildAgent();
   ns = await testNamespace(kc, "gw");
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: "127.0.0.1", publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: "127.0.0.1",
   });
   keys = keyDir();
   const dockerHost = `unix://${(engine.modem as { socketPath?: string }).socketPath}`;
@@ -233,11 +223,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([gwA?.stop(), gwB?.stop()]);
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`)) {
-      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
 });
 

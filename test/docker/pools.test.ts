@@ -12,16 +12,10 @@ import { Sandbox } from "../../packages/sdk/src/index.js";
 import { Labels } from "../../src/api/labels.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { eventually } from "../support/eventually.js";
-import { type RunningOperator, startOperator, startPools } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator, startPools } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
 import { PoolClient, type StoredClaim } from "../support/pools.js";
 import type { StoredSandbox } from "../support/sandboxes.js";
@@ -47,16 +41,12 @@ beforeAll(async () => {
   });
   ns = await testNamespace(kc, "dpools");
   api = new PoolClient(kc, ns.name);
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-0",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: INET.dns, publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: INET.dns,
   });
   pools = await startPools({ namespace: ns.name, defaultBackend: "docker" });
   await api.template("py", {
@@ -75,11 +65,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await pools?.stop();
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`)) {
-      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
   await internet?.destroy();
 });

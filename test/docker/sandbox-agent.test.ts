@@ -14,15 +14,9 @@ import { AgentClient } from "../../src/dataplane/client.js";
 import { PermissionDeniedError, UnauthorizedError } from "../../src/dataplane/errors.js";
 import { buildAgent, buildScratchImage, SCRATCH_IMAGE } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
 
 const kc = kubeConfig();
@@ -41,26 +35,18 @@ beforeAll(async () => {
   buildScratchImage();
   spawnSync("node", ["build.mjs"], { cwd: SDK_DIR, stdio: "inherit" });
   ns = await testNamespace(kc, "agent");
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: "127.0.0.1", publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: "127.0.0.1",
   });
 }, 600_000);
 
 afterAll(async () => {
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`)) {
-      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
 });
 

@@ -16,12 +16,13 @@ import {
   labelled,
   liveRestoreEnabled,
   OPERATOR_IMAGE,
+  removeOwnedBy,
   SANDBOX_IMAGE,
   stopDockerd,
 } from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { eventually } from "../support/eventually.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
 import { startProcess } from "../support/processes.js";
 import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
@@ -49,17 +50,13 @@ const EGRESS = {
 };
 
 function start(): Promise<RunningOperator> {
-  return startOperator({
+  return startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
+    engine,
+    owner: OWNER,
+    upstreamDns: INET.dns,
     stallTimeoutSeconds: STALL_TIMEOUT,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: INET.dns, publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
   });
 }
 
@@ -74,11 +71,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await operator?.stop();
   // Whatever a failed test left: nothing of this file survives it.
-  for (const kind of ["container", "network", "volume"] as const) {
-    for (const name of await labelled(kind, OWNER_LABEL)) {
-      await docker(kind === "container" ? ["rm", "-f", name] : [kind, "rm", name]);
-    }
-  }
+  await removeOwnedBy(OWNER);
   await ns?.delete();
   await internet?.destroy();
 });

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import Docker from "dockerode";
 import { REPO_ROOT } from "./paths.js";
+import { type Ran, runCommand } from "./run-command.js";
 
 const exec = promisify(execFile);
 
@@ -24,28 +25,11 @@ export async function ensureDockerd(): Promise<Docker> {
   return new Docker({ socketPath: host.replace(/^unix:\/\//, "") });
 }
 
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { Ran };
 
 /** `docker ARGS...`; never throws on a non-zero exit. */
-export async function docker(args: string[], timeoutMs = 60_000): Promise<Ran> {
-  try {
-    const { stdout, stderr } = await exec("docker", args, {
-      timeout: timeoutMs,
-      maxBuffer: 16 * 2 ** 20,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? "",
-    };
-  }
+export function docker(args: string[], timeoutMs = 60_000): Promise<Ran> {
+  return runCommand("docker", args, timeoutMs);
 }
 
 /** Names of containers, networks or volumes carrying `label`. */
@@ -59,6 +43,18 @@ export async function labelled(
       : [kind, "ls", "--filter", `label=${label}`, "--format", "{{.Name}}"];
   const r = await docker(args);
   return r.stdout.split("\n").filter(Boolean).sort();
+}
+
+/**
+ * Removes every container (with its anonymous volumes), network and volume
+ * labelled as owned by `owner`: whatever a test file's sandboxes left.
+ */
+export async function removeOwnedBy(owner: string): Promise<void> {
+  for (const kind of ["container", "network", "volume"] as const) {
+    for (const name of await labelled(kind, `sandboxing.dev/owner=${owner}`)) {
+      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
+    }
+  }
 }
 
 /** Stop the local dockerd (SIGTERM, as an upgrade or a service restart would) and wait for it to exit. */

@@ -1,7 +1,9 @@
 // Run the Sandbox controller in the test process, as a given identity, against
 // the shared control plane, watching one namespace.
 import { randomBytes } from "node:crypto";
+import type Docker from "dockerode";
 import { Registry } from "prom-client";
+import type { AllowedHostPath } from "../../src/backends/docker/host-paths.js";
 import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { type RunningPoolControllers, startPoolControllers } from "../../src/pool/start.js";
@@ -11,6 +13,7 @@ import {
   startSandboxController,
 } from "../../src/sandbox/controller.js";
 import { userKubeconfigPath } from "./cluster.js";
+import { OPERATOR_IMAGE } from "./docker.js";
 import { eventually } from "./eventually.js";
 
 export interface OperatorOptions {
@@ -58,6 +61,41 @@ export async function startOperatorWithKubeconfig(
     if (!controller.ready()) throw new Error("informers not synced");
   });
   return controller;
+}
+
+/**
+ * The operator with the docker backend as the docker suites run it: the
+ * sandboxes' objects labelled with `owner` (removeOwnedBy cleans them up),
+ * published on loopback, the operator image as the egress image.
+ */
+export function startDockerOperator(opts: {
+  namespace: string;
+  user: string;
+  engine: Docker;
+  owner: string;
+  /** The resolver the sidecars ask (a stand-in internet's, or loopback for none). */
+  upstreamDns: string;
+  stallTimeoutSeconds?: number;
+  /** --docker-allowed-host-paths (default: none). */
+  allowedHostPaths?: readonly AllowedHostPath[];
+}): Promise<RunningOperator> {
+  return startOperator({
+    namespace: opts.namespace,
+    user: opts.user,
+    defaultBackend: "docker",
+    egressImage: OPERATOR_IMAGE,
+    stallTimeoutSeconds: opts.stallTimeoutSeconds,
+    docker: {
+      client: opts.engine,
+      settings: {
+        owner: opts.owner,
+        upstreamDns: opts.upstreamDns,
+        publishAddress: "127.0.0.1",
+        allowedHostPaths: opts.allowedHostPaths,
+      },
+      sweepIntervalMs: 2000,
+    },
+  });
 }
 
 /** The warm pool and claim controllers, in the test process, watching one namespace. */

@@ -82,112 +82,80 @@ func (s *Server) writeFile(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"path": path, "bytes": n})
 }
 
-func (s *Server) statFile(w http.ResponseWriter, r *http.Request) {
-	path, ok := s.pathParam(w, r, "path")
-	if !ok {
-		return
-	}
-	info, err := files.Stat(path)
-	if err != nil {
-		apierr.Write(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, info)
+func (s *Server) statFile(path string) (any, error) {
+	return stat(path)
 }
 
-func (s *Server) listDir(w http.ResponseWriter, r *http.Request) {
-	path, ok := s.pathParam(w, r, "path")
-	if !ok {
-		return
-	}
+func (s *Server) listDir(path string) (any, error) {
 	entries, err := files.List(path)
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"path": path, "entries": entries})
+	return map[string]any{"path": path, "entries": entries}, nil
 }
 
-func (s *Server) mkdir(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Path    string `json:"path"`
-		Parents bool   `json:"parents"`
-		Mode    string `json:"mode"`
-	}
-	if err := readJSON(r, &body); err != nil {
-		apierr.Write(w, err)
-		return
-	}
+type mkdirRequest struct {
+	Path    string `json:"path"`
+	Parents bool   `json:"parents"`
+	Mode    string `json:"mode"`
+}
+
+func (s *Server) mkdir(_ *http.Request, body mkdirRequest) (any, error) {
 	path, err := files.Resolve(s.cwd, body.Path)
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
 	mode, err := files.ParseMode(body.Mode)
-	if err == nil {
-		err = files.Mkdir(path, body.Parents, mode)
-	}
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
-	info, err := files.Stat(path)
-	if err != nil {
-		apierr.Write(w, err)
-		return
+	if err := files.Mkdir(path, body.Parents, mode); err != nil {
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, info)
+	return stat(path)
 }
 
-func (s *Server) move(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		From      string `json:"from"`
-		To        string `json:"to"`
-		Overwrite bool   `json:"overwrite"`
-	}
-	if err := readJSON(r, &body); err != nil {
-		apierr.Write(w, err)
-		return
-	}
+type moveRequest struct {
+	From      string `json:"from"`
+	To        string `json:"to"`
+	Overwrite bool   `json:"overwrite"`
+}
+
+func (s *Server) move(_ *http.Request, body moveRequest) (any, error) {
 	from, err := files.Resolve(s.cwd, body.From)
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
 	to, err := files.Resolve(s.cwd, body.To)
-	if err == nil {
-		err = files.Move(from, to, body.Overwrite)
-	}
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
-	info, err := files.Stat(to)
-	if err != nil {
-		apierr.Write(w, err)
-		return
+	if err := files.Move(from, to, body.Overwrite); err != nil {
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, info)
+	return stat(to)
 }
 
-func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Path      string `json:"path"`
-		Recursive bool   `json:"recursive"`
-	}
-	if err := readJSON(r, &body); err != nil {
-		apierr.Write(w, err)
-		return
-	}
+type removeRequest struct {
+	Path      string `json:"path"`
+	Recursive bool   `json:"recursive"`
+}
+
+func (s *Server) remove(_ *http.Request, body removeRequest) (any, error) {
 	path, err := files.Resolve(s.cwd, body.Path)
-	if err == nil {
-		err = files.Remove(path, body.Recursive)
-	}
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil, files.Remove(path, body.Recursive)
+}
+
+// stat answers a path's metadata (an untyped nil on error, so respond sees the error).
+func stat(path string) (any, error) {
+	info, err := files.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	return info, nil
 }
 
 // download streams path as a tar archive. An error after the first byte can

@@ -122,27 +122,20 @@ func (s *Server) processOutput(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) signalProcess(w http.ResponseWriter, r *http.Request) {
-	p := s.process(w, r)
-	if p == nil {
-		return
-	}
-	var body struct {
-		Signal string `json:"signal"`
-	}
-	if err := readJSON(r, &body); err != nil {
-		apierr.Write(w, err)
-		return
+type signalRequest struct {
+	Signal string `json:"signal"`
+}
+
+func (s *Server) signalProcess(r *http.Request, body signalRequest) (any, error) {
+	p, err := s.procs.Get(r.PathValue("id"))
+	if err != nil {
+		return nil, err
 	}
 	sig, err := proc.ParseSignal(body.Signal)
-	if err == nil {
-		err = p.Signal(sig)
-	}
 	if err != nil {
-		apierr.Write(w, err)
-		return
+		return nil, err
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil, p.Signal(sig)
 }
 
 // processStdin appends the body to the process's stdin; ?eof=true closes it after.
@@ -176,21 +169,12 @@ func (s *Server) processStdin(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) resizeProcess(w http.ResponseWriter, r *http.Request) {
-	p := s.process(w, r)
-	if p == nil {
-		return
+func (s *Server) resizeProcess(r *http.Request, size proc.Size) (any, error) {
+	p, err := s.procs.Get(r.PathValue("id"))
+	if err != nil {
+		return nil, err
 	}
-	var sz proc.Size
-	if err := readJSON(r, &sz); err != nil {
-		apierr.Write(w, err)
-		return
-	}
-	if err := p.Resize(sz); err != nil {
-		apierr.Write(w, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil, p.Resize(size)
 }
 
 // deleteProcess kills a running process (its group) and forgets it.

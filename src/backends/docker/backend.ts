@@ -17,6 +17,7 @@ import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
 import { ConditionReason, ConditionType } from "../../api/conditions.js";
 import type { Sandbox } from "../../api/sandbox.js";
+import type { SandboxSnapshot } from "../../api/snapshot.js";
 import { sleep } from "../../controller/backoff.js";
 import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
@@ -37,6 +38,7 @@ import {
   type DesiredSandbox,
   type DockerSettings,
   desiredSandbox,
+  type HostBind,
   unsupportedFields,
 } from "./containers.js";
 import { ImagePuller } from "./images.js";
@@ -48,8 +50,19 @@ import {
   observeContainers,
 } from "./observe.js";
 import { PolicyDelivery } from "./policy-delivery.js";
+import { resolveHostBinds } from "./resolve-host-path.js";
 import { SidecarReadiness } from "./sidecar-ready.js";
 import { SidecarRestarts } from "./sidecar-restarts.js";
+import { ChecksumMismatchError, DockerSnapshots } from "./snapshots.js";
+import {
+  existingWorkspaceProblem,
+  removesVolume,
+  restoredMarker,
+  snapshotProblem,
+  type WorkspacePlan,
+  withWorkspace,
+  workspacePlan,
+} from "./workspace.js";
 
 export interface DockerBackendDeps {
   docker: Docker;
@@ -61,6 +74,8 @@ export interface DockerBackendDeps {
   sidecarReadyTimeoutMs?: number;
   /** The sandbox agent executable (default: dist/agent/sandbox-agent beside the bundle). */
   agentBinary?: string;
+  /** A SandboxSnapshot from the cache, for spec.workspace.fromSnapshot. */
+  snapshot?(namespace: string, name: string): SandboxSnapshot | undefined;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -86,6 +101,8 @@ export class DockerBackend implements SandboxBackend {
   private readonly reported = new Map<string, Reported>();
   /** The in-sandbox agent: delivered before the workload starts, started beside it. */
   private readonly agent: AgentInjector;
+  /** Snapshot copies and restores through helper containers. */
+  readonly snapshots: DockerSnapshots;
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
@@ -94,6 +111,11 @@ export class DockerBackend implements SandboxBackend {
     this.readiness = new SidecarReadiness(deps.docker, deps.sidecarReadyTimeoutMs);
     this.restarts = new SidecarRestarts();
     this.agent = new AgentInjector(deps.docker, deps.agentBinary);
+    this.snapshots = new DockerSnapshots(
+      deps.docker,
+      deps.settings.egressImage,
+      deps.settings.owner,
+    );
   }
 
   /** `ctx.signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
@@ -101,8 +123,15 @@ export class DockerBackend implements SandboxBackend {
     const { signal } = ctx;
     const unsupported = unsupportedFields(sandbox);
     if (unsupported) throw new PermanentError(ConditionReason.Unsupported, unsupported);
+    const { allowedHostPaths = [], hostPathsLocal = true } = this.deps.settings;
+    // Before anything is created: a refused host path is a condition, never a mount.
+    const binds = await resolveHostBinds(sandbox, allowedHostPaths, hostPathsLocal);
     try {
-      const observation = await this.converge(sandbox, ctx, signal);
+      const plan = workspacePlan(sandbox, this.deps.settings.owner);
+      const waiting = await this.workspaceGate(sandbox, plan);
+      if (waiting) return waiting;
+      if (plan.create) await ignoreGoneOrConflict(this.docker.createVolume(plan.create));
+      const observation = withWorkspace(await this.converge(sandbox, ctx, signal, binds), plan);
       this.reported.set(sandbox.metadata.uid!, {
         egress: observation.egressReady?.ready === true,
         ready: observation.ready && observation.egressReady?.ready !== false,
@@ -139,7 +168,7 @@ export class DockerBackend implements SandboxBackend {
    */
   async suspend(sandbox: Sandbox, ctx: BackendContext): Promise<SuspendResult> {
     await this.removeContainers(sandbox, ctx);
-    return { released: true };
+    return { released: true, workspace: workspacePlan(sandbox, this.deps.settings.owner).status };
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
@@ -149,8 +178,12 @@ export class DockerBackend implements SandboxBackend {
     const networks = await this.docker.listNetworks({ filters: byUid });
     for (const n of networks) await ignoreGoneOrConflict(this.docker.getNetwork(n.Id).remove());
     const { Volumes: volumes } = await this.docker.listVolumes({ filters: byUid });
-    for (const v of volumes ?? [])
+    const deleting = !!sandbox.metadata.deletionTimestamp;
+    for (const v of volumes ?? []) {
+      // A persistent workspace stays with the Sandbox, and a retained one for good.
+      if (!removesVolume(v.Labels, deleting)) continue;
       await ignoreGoneOrConflict(this.docker.getVolume(v.Name).remove());
+    }
     return true;
   }
 
@@ -177,12 +210,56 @@ export class DockerBackend implements SandboxBackend {
     }
   }
 
+  /**
+   * What keeps the workload from starting on its workspace: an existing volume
+   * it may not mount, or a snapshot that is not ready. Undefined: go ahead.
+   */
+  private async workspaceGate(
+    sandbox: Sandbox,
+    plan: WorkspacePlan,
+  ): Promise<Observation | undefined> {
+    const waiting = (reason: ConditionReason, message: string, stalled: boolean): Observation => ({
+      phase: "Pending",
+      ready: false,
+      reason,
+      message,
+      ...(stalled ? { stalled: true, retry: true } : {}),
+      workspace: plan.status,
+      workspaceReady: { ready: false, reason, message },
+    });
+    if (plan.existing) {
+      const volume = await orUndefined(this.docker.getVolume(plan.volume).inspect());
+      const problem = existingWorkspaceProblem(
+        plan.volume,
+        volume ? (volume.Labels ?? {}) : undefined,
+        sandbox,
+        this.deps.settings.owner,
+      );
+      if (problem) return waiting(ConditionReason.WorkspaceNotFound, problem, true);
+    }
+    if (plan.fromSnapshot) {
+      if (!this.deps.snapshot) {
+        // No SandboxSnapshot controller feeds this backend yet: say so, do not wait forever.
+        throw new PermanentError(
+          ConditionReason.Unsupported,
+          "spec.workspace.fromSnapshot: this operator does not serve SandboxSnapshots on the docker backend yet",
+        );
+      }
+      const snap = this.deps.snapshot(sandbox.metadata.namespace!, plan.fromSnapshot);
+      const problem = snapshotProblem(plan.fromSnapshot, snap);
+      if (problem)
+        return waiting(ConditionReason.SnapshotNotReady, problem.message, problem.stalled);
+    }
+    return undefined;
+  }
+
   private async converge(
     sandbox: Sandbox,
     ctx: BackendContext,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    binds: HostBind[],
   ): Promise<Observation> {
-    const desired = desiredSandbox(sandbox, this.deps.settings);
+    const desired = desiredSandbox(sandbox, this.deps.settings, binds);
     const key = keyOf(sandbox);
 
     for (const image of [this.deps.settings.egressImage, sandbox.spec.image]) {
@@ -208,7 +285,6 @@ export class DockerBackend implements SandboxBackend {
 
     signal?.throwIfAborted();
     await this.ensureNetwork(desired);
-    await ignoreGoneOrConflict(this.docker.createVolume(desired.volume));
 
     let sidecar = await this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal);
     let workload = await this.inspectOwn(desired.workload.name, desired.id, ctx, signal);
@@ -382,7 +458,8 @@ export class DockerBackend implements SandboxBackend {
     if (!existing || existing.State.StartedAt === NEVER) {
       // Until the first start, on every attempt: both are idempotent, and an
       // attempt that failed half-way must not leave a container without them.
-      await this.prepareWorkspace(id, sandbox);
+      await this.prepareWorkspace(id, sandbox, desired.workspace.target);
+      await this.restoreWorkspace(id, sandbox, desired.workspace);
       await this.agent.deliver(id);
       await ignoreAlreadyStarted(container.start());
     }
@@ -407,12 +484,42 @@ export class DockerBackend implements SandboxBackend {
    * the Engine allows even when the root file system is read-only (an entry
    * placed in "/" is refused there).
    */
-  private async prepareWorkspace(id: string, sandbox: Sandbox): Promise<void> {
-    const dir = posix.normalize(sandbox.spec.workingDir ?? "/workspace");
+  private async prepareWorkspace(id: string, sandbox: Sandbox, target: string): Promise<void> {
+    const dir = posix.normalize(target);
     const uid = sandbox.spec.security?.runAsUser ?? DEFAULT_USER;
     const gid = sandbox.spec.security?.runAsGroup ?? DEFAULT_USER;
     const archive = await tarOf([{ name: "./", mode: 0o755, uid, gid }]);
     await this.docker.getContainer(id).putArchive(archive, { path: dir });
+  }
+
+  /**
+   * Fill a workspace made from a snapshot, once: before the workload's first
+   * start, unless a marker volume says an earlier attempt finished (a resume
+   * creates a new container but must not restore over the user's work). An
+   * attempt cut short is simply made again: the workload has not run, and the
+   * extraction overwrites what the last one left. A digest that differs from
+   * the one recorded fails the sandbox rather than start it on altered data.
+   */
+  private async restoreWorkspace(id: string, sandbox: Sandbox, plan: WorkspacePlan): Promise<void> {
+    if (!plan.fromSnapshot) return;
+    const marker = restoredMarker(sandbox, this.deps.settings.owner);
+    if (await orUndefined(this.docker.getVolume(marker.Name).inspect())) return;
+    const snap = this.deps.snapshot?.(sandbox.metadata.namespace!, plan.fromSnapshot);
+    const problem = snapshotProblem(plan.fromSnapshot, snap);
+    if (problem) throw new Error(problem.message); // retried: the gate will say why
+    const { handle, checksum } = snap!.status as { handle: string; checksum: string };
+    try {
+      await this.snapshots.restore(handle, checksum, id, plan.target);
+    } catch (err) {
+      if (err instanceof ChecksumMismatchError) {
+        throw new PermanentError(
+          ConditionReason.SnapshotNotReady,
+          `restoring snapshot ${plan.fromSnapshot}: ${err.message}`,
+        );
+      }
+      throw err;
+    }
+    await ignoreGoneOrConflict(this.docker.createVolume(marker));
   }
 
   /**

@@ -38,7 +38,7 @@ describe("desiredSandbox", () => {
     expect(d.workload.name).toBe("sbx.team.agent.01234567");
     expect(d.sidecar.name).toBe("sbx.team.agent.01234567.egress");
     expect(d.network.Name).toBe("sbx.team.agent.01234567.network");
-    expect(d.volume.Name).toBe("sbx.team.agent.01234567.workspace");
+    expect(d.volume?.Name).toBe("sbx.team.agent.01234567.workspace");
     expect(sandboxKeyOf(d.workload.Labels)).toBe("team/agent");
     expect(d.workload.Labels).toMatchObject({
       [DockerLabels.sandboxUid]: "0123456789abcdef",

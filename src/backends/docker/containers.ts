@@ -22,6 +22,7 @@ import { workloadProxyEnv } from "../../egress/proxy-env.js";
 import { keyOf } from "../../kube/object-key.js";
 import { specHash } from "../spec-hash.js";
 import { withAgentMount, withAgentPort } from "./agent.js";
+import type { AllowedHostPath } from "./host-paths.js";
 import {
   DockerLabels,
   identityOf,
@@ -30,6 +31,7 @@ import {
   resourceName,
   type SandboxIdentity,
 } from "./names.js";
+import { type WorkspacePlan, workspacePlan } from "./workspace.js";
 
 export const DEFAULT_USER = 1000;
 /** The CLI inside the operator image (see the Dockerfile). */
@@ -50,12 +52,25 @@ export interface DockerSettings {
   upstreamDns: string;
   /** Host address declared ports are published on. */
   publishAddress: string;
+  /** --docker-allowed-host-paths; empty or absent: no host path may be mounted. */
+  allowedHostPaths?: readonly AllowedHostPath[];
+  /** The Docker host's file system is this process's (unix socket): host paths' symlinks are resolved here. Default true. */
+  hostPathsLocal?: boolean;
+}
+
+/** A hostPath mount as judged: the resolved host path, and whether it is read-only. */
+export interface HostBind {
+  source: string;
+  target: string;
+  readOnly: boolean;
 }
 
 export interface DesiredSandbox {
   id: SandboxIdentity;
   network: NetworkCreateOptions & { Name: string };
-  volume: { Name: string; Labels: Record<string, string> };
+  /** The workspace volume to create; absent when the sandbox mounts an existing one. */
+  volume?: { Name: string; Labels: Record<string, string> };
+  workspace: WorkspacePlan;
   sidecar: ContainerCreateOptions & { name: string };
   workload: ContainerCreateOptions & { name: string };
   /** The policy file the sidecar follows; rewritten in place when only names change. */
@@ -78,14 +93,23 @@ export function unsupportedFields(sandbox: Sandbox): string | undefined {
   return undefined;
 }
 
-export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): DesiredSandbox {
+/**
+ * `binds`: the spec's hostPath mounts, judged against the allowlist and
+ * resolved by the shell (a refused one never gets here: the shell refuses the
+ * sandbox). Absent (observe, remove) or empty when there are none.
+ */
+export function desiredSandbox(
+  sandbox: Sandbox,
+  settings: DockerSettings,
+  binds: readonly HostBind[] = [],
+): DesiredSandbox {
   const id = identityOf(sandbox);
   const generation = String(sandbox.metadata.generation ?? 0);
   const labels = (role: Role, extra: Record<string, string> = {}) =>
     resourceLabels(id, role, settings.owner, extra);
   const policy = policyFile(sandbox);
   const sidecarName = resourceName(id, Role.sidecar);
-  const workspace = resourceName(id, Role.workspace);
+  const workspace = workspacePlan(sandbox, settings.owner);
   const networkName = resourceName(id, Role.network);
 
   const sidecarSpec = withAgentPort(
@@ -102,7 +126,7 @@ export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): Desi
       [DockerLabels.specHash]: specHash({ sidecarSpec, firewall: addressRules(sandbox) }),
     }),
   };
-  const workloadSpec = withAgentMount(workloadOptions(sandbox, sidecarName, workspace));
+  const workloadSpec = withAgentMount(workloadOptions(sandbox, sidecarName, workspace, binds));
   const workload = {
     name: resourceName(id, Role.workload),
     ...workloadSpec,
@@ -125,7 +149,8 @@ export function desiredSandbox(sandbox: Sandbox, settings: DockerSettings): Desi
       // One sandbox per bridge, and no traffic between endpoints even so.
       Options: { "com.docker.network.bridge.enable_icc": "false" },
     },
-    volume: { Name: workspace, Labels: labels(Role.workspace) },
+    volume: workspace.create,
+    workspace,
     sidecar,
     workload,
     policy,
@@ -182,7 +207,8 @@ function sidecarOptions(
 function workloadOptions(
   sandbox: Sandbox,
   sidecarName: string,
-  workspace: string,
+  workspace: WorkspacePlan,
+  binds: readonly HostBind[],
 ): ContainerCreateOptions {
   const { spec } = sandbox;
   const uid = spec.security?.runAsUser ?? DEFAULT_USER;
@@ -210,7 +236,17 @@ function workloadOptions(
       NanoCpus: Math.round(parseQuantity(spec.resources.cpu) * 1e9),
       ReadonlyRootfs: spec.security?.readOnlyRootFilesystem ?? false,
       Tmpfs: { "/tmp": "rw,nosuid,nodev,mode=1777" },
-      Mounts: [{ Type: "volume", Source: workspace, Target: spec.workingDir ?? WORKSPACE }],
+      Mounts: [
+        { Type: "volume", Source: workspace.volume, Target: workspace.target },
+        ...binds.map((b) => ({
+          Type: "bind" as const,
+          Source: b.source,
+          Target: b.target,
+          ReadOnly: b.readOnly,
+          // No mount made later under the host path reaches the sandbox.
+          BindOptions: { Propagation: "rprivate" as const },
+        })),
+      ],
       // An init reaps orphaned children (what a fork bomb leaves) and forwards signals.
       Init: true,
       RestartPolicy: { Name: "no" },

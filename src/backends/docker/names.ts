@@ -18,6 +18,11 @@ export const DockerLabels = {
   specHash: `${GROUP}/spec-hash`,
   /** Which operator installation owns it: several clusters may share one Docker host. */
   owner: `${GROUP}/owner`,
+  /** On a persistent workspace volume: its retention policy, Delete or Retain, fixed at creation. */
+  retention: `${GROUP}/retention`,
+  /** On a snapshot volume: the SandboxSnapshot's name and UID. */
+  snapshot: `${GROUP}/snapshot`,
+  snapshotUid: `${GROUP}/snapshot-uid`,
 } as const;
 
 export const Role = {

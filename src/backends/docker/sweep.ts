@@ -9,6 +9,7 @@ import type Docker from "dockerode";
 import type { Logger } from "../../observability/logger.js";
 import { ignoreGoneOrConflict } from "./client.js";
 import { DockerLabels, ownedFilter, sandboxKeyOf } from "./names.js";
+import { sweepable } from "./workspace.js";
 
 export interface SweepOptions {
   docker: Docker;
@@ -51,7 +52,8 @@ export class Sweeper {
     }
     const { Volumes: volumes } = await docker.listVolumes({ filters: ownedFilter(owner) });
     for (const v of volumes ?? []) {
-      if (!this.isOrphan({ labels: v.Labels ?? undefined })) continue;
+      // A retained workspace outlives its sandbox on purpose.
+      if (!sweepable(v.Labels) || !this.isOrphan({ labels: v.Labels ?? undefined })) continue;
       await ignoreGoneOrConflict(docker.getVolume(v.Name).remove());
       this.removed("volume", v.Name);
     }

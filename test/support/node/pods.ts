@@ -7,6 +7,7 @@ import type * as k8s from "@kubernetes/client-node";
 import { expect, inject } from "vitest";
 import { SANDBOX_IMAGE } from "../docker.js";
 import { eventually } from "../eventually.js";
+import { type Ran, runCommand } from "../run-command.js";
 import { localTagOf } from "./images.js";
 
 const exec = promisify(execFile);
@@ -21,50 +22,24 @@ export const NODE_SANDBOX_IMAGE = localTagOf(SANDBOX_IMAGE);
  */
 export const NODE_TEST_RESOURCES = { cpu: "100m", memory: "128Mi" };
 
-export interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type { Ran };
 
 /** `kubectl ARGS...` against the test control plane; never throws on a non-zero exit. */
-export async function kubectl(args: string[], timeoutMs = 60_000): Promise<Ran> {
-  try {
-    const { stdout, stderr } = await exec(
-      join(inject("k8sBinDir"), "kubectl"),
-      ["--kubeconfig", inject("kubeconfigPath"), ...args],
-      { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? "",
-    };
-  }
+export function kubectl(args: string[], timeoutMs = 60_000): Promise<Ran> {
+  return runCommand(
+    join(inject("k8sBinDir"), "kubectl"),
+    ["--kubeconfig", inject("kubeconfigPath"), ...args],
+    timeoutMs,
+  );
 }
 
 /** `ip netns exec`-free: a command in the node's network namespace. */
-export async function inNode(cmd: string, args: string[]): Promise<Ran> {
-  try {
-    const { stdout, stderr } = await exec(
-      "nsenter",
-      [`--net=/run/netns/${inject("nodeNetns")}`, "--", cmd, ...args],
-      {
-        timeout: 30_000,
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? "",
-    };
-  }
+export function inNode(cmd: string, args: string[]): Promise<Ran> {
+  return runCommand(
+    "nsenter",
+    [`--net=/run/netns/${inject("nodeNetns")}`, "--", cmd, ...args],
+    30_000,
+  );
 }
 
 /** A plain Pod running `command` in the sandbox-basic image. */
@@ -149,17 +124,7 @@ export async function asWorkloadIn(pid: number, argv: string[], uid = 1000): Pro
     "--",
     ...argv,
   ];
-  try {
-    const { stdout, stderr } = await exec("nsenter", wrapped, { timeout: 30_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof e.code === "number" ? e.code : -1,
-      stdout: e.stdout ?? "",
-      stderr: e.stderr ?? "",
-    };
-  }
+  return runCommand("nsenter", wrapped, 30_000);
 }
 
 /** The firewall in a container's network namespace, both iptables variants, as the kernel holds it. */
