@@ -53,10 +53,6 @@ Flags:
   --policy-peer-namespace NS --policy-peer-labels K=V[,K=V]
                                     the operator Pods sandbox NetworkPolicies let the sidecar reach on
                                     the endpoint's port (default: the endpoint's IP as an ipBlock)
-  --docker-allowed-host-paths PREFIX[:rw][,...]
-                                    host paths docker sandboxes may mount (spec.mounts[].hostPath):
-                                    absolute prefixes, read-only unless the entry ends in ":rw"
-                                    (default: none)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -152,17 +148,6 @@ const FlagsSchema = z.object({
       "must be K=V[,K=V...]",
     )
     .optional(),
-  "docker-allowed-host-paths": z
-    .string()
-    .optional()
-    .transform((v, ctx) => {
-      try {
-        return parseAllowedHostPaths(v);
-      } catch (err) {
-        ctx.addIssue({ code: "custom", message: (err as Error).message });
-        return z.NEVER;
-      }
-    }),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });

@@ -38,6 +38,9 @@ Flags:
   --max-concurrent N                requests in flight per credential (default: 64)
   --max-concurrent-per-sandbox N    requests in flight per sandbox (default: 256)
   --max-upload-bytes N              largest streamed body (default: 1073741824)
+  --resume-timeout SECONDS          a call to a sandbox suspended for idleness resumes it and waits
+                                    this long for it to serve, then 503 + Retry-After (default: 60;
+                                    0: never resume, a suspended sandbox answers 503)
   --metrics-bind-address HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:9090)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -64,6 +67,7 @@ const FlagsSchema = z.object({
   "max-concurrent": positiveInt.default(64),
   "max-concurrent-per-sandbox": positiveInt.default(256),
   "max-upload-bytes": positiveInt.default(1 << 30),
+  "resume-timeout": z.coerce.number().int().min(0).max(3600).default(60),
   "metrics-bind-address": address.default("0.0.0.0:9090"),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
 });
@@ -162,6 +166,7 @@ export async function runGateway(argv: string[]): Promise<number> {
         }
       : {}),
     maxTokenTtlSeconds: f["max-token-ttl"],
+    resumeTimeoutMs: f["resume-timeout"] * 1000,
     limits: {
       perCredential: { rps: f.rate, burst: f.burst },
       perSandbox: { rps: f["sandbox-rate"], burst: f["sandbox-rate"] * 2 },

@@ -8,6 +8,8 @@ import type { z } from "zod";
 import { agentErrorOf, ProtocolError, SandboxError } from "./errors.js";
 import { encodeFrame, encodeFrames, FrameDecoder } from "./frames.js";
 import {
+  type Activity,
+  ActivitySchema,
   type AgentVersion,
   ErrorBodySchema,
   type ExecSpec,
@@ -129,6 +131,16 @@ export class AgentClient {
 
   version(): Promise<AgentVersion> {
     return this.json("GET", "/v1/version", {}, undefined, VersionSchema);
+  }
+
+  /** How long the sandbox has gone unused (docs/idle.md); this read is not use. */
+  activity(): Promise<Activity> {
+    return this.json("GET", "/v1/activity", {}, undefined, ActivitySchema);
+  }
+
+  /** Report use the agent did not see (port traffic the gateway proxied). */
+  async reportActivity(): Promise<void> {
+    (await this.send("POST", "/v1/activity", {})).resume();
   }
 
   // --- exec ------------------------------------------------------------------

@@ -49,6 +49,21 @@ export class SandboxNotReadyError extends SandboxError {
   override name = "SandboxNotReadyError";
 }
 
+/**
+ * The sandbox is suspended and a call does not wake it: a person suspended it
+ * (only sandboxes the operator suspended for idleness resume on use), or
+ * resume on use is turned off. `code` says which (docs/idle.md).
+ */
+export class SandboxSuspendedError extends SandboxError {
+  override name = "SandboxSuspendedError";
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A wait ran out (waitUntilReady, a request timeout). */
 export class TimeoutError extends SandboxError {
   override name = "TimeoutError";

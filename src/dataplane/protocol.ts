@@ -109,3 +109,14 @@ export type AgentVersion = z.infer<typeof VersionSchema>;
 export const ErrorBodySchema = z.object({
   error: z.object({ code: z.string(), message: z.string(), path: z.string().optional() }),
 });
+
+/**
+ * GET /v1/activity: how long the sandbox has gone unused, on the agent's
+ * monotonic clock (docs/idle.md). Reading it is not use.
+ */
+export const ActivitySchema = z.object({
+  idleMs: z.int().min(0),
+  inFlight: z.int().min(0),
+  calls: z.int().min(0),
+});
+export type Activity = z.infer<typeof ActivitySchema>;

@@ -5,6 +5,7 @@
 import type * as k8s from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import { IdleMark } from "../api/idle.js";
 import type { Sandbox } from "../api/sandbox.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
 import type { AgentEndpoint } from "../dataplane/client.js";
@@ -23,6 +24,7 @@ export type SandboxObject = Sandbox & KubeObject;
 /** Keep what routing and authorization read; the rest of a Sandbox never enters the cache. */
 export function gatewayView(s: SandboxObject): SandboxObject {
   const m = s.metadata;
+  const spec = (s.spec ?? {}) as { suspended?: boolean };
   return {
     apiVersion: s.apiVersion,
     kind: s.kind,
@@ -32,8 +34,16 @@ export function gatewayView(s: SandboxObject): SandboxObject {
       uid: m.uid,
       ...(m.creationTimestamp ? { creationTimestamp: m.creationTimestamp } : {}),
       ...(m.deletionTimestamp ? { deletionTimestamp: m.deletionTimestamp } : {}),
+      // Only the idle mark: whether a call may wake the sandbox (docs/idle.md).
+      ...(m.annotations?.[IdleMark.annotation]
+        ? { annotations: { [IdleMark.annotation]: m.annotations[IdleMark.annotation] } }
+        : {}),
     },
-    spec: { backend: s.spec?.backend, ports: s.spec?.ports } as Sandbox["spec"],
+    spec: {
+      backend: s.spec?.backend,
+      ports: s.spec?.ports,
+      ...(spec.suspended !== undefined ? { suspended: spec.suspended } : {}),
+    } as Sandbox["spec"],
     ...(s.status ? { status: s.status } : {}),
   } as SandboxObject;
 }

@@ -6,6 +6,8 @@ export class GatewayError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Seconds a client should wait before trying again (Retry-After), when that helps. */
+    readonly retryAfterSeconds?: number,
   ) {
     super(message);
   }

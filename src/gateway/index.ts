@@ -1,9 +1,10 @@
 // Composition of the gateway: the Sandbox informer, the backends it reaches,
 // authentication, the key store, and the server. Used by the CLI command and
 // by tests (which run it in-process against the real control plane).
-import type * as k8s from "@kubernetes/client-node";
+import * as k8s from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import type { Registry } from "prom-client";
+import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import type { Logger } from "../observability/logger.js";
 import { Auth } from "./auth.js";
 import { Directory, DockerReach, PodReach, sandboxInformer } from "./directory.js";
@@ -11,6 +12,7 @@ import { KeyStore } from "./keys.js";
 import { gatewayMetrics } from "./metrics.js";
 import { Gateway, type GatewayLimits } from "./server.js";
 import { MAX_TOKEN_TTL_SECONDS } from "./tokens.js";
+import { DEFAULT_RESUME_TIMEOUT_MS, Waker } from "./waker.js";
 
 export interface StartGatewayOptions {
   kubeConfig: k8s.KubeConfig;
@@ -26,6 +28,8 @@ export interface StartGatewayOptions {
   limits?: Partial<GatewayLimits>;
   maxTokenTtlSeconds?: number;
   authCacheTtlMs?: number;
+  /** Bound on resuming an idle-suspended sandbox for a call (default 60 s); 0 disables resume on use. */
+  resumeTimeoutMs?: number;
 }
 
 export interface RunningGateway {
@@ -48,7 +52,32 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     pod: new PodReach(),
     ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
   });
+  const resumeTimeoutMs = o.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
+  const sandboxes = o.kubeConfig.makeApiClient(k8s.CustomObjectsApi);
+  const waker =
+    resumeTimeoutMs > 0
+      ? new Waker({
+          directory,
+          timeoutMs: resumeTimeoutMs,
+          registry: o.registry,
+          log,
+          patch: async (s, body) => {
+            await sandboxes.patchNamespacedCustomObject(
+              {
+                group: GROUP,
+                version: VERSION,
+                plural: SANDBOX_PLURAL,
+                namespace: s.metadata.namespace!,
+                name: s.metadata.name!,
+                body,
+              },
+              k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
+            );
+          },
+        })
+      : undefined;
   const gateway = new Gateway({
+    ...(waker ? { waker } : {}),
     auth: new Auth({
       kubeConfig: o.kubeConfig,
       keys,
@@ -76,6 +105,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     stop: async () => {
       keys.stop();
       await gateway.close();
+      waker?.close();
       await informer.stop();
     },
   };

@@ -32,6 +32,7 @@ import { openApiDocument } from "./openapi.js";
 import { type Route, route } from "./routes.js";
 import { looksScoped, mintToken } from "./tokens.js";
 import { Verb } from "./verbs.js";
+import type { Waker } from "./waker.js";
 
 export interface GatewayLimits {
   perCredential: RateLimit;
@@ -68,6 +69,8 @@ export interface GatewayOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Undefined when ready (the cache synced), else why not. */
   ready(): string | undefined;
+  /** Resumes idle-suspended sandboxes for calls and reports port traffic (docs/idle.md). */
+  waker?: Waker;
 }
 
 /** Call IDs: unique per process start, cheap per call. */
@@ -248,8 +251,9 @@ export class Gateway {
         case "logs":
           return await this.logs(req, res, sandbox, call);
         case "agent": {
-          const reach = this.o.directory.reach(sandbox);
-          const ep = await reach.agent(sandbox);
+          const live = await this.awake(sandbox, (s, reach) => reach.agent(s));
+          const reach = this.o.directory.reach(live);
+          const ep = await reach.agent(live);
           const upload =
             r.agentPath.startsWith("/v1/exec") ||
             /^\/v1\/files\/(content|archive)/.test(r.agentPath) ||
@@ -262,7 +266,7 @@ export class Gateway {
             { host: ep.host, port: ep.port, path: r.agentPath, headers },
             call,
             upload ? this.limits.maxUploadBytes : this.limits.maxJsonBytes,
-            () => reach.forget(sandbox),
+            () => reach.forget(live),
           );
         }
       }
@@ -338,6 +342,7 @@ export class Gateway {
     };
     if (e.status === 401) headers["www-authenticate"] = 'Bearer realm="sandbox-gateway"';
     if (e.status === 429) headers["retry-after"] = "1";
+    if (e.retryAfterSeconds !== undefined) headers["retry-after"] = String(e.retryAfterSeconds);
     res
       .writeHead(e.status, headers)
       .end(JSON.stringify({ error: { code: e.code, message: e.message } }));
@@ -383,6 +388,14 @@ export class Gateway {
     return { principal, sandbox: sandbox! };
   }
 
+  /** The sandbox, resumed first if the operator suspended it for idleness and a waker is set. */
+  private awake(
+    sandbox: SandboxObject,
+    target: Parameters<Waker["awake"]>[1],
+  ): Promise<SandboxObject> {
+    return this.o.waker ? this.o.waker.awake(sandbox, target) : Promise.resolve(sandbox);
+  }
+
   private limit(credentialKey: string, sandboxKey: string, call: Call): void {
     if (!this.rate.credential.take(credentialKey))
       throw new GatewayError(429, "RATE_LIMITED", "too many requests for this credential");
@@ -415,6 +428,7 @@ export class Gateway {
     call: Call,
     maxBytes: number,
     onConnectFailure?: () => void,
+    onTraffic?: () => void,
   ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > maxBytes)
@@ -431,6 +445,7 @@ export class Gateway {
       up.setNoDelay(true);
       const limit = new Limit(maxBytes, (n) => {
         call.bytesIn += n;
+        onTraffic?.();
       });
       const fail = (err: unknown) => {
         up.destroy();
@@ -457,7 +472,9 @@ export class Gateway {
         res.flushHeaders();
         ur.on("data", (c: Buffer) => {
           call.bytesOut += c.length;
+          onTraffic?.();
         });
+        onTraffic?.();
         ur.pipe(res);
         ur.on("end", resolve);
         ur.on("error", () => {
@@ -518,14 +535,12 @@ export class Gateway {
     const query = new URLSearchParams(q < 0 ? "" : r.path.slice(q + 1));
     const fromQuery = query.get(TOKEN_QUERY);
     if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
-    const { sandbox, consumedAuthorization } = await this.admitPort(
-      req.headers,
-      r,
-      call,
-      req.socket.remoteAddress,
-    );
+    const admitted = await this.admitPort(req.headers, r, call, req.socket.remoteAddress);
+    const sandbox = await this.awake(admitted.sandbox, async (s, reach) => reach.port(s, r.port));
     const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
-    const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
+    const headers = forwardHeaders(req.headers, {
+      dropAuthorization: admitted.consumedAuthorization,
+    });
     Object.assign(headers, forwardedFor(req, r.prefix));
     await this.forward(
       req,
@@ -533,6 +548,8 @@ export class Gateway {
       { ...to, path: r.path, headers },
       call,
       this.limits.maxUploadBytes,
+      undefined,
+      () => this.o.waker?.portTraffic(sandbox),
     );
   }
 
@@ -582,12 +599,12 @@ export class Gateway {
     socket.on("error", () => {});
     try {
       if (r.kind === "port") {
-        const { sandbox, consumedAuthorization } = await this.admitPort(
-          req.headers,
-          r,
-          call,
-          req.socket.remoteAddress,
+        const admitted = await this.admitPort(req.headers, r, call, req.socket.remoteAddress);
+        const { consumedAuthorization } = admitted;
+        const sandbox = await this.awake(admitted.sandbox, async (s, reach) =>
+          reach.port(s, r.port),
         );
+        const traffic = () => this.o.waker?.portTraffic(sandbox);
         const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
         const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
         Object.assign(headers, forwardedFor(req, r.prefix), {
@@ -608,11 +625,14 @@ export class Gateway {
           socket.write(`${lines.join("\r\n")}\r\n\r\n`);
           if (uhead.length) socket.write(uhead);
           if (head.length) usock.write(head);
+          traffic();
           usock.on("data", (c: Buffer) => {
             call.bytesOut += c.length;
+            traffic();
           });
           socket.on("data", (c: Buffer) => {
             call.bytesIn += c.length;
+            traffic();
           });
           usock.pipe(socket).on("error", () => usock.destroy());
           socket.pipe(usock).on("error", () => socket.destroy());
@@ -642,12 +662,13 @@ export class Gateway {
         if (r.kind === "error") throw new GatewayError(r.status, "NO_ROUTE", r.message);
         throw new GatewayError(400, "BAD_REQUEST", "only exec and port routes take a WebSocket");
       }
-      const { sandbox } = await this.admit(
+      const admitted = await this.admit(
         req.headers.authorization ?? bearerFromProtocol(req.headers["sec-websocket-protocol"]),
         r,
         call,
         req.socket.remoteAddress,
       );
+      const sandbox = await this.awake(admitted.sandbox, (s, reach) => reach.agent(s));
       const reach = this.o.directory.reach(sandbox);
       const ep = await reach.agent(sandbox);
       this.wss.handleUpgrade(req, socket, head, (ws) => {

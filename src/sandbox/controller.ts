@@ -22,6 +22,9 @@ import { shardLabelValue, shardOf, shardSelector, unshardedSelector } from "../c
 import { ShardedInformer } from "../controller/sharded-informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
+import { dockerActivity, podActivity } from "../idle/activity.js";
+import { IdleSuspender } from "../idle/suspender.js";
+import { idleSubjectOf } from "../idle/view.js";
 import { unlimited } from "../kube/config.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
@@ -297,6 +300,40 @@ export async function startSandboxController(
     }
   };
 
+  // Idle auto-suspend (docs/idle.md): checked after each reconcile, its next
+  // look returned as a requeue; reads the agent once per idle period.
+  const sandboxRef = (s: { metadata: { namespace?: string; name?: string; uid?: string } }) => ({
+    namespace: s.metadata.namespace!,
+    name: s.metadata.name!,
+    ...(s.metadata.uid ? { uid: s.metadata.uid } : {}),
+  });
+  const idle = new IdleSuspender({
+    subject: (key) => idleSubjectOf(sandboxes.get(key)),
+    readActivity: (s, backend) => {
+      if (backend === "docker") {
+        if (!opts.docker) throw new Error("the docker backend is not enabled");
+        return dockerActivity(opts.docker.client, sandboxRef(s));
+      }
+      return podActivity(kubeConfig, sandboxRef(s));
+    },
+    patch: async (s, body) => {
+      await objects.patchNamespacedCustomObject(
+        { ...SANDBOX_RESOURCE, namespace: s.metadata.namespace!, name: s.metadata.name!, body },
+        kube.setHeaderOptions("Content-Type", kube.PatchStrategy.MergePatch),
+      );
+    },
+    recordEvent: (s, e) =>
+      events.record(
+        { apiVersion: API_VERSION, kind: SANDBOX_KIND, metadata: s.metadata },
+        e.type,
+        e.reason,
+        e.message,
+      ),
+    registry,
+    metricPrefix: METRIC_PREFIX,
+    log,
+  });
+
   const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
@@ -331,7 +368,14 @@ export async function startSandboxController(
         const ms = Math.round(performance.now() - started);
         log.debug({ sandbox: key, ms, ...outcome }, "reconciled");
       }
-      return outcome;
+      const raw = sandboxes.get(key);
+      const idleIn = await idle.check(key, raw ? backendOf(raw) : undefined);
+      if (idleIn === undefined) return outcome;
+      return {
+        ...outcome,
+        requeueAfter:
+          outcome.requeueAfter === undefined ? idleIn : Math.min(outcome.requeueAfter, idleIn),
+      };
     },
     concurrency: opts.concurrency,
     leaderElection:

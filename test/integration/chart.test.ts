@@ -150,6 +150,8 @@ describe("helm chart", () => {
         "tokenreviews:create",
         "subjectaccessreviews:create",
         "sandboxes:get,list,watch",
+        // resume on use (docs/idle.md)
+        "sandboxes:patch",
       ]);
       const secret = objects.find((o) => o?.kind === "Secret");
       const { loadKeysFromPem } = await import("../../src/gateway/keys.js");

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"sandboxing.dev/sandbox-agent/internal/activity"
 	"sandboxing.dev/sandbox-agent/internal/apierr"
 	"sandboxing.dev/sandbox-agent/internal/proc"
 )
@@ -28,6 +29,10 @@ type Server struct {
 	version   string
 	started   time.Time
 	mux       *http.ServeMux
+	// activity is moved by every authenticated call but the activity read
+	// itself (docs/idle.md): the controller's idle check must not keep the
+	// sandbox awake.
+	activity *activity.Tracker
 }
 
 // New returns the API for one sandbox; token is its credential (non-empty).
@@ -47,6 +52,7 @@ func NewWithDigest(digest [32]byte, version string) *Server {
 		version:   version,
 		started:   time.Now(),
 		mux:       http.NewServeMux(),
+		activity:  activity.New(),
 	}
 	s.routes()
 	return s
@@ -56,6 +62,10 @@ func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("GET /v1/version", s.auth(s.version_))
+	// Read by the controller once per idle period; not itself use.
+	m.HandleFunc("GET /v1/activity", s.authQuiet(s.readActivity))
+	// The gateway's report of traffic it proxied to a declared port: use.
+	m.HandleFunc("POST /v1/activity", s.auth(s.reportActivity))
 	m.HandleFunc("POST /v1/exec", s.auth(s.exec))
 	m.HandleFunc("POST /v1/processes", s.auth(s.startBackground))
 	m.HandleFunc("GET /v1/processes", s.auth(s.listProcesses))
@@ -98,7 +108,18 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(sum[:], s.tokenHash[:]) == 1
 }
 
+// auth admits a call with the sandbox's credential and counts it as use of
+// the sandbox for as long as it runs. Only authenticated calls count: whoever
+// can reach the port without the credential cannot keep a sandbox awake.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return s.authQuiet(func(w http.ResponseWriter, r *http.Request) {
+		defer s.activity.Begin()()
+		h(w, r)
+	})
+}
+
+// authQuiet admits a call with the credential without counting it as use.
+func (s *Server) authQuiet(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sandbox-agent"`)
@@ -107,6 +128,16 @@ func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+func (s *Server) readActivity(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.activity.Snapshot())
+}
+
+// reportActivity needs nothing but to have been called (auth counted it).
+func (s *Server) reportActivity(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<10))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) version_(w http.ResponseWriter, _ *http.Request) {

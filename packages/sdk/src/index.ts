@@ -18,6 +18,7 @@ export {
   SandboxError,
   SandboxNotFoundError,
   SandboxNotReadyError,
+  SandboxSuspendedError,
   TimeoutError,
   UnauthorizedError,
 } from "../../../src/dataplane/errors.js";

@@ -14,8 +14,10 @@ import {
   SANDBOX_PLURAL,
   VERSION,
 } from "../../../src/api/group.js";
+import { IdleMark } from "../../../src/api/idle.js";
 import type { Sandbox as SandboxResource } from "../../../src/api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../../src/api/sandbox-spec.js";
+import { answers } from "../../../src/dataplane/answers.js";
 import type {
   AgentClient,
   Body,
@@ -30,7 +32,9 @@ import {
   SandboxError,
   SandboxNotFoundError,
   SandboxNotReadyError,
+  SandboxSuspendedError,
   TimeoutError,
+  UnauthorizedError,
 } from "../../../src/dataplane/errors.js";
 import {
   type GatewayConfig,
@@ -42,6 +46,13 @@ import {
 } from "../../../src/dataplane/gateway.js";
 import type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
+import {
+  asleep,
+  resumePatch,
+  WakeRefusedError,
+  WakeTimeoutError,
+  wake,
+} from "../../../src/idle/wake.js";
 
 export interface ClientOptions {
   /** A KubeConfig, or a kubeconfig path (default: KUBECONFIG / ~/.kube/config / in-cluster). */
@@ -57,7 +68,28 @@ export interface ClientOptions {
    * renew and delete need a kubeconfig.
    */
   gateway?: GatewayConfig;
+  /**
+   * A call to a sandbox the operator suspended for idleness resumes it and
+   * waits this long for it to serve (default 60 000 ms); 0: never resume, the
+   * call fails with SandboxSuspendedError. Through a gateway, the gateway
+   * resumes it (its --resume-timeout).
+   */
+  resumeTimeoutMs?: number;
 }
+
+/** Default bound on resume on use (ClientOptions.resumeTimeoutMs). */
+export const DEFAULT_RESUME_TIMEOUT_MS = 60_000;
+
+/** The error of a call that met a sandbox that is not there to answer (any transport). */
+function unreachable(err: unknown): boolean {
+  if (err instanceof SandboxNotReadyError || err instanceof SandboxNotFoundError) return true;
+  // A stale endpoint whose port now belongs to another sandbox's agent.
+  if (err instanceof UnauthorizedError) return true;
+  const code = (err as { code?: string }).code;
+  return code === "ECONNREFUSED" || code === "ECONNRESET" || code === "EPIPE";
+}
+
+const mergePatch = k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch);
 
 /** The gateway to use: given explicitly, else from the environment unless a kubeconfig was given. */
 function gatewayOf(o: ClientOptions): GatewayConfig | undefined {
@@ -301,13 +333,110 @@ export class Sandbox {
     return (await this.dataPlane()).agent();
   }
 
+  /**
+   * Resume on use (docs/idle.md). Direct transports only: through a gateway
+   * the gateway does it. Resolves true when the sandbox was asleep and now
+   * serves; false when there was nothing to do. `fresh` reads the resource
+   * first (after a call failed); otherwise the last read decides, so a
+   * sandbox in use costs no API read per call.
+   */
+  private async wakeIfAsleep(fresh: boolean): Promise<boolean> {
+    if (!this.kubeConfig || this.options.gateway) return false;
+    const r = fresh ? await this.refresh() : this.resource;
+    if (!asleep(r)) return false;
+    const timeoutMs = this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
+    const what = `sandbox ${this.namespace}/${this.name}`;
+    if (timeoutMs <= 0)
+      throw new SandboxSuspendedError(
+        "RESUME_DISABLED",
+        `${what} is suspended (resumeTimeoutMs is 0)`,
+      );
+    const deadline = Date.now() + timeoutMs;
+    try {
+      await wake({
+        read: () => this.refresh(),
+        resume: (s) => this.patch(resumePatch(s.metadata.uid)),
+        timeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof WakeRefusedError) throw new SandboxSuspendedError(err.code, err.message);
+      if (err instanceof WakeTimeoutError) throw new TimeoutError(err.message);
+      throw err;
+    }
+    // The endpoints changed with the new workload; its agent must answer before the call.
+    this.close();
+    await this.waitUntilReady({ timeoutMs: Math.max(1, deadline - Date.now()) });
+    return true;
+  }
+
+  /**
+   * A call through the agent: resumes a sandbox found asleep (before, from
+   * the last read; or after the call failed to reach it, from a fresh read)
+   * and then makes it (again: it never reached the sandbox).
+   */
+  private async use<T>(op: (agent: AgentClient) => Promise<T>): Promise<T> {
+    await this.wakeIfAsleep(false);
+    try {
+      return await op(await this.agent());
+    } catch (err) {
+      if (!unreachable(err) || !(await this.wakeIfAsleep(true).catch(() => false))) throw err;
+      return op(await this.agent());
+    }
+  }
+
+  private async patch(body: object): Promise<void> {
+    this.resource = (await Sandbox.api(this.kc).patchNamespacedCustomObject(
+      {
+        group: GROUP,
+        version: VERSION,
+        namespace: this.namespace,
+        plural: SANDBOX_PLURAL,
+        name: this.name,
+        body,
+      },
+      mergePatch,
+    )) as SandboxResource;
+  }
+
+  /**
+   * Suspends the sandbox (spec.suspended: true): its workload stops and its
+   * compute is released; the workspace, name and credential stay. A sandbox
+   * suspended this way stays suspended until resume() (calls fail with
+   * SandboxSuspendedError); one the operator suspended for idleness resumes
+   * on the next call.
+   */
+  async suspend(): Promise<void> {
+    this.close();
+    await this.patch({
+      metadata: { uid: this.resource.metadata.uid, annotations: { [IDLE_MARK]: null } },
+      spec: { suspended: true },
+    });
+  }
+
+  /** Resumes a suspended sandbox and (by default) waits until it is Ready and its agent answers. */
+  async resume({
+    wait = true,
+    timeoutMs,
+  }: {
+    wait?: boolean;
+    timeoutMs?: number;
+  } = {}): Promise<void> {
+    this.close();
+    await this.patch(resumePatch(this.resource.metadata.uid));
+    if (wait)
+      await this.waitUntilReady({
+        timeoutMs: timeoutMs ?? this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS,
+      });
+  }
+
   /** Runs a command to completion. A string runs through `sh -c`. Exit codes are results. */
   async exec(command: string | string[], options: ExecOptions = {}): Promise<ExecResult> {
-    return (await this.agent()).exec(argvOf(command), options);
+    return this.use((a) => a.exec(argvOf(command), options));
   }
 
   /** Runs a command with streaming output, stdin, resize and signals. */
   async execStream(command: string | string[], options: ExecOptions = {}): Promise<ExecHandle> {
+    await this.wakeIfAsleep(false);
     return (await this.agent()).execStream(argvOf(command), options);
   }
 
@@ -316,42 +445,43 @@ export class Sandbox {
     command: string | string[],
     options: Omit<ExecSpec, "argv"> = {},
   ): Promise<BackgroundProcess> {
-    const agent = await this.agent();
-    return new BackgroundProcess(agent, await agent.startProcess(argvOf(command), options));
+    return this.use(
+      async (agent) =>
+        new BackgroundProcess(agent, await agent.startProcess(argvOf(command), options)),
+    );
   }
 
   /** A background process started earlier (by this client or another), by its ID. */
   async process(id: string): Promise<BackgroundProcess> {
-    const agent = await this.agent();
-    return new BackgroundProcess(agent, await agent.getProcess(id));
+    return this.use(async (agent) => new BackgroundProcess(agent, await agent.getProcess(id)));
   }
 
   async processes(): Promise<ProcessInfo[]> {
-    return (await this.agent()).listProcesses();
+    return this.use((a) => a.listProcesses());
   }
 
   /** The sandbox's file system, as the workload's user sees it. */
   readonly files = {
-    read: async (path: string, range?: ReadOptions): Promise<Buffer> =>
-      (await this.agent()).readFile(path, range),
-    readText: async (path: string): Promise<string> => (await this.agent()).readText(path),
-    readStream: async (path: string, range?: ReadOptions): Promise<Readable> =>
-      (await this.agent()).readStream(path, range),
-    write: async (path: string, data: Body, options?: WriteOptions) =>
-      (await this.agent()).writeFile(path, data, options),
-    list: async (path: string): Promise<FileInfo[]> => (await this.agent()).list(path),
-    stat: async (path: string): Promise<FileInfo> => (await this.agent()).stat(path),
-    exists: async (path: string): Promise<boolean> => (await this.agent()).exists(path),
-    mkdir: async (path: string, options?: { parents?: boolean; mode?: string }) =>
-      (await this.agent()).mkdir(path, options),
-    move: async (from: string, to: string, options?: { overwrite?: boolean }) =>
-      (await this.agent()).move(from, to, options),
-    remove: async (path: string, options?: { recursive?: boolean }) =>
-      (await this.agent()).remove(path, options),
+    read: (path: string, range?: ReadOptions): Promise<Buffer> =>
+      this.use((a) => a.readFile(path, range)),
+    readText: (path: string): Promise<string> => this.use((a) => a.readText(path)),
+    readStream: (path: string, range?: ReadOptions): Promise<Readable> =>
+      this.use((a) => a.readStream(path, range)),
+    write: (path: string, data: Body, options?: WriteOptions) =>
+      this.use((a) => a.writeFile(path, data, options)),
+    list: (path: string): Promise<FileInfo[]> => this.use((a) => a.list(path)),
+    stat: (path: string): Promise<FileInfo> => this.use((a) => a.stat(path)),
+    exists: (path: string): Promise<boolean> => this.use((a) => a.exists(path)),
+    mkdir: (path: string, options?: { parents?: boolean; mode?: string }) =>
+      this.use((a) => a.mkdir(path, options)),
+    move: (from: string, to: string, options?: { overwrite?: boolean }) =>
+      this.use((a) => a.move(from, to, options)),
+    remove: (path: string, options?: { recursive?: boolean }) =>
+      this.use((a) => a.remove(path, options)),
     /** Extracts a tar stream into dir. */
-    uploadTar: async (dir: string, tar: Body) => (await this.agent()).uploadTar(dir, tar),
+    uploadTar: (dir: string, tar: Body) => this.use((a) => a.uploadTar(dir, tar)),
     /** A tar stream of path. */
-    downloadTar: async (path: string): Promise<Readable> => (await this.agent()).downloadTar(path),
+    downloadTar: (path: string): Promise<Readable> => this.use((a) => a.downloadTar(path)),
   };
 
   /** The workload's own output, from the runtime (follow, since, tail). */
@@ -359,8 +489,23 @@ export class Sandbox {
     return (await this.dataPlane()).logs(options);
   }
 
+  /** After a resume: wait until the workload's server accepts connections on port again. */
+  private async portAnswers(port: number): Promise<void> {
+    const deadline = Date.now() + (this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS);
+    for (;;) {
+      const where = await (await this.dataPlane()).port(port);
+      if (await answers(where.host, where.port)) return;
+      if (Date.now() > deadline)
+        throw new TimeoutError(
+          `sandbox ${this.namespace}/${this.name} resumed but nothing answers on port ${port}`,
+        );
+      await sleep(50);
+    }
+  }
+
   /** A TCP connection to a declared port of the sandbox. */
   async connect(port: number): Promise<Socket> {
+    await this.wakeIfAsleep(false);
     const where = await (await this.dataPlane()).port(port);
     const socket = netConnect(where.port, where.host);
     await new Promise<void>((resolve, reject) => {
@@ -379,9 +524,21 @@ export class Sandbox {
       for (const [k, v] of Object.entries(headers)) merged.set(k, v);
       return fetch(url, { ...init, headers: merged });
     }
-    const where = await plane.port(port);
-    const host = where.host.includes(":") ? `[${where.host}]` : where.host;
-    return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
+    const direct = async () => {
+      const where = await (await this.dataPlane()).port(port);
+      const host = where.host.includes(":") ? `[${where.host}]` : where.host;
+      return fetch(`http://${host}:${where.port}${path.startsWith("/") ? path : `/${path}`}`, init);
+    };
+    if (await this.wakeIfAsleep(false)) await this.portAnswers(port);
+    try {
+      return await direct();
+    } catch (err) {
+      // fetch wraps the socket's error: a refused connection is in its cause.
+      const cause = (err as { cause?: unknown }).cause ?? err;
+      if (!unreachable(cause) || !(await this.wakeIfAsleep(true).catch(() => false))) throw err;
+      await this.portAnswers(port);
+      return direct();
+    }
   }
 
   /** Extends the lifetime: the sandbox now expires ttlSeconds from now. */
@@ -426,6 +583,9 @@ export class Sandbox {
     this.plane = undefined;
   }
 }
+
+/** The operator's idle mark (src/api/idle.ts), removed by a person's suspension. */
+const IDLE_MARK = IdleMark.annotation;
 
 function argvOf(command: string | string[]): string[] {
   return typeof command === "string" ? ["sh", "-c", command] : command;

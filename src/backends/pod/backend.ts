@@ -308,27 +308,6 @@ export class PodBackend implements SandboxBackend {
     return { released: false, workspace: workspaceStatus(sandbox) };
   }
 
-  /**
-   * Suspend: delete the Pod (its compute), keep the NetworkPolicy, the Service
-   * (its ClusterIP stays the sandbox's address, with no endpoints meanwhile)
-   * and the agent's Secret (the same credential after a resume). The Pod is
-   * looked up by name as well as in the cache, so one stripped of its labels
-   * does not keep running; released once it is gone, not merely terminating.
-   */
-  async suspend(sandbox: Sandbox, ctx: BackendContext): Promise<SuspendResult> {
-    const pod = await this.findOwned(this.pods, sandbox, true, ctx.signal);
-    if (!pod) return { released: true };
-    if (!pod.metadata?.deletionTimestamp) {
-      await this.deleteOwned(this.pods, pod, sandbox, ctx.signal);
-      ctx.record({
-        type: "Normal",
-        reason: "PodDeleted",
-        message: `deleted pod ${pod.metadata?.name} to suspend the sandbox`,
-      });
-    }
-    return { released: false };
-  }
-
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
     const { name } = sandbox.metadata as { name: string };
     const uid = sandbox.metadata.uid ?? "";

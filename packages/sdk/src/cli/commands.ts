@@ -326,3 +326,38 @@ export async function renew(args: string[]): Promise<number> {
   process.stdout.write(`${name} expires at ${at.toISOString()}\n`);
   return 0;
 }
+
+export async function suspend(args: string[]): Promise<number> {
+  const p = parse("suspend", args, {});
+  if (!p.positionals.length) throw new UsageError("NAME is required");
+  let code = 0;
+  for (const name of p.positionals) {
+    try {
+      await (await Sandbox.get(name, p.client)).suspend();
+      process.stdout.write(`${name} suspended\n`);
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}
+
+export async function resume(args: string[]): Promise<number> {
+  const p = parse("resume", args, { timeout: { type: "string" } });
+  if (!p.positionals.length) throw new UsageError("NAME is required");
+  const timeout = p.values.timeout === undefined ? 120 : intFlag(p.values.timeout, "--timeout", 0);
+  let code = 0;
+  for (const name of p.positionals) {
+    try {
+      const sandbox = await Sandbox.get(name, p.client);
+      await sandbox.resume({ wait: !!timeout, timeoutMs: (timeout ?? 0) * 1000 });
+      sandbox.close();
+      process.stdout.write(`${name} ${timeout ? "running" : "resuming"}\n`);
+    } catch (err) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+      code = 1;
+    }
+  }
+  return code;
+}

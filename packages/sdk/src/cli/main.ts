@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   ls: async () => (await commands()).ls,
   rm: async () => (await commands()).rm,
   renew: async () => (await commands()).renew,
+  suspend: async () => (await commands()).suspend,
+  resume: async () => (await commands()).resume,
 };
 
 /**

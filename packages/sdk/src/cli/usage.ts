@@ -18,6 +18,8 @@ Commands:
   ls            list sandboxes
   rm            delete sandboxes
   renew         extend a sandbox's lifetime
+  suspend       stop a sandbox's workload, keeping its workspace and identity
+  resume        run a suspended sandbox again
 
 ${GLOBAL_FLAGS}
 
@@ -93,6 +95,23 @@ ${GLOBAL_FLAGS}`,
   renew: `Usage: kubectl sandbox renew NAME --ttl SECONDS
 
 Makes the sandbox expire SECONDS from now.
+
+${GLOBAL_FLAGS}`,
+  suspend: `Usage: kubectl sandbox suspend NAME [NAME...]
+
+Suspends sandboxes (spec.suspended: true): the workload stops and its compute
+is released; the workspace, name and credential stay, and the lifetime keeps
+counting. It stays suspended until 'kubectl sandbox resume' (a call does not
+wake it; only sandboxes the operator suspended for idleness resume on use).
+
+${GLOBAL_FLAGS}`,
+  resume: `Usage: kubectl sandbox resume NAME [NAME...] [--timeout SECONDS]
+
+Resumes suspended sandboxes (by a person or for idleness) and waits until each
+is Ready and its agent answers.
+
+Flags:
+  --timeout SECONDS   how long to wait for each (default 120; 0: do not wait)
 
 ${GLOBAL_FLAGS}`,
 };
