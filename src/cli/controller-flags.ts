@@ -37,6 +37,11 @@ Flags:
   --docker-publish-address IP       host address declared ports are published on (default: 127.0.0.1)
   --docker-owner ID                 label value marking what this installation creates on the Docker
                                     host; installations sharing a host need distinct ones (default: default)
+  --gateway-namespace NS            the sandbox gateway runs in NS: pod-backend agents listen on the
+                                    pod IP and their NetworkPolicy admits the agent port from Pods
+                                    labelled sandboxing.dev/gateway=true in NS only (needs --agent-key-file)
+  --agent-key-file PATH             key shared with the gateway that agent credentials derive from
+                                    (at least 32 bytes; needs --gateway-namespace)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -99,6 +104,11 @@ const FlagsSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/, "must be a label value")
     .default("default"),
+  "gateway-namespace": z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
+    .optional(),
+  "agent-key-file": z.string().min(1).optional(),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
@@ -132,6 +142,8 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     const flag = String(issue.path[0]);
     throw new FlagError(`--${flag}: ${issue.message} (got ${JSON.stringify(values[flag])})`);
   }
+  if (!parsed.data["gateway-namespace"] !== !parsed.data["agent-key-file"])
+    throw new FlagError("--gateway-namespace and --agent-key-file go together");
   return parsed.data;
 }
 

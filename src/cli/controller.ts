@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { AgentKeyError, readAgentKey } from "../backends/agent.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
@@ -74,11 +75,26 @@ export async function runController(argv: string[]): Promise<number> {
     };
   }
 
+  let gateway: SandboxControllerOptions["gateway"];
+  if (flags["gateway-namespace"] && flags["agent-key-file"]) {
+    try {
+      gateway = {
+        namespace: flags["gateway-namespace"],
+        agentKey: readAgentKey(flags["agent-key-file"]),
+      };
+    } catch (err) {
+      if (err instanceof AgentKeyError)
+        return usageError(`--agent-key-file: ${err.message}`, CONTROLLER_USAGE);
+      throw err;
+    }
+  }
+
   const controller = await startSandboxController({
     kubeConfig,
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
     egressImage: flags["egress-image"],
+    ...(gateway ? { gateway } : {}),
     docker,
     concurrency: flags.concurrency,
     stallTimeoutSeconds: flags["stall-timeout"],

@@ -21,6 +21,8 @@ export interface StartGatewayOptions {
   /** Serve HTTPS with this certificate (e.g. the wildcard one of host routing). */
   tls?: { cert: Buffer; key: Buffer };
   docker?: Docker;
+  /** The key pod-backend agents' credentials derive from (the operator's --agent-key-file). */
+  agentKey?: Buffer;
   domain?: string;
   namespaces?: string[];
   limits?: Partial<GatewayLimits>;
@@ -45,7 +47,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
   const informer = sandboxInformer(o.kubeConfig, log, o.namespaces);
   informer.start();
   const directory = new Directory(informer, {
-    pod: new PodReach(),
+    pod: new PodReach(o.agentKey),
     ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
   });
   const gateway = new Gateway({

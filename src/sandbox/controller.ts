@@ -10,6 +10,7 @@ import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
 import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js";
+import type { GatewayAccess } from "../backends/pod/agent.js";
 import { PodBackend } from "../backends/pod/backend.js";
 import { podCacheView } from "../backends/pod/cache.js";
 import { Controller } from "../controller/controller.js";
@@ -32,6 +33,8 @@ export interface SandboxControllerOptions {
   defaultBackend: BackendName;
   /** Image of the egress init container and sidecar (the operator image). */
   egressImage: string;
+  /** The gateway reaches pod-backend agents at the pod IP (src/backends/pod/agent.ts). */
+  gateway?: GatewayAccess;
   /** Enables the docker backend. */
   docker?: {
     client: Docker;
@@ -123,6 +126,7 @@ export async function startSandboxController(
       services,
       networkPolicies,
       egress: { image: opts.egressImage },
+      ...(opts.gateway ? { gateway: opts.gateway } : {}),
     }),
   };
 

@@ -16,10 +16,10 @@ import type { Sandbox } from "../../api/sandbox.js";
 import { ConflictError, fromApiError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
 import { keyOf } from "../../kube/object-key.js";
-import { newAgentToken } from "../agent.js";
+import { deriveAgentToken, newAgentToken } from "../agent.js";
 import type { BackendContext, Observation, SandboxBackend } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
-import { agentSecretName, desiredAgentSecret } from "./agent.js";
+import { agentSecretName, desiredAgentSecret, type GatewayAccess } from "./agent.js";
 import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
@@ -36,6 +36,8 @@ export interface ObjectCache<T> {
 export interface PodBackendDeps {
   kubeConfig: k8s.KubeConfig;
   egress: EgressOptions;
+  /** The gateway reaches agents at the pod IP (./agent.ts); absent: loopback only. */
+  gateway?: GatewayAccess;
   pods: ObjectCache<k8s.V1Pod>;
   networkPolicies: ObjectCache<k8s.V1NetworkPolicy>;
   services: ObjectCache<k8s.V1Service>;
@@ -88,7 +90,7 @@ export class PodBackend implements SandboxBackend {
   private readonly desired: DesiredObjects;
 
   constructor(private readonly deps: PodBackendDeps) {
-    this.desired = new DesiredObjects(deps.egress);
+    this.desired = new DesiredObjects(deps.egress, deps.gateway);
     const kc = deps.kubeConfig;
     const api = {
       pods: new KindClient<k8s.V1Pod>(kc, { group: "", version: "v1", plural: "pods" }),
@@ -378,6 +380,12 @@ export class PodBackend implements SandboxBackend {
     });
   }
 
+  /** Random, or derived from the key shared with the gateway (which then needs no Secret). */
+  private agentToken(sandbox: Sandbox): string {
+    const key = this.deps.gateway?.agentKey;
+    return key ? deriveAgentToken(key, sandbox.metadata.uid!) : newAgentToken();
+  }
+
   /**
    * The agent's credential: created once per Sandbox and kept (immutable) for
    * its life, so a recreated Pod keeps the same one. One left by an earlier
@@ -387,7 +395,11 @@ export class PodBackend implements SandboxBackend {
     const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
     const secretName = agentSecretName(name);
     const create = () =>
-      this.api.secrets.create(namespace, desiredAgentSecret(sandbox, newAgentToken()), ctx.signal);
+      this.api.secrets.create(
+        namespace,
+        desiredAgentSecret(sandbox, this.agentToken(sandbox)),
+        ctx.signal,
+      );
     try {
       await create();
       return;

@@ -5,6 +5,7 @@
 // the last result.
 import type { V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import type { Sandbox } from "../../api/sandbox.js";
+import type { GatewayAccess } from "./agent.js";
 import type { EgressOptions } from "./egress.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
@@ -31,7 +32,10 @@ interface Entry {
 export class DesiredObjects {
   private readonly bySpec = new WeakMap<object, Entry>();
 
-  constructor(private readonly egress: EgressOptions) {}
+  constructor(
+    private readonly egress: EgressOptions,
+    private readonly gateway?: GatewayAccess,
+  ) {}
 
   of(sandbox: Sandbox): Desired {
     const { name, namespace, uid } = sandbox.metadata;
@@ -39,8 +43,8 @@ export class DesiredObjects {
     const hit = this.bySpec.get(sandbox.spec);
     if (hit?.identity === identity) return hit.desired;
     const desired = {
-      pod: desiredPod(sandbox, this.egress),
-      networkPolicy: desiredNetworkPolicy(sandbox),
+      pod: desiredPod(sandbox, this.egress, this.gateway),
+      networkPolicy: desiredNetworkPolicy(sandbox, this.gateway?.namespace),
       service: desiredService(sandbox),
     };
     this.bySpec.set(sandbox.spec, { identity, desired });
