@@ -35,6 +35,8 @@ export interface RunningGateway {
   address: { host: string; port: number };
   url: string;
   keys: KeyStore;
+  /** Undefined when ready (the Sandbox cache synced and healthy), else why not. */
+  ready(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,8 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     pod: new PodReach(o.agentKey),
     ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
   });
+  const ready = () =>
+    informer.hasSynced() ? informer.problems()[0] : "the Sandbox cache has not synced";
   const gateway = new Gateway({
     auth: new Auth({
       kubeConfig: o.kubeConfig,
@@ -64,8 +68,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     maxTokenTtlSeconds: o.maxTokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS,
-    ready: () =>
-      informer.hasSynced() ? informer.problems()[0] : "the Sandbox cache has not synced",
+    ready,
   });
   await informer.synced;
   const address = await gateway.listen(o.listen.port, o.listen.host);
@@ -75,6 +78,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     address,
     url: `${o.tls ? "https" : "http"}://${host}:${address.port}`,
     keys,
+    ready,
     stop: async () => {
       keys.stop();
       await gateway.close();

@@ -26,6 +26,8 @@ export async function startGatewayProcess(o: {
   dockerHost?: string;
   logDir: string;
   extra?: string[];
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
 }): Promise<GatewayProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const p = startProcess(
@@ -41,12 +43,14 @@ export async function startGatewayProcess(o: {
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--keys-dir=${o.keysDir}`,
       ...(o.dockerHost ? [`--docker-host=${o.dockerHost}`] : []),
+      ...(o.tls ? [`--tls-cert=${o.tls.cert}`, `--tls-key=${o.tls.key}`] : []),
       ...(o.extra ?? []),
     ],
     o.logDir,
     { ...process.env, NODE_OPTIONS: "" },
   );
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttpOk(p.child, `${url}/readyz`, 60_000, () => tail(p.logPath));
-  return { ...p, url, metricsUrl: `http://127.0.0.1:${metricsPort}` };
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  await waitForHttpOk(p.child, `${metricsUrl}/readyz`, 60_000, () => tail(p.logPath));
+  return { ...p, url, metricsUrl };
 }

@@ -22,6 +22,8 @@ export interface OperatorOptions {
   /** Enables the docker backend. */
   docker?: SandboxControllerOptions["docker"];
   egressImage?: string;
+  /** The gateway reaches pod-backend agents at the pod IP (the --gateway-namespace flag). */
+  gateway?: SandboxControllerOptions["gateway"];
   /** A Lease (in the watched namespace unless said otherwise); omitted: no leader election. */
   leaderElection?: { name: string; namespace?: string; leaseDurationMs?: number };
 }
@@ -45,6 +47,7 @@ export async function startOperatorWithKubeconfig(
     defaultBackend: opts.defaultBackend ?? "pod",
     egressImage: opts.egressImage ?? "sandbox-operator:dev",
     docker: opts.docker,
+    ...(opts.gateway ? { gateway: opts.gateway } : {}),
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {
