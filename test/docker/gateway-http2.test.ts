@@ -39,7 +39,7 @@ let runner: string; // get, exec, files, connect on sandboxes
 let reader: string; // get only
 
 /** Echoes method, path, headers and the body's size and digest as JSON, on 8000. */
-const ECHO = String.raw`
+const ECHO = `
 import hashlib, json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
@@ -222,10 +222,10 @@ async function duplexExec(session: http2.ClientHttp2Session, token: string) {
 describe("the gateway over HTTP/2", { timeout: 120_000 }, () => {
   it("TLS: ALPN h2 and HTTP/1.1 on the same port, the same authentication and authorization", async () => {
     const s = connect(tlsGw);
+    const settings = new Promise<http2.Settings>((r) => s.once("remoteSettings", r));
     try {
-      await new Promise((r) => s.once("connect", r));
+      expect((await settings).maxConcurrentStreams).toBe(128);
       expect(s.alpnProtocol).toBe("h2");
-      expect(s.remoteSettings.maxConcurrentStreams).toBe(128);
       const none = await h2(s, api("box"));
       expect([none.status, code(none)]).toEqual([401, "NO_CREDENTIAL"]);
       expect(none.headers["www-authenticate"]).toBeDefined();

@@ -26,6 +26,10 @@ export async function startGatewayProcess(o: {
   dockerHost?: string;
   logDir: string;
   extra?: string[];
+  /** Run the bundle (dist/cli/main.js, `npm run build`) as the image does, not the sources through tsx. */
+  bundle?: boolean;
+  /** More options for node itself (e.g. --cpu-prof). */
+  nodeOptions?: string[];
   /** Serve HTTPS with this certificate and key (PEM files). */
   tls?: { cert: string; key: string };
 }): Promise<GatewayProcess> {
@@ -34,9 +38,10 @@ export async function startGatewayProcess(o: {
     o.name,
     process.execPath,
     [
-      "--import",
-      "tsx",
-      join(REPO_ROOT, "src/cli/main.ts"),
+      ...(o.nodeOptions ?? []),
+      ...(o.bundle
+        ? [join(REPO_ROOT, "dist/cli/main.js")]
+        : ["--import", "tsx", join(REPO_ROOT, "src/cli/main.ts")]),
       "gateway",
       `--kubeconfig=${o.kubeconfig}`,
       `--listen=127.0.0.1:${port}`,
