@@ -441,8 +441,10 @@ export class Gateway {
       limit.on("error", fail);
       up.on("response", (ur) => {
         res.writeHead(ur.statusCode ?? 502, responseHeaders(ur));
-        // Streams (exec frames, logs) reach the client as they come.
-        res.flushHeaders();
+        // Streams (exec frames, logs: no length) reach the client as they come;
+        // a response of known length goes out with its first bytes, in one
+        // write instead of two (the CPU profile of bench/gateway/micro.ts).
+        if (ur.headers["content-length"] === undefined) res.flushHeaders();
         ur.on("data", (c: Buffer) => {
           call.bytesOut += c.length;
         });
@@ -458,7 +460,11 @@ export class Gateway {
         // writableEnded: HTTP/2's compatibility response has no writableFinished.
         if (!res.writableEnded) up.destroy();
       });
-      req.pipe(limit).pipe(up);
+      // No body (a GET, say): no byte-counting stream to build for it.
+      if (hasNoBody(req)) {
+        req.resume();
+        up.end();
+      } else req.pipe(limit).pipe(up);
     });
   }
 
@@ -801,6 +807,18 @@ function bearerFromProtocol(protocols: string | undefined): string | undefined {
     .map((s) => s.trim())
     .find((s) => s.startsWith("bearer."));
   return p ? `Bearer ${p.slice("bearer.".length)}` : undefined;
+}
+
+/** A request that declares no body: HTTP/1 without length or chunking, HTTP/2 with its stream ended. */
+function hasNoBody(req: http.IncomingMessage): boolean {
+  if (req.httpVersionMajor >= 2)
+    return (
+      req.readableEnded ||
+      (req as { stream?: { endAfterHeaders?: boolean } }).stream?.endAfterHeaders === true
+    );
+  return (
+    req.headers["content-length"] === undefined && req.headers["transfer-encoding"] === undefined
+  );
 }
 
 /** The request's authority: HTTP/1's Host, HTTP/2's :authority. */

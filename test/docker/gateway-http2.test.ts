@@ -237,12 +237,16 @@ describe("the gateway over HTTP/2", { timeout: 120_000 }, () => {
     } finally {
       s.close();
     }
-    const h1 = await new Promise<{ status: number; alpn: string | false | null }>(
-      (resolve, reject) =>
+    const viaHttps = (ALPNProtocols?: string[]) =>
+      new Promise<{ status: number; alpn: string | false | null }>((resolve, reject) =>
         https
           .get(
             `${tlsGw.url}${api("box")}`,
-            { ca, headers: { authorization: `Bearer ${reader}` } },
+            {
+              ca,
+              headers: { authorization: `Bearer ${reader}` },
+              ...(ALPNProtocols ? { ALPNProtocols } : {}),
+            },
             (res) => {
               res.resume();
               resolve({
@@ -252,8 +256,10 @@ describe("the gateway over HTTP/2", { timeout: 120_000 }, () => {
             },
           )
           .on("error", reject),
-    );
-    expect(h1).toEqual({ status: 200, alpn: "http/1.1" });
+      );
+    // A client offering http/1.1 gets it; one offering no ALPN at all is served HTTP/1.1 too.
+    expect(await viaHttps(["http/1.1"])).toEqual({ status: 200, alpn: "http/1.1" });
+    expect(await viaHttps()).toEqual({ status: 200, alpn: false });
   });
 
   it("h2c with prior knowledge and HTTP/1.1 on the same cleartext port", async () => {
