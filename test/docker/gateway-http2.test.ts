@@ -18,15 +18,9 @@ import { encodeFrame, FrameDecoder } from "../../src/dataplane/frames.js";
 import { FrameType } from "../../src/dataplane/protocol.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import {
-  docker,
-  ensureDockerd,
-  labelled,
-  OPERATOR_IMAGE,
-  SANDBOX_IMAGE,
-} from "../support/docker.js";
+import { ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { type GatewayProcess, keyDir, startGatewayProcess } from "../support/gateway.js";
-import { type RunningOperator, startOperator } from "../support/operator.js";
+import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 
 const kc = kubeConfig();
 const OWNER = `test-gwh2-${process.pid}`;
@@ -84,16 +78,12 @@ beforeAll(async () => {
   const engine = await ensureDockerd();
   buildAgent();
   ns = await testNamespace(kc, "gwh2");
-  operator = await startOperator({
+  operator = await startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
-    defaultBackend: "docker",
-    egressImage: OPERATOR_IMAGE,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: "127.0.0.1", publishAddress: "127.0.0.1" },
-      sweepIntervalMs: 2000,
-    },
+    engine,
+    owner: OWNER,
+    upstreamDns: "127.0.0.1",
   });
   const dir = mkdtempSync(join(tmpdir(), "gwh2-tls-"));
   execFileSync("openssl", [
@@ -138,9 +128,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([tlsGw?.stop(), plainGw?.stop()]);
   await operator?.stop();
-  for (const kind of ["container", "network", "volume"] as const)
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`))
-      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
+  await removeOwnedBy(OWNER);
   await ns?.delete();
 });
 
