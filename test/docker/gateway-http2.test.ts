@@ -232,6 +232,7 @@ describe("the gateway over HTTP/2", { timeout: 120_000 }, () => {
             `${tlsGw.url}${api("box")}`,
             {
               ca,
+              agent: false, // a connection of its own: ALPN is per connection
               headers: { authorization: `Bearer ${reader}` },
               ...(ALPNProtocols ? { ALPNProtocols } : {}),
             },
