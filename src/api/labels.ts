@@ -31,6 +31,12 @@ export const Labels = {
   claimUid: `${GROUP}/claim-uid`,
   /** On a claimed Sandbox that came from a pool: the pool's name (counted in its status.claimed). */
   claimedFromPool: `${GROUP}/claimed-from-pool`,
+  /**
+   * On the gateway's Pods ("true"): sandbox NetworkPolicies admit the agent
+   * port from Pods carrying it in the gateway's namespace only (a label alone
+   * can be copied by anyone who creates Pods somewhere).
+   */
+  gateway: `${GROUP}/gateway`,
 } as const;
 
 export const Annotations = {

@@ -53,6 +53,19 @@ describe("controller flags", () => {
     expect(() => parseControllerFlags(argv)).toThrow(message);
   });
 
+  it("takes the gateway's namespace and the agent key together", () => {
+    expect(
+      parseControllerFlags(["--gateway-namespace=sandbox-system", "--agent-key-file=/k"]),
+    ).toMatchObject({ "gateway-namespace": "sandbox-system", "agent-key-file": "/k" });
+    expect(() => parseControllerFlags(["--gateway-namespace=gw"])).toThrow(
+      "--gateway-namespace and --agent-key-file go together",
+    );
+    expect(() => parseControllerFlags(["--agent-key-file=/k"])).toThrow(FlagError);
+    expect(() =>
+      parseControllerFlags(["--gateway-namespace=Not_A_Namespace", "--agent-key-file=/k"]),
+    ).toThrow("--gateway-namespace: must be a namespace name");
+  });
+
   it("reads listen addresses", () => {
     expect(listenAddress(":8080")).toEqual({ host: "0.0.0.0", port: 8080 });
     expect(listenAddress("[::1]:9")).toEqual({ host: "::1", port: 9 });

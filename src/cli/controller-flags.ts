@@ -53,6 +53,11 @@ Flags:
   --policy-peer-namespace NS --policy-peer-labels K=V[,K=V]
                                     the operator Pods sandbox NetworkPolicies let the sidecar reach on
                                     the endpoint's port (default: the endpoint's IP as an ipBlock)
+  --gateway-namespace NS            the sandbox gateway runs in NS: pod-backend agents listen on the
+                                    pod IP and their NetworkPolicy admits the agent port from Pods
+                                    labelled sandboxing.dev/gateway=true in NS only (needs --agent-key-file)
+  --agent-key-file PATH             key shared with the gateway that agent credentials derive from
+                                    (at least 32 bytes; needs --gateway-namespace)
   --stall-timeout SECONDS           fail a Sandbox whose workload stays stalled this long (default: 300)
   --log-level LEVEL                 trace|debug|info|warn|error (default: info)
 `;
@@ -148,6 +153,11 @@ const FlagsSchema = z.object({
       "must be K=V[,K=V...]",
     )
     .optional(),
+  "gateway-namespace": z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name")
+    .optional(),
+  "agent-key-file": z.string().min(1).optional(),
   "stall-timeout": z.coerce.number().int().min(1).max(86_400).default(300),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error", "fatal"]).default("info"),
 });
@@ -182,6 +192,8 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
     throw new FlagError(`--${flag}: ${issue.message} (got ${JSON.stringify(values[flag])})`);
   }
   const f = parsed.data;
+  if (!f["gateway-namespace"] !== !f["agent-key-file"])
+    throw new FlagError("--gateway-namespace and --agent-key-file go together");
   if (f["policy-endpoint"]) {
     for (const flag of ["policy-tls-cert", "policy-tls-key", "policy-ca"] as const)
       if (!f[flag]) throw new FlagError(`--${flag}: required with --policy-endpoint`);

@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
+import { AgentKeyError, readAgentKey } from "../backends/agent.js";
 import { podLiveEgress } from "../claim/warm.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
@@ -111,6 +112,19 @@ export async function runController(argv: string[]): Promise<number> {
             : undefined,
         }
       : undefined;
+  let gateway: SandboxControllerOptions["gateway"];
+  if (flags["gateway-namespace"] && flags["agent-key-file"]) {
+    try {
+      gateway = {
+        namespace: flags["gateway-namespace"],
+        agentKey: readAgentKey(flags["agent-key-file"]),
+      };
+    } catch (err) {
+      if (err instanceof AgentKeyError)
+        return usageError(`--agent-key-file: ${err.message}`, CONTROLLER_USAGE);
+      throw err;
+    }
+  }
 
   const controller = await startSandboxController({
     policyChannel,
@@ -118,6 +132,7 @@ export async function runController(argv: string[]): Promise<number> {
     namespaces: flags.namespaces,
     defaultBackend: flags["default-backend"],
     egressImage: flags["egress-image"],
+    ...(gateway ? { gateway } : {}),
     docker,
     concurrency: flags.concurrency,
     stallTimeoutSeconds: flags["stall-timeout"],

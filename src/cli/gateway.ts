@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { z } from "zod";
+import { AgentKeyError, readAgentKey } from "../backends/agent.js";
 import { generateKeyFiles, SIGNING_KEY_FILE } from "../gateway/keys.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
@@ -32,6 +33,8 @@ Flags:
   --namespaces NS[,NS...]           namespaces served (default: all)
   --docker-host URL                 reach docker-backend sandboxes through this Docker Engine
                                     (default: none; the docker backend is not served)
+  --agent-key-file PATH             the key the operator derives pod-backend agent credentials from
+                                    (its --agent-key-file); without it, pod-backend agent routes answer 503
   --max-token-ttl SECONDS           longest lifetime of a minted token (default: 86400)
   --rate RPS --burst N              per-credential request rate (default: 100, 200)
   --sandbox-rate RPS                per-sandbox request rate (default: 500; burst twice that)
@@ -60,6 +63,7 @@ const FlagsSchema = z.object({
   "keys-dir": z.string().default("/etc/sandbox-gateway/keys"),
   namespaces: z.string().optional(),
   "docker-host": z.string().optional(),
+  "agent-key-file": z.string().min(1).optional(),
   "max-token-ttl": positiveInt.max(86_400 * 7).default(86_400),
   rate: positiveInt.default(100),
   burst: positiveInt.default(200),
@@ -145,6 +149,16 @@ export async function runGateway(argv: string[]): Promise<number> {
       ? new Docker({ socketPath: h.slice(7) })
       : new Docker({ host: new URL(h).hostname, port: Number(new URL(h).port) });
   }
+  let agentKey: Buffer | undefined;
+  if (f["agent-key-file"]) {
+    try {
+      agentKey = readAgentKey(f["agent-key-file"]);
+    } catch (err) {
+      if (err instanceof AgentKeyError)
+        return usageError(`--agent-key-file: ${err.message}`, GATEWAY_USAGE);
+      throw err;
+    }
+  }
   const { startGateway } = await import("../gateway/index.js");
   const running = await startGateway({
     kubeConfig,
@@ -156,6 +170,7 @@ export async function runGateway(argv: string[]): Promise<number> {
       ? { tls: { cert: readFileSync(f["tls-cert"]), key: readFileSync(f["tls-key"]) } }
       : {}),
     ...(docker ? { docker } : {}),
+    ...(agentKey ? { agentKey } : {}),
     ...(f.domain ? { domain: f.domain } : {}),
     ...(f.namespaces
       ? {
@@ -176,10 +191,9 @@ export async function runGateway(argv: string[]): Promise<number> {
     },
   });
   const metrics = await startObservabilityServer(hostPort(f["metrics-bind-address"]), registry);
-  metrics.addReadinessCheck("gateway", async () => {
-    const r = await fetch(`${running.url}/readyz`).catch(() => undefined);
-    return r?.ok ? undefined : "the gateway is not ready";
-  });
+  // Asked in process: over HTTPS a probe of the gateway's own URL would have
+  // to trust its certificate (issued for the wildcard domain, not 0.0.0.0).
+  metrics.addReadinessCheck("gateway", async () => running.ready());
   log.info({ url: running.url }, "gateway serving");
   const signal = await new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));

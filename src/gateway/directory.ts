@@ -7,6 +7,7 @@ import type Docker from "dockerode";
 import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import { IdleMark } from "../api/idle.js";
 import type { Sandbox } from "../api/sandbox.js";
+import { deriveAgentToken } from "../backends/agent.js";
 import { Informer, type KubeObject } from "../controller/informer.js";
 import type { AgentEndpoint } from "../dataplane/client.js";
 import {
@@ -15,6 +16,7 @@ import {
   type LogOptions,
   type LogStreams,
 } from "../dataplane/docker.js";
+import { AGENT_PORT } from "../dataplane/protocol.js";
 import type { Logger } from "../observability/logger.js";
 import { GatewayError } from "./errors.js";
 import { BoundedCache } from "./limits.js";
@@ -133,14 +135,23 @@ export class DockerReach implements Reach {
 }
 
 /**
- * Pod backend: the pod's IP and the declared port, straight over the pod
- * network (the NetworkPolicy admits the gateway's pods). The agent's
- * credential on this backend is being wired (a per-sandbox Secret; see
- * docs/agent-protocol.md), so agent routes answer 503 until it lands.
+ * Pod backend: the pod's IP, straight over the pod network, never through
+ * pods/exec or pods/portforward. Declared ports as the sandbox NetworkPolicy
+ * admits them to anyone; the agent's port as it admits it to the gateway's
+ * Pods in the gateway's namespace (the operator's --gateway-namespace). The
+ * agent's credential is derived from the key shared with the operator and the
+ * sandbox's UID (deriveAgentToken), so no Secret is read; without the key the
+ * agent routes answer 503.
  */
 export class PodReach implements Reach {
+  constructor(private readonly agentKey?: Buffer) {}
+
   async agent(s: SandboxObject): Promise<AgentEndpoint> {
-    throw notReady(s, "the gateway does not reach agents on the pod backend in this version");
+    if (!this.agentKey)
+      throw notReady(s, "this gateway has no agent key (--agent-key-file) for the pod backend");
+    const ip = s.status?.ip;
+    if (!ip) throw notReady(s, "no pod IP yet");
+    return { host: ip, port: AGENT_PORT, token: deriveAgentToken(this.agentKey, s.metadata.uid!) };
   }
 
   forget(): void {}
@@ -154,6 +165,7 @@ export class PodReach implements Reach {
   }
 
   async logs(s: SandboxObject): Promise<LogStreams> {
+    // The kubelet serves container logs; reaching it would need pods/log.
     throw notReady(
       s,
       "logs through the gateway are not available on the pod backend in this version",

@@ -23,6 +23,8 @@ export interface StartGatewayOptions {
   /** Serve HTTPS with this certificate (e.g. the wildcard one of host routing). */
   tls?: { cert: Buffer; key: Buffer };
   docker?: Docker;
+  /** The key pod-backend agents' credentials derive from (the operator's --agent-key-file). */
+  agentKey?: Buffer;
   domain?: string;
   namespaces?: string[];
   limits?: Partial<GatewayLimits>;
@@ -37,6 +39,8 @@ export interface RunningGateway {
   address: { host: string; port: number };
   url: string;
   keys: KeyStore;
+  /** Undefined when ready (the Sandbox cache synced and healthy), else why not. */
+  ready(): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -49,7 +53,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
   const informer = sandboxInformer(o.kubeConfig, log, o.namespaces);
   informer.start();
   const directory = new Directory(informer, {
-    pod: new PodReach(),
+    pod: new PodReach(o.agentKey),
     ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
   });
   const resumeTimeoutMs = o.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
@@ -76,6 +80,8 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
           },
         })
       : undefined;
+  const ready = () =>
+    informer.hasSynced() ? informer.problems()[0] : "the Sandbox cache has not synced";
   const gateway = new Gateway({
     ...(waker ? { waker } : {}),
     auth: new Auth({
@@ -91,8 +97,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     ...(o.limits ? { limits: o.limits } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     maxTokenTtlSeconds: o.maxTokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS,
-    ready: () =>
-      informer.hasSynced() ? informer.problems()[0] : "the Sandbox cache has not synced",
+    ready,
   });
   await informer.synced;
   const address = await gateway.listen(o.listen.port, o.listen.host);
@@ -102,6 +107,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     address,
     url: `${o.tls ? "https" : "http"}://${host}:${address.port}`,
     keys,
+    ready,
     stop: async () => {
       keys.stop();
       await gateway.close();

@@ -10,6 +10,7 @@ import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
 import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js";
+import type { GatewayAccess } from "../backends/pod/agent.js";
 import { PodBackend } from "../backends/pod/backend.js";
 import { podCacheView } from "../backends/pod/cache.js";
 import { Controller } from "../controller/controller.js";
@@ -40,6 +41,8 @@ export interface SandboxControllerOptions {
   defaultBackend: BackendName;
   /** Image of the egress init container and sidecar (the operator image). */
   egressImage: string;
+  /** The gateway reaches pod-backend agents at the pod IP (src/backends/pod/agent.ts). */
+  gateway?: GatewayAccess;
   /** Enables the docker backend. */
   docker?: {
     client: Docker;
@@ -194,6 +197,7 @@ export async function startSandboxController(
           peer: opts.policyChannel.peer,
         },
       },
+      ...(opts.gateway ? { gateway: opts.gateway } : {}),
     }),
   };
   // Served by every replica (its informers run whether or not it leads).

@@ -153,7 +153,27 @@ describe("helm chart", () => {
         // resume on use (docs/idle.md)
         "sandboxes:patch",
       ]);
-      const secret = objects.find((o) => o?.kind === "Secret");
+      // The controller fences agents to this namespace's gateway Pods; both read the agent key.
+      expect(parseControllerFlags(container.args!.slice(1))).toMatchObject({
+        "gateway-namespace": release.name,
+        "agent-key-file": "/etc/sandbox-operator/agent-key/agent.key",
+      });
+      const gwFlags = parseGatewayFlags(c.args!.slice(1));
+      expect(typeof gwFlags === "string" ? gwFlags : gwFlags["agent-key-file"]).toBe(
+        "/etc/sandbox-gateway/agent-key/agent.key",
+      );
+      const agentKey = objects.find(
+        (o) => o?.kind === "Secret" && o.metadata.name.endsWith("-agent-key"),
+      );
+      expect(Buffer.from(agentKey.data["agent.key"], "base64").length).toBeGreaterThanOrEqual(32);
+      for (const p of [pod, deployment.spec!.template.spec!])
+        expect(p.volumes).toContainEqual(
+          expect.objectContaining({
+            name: "agent-key",
+            secret: expect.objectContaining({ secretName: agentKey.metadata.name }),
+          }),
+        );
+      const secret = objects.find((o) => o?.kind === "Secret" && o.metadata.name.endsWith("-keys"));
       const { loadKeysFromPem } = await import("../../src/gateway/keys.js");
       expect(
         loadKeysFromPem(Buffer.from(secret.data["signing.key"], "base64").toString()).kid,

@@ -26,27 +26,36 @@ export async function startGatewayProcess(o: {
   dockerHost?: string;
   logDir: string;
   extra?: string[];
+  /** Run the bundle (dist/cli/main.js, `npm run build`) as the image does, not the sources through tsx. */
+  bundle?: boolean;
+  /** More options for node itself (e.g. --cpu-prof). */
+  nodeOptions?: string[];
+  /** Serve HTTPS with this certificate and key (PEM files). */
+  tls?: { cert: string; key: string };
 }): Promise<GatewayProcess> {
   const [port, metricsPort] = [await freePort(), await freePort()];
   const p = startProcess(
     o.name,
     process.execPath,
     [
-      "--import",
-      "tsx",
-      join(REPO_ROOT, "src/cli/main.ts"),
+      ...(o.nodeOptions ?? []),
+      ...(o.bundle
+        ? [join(REPO_ROOT, "dist/cli/main.js")]
+        : ["--import", "tsx", join(REPO_ROOT, "src/cli/main.ts")]),
       "gateway",
       `--kubeconfig=${o.kubeconfig}`,
       `--listen=127.0.0.1:${port}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--keys-dir=${o.keysDir}`,
       ...(o.dockerHost ? [`--docker-host=${o.dockerHost}`] : []),
+      ...(o.tls ? [`--tls-cert=${o.tls.cert}`, `--tls-key=${o.tls.key}`] : []),
       ...(o.extra ?? []),
     ],
     o.logDir,
     { ...process.env, NODE_OPTIONS: "" },
   );
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttpOk(p.child, `${url}/readyz`, 60_000, () => tail(p.logPath));
-  return { ...p, url, metricsUrl: `http://127.0.0.1:${metricsPort}` };
+  const url = `${o.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  await waitForHttpOk(p.child, `${metricsUrl}/readyz`, 60_000, () => tail(p.logPath));
+  return { ...p, url, metricsUrl };
 }

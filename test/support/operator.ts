@@ -25,6 +25,8 @@ export interface OperatorOptions {
   egressImage?: string;
   /** The pod backend's live policy channel (src/policy-server/). */
   policyChannel?: SandboxControllerOptions["policyChannel"];
+  /** The gateway reaches pod-backend agents at the pod IP (the --gateway-namespace flag). */
+  gateway?: SandboxControllerOptions["gateway"];
   /** A Lease (in the watched namespace unless said otherwise); omitted: no leader election. */
   leaderElection?: { name: string; namespace?: string; leaseDurationMs?: number };
 }
@@ -49,6 +51,7 @@ export async function startOperatorWithKubeconfig(
     egressImage: opts.egressImage ?? "sandbox-operator:dev",
     docker: opts.docker,
     policyChannel: opts.policyChannel,
+    ...(opts.gateway ? { gateway: opts.gateway } : {}),
     concurrency: 4,
     stallTimeoutSeconds: opts.stallTimeoutSeconds ?? 300,
     leaderElection: opts.leaderElection && {

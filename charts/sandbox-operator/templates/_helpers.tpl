@@ -54,3 +54,8 @@ sandboxing.dev/gateway: "true"
 {{- define "sandbox-operator.gatewayKeysSecret" -}}
 {{- .Values.gateway.keys.existingSecret | default (printf "%s-keys" (include "sandbox-operator.gatewayName" .)) -}}
 {{- end -}}
+
+{{/* The key agent credentials derive from, shared by the controller and the gateway. */}}
+{{- define "sandbox-operator.agentKeySecret" -}}
+{{- printf "%s-agent-key" (include "sandbox-operator.gatewayName" .) -}}
+{{- end -}}

@@ -21,11 +21,19 @@
 // which needs `get secrets` in the sandbox's namespace besides
 // `create pods/portforward`.
 //
-// The agent listens on the Pod's loopback only: `pods/portforward` enters the
-// Pod's network namespace from the node and connects to localhost, so no other
-// Pod can reach the port whatever the NetworkPolicy says (which admits only
-// declared ports anyway), and the egress firewall's loopback rules carry the
+// Without a gateway the agent listens on the Pod's loopback only:
+// `pods/portforward` enters the Pod's network namespace from the node and
+// connects to localhost, so no other Pod can reach the port whatever the
+// NetworkPolicy says, and the egress firewall's loopback rules carry the
 // replies; nothing new opens outward.
+//
+// With a gateway (GatewayAccess: the operator's --gateway-namespace and
+// --agent-key-file) the agent listens on the Pod's addresses too, and the
+// sandbox's NetworkPolicy admits its port from the gateway's Pods in the
+// gateway's namespace only (./network-policy.ts). The credential is still
+// required: derived from the shared key and the sandbox's UID, so the gateway
+// needs no access to Secrets. The firewall lets the replies out (conntrack
+// REPLY direction); the workload gains nothing it could send.
 import type {
   V1Container,
   V1Lifecycle,
@@ -46,6 +54,14 @@ export const AGENT_CREDENTIAL_VOLUME = "sandbox-agent-credential";
 export const AGENT_CREDENTIAL_DIR = "/.sandbox-credential";
 /** Keys of the agent's Secret. */
 export const AgentSecretKeys = { token: "token", digest: "token.sha256" } as const;
+/** How the gateway reaches agents; absent: loopback only (pods/portforward). */
+export interface GatewayAccess {
+  /** The gateway's namespace: its Pods there, labelled Labels.gateway, reach the agent port. */
+  namespace: string;
+  /** The key sandboxes' credentials derive from (deriveAgentToken), shared with the gateway. */
+  agentKey: Buffer;
+}
+
 /** The operator image's non-root user (see Dockerfile). */
 const OPERATOR_IMAGE_UID = 65532;
 
@@ -117,15 +133,18 @@ export function agentMounts(): V1VolumeMount[] {
   ];
 }
 
-/** The workload container's postStart: the agent, detached, serving on the Pod's loopback. */
-export function agentLifecycle(): V1Lifecycle {
+/**
+ * The workload container's postStart: the agent, detached, serving on the
+ * Pod's loopback, or on all its addresses when a gateway reaches it.
+ */
+export function agentLifecycle(gateway?: GatewayAccess): V1Lifecycle {
   return {
     postStart: {
       exec: {
         command: [
           AGENT_PATH,
           "--daemon",
-          `--listen=127.0.0.1:${AGENT_PORT}`,
+          gateway ? `--listen=:${AGENT_PORT}` : `--listen=127.0.0.1:${AGENT_PORT}`,
           `--token-sha256-file=${AGENT_CREDENTIAL_DIR}/${AgentSecretKeys.digest}`,
         ],
       },

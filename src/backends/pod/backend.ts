@@ -22,10 +22,10 @@ import {
   POLICY_CA_ANNOTATION,
   policyHash,
 } from "../../policy-server/contract.js";
-import { newAgentToken } from "../agent.js";
+import { deriveAgentToken, newAgentToken } from "../agent.js";
 import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
 import { ignoreGone, ignoreNotFound, isConflictError } from "../errors.js";
-import { agentSecretName, desiredAgentSecret } from "./agent.js";
+import { agentSecretName, desiredAgentSecret, type GatewayAccess } from "./agent.js";
 import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
@@ -49,6 +49,8 @@ export interface ObjectCache<T> {
 export interface PodBackendDeps {
   kubeConfig: k8s.KubeConfig;
   egress: EgressOptions;
+  /** The gateway reaches agents at the pod IP (./agent.ts); absent: loopback only. */
+  gateway?: GatewayAccess;
   pods: ObjectCache<k8s.V1Pod>;
   networkPolicies: ObjectCache<k8s.V1NetworkPolicy>;
   services: ObjectCache<k8s.V1Service>;
@@ -107,7 +109,7 @@ export class PodBackend implements SandboxBackend {
   private readonly workspaces: WorkspaceClaims;
 
   constructor(private readonly deps: PodBackendDeps) {
-    this.desired = new DesiredObjects(deps.egress);
+    this.desired = new DesiredObjects(deps.egress, undefined, deps.gateway);
     const kc = deps.kubeConfig;
     const api = {
       pods: new KindClient<k8s.V1Pod>(kc, { group: "", version: "v1", plural: "pods" }),
@@ -549,6 +551,12 @@ export class PodBackend implements SandboxBackend {
     });
   }
 
+  /** Random, or derived from the key shared with the gateway (which then needs no Secret). */
+  private agentToken(sandbox: Sandbox): string {
+    const key = this.deps.gateway?.agentKey;
+    return key ? deriveAgentToken(key, sandbox.metadata.uid!) : newAgentToken();
+  }
+
   /**
    * The agent's credential: created once per Sandbox and kept (immutable) for
    * its life, so a recreated Pod keeps the same one. One left by an earlier
@@ -558,7 +566,11 @@ export class PodBackend implements SandboxBackend {
     const { namespace, name } = sandbox.metadata as { namespace: string; name: string };
     const secretName = agentSecretName(name);
     const create = () =>
-      this.api.secrets.create(namespace, desiredAgentSecret(sandbox, newAgentToken()), ctx.signal);
+      this.api.secrets.create(
+        namespace,
+        desiredAgentSecret(sandbox, this.agentToken(sandbox)),
+        ctx.signal,
+      );
     try {
       await create();
       return;

@@ -7,6 +7,7 @@
 import type { V1NetworkPolicy, V1Pod, V1Service } from "@kubernetes/client-node";
 import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
+import type { GatewayAccess } from "./agent.js";
 import type { EgressOptions } from "./egress.js";
 import { desiredNetworkPolicy } from "./network-policy.js";
 import { desiredPod } from "./pod.js";
@@ -50,6 +51,7 @@ export class DesiredObjects {
   constructor(
     private readonly egress: EgressOptions,
     private readonly max = DESIRED_CACHE_MAX,
+    private readonly gateway?: GatewayAccess,
   ) {}
 
   of(sandbox: Sandbox): Desired {
@@ -64,8 +66,8 @@ export class DesiredObjects {
       return hit.desired;
     }
     const desired = {
-      pod: desiredPod(sandbox, this.egress),
-      networkPolicy: desiredNetworkPolicy(sandbox, this.egress.channel),
+      pod: desiredPod(sandbox, this.egress, this.gateway),
+      networkPolicy: desiredNetworkPolicy(sandbox, this.egress.channel, this.gateway?.namespace),
       service: desiredService(sandbox),
     };
     this.byKey.set(key, { spec: sandbox.spec as object, identity, desired });

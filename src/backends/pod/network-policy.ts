@@ -1,5 +1,6 @@
 // The sandbox's NetworkPolicy: the outer fence around the egress sidecar.
-// Ingress reaches only declared ports. Egress reaches cluster DNS, and — only
+// Ingress reaches only declared ports, and the agent's port from the gateway's
+// Pods in the gateway's namespace when the operator names one. Egress reaches cluster DNS, and — only
 // when the egress policy can allow something — public addresses, never the
 // private, link-local or metadata ranges unless a CIDR rule names them. Names
 // cannot be expressed here; the sidecar judges those.
@@ -8,7 +9,9 @@ import type {
   V1NetworkPolicyEgressRule,
   V1NetworkPolicyPort,
 } from "@kubernetes/client-node";
+import { Labels } from "../../api/labels.js";
 import type { Sandbox } from "../../api/sandbox.js";
+import { AGENT_PORT } from "../../dataplane/protocol.js";
 import { isAddressTarget } from "../../egress/contract.js";
 import type { PolicyChannel } from "./egress.js";
 import { objectMeta, selectorLabels } from "./metadata.js";
@@ -30,13 +33,42 @@ export const CLUSTER_DNS_PEER = {
   podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
 };
 
-export function desiredNetworkPolicy(sandbox: Sandbox, channel?: PolicyChannel): V1NetworkPolicy {
+/**
+ * The gateway's Pods: both selectors in one peer, so a Pod must be in that
+ * namespace (its immutable name label) and carry the gateway label. A label
+ * alone could be put on a Pod anywhere; the namespace alone would admit
+ * anything else running there.
+ */
+export function gatewayPeer(namespace: string) {
+  return {
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+    podSelector: { matchLabels: { [Labels.gateway]: "true" } },
+  };
+}
+
+/**
+ * `channel`: the policy endpoint the sidecar may reach; `gatewayNamespace`:
+ * where the gateway runs (the operator's --gateway-namespace), if it does.
+ */
+export function desiredNetworkPolicy(
+  sandbox: Sandbox,
+  channel?: PolicyChannel,
+  gatewayNamespace?: string,
+): V1NetworkPolicy {
   const spec = {
     podSelector: { matchLabels: selectorLabels(sandbox) },
     policyTypes: ["Ingress", "Egress"],
     ingress: [
       ...(sandbox.spec.ports?.length
         ? [{ ports: sandbox.spec.ports.map((p) => ({ protocol: "TCP", port: p.port })) }]
+        : []),
+      ...(gatewayNamespace
+        ? [
+            {
+              from: [gatewayPeer(gatewayNamespace)],
+              ports: [{ protocol: "TCP", port: AGENT_PORT }],
+            },
+          ]
         : []),
     ],
     egress: [...egressRules(sandbox), ...(channel ? [channelRule(channel)] : [])],

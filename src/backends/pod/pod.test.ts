@@ -7,6 +7,7 @@ import {
   type SandboxSpecInput,
   SandboxSpecSchema,
 } from "../../api/sandbox-spec.js";
+import { deriveAgentToken } from "../agent.js";
 import { specHash } from "../spec-hash.js";
 import { desiredAgentSecret } from "./agent.js";
 import { desiredNetworkPolicy, PRIVATE_IPV4 } from "./network-policy.js";
@@ -203,6 +204,33 @@ describe("desiredNetworkPolicy", () => {
     const np = desiredNetworkPolicy(sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }));
     expect(np.spec!.ingress).toEqual([{ ports: [{ protocol: "TCP", port: 8000 }] }]);
   });
+
+  it("with a gateway, admits the agent port from the gateway's Pods in its namespace only", () => {
+    const np = desiredNetworkPolicy(
+      sandbox({ image: "x", ports: [{ name: "http", port: 8000 }] }),
+      undefined,
+      "sandbox-system",
+    );
+    expect(np.spec!.ingress).toEqual([
+      { ports: [{ protocol: "TCP", port: 8000 }] },
+      {
+        // One peer with both selectors (AND), not two peers (OR).
+        from: [
+          {
+            namespaceSelector: {
+              matchLabels: { "kubernetes.io/metadata.name": "sandbox-system" },
+            },
+            podSelector: { matchLabels: { "sandboxing.dev/gateway": "true" } },
+          },
+        ],
+        ports: [{ protocol: "TCP", port: 15099 }],
+      },
+    ]);
+    // No ports declared: the gateway's rule alone.
+    expect(
+      desiredNetworkPolicy(sandbox({ image: "x" }), undefined, "gw").spec!.ingress,
+    ).toHaveLength(1);
+  });
 });
 
 describe("desiredService", () => {
@@ -281,6 +309,26 @@ describe("the in-sandbox agent in the pod", () => {
     // Mounted nowhere else: neither the token nor its digest reaches another container.
     for (const c of pod.spec!.initContainers!)
       expect(c.volumeMounts?.map((m) => m.name)).not.toContain("sandbox-agent-credential");
+  });
+
+  it("with a gateway, listens on the Pod's addresses (the NetworkPolicy fences the port)", () => {
+    const gw = desiredPod(sbx, EGRESS, { namespace: "gw", agentKey: Buffer.alloc(32, 1) });
+    expect(gw.spec!.containers[0]!.lifecycle?.postStart?.exec?.command).toContain(
+      "--listen=:15099",
+    );
+    // A different Pod: turning the gateway on replaces running sandboxes' Pods.
+    expect(gw.metadata!.annotations!["sandboxing.dev/spec-hash"]).not.toBe(
+      pod.metadata!.annotations!["sandboxing.dev/spec-hash"],
+    );
+  });
+
+  it("derives the gateway's credential from the shared key and the sandbox's UID", () => {
+    const key = Buffer.alloc(32, 7);
+    const a = deriveAgentToken(key, "uid-1");
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(deriveAgentToken(key, "uid-1")).toBe(a);
+    expect(deriveAgentToken(key, "uid-2")).not.toBe(a); // a re-created sandbox: another one
+    expect(deriveAgentToken(Buffer.alloc(32, 8), "uid-1")).not.toBe(a);
   });
 
   it("gets a Secret per sandbox holding the token and its SHA-256", () => {

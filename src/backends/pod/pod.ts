@@ -5,7 +5,13 @@ import type { V1Container, V1EnvVar, V1Pod, V1PodSpec, V1Volume } from "@kuberne
 import type { Sandbox } from "../../api/sandbox.js";
 import { keyOf } from "../../kube/object-key.js";
 import { POLICY_CA_ANNOTATION } from "../../policy-server/contract.js";
-import { agentInstallContainer, agentLifecycle, agentMounts, agentVolumes } from "./agent.js";
+import {
+  agentInstallContainer,
+  agentLifecycle,
+  agentMounts,
+  agentVolumes,
+  type GatewayAccess,
+} from "./agent.js";
 import {
   type EgressOptions,
   egressInitContainers,
@@ -21,8 +27,12 @@ export const WORKLOAD_CONTAINER = "sandbox";
 export const DEFAULT_UID = 1000;
 export const DEFAULT_WORKDIR = "/workspace";
 
-export function desiredPod(sandbox: Sandbox, egress: EgressOptions): V1Pod {
-  const spec = podSpec(sandbox, egress);
+export function desiredPod(
+  sandbox: Sandbox,
+  egress: EgressOptions,
+  gateway?: GatewayAccess,
+): V1Pod {
+  const spec = podSpec(sandbox, egress, gateway);
   const policy = sandbox.spec.network.egress;
   // The hash covers what needs a new Pod: the spec. The firewall the init
   // container installs holds no policy, so no egress rule (name or address) or
@@ -34,7 +44,7 @@ export function desiredPod(sandbox: Sandbox, egress: EgressOptions): V1Pod {
   return { apiVersion: "v1", kind: "Pod", metadata, spec };
 }
 
-function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
+function podSpec(sandbox: Sandbox, egress: EgressOptions, gateway?: GatewayAccess): V1PodSpec {
   const { security, resources } = sandbox.spec;
   const uid = security.runAsUser ?? DEFAULT_UID;
   const gid = security.runAsGroup ?? DEFAULT_UID;
@@ -73,7 +83,7 @@ function podSpec(sandbox: Sandbox, egress: EgressOptions): V1PodSpec {
       ...agentMounts(),
     ],
     // The data plane: the agent starts beside the entrypoint (./agent.ts).
-    lifecycle: agentLifecycle(),
+    lifecycle: agentLifecycle(gateway),
   };
 
   const volumes: V1Volume[] = [

@@ -1,0 +1,153 @@
+// The gateway's listening socket: HTTP/1.1 and HTTP/2 on one port, handed to
+// the same request and upgrade handlers, so both protocols pass the same
+// routing, authentication, authorization and limits.
+//
+//   TLS:       ALPN chooses ("h2", else "http/1.1").
+//   cleartext: HTTP/2 with prior knowledge (h2c: the client opens with the
+//              connection preface "PRI * HTTP/2.0"), else HTTP/1.1. The
+//              HTTP/1.1 `Upgrade: h2c` dance is not offered (clients that
+//              speak h2c use prior knowledge; browsers never use h2c).
+//
+// One HTTP/1.1 server and one HTTP/2 server receive the connections, so their
+// limits (header size and time, streams per connection) are the same in both
+// modes. HTTP/2's compatibility API gives requests and responses the shape of
+// HTTP/1's, which is all the handlers use (method, url, headers, the socket's
+// address, streaming bodies, writeHead/flushHeaders/end, `close`).
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import tls from "node:tls";
+
+export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+/** What a client must send within this long after connecting (and of its headers). */
+export const HEADERS_TIMEOUT_MS = 15_000;
+export const MAX_HEADER_BYTES = 16_384;
+/**
+ * Streams in flight per HTTP/2 connection. The per-credential and
+ * per-sandbox caps still bound what one client holds; this bounds what one
+ * connection makes the gateway track.
+ */
+export const H2_MAX_CONCURRENT_STREAMS = 128;
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+/** Enough of the preface to tell it from any HTTP/1 method ("PRI " is none). */
+const SNIFF_BYTES = 4;
+
+/** Which protocol a cleartext connection speaks, from its first bytes; undefined: need more. */
+export function sniff(first: Buffer): "h2" | "http/1.1" | undefined {
+  const n = Math.min(first.length, SNIFF_BYTES);
+  if (!first.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) return "http/1.1";
+  return n < SNIFF_BYTES ? undefined : "h2";
+}
+
+export class Listener {
+  /** The listening server (net.Server, or tls.Server with a certificate). */
+  readonly server: net.Server;
+  private readonly h1: http.Server;
+  private readonly h2: http2.Http2Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(o: {
+    tls?: { cert: Buffer; key: Buffer };
+    onRequest: RequestHandler;
+    onUpgrade: UpgradeHandler;
+  }) {
+    this.h1 = http.createServer(
+      {
+        noDelay: true,
+        // Slow clients cannot hold a socket open forever sending headers;
+        // bodies are bounded by the per-request limits and the concurrency caps.
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: 0,
+        maxHeaderSize: MAX_HEADER_BYTES,
+      },
+      o.onRequest,
+    );
+    this.h1.on("upgrade", o.onUpgrade);
+    this.h2 = http2.createServer({
+      settings: {
+        maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
+        maxHeaderListSize: MAX_HEADER_BYTES,
+        enablePush: false,
+      },
+      maxHeaderListPairs: 128,
+      // Per-session buffered memory (MB) before new streams are refused.
+      maxSessionMemory: 16,
+    });
+    // The compatibility API's request and response have the HTTP/1 shape the handler uses.
+    this.h2.on("request", o.onRequest as unknown as Parameters<http2.Http2Server["on"]>[1]);
+    // A session idle this long (no streams, no frames) is closed, as HTTP/1's keep-alive would be.
+    this.h2.setTimeout(120_000, (s?: http2.Http2Session) => s?.close());
+    this.h2.on("sessionError", () => {});
+
+    this.server = o.tls
+      ? tls.createServer({
+          cert: o.tls.cert,
+          key: o.tls.key,
+          ALPNProtocols: ["h2", "http/1.1"],
+          handshakeTimeout: HEADERS_TIMEOUT_MS,
+        })
+      : net.createServer({ noDelay: true });
+    this.server.on("connection", (s: net.Socket) => {
+      this.sockets.add(s);
+      s.on("close", () => this.sockets.delete(s));
+    });
+    if (o.tls) {
+      this.server.on("secureConnection", (s: tls.TLSSocket) =>
+        (s.alpnProtocol === "h2" ? this.h2 : this.h1).emit("connection", s),
+      );
+      this.server.on("tlsClientError", (_err, s) => s.destroy());
+    } else {
+      this.server.on("connection", (s: net.Socket) => this.cleartext(s));
+    }
+  }
+
+  /** h2c with prior knowledge or HTTP/1.1, told apart by the first bytes. */
+  private cleartext(s: net.Socket): void {
+    let seen = Buffer.alloc(0);
+    const timer = setTimeout(() => s.destroy(), HEADERS_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      seen = Buffer.concat([seen, chunk]);
+      const proto = sniff(seen);
+      if (!proto) return;
+      clearTimeout(timer);
+      s.off("data", onData);
+      s.pause();
+      if (proto === "h2") {
+        // The HTTP/2 session reads what was taken back before it attaches.
+        s.unshift(seen);
+        this.h2.emit("connection", s);
+      } else {
+        // The HTTP/1 parser reads the socket natively once attached: what was
+        // already read reaches it as the event it listens to.
+        this.h1.emit("connection", s);
+        s.emit("data", seen);
+        s.resume();
+      }
+    };
+    s.on("data", onData);
+    s.on("error", () => clearTimeout(timer));
+    s.on("close", () => clearTimeout(timer));
+  }
+
+  listen(port: number, host: string): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        const a = this.server.address() as { address: string; port: number };
+        resolve({ host: a.address, port: a.port });
+      });
+    });
+  }
+
+  /** Stops listening and drops every connection (streams in flight included). */
+  async close(): Promise<void> {
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    this.h1.closeAllConnections();
+    await closed;
+  }
+}
