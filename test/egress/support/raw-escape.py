@@ -10,11 +10,17 @@ on the far side what actually arrived.
   udp      SRC DST PORT   datagrams on an ordinary UDP socket (no capability needed)
 """
 import json
+import random
 import socket
 import struct
 import sys
 
 COUNT = 3
+# Source ports of this run: fresh for each run, so a flow conntrack already
+# tracks from an earlier run (its first packet decided its nat, e.g. a redirect
+# to the sidecar) never carries this run's packets.
+TCP_SPORT = random.randint(32768, 60999)
+UDP_SPORT = TCP_SPORT + 1
 
 
 def checksum(data):
@@ -31,7 +37,7 @@ def pseudo(src, dst, proto, length):
 
 
 def tcp(src, dst, port, flags, payload=b""):
-    sport = 40_555
+    sport = TCP_SPORT
     head = struct.pack("!HHIIBBHHH", sport, port, 1000, 0 if flags == 0x02 else 5000, 5 << 4, flags, 64240, 0, 0)
     c = checksum(pseudo(src, dst, socket.IPPROTO_TCP, len(head) + len(payload)) + head + payload)
     return head[:16] + struct.pack("!H", c) + head[18:] + payload
@@ -39,7 +45,7 @@ def tcp(src, dst, port, flags, payload=b""):
 
 def udp(src, dst, port, payload):
     length = 8 + len(payload)
-    head = struct.pack("!HHHH", 40_556, port, length, 0)
+    head = struct.pack("!HHHH", UDP_SPORT, port, length, 0)
     c = checksum(pseudo(src, dst, socket.IPPROTO_UDP, length) + head + payload) or 0xFFFF
     return head[:6] + struct.pack("!H", c) + payload
 
