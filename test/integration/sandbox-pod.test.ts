@@ -283,7 +283,7 @@ describe("egress", () => {
     );
   });
 
-  it("recreates the pod for an address-rule change (it lives in the init container's firewall)", async () => {
+  it("delivers an address-rule change to the running pod in place too (the firewall holds no policy)", async () => {
     const before = (await sbx.pod("policy"))!;
     await sbx.patchSpec("policy", {
       network: {
@@ -291,11 +291,14 @@ describe("egress", () => {
       },
     });
     await eventually(async () => {
-      const pod = await sbx.pod("policy");
-      expect(pod?.metadata?.uid).toBeDefined();
-      expect(pod?.metadata?.uid).not.toBe(before.metadata?.uid);
+      const pod = (await sbx.pod("policy"))!;
+      expect(JSON.parse(pod.metadata!.annotations!["sandboxing.dev/egress-policy"]!).rules).toEqual(
+        [{ action: "allow", target: "10.20.0.0/16" }],
+      );
+      expect(pod.metadata?.uid).toBe(before.metadata?.uid);
     });
     await sbx.waitFor("policy", isReady);
+    expect((await sbx.pod("policy"))!.metadata?.uid).toBe(before.metadata?.uid);
   });
 });
 
