@@ -96,16 +96,4 @@ export class Clients {
   }
 }
 
-/** Run `fn` over `items` with at most `width` in flight, as fast as they complete. */
-export async function pool<T>(
-  items: T[],
-  width: number,
-  fn: (item: T) => Promise<unknown>,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, items.length) }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
+export { pool } from "../support/stats.js";
