@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vi
 import { Sandbox } from "../../packages/sdk/src/index.js";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { IdleMark } from "../../src/api/idle.js";
+import { POD_STOP_GRACE_SECONDS } from "../../src/backends/pod/pod.js";
 import { idleSuspendPatch } from "../../src/idle/wake.js";
 import { describeWrites, writesBy } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
@@ -179,10 +180,16 @@ describe("idle auto-suspend on the pod backend (real node)", () => {
     await hold("halfway");
     await idleSuspend("halfway");
     // The controller has asked for the Pod's deletion; the Pod cannot go yet.
-    await eventually(
-      async () => expect((await sbx.pod("halfway"))?.metadata?.deletionTimestamp).toBeDefined(),
+    const terminating = await eventually(
+      async () => {
+        const p = await sbx.pod("halfway");
+        expect(p?.metadata?.deletionTimestamp).toBeDefined();
+        return p!;
+      },
       { timeout: 30_000 },
     );
+    // Not a force deletion (grace 0): the kubelet removes the Pod only once it has stopped.
+    expect(terminating.metadata?.deletionGracePeriodSeconds).toBe(POD_STOP_GRACE_SECONDS);
     const midway = await sbx.waitFor("halfway", (s) =>
       expect(condition(s, ConditionType.Suspended)?.reason).toBe(ConditionReason.Suspending),
     );
