@@ -22,6 +22,7 @@ import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { Sandbox } from "../../packages/sdk/src/index.js";
 import { GROUP, SANDBOX_PLURAL, VERSION } from "../../src/api/group.js";
+import { POD_STOP_GRACE_SECONDS } from "../../src/backends/pod/pod.js";
 import { idleSuspendPatch } from "../../src/idle/wake.js";
 import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -170,7 +171,12 @@ try {
     );
     bareDeleteMs.push(
       await timed(async () => {
-        await core.deleteNamespacedPod({ name: "bare", namespace: NS, gracePeriodSeconds: 0 });
+        // The operator's grace period: a Pod gone is a Pod stopped, for both.
+        await core.deleteNamespacedPod({
+          name: "bare",
+          namespace: NS,
+          gracePeriodSeconds: POD_STOP_GRACE_SECONDS,
+        });
         await until("bare Pod gone", async () => (await pod("bare")) === undefined);
       }),
     );
@@ -240,7 +246,7 @@ try {
     resumeOnCallMs: stats(onCallMs),
     runningCallMs: stats(runningCallMs),
     notes:
-      "suspend: patch spec.suspended=true until phase Suspended (Pod deleted, PVC kept); resume: patch false until Running and Ready (egress init, sidecar, workload, agent). Baseline: a bare Pod with the same image, command and claim, delete (grace 0) until gone and create until Ready, on the same node in the same run. Resume on call: the idle-suspension patch, wait until the Pod is gone, then an SDK exec `true` over pods/portforward from the caller's side (resume, wait for Ready and the agent, the call); running: the same call on the running sandbox.",
+      "suspend: patch spec.suspended=true until phase Suspended (Pod deleted, PVC kept); resume: patch false until Running and Ready (egress init, sidecar, workload, agent). Baseline: a bare Pod with the same image, command and claim, delete (the operator's grace period, POD_STOP_GRACE_SECONDS; the same `sleep` ignores SIGTERM) until gone and create until Ready, on the same node in the same run. Resume on call: the idle-suspension patch, wait until the Pod is gone, then an SDK exec `true` over pods/portforward from the caller's side (resume, wait for Ready and the agent, the call); running: the same call on the running sandbox.",
   };
   writeFileSync(args.out!, `${JSON.stringify(results, null, 2)}\n`);
   console.log(JSON.stringify(results, null, 2));
