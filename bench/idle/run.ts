@@ -7,12 +7,14 @@
 //   - an SDK exec `true` (direct docker transport) on the suspended sandbox;
 //   - an exec `true` through the gateway;
 //   - an HTTP GET to a declared port through the gateway;
-// beside the same calls on a running sandbox. Prints the figures, writes
-// bench/results/idle.json.
+// beside the same calls on a running sandbox. Each sandbox has a workspace
+// volume; the SDK's holds --size-mib of data (1 GiB by default), as in
+// bench/workspace. Prints the figures, writes bench/results/idle.json with the
+// machine, versions and load averages (the machine is shared).
 //
-//   flock /tmp/sbx-docker.lock npx tsx bench/idle/run.ts [-- --rounds 10]
+//   flock /tmp/sbx-docker.lock npm run bench:idle [-- --rounds 10 --size-mib 1024]
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, release, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
@@ -32,18 +34,21 @@ import {
 import { keyDir, startGatewayProcess } from "../../test/support/gateway.js";
 import { startOperatorWithKubeconfig } from "../../test/support/operator.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { percentile } from "../support/stats.js";
 
-const { values } = parseArgs({ options: { rounds: { type: "string", default: "10" } } });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "10" },
+    "size-mib": { type: "string", default: "1024" },
+  },
+});
 const ROUNDS = Number(values.rounds);
+const SIZE_MIB = Number(values["size-mib"]);
 const OWNER = `bench-idle-${process.pid}`;
 
-const pct = (s: number[], p: number) => {
-  const x = [...s].sort((a, b) => a - b);
-  return Math.round(x[Math.min(x.length - 1, Math.floor((p / 100) * x.length))]!);
-};
 const stats = (s: number[]) => ({
-  p50: pct(s, 50),
-  p99: pct(s, 99),
+  p50: Math.round(percentile(s, 50)),
+  p99: Math.round(percentile(s, 99)),
   max: Math.round(Math.max(...s)),
   n: s.length,
 });
@@ -57,6 +62,7 @@ class H(BaseHTTPRequestHandler):
 ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
 `;
 
+const loadBefore = loadavg();
 const cp = await startControlPlane({ crds: true });
 const engine = await ensureDockerd();
 buildAgent();
@@ -125,8 +131,17 @@ const timed = async (fn: () => Promise<unknown>) => {
 
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
+  backend: "docker",
   rounds: ROUNDS,
-  cpus: (await import("node:os")).cpus().length,
+  workspaceMiB: SIZE_MIB,
+  machine: {
+    cpus: cpus().length,
+    model: cpus()[0]?.model,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+  },
+  versions: { docker: (await engine.version()).Version },
 };
 try {
   const sdk = { kubeconfig: kc, namespace: ns, docker: engine };
@@ -134,10 +149,20 @@ try {
     image: SANDBOX_IMAGE,
     command: ["python3", "-c", SERVER],
     ports: [{ name: "http", port: 8000 }],
+    workspace: {},
   };
   const [a, b, c] = await Promise.all(
     ["sdk", "gw-exec", "gw-port"].map((name) => Sandbox.create(spec, { ...sdk, name })),
   );
+  if (SIZE_MIB > 0) {
+    const fill = await a!.exec([
+      "sh",
+      "-c",
+      `head -c ${SIZE_MIB}M /dev/urandom > /workspace/blob && sync && du -sm /workspace`,
+    ]);
+    if (fill.exitCode !== 0) throw new Error(`fill: ${fill.stderr}`);
+    console.log(`workspace filled: ${fill.stdout.trim()}`);
+  }
   const u = new URL(gw.url);
   const viaGw = new AgentClient({
     host: u.hostname,
@@ -188,6 +213,10 @@ try {
       gatewayExec: stats(warm.gwExec),
       gatewayPortGet: stats(warm.gwPort),
     },
+  };
+  results.load = {
+    before: loadBefore.map((x) => +x.toFixed(2)),
+    after: loadavg().map((x) => +x.toFixed(2)),
   };
   console.log(JSON.stringify(results.summary, null, 2));
   writeFileSync(

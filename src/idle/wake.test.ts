@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { IdleMark } from "../api/idle.js";
 import {
+  afterUnreachable,
   asleep,
   idleSuspendPatch,
   resumePatch,
@@ -98,6 +99,29 @@ describe("wakeState", () => {
     expect(asleep(sbx({ suspended: true }))).toBe(true);
     expect(asleep(sbx({ suspended: false, phase: "Suspended" }))).toBe(true);
     expect(asleep(sbx({ phase: "Running", ready: "True" }))).toBe(false);
+  });
+});
+
+describe("afterUnreachable", () => {
+  it.each([
+    ["idle-suspended", sbx({ suspended: true, mark: true, phase: "Suspended" }), "wake"],
+    ["suspended by a person (wake refuses it)", sbx({ suspended: true }), "wake"],
+    [
+      "resumed by someone else, serving on new endpoints",
+      sbx({ suspended: false, phase: "Running", ready: "True" }),
+      "reconnect",
+    ],
+    [
+      "serving all along (a reset connection)",
+      sbx({ phase: "Running", ready: "True" }),
+      "reconnect",
+    ],
+    ["resumed by someone else, not Ready yet", sbx({ suspended: false, phase: "Pending" }), "wait"],
+    ["running, not Ready", sbx({ phase: "Running" }), "wait"],
+    ["finished", sbx({ phase: "Failed" }), "fail"],
+    ["being deleted", sbx({ phase: "Running", ready: "True", deleting: true }), "fail"],
+  ] as const)("%s: %s", (_name, s, next) => {
+    expect(afterUnreachable(s)).toBe(next);
   });
 });
 

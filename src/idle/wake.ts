@@ -68,6 +68,26 @@ export function asleep(s: WakeInput): boolean {
 }
 
 /**
+ * What a direct-transport caller does after a call failed to reach the
+ * sandbox (connection refused or reset, a stale port), given a fresh read:
+ * - `wake`: it is asleep; resume on use (when allowed) and call again;
+ * - `reconnect`: it serves, so what failed was the caller's connection, made
+ *   for an earlier workload (someone else resumed it, the docker backend
+ *   published new ports): connect afresh and call again;
+ * - `wait`: it is coming up (someone else's resume): wait until Ready, then
+ *   connect afresh and call again;
+ * - `fail`: nothing to retry (finished, deleted): the error stands.
+ * A call that never reached the sandbox never ran: making it once more is safe.
+ */
+export function afterUnreachable(fresh: WakeInput): "wake" | "reconnect" | "wait" | "fail" {
+  if (asleep(fresh)) return "wake";
+  const state = wakeState(fresh);
+  if (state.kind === "serving") return "reconnect";
+  if (state.kind === "starting") return "wait";
+  return "fail";
+}
+
+/**
  * The merge patch that resumes a sandbox: spec.suspended false and the idle
  * mark removed, for this incarnation only (a UID in the patch is a
  * precondition: a newer Sandbox of the same name answers 409).

@@ -47,6 +47,7 @@ import {
 import type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 import type { ExecSpec, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
 import {
+  afterUnreachable,
   asleep,
   resumePatch,
   WakeRefusedError,
@@ -379,8 +380,37 @@ export class Sandbox {
     try {
       return await op(await this.agent());
     } catch (err) {
-      if (!unreachable(err) || !(await this.wakeIfAsleep(true).catch(() => false))) throw err;
+      if (!unreachable(err) || !(await this.recover(err).catch(() => false))) throw err;
       return op(await this.agent());
+    }
+  }
+
+  /**
+   * After a call failed to reach the sandbox: whether calling again can work
+   * (see afterUnreachable). A sandbox resumed by someone else serves on new
+   * endpoints (docker: new published ports), which the data plane made for
+   * the old workload does not know. A sandbox that serves is called again
+   * only when the call surely never reached it: a reset connection may have
+   * carried it to a workload that is still there.
+   */
+  private async recover(err: unknown): Promise<boolean> {
+    if (!this.kubeConfig || this.options.gateway) return false;
+    const next = afterUnreachable(await this.refresh());
+    if (next === "wake") return this.wakeIfAsleep(false);
+    const code = (err as { code?: string }).code;
+    if (code === "ECONNRESET" || code === "EPIPE") return false;
+    switch (next) {
+      case "reconnect":
+        this.close();
+        return true;
+      case "wait":
+        this.close();
+        await this.waitUntilReady({
+          timeoutMs: this.options.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS,
+        });
+        return true;
+      case "fail":
+        return false;
     }
   }
 

@@ -30,6 +30,7 @@ import { DesiredObjects } from "./desired.js";
 import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
 import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./observe.js";
+import { POD_STOP_GRACE_SECONDS } from "./pod.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
 import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
@@ -141,7 +142,12 @@ export class PodBackend implements SandboxBackend {
       cache: deps.pods,
       read: (name, namespace, signal) => api.pods.read(name, namespace, signal),
       delete: (name, namespace, uid, signal) =>
-        api.pods.delete(name, namespace, { uid, gracePeriodSeconds: 0 }, signal),
+        api.pods.delete(
+          name,
+          namespace,
+          { uid, gracePeriodSeconds: POD_STOP_GRACE_SECONDS },
+          signal,
+        ),
       relabel: (pod, labels, signal) =>
         api.pods.mergePatch(
           pod.metadata!.name!,

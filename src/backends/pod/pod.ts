@@ -27,6 +27,19 @@ export const WORKLOAD_CONTAINER = "sandbox";
 export const DEFAULT_UID = 1000;
 export const DEFAULT_WORKDIR = "/workspace";
 
+/**
+ * The grace period of every Pod deletion by the operator (suspend, recreate,
+ * removal): SIGTERM, then SIGKILL this much later. Never 0: a zero grace is a
+ * force deletion, which removes the Pod object at once while the kubelet is
+ * still stopping its containers; "Pod gone" would then not mean "stopped",
+ * and a suspended sandbox's workload could keep running (and writing to its
+ * workspace) after the Sandbox says Suspended, even beside the resumed one on
+ * the same PVC. With a grace period the kubelet removes the object only once
+ * every container has stopped and the volumes are unmounted. Short, because a
+ * sandbox's shell or agent often ignores SIGTERM (as PID 1 without a handler).
+ */
+export const POD_STOP_GRACE_SECONDS = 2;
+
 export function desiredPod(
   sandbox: Sandbox,
   egress: EgressOptions,
