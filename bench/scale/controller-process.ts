@@ -32,6 +32,11 @@ export interface ControllerProcess {
   nodeFlags: string[];
   memory(): Promise<MemorySample>;
   cpuSeconds(): Promise<number>;
+  /**
+   * The controller's work counters (watch events received and enqueued by
+   * source, reconciles by result, status writes), "name{labels}" -> value.
+   */
+  counters?(): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -87,6 +92,18 @@ export async function startController(opts: {
     },
     async cpuSeconds() {
       return round((await scrape()).get("process_cpu_seconds_total") ?? Number.NaN, 2);
+    },
+    async counters() {
+      const text = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const line of text.split("\n")) {
+        const m =
+          /^(sandbox_operator_(?:watch_events|reconcile|status_writes)_total)(\{[^}]*\})? (\S+)$/.exec(
+            line,
+          );
+        if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+      }
+      return out;
     },
     stop: () => proc.stop(),
   };
