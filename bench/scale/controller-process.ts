@@ -59,9 +59,8 @@ export async function startController(opts: {
     "--log-level=warn",
     ...opts.flags,
   ];
-  const nodeFlags = process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
-    chartHeapFlag(),
-  ];
+  const nodeFlags =
+    process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? chartNodeFlags();
   const proc: Started = startProcess(
     "controller",
     process.execPath,
@@ -121,10 +120,13 @@ function parseMetrics(text: string): Map<string, number> {
 
 const round = (n: number, d = 1) => Number(n.toFixed(d));
 
-/** The heap cap the chart deploys the controller with, so memory is measured as it ships. */
-function chartHeapFlag(): string {
+/** The V8 flags the chart deploys the controller with (NODE_OPTIONS), so memory is measured as it ships. */
+export function chartNodeFlags(): string[] {
   const values = parseYaml(
     readFileSync(join(REPO_ROOT, "charts/sandbox-operator/values.yaml"), "utf8"),
-  ) as { heapLimitMiB: number };
-  return `--max-old-space-size=${values.heapLimitMiB}`;
+  ) as { heapLimitMiB: number; semiSpaceMiB?: number };
+  return [
+    `--max-old-space-size=${values.heapLimitMiB}`,
+    ...(values.semiSpaceMiB ? [`--max-semi-space-size=${values.semiSpaceMiB}`] : []),
+  ];
 }

@@ -165,11 +165,11 @@ export class Controller {
     opts.primary.on({ add: enqueue, update: enqueue, delete: enqueue });
     (opts.secondaries ?? []).forEach((s, i) => {
       const c = count(s.name ?? `secondary-${i}`);
-      const toPrimary = (obj: KubeObject) => {
+      const toPrimary = (obj: KubeObject, unless?: string) => {
         const key = s.primaryKey(obj);
-        if (!key) return false;
+        if (!key || key === unless) return undefined;
         this.add(key);
-        return true;
+        return key;
       };
       s.informer.on({
         add: (obj) => {
@@ -179,9 +179,11 @@ export class Controller {
         update: (obj, old) => {
           c.received++;
           if (s.changed && !s.changed(obj, old)) return;
-          // The old version too: a label or owner that changed points at the previous primary.
+          // The old version too: a label or owner that changed points at the
+          // previous primary. Not the same key twice: the first add may
+          // already be running, and a second would reconcile it again.
           const a = toPrimary(obj);
-          const b = toPrimary(old);
+          const b = toPrimary(old, a);
           if (a || b) c.enqueued++;
         },
         delete: (obj) => {
