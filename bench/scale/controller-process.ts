@@ -32,6 +32,11 @@ export interface ControllerProcess {
   nodeFlags: string[];
   memory(): Promise<MemorySample>;
   cpuSeconds(): Promise<number>;
+  /**
+   * The controller's work counters (watch events received and enqueued by
+   * source, reconciles by result, status writes), "name{labels}" -> value.
+   */
+  counters?(): Promise<Map<string, number>>;
   stop(): Promise<void>;
 }
 
@@ -54,9 +59,8 @@ export async function startController(opts: {
     "--log-level=warn",
     ...opts.flags,
   ];
-  const nodeFlags = process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? [
-    chartHeapFlag(),
-  ];
+  const nodeFlags =
+    process.env.BENCH_CONTROLLER_NODE_FLAGS?.split(" ").filter(Boolean) ?? chartNodeFlags();
   const proc: Started = startProcess(
     "controller",
     process.execPath,
@@ -88,6 +92,18 @@ export async function startController(opts: {
     async cpuSeconds() {
       return round((await scrape()).get("process_cpu_seconds_total") ?? Number.NaN, 2);
     },
+    async counters() {
+      const text = await (await fetch(`http://127.0.0.1:${metrics}/metrics`)).text();
+      const out = new Map<string, number>();
+      for (const line of text.split("\n")) {
+        const m =
+          /^(sandbox_operator_(?:watch_events|reconcile|status_writes)_total)(\{[^}]*\})? (\S+)$/.exec(
+            line,
+          );
+        if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+      }
+      return out;
+    },
     stop: () => proc.stop(),
   };
 }
@@ -104,10 +120,13 @@ function parseMetrics(text: string): Map<string, number> {
 
 const round = (n: number, d = 1) => Number(n.toFixed(d));
 
-/** The heap cap the chart deploys the controller with, so memory is measured as it ships. */
-function chartHeapFlag(): string {
+/** The V8 flags the chart deploys the controller with (NODE_OPTIONS), so memory is measured as it ships. */
+export function chartNodeFlags(): string[] {
   const values = parseYaml(
     readFileSync(join(REPO_ROOT, "charts/sandbox-operator/values.yaml"), "utf8"),
-  ) as { heapLimitMiB: number };
-  return `--max-old-space-size=${values.heapLimitMiB}`;
+  ) as { heapLimitMiB: number; semiSpaceMiB?: number };
+  return [
+    `--max-old-space-size=${values.heapLimitMiB}`,
+    ...(values.semiSpaceMiB ? [`--max-semi-space-size=${values.semiSpaceMiB}`] : []),
+  ];
 }

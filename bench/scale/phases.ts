@@ -78,6 +78,11 @@ export interface OperatorResult {
   controllerCpuMsPerSandbox: number;
   memory: MemorySample;
   apiCost: Cost;
+  /**
+   * The controller's own counters over the same windows as the CPU figure, per
+   * sandbox: watch events received / enqueued by source, reconciles, status writes.
+   */
+  work?: Record<string, number>;
   /** Controller writes per minute while every sandbox sat Running (when measured). */
   idle?: { seconds: number; writesPerMinute: number; writes: string[] };
 }
@@ -92,6 +97,7 @@ export async function throughput(
   const names = Array.from({ length: n }, (_, i) => sandboxName(`s${n}`, i));
   const auditFrom = auditOffset(b.auditLogPath);
   const cpuBefore = await b.controller.cpuSeconds();
+  const workBefore = await b.controller.counters?.();
   const start = performance.now();
   await pool(names, b.width, (name) => b.clients.createSandbox(ns, name));
   const acceptedSeconds = seconds(start);
@@ -103,6 +109,7 @@ export async function throughput(
   );
   const runningSeconds = seconds(start);
   const controllerCpuSeconds = Number(((await b.controller.cpuSeconds()) - cpuBefore).toFixed(2));
+  const workAtRunning = await b.controller.counters?.();
   b.log(`operator ${n}: accepted in ${acceptedSeconds} s, Running in ${runningSeconds} s`);
 
   await sleep(opts.settleMs);
@@ -122,6 +129,7 @@ export async function throughput(
   }
 
   const cpuAtDelete = await b.controller.cpuSeconds();
+  const workAtDelete = await b.controller.counters?.();
   const del = performance.now();
   await pool(names, b.width, (name) => b.clients.deleteSandbox(ns, name));
   await t.until(
@@ -133,6 +141,12 @@ export async function throughput(
   );
   const cleanupSeconds = seconds(del);
   const cleanupCpuSeconds = (await b.controller.cpuSeconds()) - cpuAtDelete;
+  const workAfter = await b.controller.counters?.();
+  const work =
+    workBefore && workAtRunning && workAtDelete && workAfter
+      ? perSandbox([workBefore, workAtRunning], [workAtDelete, workAfter], n)
+      : undefined;
+  if (work) b.log(`operator ${n}: work per sandbox ${JSON.stringify(work)}`);
   const controllerCpuMsPerSandbox = Number(
     (((controllerCpuSeconds + cleanupCpuSeconds) * 1000) / n).toFixed(2),
   );
@@ -148,8 +162,28 @@ export async function throughput(
     controllerCpuMsPerSandbox,
     memory,
     apiCost: await lifecycleCost(b.auditLogPath, auditFrom, n),
+    work,
     idle,
   };
+}
+
+/** Counter increases summed over windows [from, to], per sandbox, zeros left out. */
+type Counters = Map<string, number>;
+function perSandbox(
+  a: [Counters, Counters],
+  b: [Counters, Counters],
+  n: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [from, to] of [a, b]) {
+    for (const [k, v] of to) out[k] = (out[k] ?? 0) + v - (from.get(k) ?? 0);
+  }
+  return Object.fromEntries(
+    Object.entries(out)
+      .filter(([, v]) => v > 0)
+      .sort()
+      .map(([k, v]) => [k.replace(/^sandbox_operator_/, ""), Number((v / n).toFixed(3))]),
+  );
 }
 
 export interface Percentiles {

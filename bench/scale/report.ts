@@ -89,6 +89,12 @@ export function tables(r: Results): string {
     for (const [who, verbs] of Object.entries(first.operator.apiCost.byActorVerb))
       for (const [verb, n] of Object.entries(verbs)) lines.push(row([who, verb, n]));
     lines.push(row(["all", "", first.operator.apiCost.totalPerSandbox]));
+    const work = first.operator.work;
+    if (work) {
+      lines.push("", "Controller work per sandbox lifecycle (its own counters):", "");
+      lines.push(row(["counter", "per sandbox"]), row(["---", "---"]));
+      for (const [k, n] of Object.entries(work)) lines.push(row([k, n]));
+    }
     const idle = r.runs.find((x) => x.operator.idle)?.operator.idle;
     if (idle) {
       lines.push(

@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     /** Idle-writes window, measured at the first size. */
     "idle-seconds": { type: "string", default: "60" },
     width: { type: "string", default: "32" },
+    /** Longest any one wait may take (default: 200 ms per sandbox of the largest size, at least 120 s). */
+    "timeout-seconds": { type: "string" },
     /** Extra controller flags (space-separated), e.g. "--kube-api-qps=100 --concurrency=16". */
     flags: { type: "string", default: "" },
     out: { type: "string", default: join(REPO_ROOT, "bench/results/scale") },
@@ -102,7 +104,9 @@ try {
     namespace,
     floorNamespace,
     width: Number(args.width),
-    timeoutMs: Math.max(120_000, largest * 200),
+    timeoutMs: args["timeout-seconds"]
+      ? Number(args["timeout-seconds"]) * 1000
+      : Math.max(120_000, largest * 200),
     log,
   };
   await new Promise((r) => setTimeout(r, 2000));

@@ -11,7 +11,7 @@ import { SandboxSpecSchema } from "../api/sandbox-spec.js";
 import type { BackendName } from "../backends/backend.js";
 import { apiStatus, ConflictError, fromApiError } from "../controller/errors.js";
 import type { EventRecorder } from "../controller/events.js";
-import type { Informer, KubeObject } from "../controller/informer.js";
+import type { Informer, KubeObject, ObjectSource } from "../controller/informer.js";
 import { rawRequest, resourcePath } from "../controller/raw-request.js";
 import type { StatusWriter } from "../controller/status-writer.js";
 import type { Logger } from "../observability/logger.js";
@@ -42,7 +42,7 @@ export interface ClaimReconcilerDeps {
   claims: Informer<SandboxClaim & KubeObject>;
   pools: Informer<SandboxWarmPool & KubeObject>;
   templates: Informer<KubeObject & { spec?: unknown }>;
-  sandboxes: Informer<Sandbox & KubeObject>;
+  sandboxes: ObjectSource<Sandbox & KubeObject>;
   status: StatusWriter;
   events: EventRecorder;
   metrics: PoolMetrics;

@@ -155,6 +155,7 @@ export async function runController(argv: string[]): Promise<number> {
     defaultBackend: flags["default-backend"],
     liveEgress: { pod: podLiveEgress(!!policyChannel) },
     concurrency: flags.concurrency,
+    sandboxes: controller.allSandboxes,
     leaderElection: flags["leader-elect"]
       ? {
           namespace: flags["leader-election-namespace"],

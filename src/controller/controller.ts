@@ -25,7 +25,7 @@ import type { Logger } from "../observability/logger.js";
 import { classifyError, errorMessage } from "./errors.js";
 import { type KubeObject, keyOf, type ObjectSource } from "./informer.js";
 import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js";
-import { controllerMetrics } from "./metrics.js";
+import { controllerMetrics, watchEventsMetric } from "./metrics.js";
 import { shardOf } from "./shard.js";
 import { ShardElector, type ShardElectorOptions } from "./shard-elector.js";
 import { isShardAware } from "./sharded-informer.js";
@@ -46,8 +46,18 @@ export interface ReconcileContext {
 
 export interface Secondary {
   informer: ObjectSource<KubeObject>;
+  /** Names the source in the events metric (e.g. "pods"). */
+  name?: string;
   /** The primary key an event on this object concerns, if any (from a label or owner reference). */
   primaryKey(obj: KubeObject): string | undefined;
+  /**
+   * Whether an update can change what the primary's reconcile decides (absent:
+   * every update can). An update it rejects enqueues nothing: most updates to
+   * a secondary are other components' bookkeeping (a kubelet's or kwok's
+   * status patches) that the reconcile would read and do nothing about. It
+   * must compare every field any reconcile reads of the object.
+   */
+  changed?(obj: KubeObject, old: KubeObject): boolean;
 }
 
 export interface ControllerOptions {
@@ -98,6 +108,8 @@ export class Controller {
   private readonly informers: ObjectSource<KubeObject>[];
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
+  /** Watch events per source: received, and those that enqueued a key. */
+  private readonly eventCounts = new Map<string, { received: number; enqueued: number }>();
   private term: Term | undefined;
   /** Without leader election: writes are allowed until stop() has drained. */
   private stopped = false;
@@ -137,23 +149,50 @@ export class Controller {
       },
     });
 
-    const enqueue = (obj: KubeObject) => this.add(keyOf(obj));
+    // Counted as plain numbers (read at scrape time, see watchEventsMetric):
+    // a labelled metric per event would be work of its own on the hot path.
+    const count = (source: string) => {
+      const c = { received: 0, enqueued: 0 };
+      this.eventCounts.set(source, c);
+      return c;
+    };
+    const primaryCount = count("primary");
+    const enqueue = (obj: KubeObject) => {
+      primaryCount.received++;
+      primaryCount.enqueued++;
+      this.add(keyOf(obj));
+    };
     opts.primary.on({ add: enqueue, update: enqueue, delete: enqueue });
-    for (const s of opts.secondaries ?? []) {
-      const toPrimary = (obj: KubeObject) => {
+    (opts.secondaries ?? []).forEach((s, i) => {
+      const c = count(s.name ?? `secondary-${i}`);
+      const toPrimary = (obj: KubeObject, unless?: string) => {
         const key = s.primaryKey(obj);
-        if (key) this.add(key);
+        if (!key || key === unless) return undefined;
+        this.add(key);
+        return key;
       };
-      // The old version too: a label or owner that changed points at the previous primary.
       s.informer.on({
-        add: toPrimary,
-        update: (obj, old) => {
-          toPrimary(obj);
-          toPrimary(old);
+        add: (obj) => {
+          c.received++;
+          if (toPrimary(obj)) c.enqueued++;
         },
-        delete: toPrimary,
+        update: (obj, old) => {
+          c.received++;
+          if (s.changed && !s.changed(obj, old)) return;
+          // The old version too: a label or owner that changed points at the
+          // previous primary. Not the same key twice: the first add may
+          // already be running, and a second would reconcile it again.
+          const a = toPrimary(obj);
+          const b = toPrimary(old, a);
+          if (a || b) c.enqueued++;
+        },
+        delete: (obj) => {
+          c.received++;
+          if (toPrimary(obj)) c.enqueued++;
+        },
       });
-    }
+    });
+    watchEventsMetric(opts.registry, opts.metricPrefix, opts.name, this.eventCounts);
     if (opts.leaderElection && opts.sharding) {
       throw new Error("a controller elects a leader or holds shards, not both");
     }

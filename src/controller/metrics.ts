@@ -71,3 +71,40 @@ export function controllerMetrics(registry: Registry, prefix: string) {
     ),
   };
 }
+
+type EventCounts = ReadonlyMap<string, { received: number; enqueued: number }>;
+/** Per registry, the controllers' event counts the watch-events metric reports. */
+const eventCounts = new WeakMap<Registry, { controller: string; counts: EventCounts }[]>();
+
+/**
+ * Watch events a controller's handlers received, per source, and how many of
+ * them enqueued a key (an event found irrelevant enqueues nothing). Read from
+ * the controller's own plain counters at scrape time.
+ */
+export function watchEventsMetric(
+  registry: Registry,
+  prefix: string,
+  controller: string,
+  counts: EventCounts,
+): void {
+  const list = eventCounts.get(registry) ?? [];
+  eventCounts.set(registry, list);
+  list.push({ controller, counts });
+  const name = `${prefix}_watch_events_total`;
+  if (registry.getSingleMetric(name)) return;
+  new Counter({
+    name,
+    help: "Watch events received by a controller's handlers, by source; result=enqueued counts those that queued a key",
+    labelNames: ["controller", "source", "result"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const { controller, counts } of eventCounts.get(registry) ?? []) {
+        for (const [source, c] of counts) {
+          this.inc({ controller, source, result: "received" }, c.received);
+          this.inc({ controller, source, result: "enqueued" }, c.enqueued);
+        }
+      }
+    },
+  });
+}

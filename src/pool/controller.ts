@@ -12,7 +12,7 @@ import { LIMITS, SandboxSpecSchema } from "../api/sandbox-spec.js";
 import { type ConditionLike, setCondition } from "../controller/conditions.js";
 import { apiStatus, fromApiError } from "../controller/errors.js";
 import type { EventRecorder } from "../controller/events.js";
-import type { Informer, KubeObject } from "../controller/informer.js";
+import type { Informer, KubeObject, ObjectSource } from "../controller/informer.js";
 import { rawRequest, resourcePath } from "../controller/raw-request.js";
 import type { StatusWriter } from "../controller/status-writer.js";
 import type { Logger } from "../observability/logger.js";
@@ -41,7 +41,7 @@ export interface PoolReconcilerDeps {
   kubeConfig: k8s.KubeConfig;
   pools: Informer<SandboxWarmPool & KubeObject>;
   templates: Informer<KubeObject & { spec?: unknown }>;
-  sandboxes: Informer<Sandbox & KubeObject>;
+  sandboxes: ObjectSource<Sandbox & KubeObject>;
   status: StatusWriter;
   events: EventRecorder;
   metrics: PoolMetrics;

@@ -18,9 +18,10 @@ import type { Sandbox } from "../api/sandbox.js";
 import type { BackendName } from "../backends/backend.js";
 import { ClaimReconciler } from "../claim/controller.js";
 import type { LiveEgress } from "../claim/warm.js";
+import { borrowed } from "../controller/borrowed-source.js";
 import { Controller } from "../controller/controller.js";
 import { EventRecorder } from "../controller/events.js";
-import { Informer, type KubeObject } from "../controller/informer.js";
+import { Informer, type KubeObject, type ObjectSource } from "../controller/informer.js";
 import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
@@ -37,6 +38,12 @@ export interface PoolControllersOptions {
   /** What each backend delivers live (src/claim/warm.ts); the CLI sets the pod backend's from its policy channel. */
   liveEgress?: Partial<Record<BackendName, LiveEgress>>;
   concurrency: number;
+  /**
+   * The Sandbox controller's informer, when it watches every Sandbox (not
+   * sharded): read here too instead of a second watch and cache of the same
+   * objects (every Sandbox event would be parsed and cached twice).
+   */
+  sandboxes?: ObjectSource<Sandbox & KubeObject>;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationMs?: number };
   registry: Registry;
   log: Logger;
@@ -62,7 +69,9 @@ export async function startPoolControllers(
   const templates = informer<KubeObject & { spec?: unknown }>(TEMPLATE_PLURAL);
   const pools = informer<SandboxWarmPool & KubeObject>(POOL_PLURAL);
   const claims = informer<SandboxClaim & KubeObject>(CLAIM_PLURAL);
-  const sandboxes = informer<Sandbox & KubeObject>(SANDBOX_PLURAL);
+  const sandboxes = opts.sandboxes
+    ? borrowed(opts.sandboxes)
+    : informer<Sandbox & KubeObject>(SANDBOX_PLURAL);
 
   const controllers: Controller[] = [];
   const writerFor = (i: number) =>
@@ -131,9 +140,9 @@ export async function startPoolControllers(
     name: "warmpool",
     primary: pools as Informer<KubeObject>,
     secondaries: [
-      { informer: sandboxes as Informer<KubeObject>, primaryKey: sandboxLabel(Labels.pool) },
+      { informer: sandboxes as ObjectSource<KubeObject>, primaryKey: sandboxLabel(Labels.pool) },
       {
-        informer: sandboxes as Informer<KubeObject>,
+        informer: sandboxes as ObjectSource<KubeObject>,
         primaryKey: sandboxLabel(Labels.claimedFromPool),
       },
       // Listed before the workers start, so a template is never taken for missing; events fan out below.
@@ -150,7 +159,7 @@ export async function startPoolControllers(
     name: "claim",
     primary: claims as Informer<KubeObject>,
     secondaries: [
-      { informer: sandboxes as Informer<KubeObject>, primaryKey: sandboxLabel(Labels.claim) },
+      { informer: sandboxes as ObjectSource<KubeObject>, primaryKey: sandboxLabel(Labels.claim) },
       { informer: pools as Informer<KubeObject>, primaryKey: () => undefined },
       { informer: templates as Informer<KubeObject>, primaryKey: () => undefined },
     ],

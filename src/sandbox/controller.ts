@@ -13,6 +13,7 @@ import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js"
 import type { GatewayAccess } from "../backends/pod/agent.js";
 import { PodBackend } from "../backends/pod/backend.js";
 import { podCacheView } from "../backends/pod/cache.js";
+import { podChangeMatters } from "../backends/pod/pod-change.js";
 import { Controller } from "../controller/controller.js";
 import { apiStatus } from "../controller/errors.js";
 import { EventRecorder } from "../controller/events.js";
@@ -82,6 +83,11 @@ export interface RunningSandboxController {
   isLeader(): boolean;
   /** Shards this replica holds (sharded only). */
   heldShards(): number[];
+  /**
+   * The informer of every Sandbox, when this controller runs one (not sharded),
+   * for other controllers to share (see borrowed-source.ts).
+   */
+  allSandboxes?: ObjectSource<Sandbox & KubeObject>;
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
   /** Informers whose watches are down: the cache may be stale (for /readyz). */
@@ -339,9 +345,16 @@ export async function startSandboxController(
   });
 
   const expiryTimers = new ExpiryTimers((key) => controller?.enqueue(key));
+  // A secondary's event for a Sandbox that is not (or no longer) in the cache
+  // enqueues nothing: its reconcile would find no Sandbox and do nothing (the
+  // Pod and NetworkPolicy of a deleted sandbox are collected by Kubernetes,
+  // each in two or three events), and the Sandbox's own add brings the key
+  // when it comes.
   const ownerKey = (obj: KubeObject) => {
     const name = obj.metadata?.labels?.[Labels.sandbox];
-    return name ? keyOf({ metadata: { namespace: obj.metadata?.namespace, name } }) : undefined;
+    if (!name) return undefined;
+    const key = keyOf({ metadata: { namespace: obj.metadata?.namespace, name } });
+    return sandboxes.get(key) || unlabelled?.get(key) ? key : undefined;
   };
   // Per-reconcile debug lines are built only when they would be written.
   const debug = log.isLevelEnabled("debug");
@@ -349,11 +362,25 @@ export async function startSandboxController(
     name: "sandbox",
     primary: sandboxes,
     secondaries: [
-      ...[pods, services, networkPolicies, claims].map((i) => ({
+      {
+        name: "pods",
+        informer: pods as ObjectSource<KubeObject>,
+        primaryKey: ownerKey,
+        // The kubelet's (kwok's) bookkeeping that changes no decision enqueues nothing.
+        changed: (pod, old) => podChangeMatters(pod as k8s.V1Pod, old as k8s.V1Pod),
+      },
+      ...(
+        [
+          ["services", services],
+          ["networkpolicies", networkPolicies],
+          ["persistentvolumeclaims", claims],
+        ] as const
+      ).map(([name, i]) => ({
+        name,
         informer: i as ObjectSource<KubeObject>,
         primaryKey: ownerKey,
       })),
-      ...(unlabelled ? [{ informer: unlabelled, primaryKey: keyOf }] : []),
+      ...(unlabelled ? [{ name: "unlabelled", informer: unlabelled, primaryKey: keyOf }] : []),
     ],
     reconcile: async (key, ctx) => {
       const bare = unlabelled?.get(key);
@@ -406,6 +433,7 @@ export async function startSandboxController(
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
     heldShards: () => controller?.heldShards() ?? [],
+    ...(shards === undefined ? { allSandboxes: sandboxes } : {}),
     statusWrites: () => statusWriter.writes,
     watchProblems: () => controller?.watchProblems() ?? [],
     dockerUnavailable: () => docker?.unavailable(),

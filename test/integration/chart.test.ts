@@ -57,6 +57,7 @@ describe("helm chart", () => {
     [["--set", "imag.tag=typo"], "'imag'"],
     [["--set", "docker.host=localhost:2375"], "/docker/host"],
     [["--set", "heapLimitMiB=16"], "/heapLimitMiB"],
+    [["--set", "semiSpaceMiB=-1"], "/semiSpaceMiB"],
   ])("refuses bad values %j with a clear message", async (args, field) => {
     const err = await helm("template", "x", CHART, ...args).catch((e) => e);
     expect(err).toBeInstanceOf(Error);
@@ -115,7 +116,7 @@ describe("helm chart", () => {
     // V8's heap is capped below the container's memory limit (see values.yaml).
     expect(container.env).toContainEqual({
       name: "NODE_OPTIONS",
-      value: "--max-old-space-size=384",
+      value: "--max-old-space-size=384 --max-semi-space-size=1",
     });
     if (args.includes("defaultBackend=docker")) {
       expect([...enabledBackends(flags)]).toContain("docker");

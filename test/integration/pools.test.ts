@@ -28,7 +28,9 @@ beforeAll(async () => {
   ns = await testNamespace(kc, "pools");
   api = new PoolClient(kc, ns.name);
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
-  pools = await startPools({ namespace: ns.name });
+  // Sharing the Sandbox controller's informer, as the CLI runs them.
+  expect(operator.allSandboxes).toBeDefined();
+  pools = await startPools({ namespace: ns.name, sandboxes: operator.allSandboxes });
 });
 afterAll(async () => {
   await pools?.stop();

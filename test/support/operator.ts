@@ -113,6 +113,8 @@ export async function startPools(opts: {
   concurrency?: number;
   leaderElection?: { name: string; leaseDurationMs?: number };
   registry?: Registry;
+  /** A Sandbox controller's informer to share (as the CLI does); absent: the pools watch their own. */
+  sandboxes?: RunningOperator["allSandboxes"];
 }): Promise<RunningPoolControllers> {
   const kubeConfig = loadKubeConfig({
     kubeconfig: userKubeconfigPath(opts.user ?? "operator-1"),
@@ -125,6 +127,7 @@ export async function startPools(opts: {
     defaultBackend: opts.defaultBackend ?? "pod",
     liveEgress: opts.liveEgress,
     concurrency: opts.concurrency ?? 8,
+    sandboxes: opts.sandboxes,
     leaderElection: opts.leaderElection && {
       namespace: opts.namespace,
       name: opts.leaderElection.name,
