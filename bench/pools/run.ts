@@ -1,12 +1,18 @@
-// Warm pool benchmark on the docker backend: claim -> Ready (p50/p99) warm
-// and cold, claim -> first exec output through the SDK, a burst of claims
-// (p50/p90 claim -> Ready), the pool's refill rate, and the idle footprint of
-// a pooled sandbox (sidecar + agent + workload RSS). Figures, not a test:
-// prints a table and writes bench/results/pools.json.
+// Warm pool benchmark, on the docker backend or the pod backend on the real
+// node (with its live policy channel): claim -> Ready (p50/p90/p99) warm at
+// concurrency 1, cold claims as the baseline in the same run, claim -> first
+// exec output through the SDK (docker), a burst of claims against a pool as
+// large as the burst, a sustained rate of claims (claims/s for some seconds)
+// against a pool large enough to serve it warm, the pool's refill rate, and
+// the idle footprint of a pooled sandbox (docker). Every claim carries its own
+// egress policy (a name rule), so Ready means that policy is in force.
+// Figures, not a test: prints them and writes bench/results/pools[-pod].json.
 //
-//   npm run bench:pools [-- --warm 20 --cold 5 --exec 10 --burst 30]
+//   npm run bench:pools [-- --backend docker --warm 30 --cold 5 --burst 300 --rate 50 --seconds 4]
+//   npm run bench:pools -- --backend pod --burst 20 --rate 50 --seconds 0.4
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
+import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import * as k8s from "@kubernetes/client-node";
@@ -23,6 +29,8 @@ import {
   TEMPLATE_PLURAL,
   VERSION,
 } from "../../src/api/group.js";
+import { podLiveEgress } from "../../src/claim/warm.js";
+import { loadKubeConfig } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startPoolControllers } from "../../src/pool/start.js";
 import { startSandboxController } from "../../src/sandbox/controller.js";
@@ -35,56 +43,117 @@ import {
   OPERATOR_IMAGE,
   SANDBOX_IMAGE,
 } from "../../test/support/docker.js";
+import { NODE_CONTROLLERS, startNode } from "../../test/support/node/index.js";
+import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { policyTls } from "../../test/support/policy-tls.js";
+import { freePort } from "../../test/support/processes.js";
 import { percentile } from "../support/stats.js";
 
 const { values } = parseArgs({
   options: {
-    warm: { type: "string", default: "20" },
+    backend: { type: "string", default: "docker" },
+    warm: { type: "string", default: "30" },
     cold: { type: "string", default: "5" },
     exec: { type: "string", default: "10" },
-    burst: { type: "string", default: "30" },
     pool: { type: "string", default: "3" },
+    /** Claims at once against a pool of as many ready sandboxes. */
+    burst: { type: "string", default: "300" },
+    /** Sustained claims per second, for `seconds`, against a pool of rate x seconds. */
+    rate: { type: "string", default: "50" },
+    seconds: { type: "string", default: "4" },
+    out: { type: "string" },
   },
 });
+const BACKEND = values.backend === "pod" ? "pod" : "docker";
 const OWNER = "bench-pools";
 const NS = "bench";
 const ms = (n: number) => Math.round(n);
-const pct = percentile;
 const stats = (xs: number[]) => ({
   n: xs.length,
-  p50: ms(pct(xs, 50)),
-  p90: ms(pct(xs, 90)),
-  p99: ms(pct(xs, 99)),
+  p50: ms(percentile(xs, 50)),
+  p90: ms(percentile(xs, 90)),
+  p99: ms(percentile(xs, 99)),
+  max: ms(Math.max(...xs)),
 });
+const say = (line: string) => process.stderr.write(`[bench:pools] ${line}\n`);
+const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+const version = (cmd: string, args: string[]) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8" }).trim().split("\n")[0];
+  } catch {
+    return undefined;
+  }
+};
 
 async function main() {
+  const loadBefore = loadavg();
   const engine = await ensureDockerd();
-  buildAgent();
-  const cp = await startControlPlane({ controllerManager: true, crds: true });
+  if (BACKEND === "docker") buildAgent();
+  const cp = await startControlPlane(
+    BACKEND === "pod"
+      ? {
+          controllerManager: true,
+          scheduler: true,
+          crds: true,
+          kubeletClient: true,
+          extraControllers: NODE_CONTROLLERS,
+        }
+      : { controllerManager: true, crds: true },
+  );
+  const node =
+    BACKEND === "pod"
+      ? await startNode(cp, { images: [OPERATOR_IMAGE, SANDBOX_IMAGE] })
+      : undefined;
   const kc = cp.kubeConfig();
   const objects = kc.makeApiClient(k8s.CustomObjectsApi);
   await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
   const log = createLogger({ level: "warn" });
+  // The operator's own client limits (CLI defaults), not the test harness's.
+  const operatorKc = loadKubeConfig({ kubeconfig: cp.kubeconfigPath, qps: 200, burst: 400 });
+  const hostIp = node?.net.hostIp;
+  const channelPort = hostIp ? await freePort() : 0;
   const sandboxes = await startSandboxController({
-    kubeConfig: kc,
+    kubeConfig: operatorKc,
     namespaces: [NS],
-    defaultBackend: "docker",
+    defaultBackend: BACKEND,
     egressImage: OPERATOR_IMAGE,
-    concurrency: 10,
+    concurrency: 16,
     stallTimeoutSeconds: 300,
-    docker: {
-      client: engine,
-      settings: { owner: OWNER, upstreamDns: "127.0.0.1", publishAddress: "127.0.0.1" },
-    },
+    ...(BACKEND === "docker"
+      ? {
+          docker: {
+            client: engine,
+            settings: {
+              owner: OWNER,
+              upstreamDns: "127.0.0.1",
+              publishAddress: "127.0.0.1",
+              // As the CLI sets it for a local daemon run as root; POLICY_UPLOAD=1 measures the upload.
+              ...(process.env.POLICY_UPLOAD
+                ? {}
+                : { policyDir: `/run/sandbox-operator-bench/${OWNER}/policies` }),
+            },
+          },
+        }
+      : {}),
+    ...(hostIp
+      ? {
+          policyChannel: {
+            listen: { host: hostIp, port: channelPort },
+            endpoint: { host: hostIp, port: channelPort },
+            tls: policyTls([hostIp]),
+          },
+        }
+      : {}),
     registry: new Registry(),
     log,
   });
   const pools = await startPoolControllers({
-    kubeConfig: kc,
+    kubeConfig: operatorKc,
     namespaces: [NS],
-    defaultBackend: "docker",
-    concurrency: 10,
+    defaultBackend: BACKEND,
+    liveEgress: { pod: podLiveEgress(true) },
+    concurrency: 16,
     registry: new Registry(),
     log,
   });
@@ -96,7 +165,8 @@ async function main() {
     });
 
   // One watch on claims: each waiter learns its claim is Ready the moment the apiserver says so.
-  const waiters = new Map<string, (c: { status?: { source?: string } }) => void>();
+  type Seen = { status?: { source?: string; readyMilliseconds?: number } };
+  const waiters = new Map<string, (c: Seen) => void>();
   const watch = await new k8s.Watch(kc).watch(
     `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${CLAIM_PLURAL}`,
     {},
@@ -108,22 +178,29 @@ async function main() {
   let n = 0;
   const claim = async (spec: Record<string, unknown>) => {
     const name = `c${n++}`;
-    const ready = new Promise<{ status?: { source?: string } }>((resolve) =>
-      waiters.set(name, resolve),
-    );
+    const ready = new Promise<Seen>((resolve) => waiters.set(name, resolve));
     const t0 = performance.now();
     await create(CLAIM_PLURAL, CLAIM_KIND, name, { templateRef: { name: "t" }, ...spec });
     const c = await ready;
     waiters.delete(name);
-    return { name, ms: performance.now() - t0, source: c.status?.source };
+    return {
+      name,
+      ms: performance.now() - t0,
+      source: c.status?.source ?? "?",
+      controllerMs: c.status?.readyMilliseconds,
+    };
   };
+  const poolStatus = async () =>
+    (
+      (await objects.getNamespacedCustomObject({ ...ref(POOL_PLURAL), name: "p" })) as {
+        status?: { readyReplicas?: number; replicas?: number };
+      }
+    ).status;
   const poolReady = async (want: number) => {
     for (;;) {
-      const p = (await objects.getNamespacedCustomObject({ ...ref(POOL_PLURAL), name: "p" })) as {
-        status?: { readyReplicas?: number; replicas?: number };
-      };
-      if (p.status?.readyReplicas === want && p.status.replicas === want) return;
-      await new Promise((r) => setTimeout(r, 50));
+      const s = await poolStatus();
+      if (s?.readyReplicas === want && s.replicas === want) return;
+      await sleep(100);
     }
   };
   const setReplicas = (replicas: number) =>
@@ -131,13 +208,26 @@ async function main() {
       { ...ref(POOL_PLURAL), name: "p", body: { spec: { replicas } } },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
+  /** Deletes every claim made so far (their sandboxes go with them), without waiting. */
+  const dropClaims = () =>
+    objects.deleteCollectionNamespacedCustomObject({ ...ref(CLAIM_PLURAL) }).catch(() => {});
+  const sourcesOf = (rs: { source: string }[]) =>
+    rs.reduce<Record<string, number>>((a, r) => {
+      a[r.source] = (a[r.source] ?? 0) + 1;
+      return a;
+    }, {});
+  // Each claim its own policy: a name rule (the pooled sandbox has none).
+  const egress = (i: number) => ({
+    defaultAction: "deny",
+    rules: [{ action: "allow", target: `c${i}.example.org`, ports: [443] }],
+  });
 
   const POOL = Number(values.pool);
   await create(TEMPLATE_PLURAL, TEMPLATE_KIND, "t", {
-    backend: "docker",
-    image: SANDBOX_IMAGE,
+    backend: BACKEND,
+    image: BACKEND === "pod" ? NODE_SANDBOX_IMAGE : SANDBOX_IMAGE,
     command: ["sleep", "infinity"],
-    resources: { cpu: "100m", memory: "64Mi" },
+    resources: BACKEND === "pod" ? { cpu: "10m", memory: "64Mi" } : { cpu: "100m", memory: "64Mi" },
   });
   const fillStart = performance.now();
   await create(POOL_PLURAL, POOL_KIND, "p", {
@@ -147,53 +237,61 @@ async function main() {
   });
   await poolReady(POOL);
   const fillMs = performance.now() - fillStart;
+  say(`pool of ${POOL} ready in ${ms(fillMs)} ms`);
 
   // Idle footprint of one pooled sandbox: its containers' memory as the kernel counts it.
-  const pooledContainers = await labelled("container", `sandboxing.dev/owner=${OWNER}`);
-  const mem = await docker([
-    "stats",
-    "--no-stream",
-    "--format",
-    "{{.Name}} {{.MemUsage}}",
-    ...pooledContainers,
-  ]);
-  const perContainer = mem.stdout
-    .trim()
-    .split("\n")
-    .map((l) => l.trim());
+  let perContainer: string[] = [];
+  if (BACKEND === "docker") {
+    const pooledContainers = await labelled("container", `sandboxing.dev/owner=${OWNER}`);
+    const mem = await docker([
+      "stats",
+      "--no-stream",
+      "--format",
+      "{{.Name}} {{.MemUsage}}",
+      ...pooledContainers,
+    ]);
+    perContainer = mem.stdout
+      .trim()
+      .split("\n")
+      .map((l) => l.trim());
+  }
 
-  const egress = { rules: [{ action: "allow", target: "example.org", ports: [443] }] };
-  const warm: number[] = [];
-  const warmSources: string[] = [];
+  // Concurrency 1, warm: one claim at a time, the pool full before each.
+  const warm: Awaited<ReturnType<typeof claim>>[] = [];
   for (let i = 0; i < Number(values.warm); i++) {
     await poolReady(POOL);
-    const r = await claim({ egress });
-    warm.push(r.ms);
-    warmSources.push(r.source ?? "?");
-    await new Promise((r) => setTimeout(r, 1000)); // 1 claim/s
+    await sleep(300);
+    warm.push(await claim({ egress: egress(n) }));
   }
+  say(`warm c=1: ${JSON.stringify(stats(warm.map((w) => w.ms)))}`);
+  // Cold, same run: env cannot be given to a running workload, so these start cold.
   const cold: number[] = [];
   for (let i = 0; i < Number(values.cold); i++) {
-    const r = await claim({ egress, env: [{ name: "I", value: String(i) }] });
+    const r = await claim({ egress: egress(n), env: [{ name: "I", value: String(i) }] });
     cold.push(r.ms);
   }
+  say(`cold: ${JSON.stringify(stats(cold))}`);
   const execMs: number[] = [];
-  for (let i = 0; i < Number(values.exec); i++) {
-    await poolReady(POOL);
-    const t0 = performance.now();
-    const r = await claim({ egress });
-    const c = (await objects.getNamespacedCustomObject({ ...ref(CLAIM_PLURAL), name: r.name })) as {
-      status: { sandboxName: string };
-    };
-    const box = await Sandbox.get(c.status.sandboxName, {
-      kubeconfig: kc,
-      namespace: NS,
-      docker: engine,
-    });
-    const out = await box.exec(["echo", "hi"]);
-    if (out.stdout !== "hi\n") throw new Error(`exec said ${JSON.stringify(out)}`);
-    execMs.push(performance.now() - t0);
+  if (BACKEND === "docker") {
+    for (let i = 0; i < Number(values.exec); i++) {
+      await poolReady(POOL);
+      const t0 = performance.now();
+      const r = await claim({ egress: egress(n) });
+      const c = (await objects.getNamespacedCustomObject({
+        ...ref(CLAIM_PLURAL),
+        name: r.name,
+      })) as { status: { sandboxName: string } };
+      const box = await Sandbox.get(c.status.sandboxName, {
+        kubeconfig: kc,
+        namespace: NS,
+        docker: engine,
+      });
+      const out = await box.exec(["echo", "hi"]);
+      if (out.stdout !== "hi\n") throw new Error(`exec said ${JSON.stringify(out)}`);
+      execMs.push(performance.now() - t0);
+    }
   }
+  await dropClaims();
 
   // A burst: a pool as large as the burst, then every claim at once.
   const B = Number(values.burst);
@@ -201,42 +299,107 @@ async function main() {
   const refillStart = performance.now();
   await poolReady(B);
   const refillMs = performance.now() - refillStart;
-  const burst = await Promise.all(Array.from({ length: B }, () => claim({ egress })));
-  const burstMs = burst.map((b) => b.ms);
-  const burstSources = burst.reduce<Record<string, number>>((a, b) => {
-    a[b.source ?? "?"] = (a[b.source ?? "?"] ?? 0) + 1;
-    return a;
-  }, {});
+  say(`pool of ${B} ready in ${ms(refillMs)} ms; burst`);
+  const burstStart = performance.now();
+  const burst = await Promise.all(Array.from({ length: B }, () => claim({ egress: egress(n) })));
+  const burstAllMs = performance.now() - burstStart;
+  say(`burst: ${JSON.stringify(stats(burst.map((b) => b.ms)))}`);
+  await dropClaims();
+
+  // Sustained: `rate` claims a second for `seconds`, paced, each awaited on its own.
+  const R = Number(values.rate);
+  const S = Number(values.seconds);
+  const total = Math.round(R * S);
+  await setReplicas(total);
+  await poolReady(total);
+  say(`pool of ${total} ready; ${R} claims/s for ${S} s`);
+  const sustainedStart = performance.now();
+  const pending: Promise<Awaited<ReturnType<typeof claim>>>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = sustainedStart + (i * 1000) / R;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    pending.push(claim({ egress: egress(n) }));
+  }
+  const issuedMs = performance.now() - sustainedStart;
+  const sustained = await Promise.all(pending);
+  say(`sustained: ${JSON.stringify(stats(sustained.map((s) => s.ms)))}`);
 
   const result = {
-    machine: { cpus: cpus().length, loadavg: loadavg().map((x) => Number(x.toFixed(1))) },
-    backend: "docker",
+    date: new Date().toISOString(),
+    backend: BACKEND,
+    machine: {
+      cpus: cpus().length,
+      model: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      kernel: release(),
+    },
+    versions: {
+      node: process.version,
+      dockerEngine: (await engine.version()).Version,
+      kubernetes: version(join(cp.binDir, "kube-apiserver"), ["--version"]),
+      ...(node
+        ? {
+            kubelet: version(join(node.binDir, "kubelet"), ["--version"]),
+            containerd: version("containerd", ["--version"]),
+          }
+        : {}),
+    },
+    /** 1/5/15-minute load averages before and after: the machine is shared. */
+    load: {
+      before: loadBefore.map((x) => +x.toFixed(2)),
+      after: loadavg().map((x) => +x.toFixed(2)),
+    },
+    args: values,
+    policyDelivery:
+      BACKEND === "pod"
+        ? "policy channel (HTTP/2 watch + acknowledgement)"
+        : process.env.POLICY_UPLOAD
+          ? "archive upload through the daemon"
+          : "host policy directory (bind-mounted)",
     pool: POOL,
     poolFillMs: ms(fillMs),
-    warmClaimToReadyMs: { ...stats(warm), sources: warmSources },
+    warmClaimToReadyMs: {
+      ...stats(warm.map((w) => w.ms)),
+      controllerMs: stats(warm.map((w) => w.controllerMs ?? Number.NaN)),
+      sources: sourcesOf(warm),
+    },
     coldClaimToReadyMs: stats(cold),
-    warmClaimToFirstExecOutputMs: stats(execMs),
+    ...(execMs.length ? { warmClaimToFirstExecOutputMs: stats(execMs) } : {}),
     burst: {
       claims: B,
       refillToReadyMs: ms(refillMs),
       refillPerSecond: Number(((B - POOL) / (refillMs / 1000)).toFixed(1)),
-      claimToReadyMs: stats(burstMs),
-      sources: burstSources,
+      claimToReadyMs: stats(burst.map((b) => b.ms)),
+      allReadyMs: ms(burstAllMs),
+      sources: sourcesOf(burst),
     },
-    pooledSandboxMemory: perContainer,
+    sustained: {
+      claimsPerSecond: R,
+      seconds: S,
+      claims: total,
+      issuedInMs: ms(issuedMs),
+      claimToReadyMs: stats(sustained.map((s) => s.ms)),
+      sources: sourcesOf(sustained),
+    },
+    ...(perContainer.length ? { pooledSandboxMemory: perContainer } : {}),
   };
   console.log(JSON.stringify(result, null, 2));
-  writeFileSync(
-    join(REPO_ROOT, "bench/results/pools.json"),
-    `${JSON.stringify(result, null, 2)}\n`,
-  );
+  const out =
+    values.out ??
+    join(REPO_ROOT, `bench/results/${BACKEND === "pod" ? "pools-pod.json" : "pools.json"}`);
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 
   watch.abort();
+  await dropClaims();
+  await setReplicas(0).catch(() => {});
   await pools.stop();
   await sandboxes.stop();
-  for (const kind of ["container", "network", "volume"] as const)
-    for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`))
-      await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
+  if (BACKEND === "docker")
+    for (const kind of ["container", "network", "volume"] as const)
+      for (const name of await labelled(kind, `sandboxing.dev/owner=${OWNER}`))
+        await docker(kind === "container" ? ["rm", "-f", "-v", name] : [kind, "rm", name]);
+  await node?.stop();
   await cp.stop();
 }
 

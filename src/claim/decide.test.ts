@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ClaimSpec } from "../api/pools.js";
 import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
+import { statusEqual } from "../controller/status-writer.js";
 import { type ClaimInput, claimExpiry, decideClaim, statusAfter } from "./decide.js";
 import { warmBlocker } from "./warm.js";
 
@@ -192,5 +193,24 @@ describe("decideClaim", () => {
       status: "True",
       reason: "BoundWarm",
     });
+  });
+
+  it("writes the binding's status once: the next reconcile finds nothing to add until the sandbox is ready", () => {
+    for (const [name, ready] of [
+      ["r", true],
+      ["s", false],
+    ] as const) {
+      const d = decideClaim(input({ candidates: [{ name, pool: "p", ready }] }));
+      const s = statusAfter(d, d.action as never, name, 1, NOW);
+      const next = decideClaim(
+        input({
+          claim: { name: "c", creationMs: NOW - 100, generation: 1, spec: spec(), status: s },
+          bound: [{ name, ready: false, pool: "p", deleting: false, boundMs: NOW }],
+          nowMs: NOW + 5,
+        }),
+      );
+      expect(statusEqual(next.status, s)).toBe(true);
+      expect(next.action).toEqual({ type: "none" });
+    }
   });
 });

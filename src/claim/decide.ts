@@ -180,7 +180,7 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
         ClaimConditionType.Ready,
         false,
         ClaimReason.SandboxStarting,
-        `waiting for sandbox ${keep.name} to be ready with the claim's spec applied`,
+        startingMessage(keep.name),
       );
       return done({ ...status, phase: "Bound" }, action);
     }
@@ -252,6 +252,10 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
   );
 }
 
+function startingMessage(name: string): string {
+  return `waiting for sandbox ${name} to be ready with the claim's spec applied`;
+}
+
 function boundReason(source: ClaimSource): string {
   if (source === "Warm") return ClaimReason.BoundWarm;
   if (source === "Warming") return ClaimReason.BoundWarming;
@@ -280,13 +284,26 @@ export function statusAfter(
     boundAt: rfc3339(nowMs),
     ...(action.type === "bind" ? { pool: action.pool } : { coldReason: action.reason }),
   };
-  status.conditions = setCondition(
+  const conds = setCondition(
     (status.conditions ?? []) as Conds,
     {
       type: ClaimConditionType.Bound,
       status: "True",
       reason: boundReason(source),
       message: boundMessage(sandboxName, status),
+      observedGeneration: generation,
+    },
+    new Date(nowMs),
+  );
+  // What the next reconcile says of a bound sandbox not yet ready, said now:
+  // otherwise that reconcile writes the status a second time to add it.
+  status.conditions = setCondition(
+    conds,
+    {
+      type: ClaimConditionType.Ready,
+      status: "False",
+      reason: ClaimReason.SandboxStarting,
+      message: startingMessage(sandboxName),
       observedGeneration: generation,
     },
     new Date(nowMs),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  dockerPolicyDir,
   FlagError,
   listenAddress,
   parseControllerFlags,
@@ -89,5 +90,20 @@ describe("policy channel flags", () => {
   ])("refuses %j naming the flag", (argv, message) => {
     expect(() => parseControllerFlags(argv)).toThrow(FlagError);
     expect(() => parseControllerFlags(argv)).toThrow(message);
+  });
+
+  it.each<[string | undefined, boolean, boolean, string | undefined]>([
+    // [flag, local daemon, root, expected]
+    [undefined, true, true, "/run/sandbox-operator/o/policies"],
+    [undefined, false, true, undefined],
+    [undefined, true, false, undefined],
+    ["", true, true, undefined],
+    ["/srv/p", false, false, "/srv/p"],
+  ])("docker policy dir: flag %j, local %j, root %j -> %j", (flag, local, root, want) => {
+    expect(dockerPolicyDir(flag, local, root, "o")).toBe(want);
+  });
+
+  it.each([["rel/dir"], ["/a b"]])("rejects --docker-policy-dir=%j", (v) => {
+    expect(() => parseControllerFlags([`--docker-policy-dir=${v}`])).toThrow(/--docker-policy-dir/);
   });
 });

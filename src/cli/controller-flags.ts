@@ -43,6 +43,11 @@ Flags:
                                     host paths docker sandboxes may mount (spec.mounts[].hostPath):
                                     absolute prefixes, read-only unless the entry ends in ":rw"
                                     (default: none)
+  --docker-policy-dir DIR           host directory holding each docker sandbox's egress policy file,
+                                    bind-mounted read-only into its sidecar: a policy change is a
+                                    local write (needs a local daemon); "" uploads it through the
+                                    daemon instead (default: /run/sandbox-operator/<owner>/policies
+                                    as root with a local daemon, else "")
   --policy-endpoint IP:PORT         turn on the pod backend's live policy channel: sandbox Pods' egress
                                     sidecars dial this address (the operator's policy Service's ClusterIP,
                                     or the controller's address when it runs outside the cluster)
@@ -131,6 +136,10 @@ const FlagsSchema = z.object({
         return z.NEVER;
       }
     }),
+  "docker-policy-dir": z
+    .string()
+    .regex(/^$|^\/\S*$/, "must be an absolute path, or empty for none")
+    .optional(),
   "policy-endpoint": z
     .string()
     .regex(
@@ -215,4 +224,19 @@ export function listenAddress(value: string): { host: string; port: number } | u
   const i = value.lastIndexOf(":");
   const host = value.slice(0, i).replace(/^\[|\]$/g, "") || "0.0.0.0";
   return { host, port: Number(value.slice(i + 1)) };
+}
+
+/**
+ * Where docker sandboxes' policy files live on the host (see DockerSettings.policyDir):
+ * the flag's word, else a runtime directory when this process shares the
+ * daemon's file system and may write there (root); undefined: uploaded.
+ */
+export function dockerPolicyDir(
+  flag: string | undefined,
+  local: boolean,
+  root: boolean,
+  owner: string,
+): string | undefined {
+  if (flag !== undefined) return flag === "" ? undefined : flag;
+  return local && root ? `/run/sandbox-operator/${owner}/policies` : undefined;
 }

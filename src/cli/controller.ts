@@ -13,6 +13,7 @@ import { startPoolControllers } from "../pool/start.js";
 import { type SandboxControllerOptions, startSandboxController } from "../sandbox/controller.js";
 import {
   CONTROLLER_USAGE,
+  dockerPolicyDir,
   enabledBackends,
   FlagError,
   listenAddress,
@@ -68,6 +69,7 @@ export async function runController(argv: string[]): Promise<number> {
         CONTROLLER_USAGE,
       );
     }
+    const local = !flags["docker-host"] || flags["docker-host"].startsWith("unix://");
     docker = {
       client: dockerClient(flags["docker-host"]),
       settings: {
@@ -76,7 +78,13 @@ export async function runController(argv: string[]): Promise<number> {
         publishAddress: flags["docker-publish-address"],
         allowedHostPaths: flags["docker-allowed-host-paths"],
         // Symlinks are resolved where the file system is the Docker host's own.
-        hostPathsLocal: !flags["docker-host"] || flags["docker-host"].startsWith("unix://"),
+        hostPathsLocal: local,
+        policyDir: dockerPolicyDir(
+          flags["docker-policy-dir"],
+          local,
+          process.getuid?.() === 0,
+          flags["docker-owner"],
+        ),
       },
     };
   }

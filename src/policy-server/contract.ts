@@ -35,9 +35,27 @@ export const POLICY_APPLIED_ANNOTATION = `${GROUP}/egress-policy-applied`;
 export const POD_NAME_EXTRA = "authentication.kubernetes.io/pod-name";
 export const POD_UID_EXTRA = "authentication.kubernetes.io/pod-uid";
 
-/** A policy's identity on the wire and in the acknowledgement: sha256 of the policy document. */
+/** A policy's identity on the wire and in the acknowledgement: sha256 of the policy document, keys sorted. */
 export function policyHash(policy: EgressPolicy): string {
-  return createHash("sha256").update(policyDocument(policy)).digest("hex");
+  return createHash("sha256")
+    .update(canonical(JSON.parse(policyDocument(policy))))
+    .digest("hex");
+}
+
+/**
+ * JSON with every object's keys sorted. The endpoint hashes the Sandbox as
+ * the apiserver sent it (keys in the apiserver's order), the pod backend the
+ * Sandbox as its schema parsed it (keys in the schema's order): a rule with
+ * `ports` came out in two orders, the acknowledgement never matched, and a
+ * warm claim with such a rule stayed Bound (found by bench/pools).
+ */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(",")}}`;
 }
 
 /** One line of the watch stream (newline-delimited JSON). */

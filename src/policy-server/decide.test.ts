@@ -111,3 +111,20 @@ describe("messages and acknowledgements", () => {
     expect(isRefusal(got) && got.status).toBe(409);
   });
 });
+
+describe("policyHash", () => {
+  it("does not depend on the order of a rule's keys (the apiserver's vs the schema's)", () => {
+    const apiserver = {
+      defaultAction: "deny" as const,
+      rules: [{ action: "allow" as const, ports: [443], target: "a.example" }],
+    };
+    const schema = {
+      defaultAction: "deny" as const,
+      rules: [{ action: "allow" as const, target: "a.example", ports: [443] }],
+    };
+    expect(policyHash(apiserver)).toBe(policyHash(schema));
+    expect(policyHash(schema)).not.toBe(
+      policyHash({ ...schema, rules: [{ ...schema.rules[0]!, ports: [80] }] }),
+    );
+  });
+});

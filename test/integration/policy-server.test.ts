@@ -6,6 +6,7 @@
 // proven: only such a token is accepted, it yields its own Pod's Sandbox's
 // policy and nothing else, it dies with its Pod, a change is streamed, and an
 // acknowledgement is recorded on the Pod only for the policy in force.
+import http2 from "node:http2";
 import * as k8s from "@kubernetes/client-node";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,6 +28,7 @@ let sbx: SandboxClient;
 let operator: RunningOperator;
 let base: string;
 let agent: Agent;
+let ca: string;
 
 const egressA = {
   defaultAction: "deny" as const,
@@ -42,6 +44,7 @@ beforeAll(async () => {
   sbx = new SandboxClient(kc, ns.name);
   const tls = policyTls(["127.0.0.1"]);
   agent = new Agent({ connect: { ca: tls.ca } });
+  ca = tls.ca;
   operator = await startOperator({
     namespace: ns.name,
     user: "operator-3",
@@ -245,5 +248,52 @@ describe("the policy stream and acknowledgements", () => {
     });
     const b = await core.readNamespacedPod({ name: "b", namespace: ns.name });
     expect(b.metadata!.annotations?.[POLICY_APPLIED_ANNOTATION]).toBeUndefined();
+  });
+
+  it("serves a sidecar over HTTP/2: its watch and its acknowledgement share one connection", async () => {
+    const token = await tokenFor("b");
+    const session = http2.connect(base, { ca });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        session.once("connect", () => resolve());
+        session.once("error", reject);
+      });
+      expect(session.alpnProtocol).toBe("h2");
+      const auth = { authorization: `Bearer ${token}` };
+      const watch = session.request({ ":path": "/v1/policy?watch=1", ...auth });
+      const first = await new Promise<string>((resolve, reject) => {
+        let text = "";
+        watch.setEncoding("utf8");
+        watch.on("data", (chunk: string) => {
+          text += chunk;
+          if (text.includes("\n")) resolve(text.slice(0, text.indexOf("\n")));
+        });
+        watch.once("error", reject);
+      });
+      const current = JSON.parse(first) as { generation: number; hash: string };
+      expect(current.hash).toBe(policyHash(egressB));
+      // The acknowledgement: another stream on the same session, while the watch stays open.
+      const post = session.request({
+        ":method": "POST",
+        ":path": "/v1/policy/applied",
+        "content-type": "application/json",
+        ...auth,
+      });
+      post.end(JSON.stringify({ generation: current.generation, hash: current.hash }));
+      const status = await new Promise<number>((resolve, reject) => {
+        post.once("response", (h) => resolve(Number(h[":status"])));
+        post.once("error", reject);
+      });
+      post.resume();
+      expect(status).toBe(200);
+      expect(watch.closed).toBe(false);
+      await eventually(async () => {
+        const p = await core.readNamespacedPod({ name: "b", namespace: ns.name });
+        expect(p.metadata!.annotations![POLICY_APPLIED_ANNOTATION]).toBe(current.hash);
+      });
+      watch.close();
+    } finally {
+      session.close();
+    }
   });
 });

@@ -98,6 +98,7 @@ export function startDockerOperator(opts: {
         upstreamDns: opts.upstreamDns,
         publishAddress: "127.0.0.1",
         allowedHostPaths: opts.allowedHostPaths,
+        policyDir: `/run/sandbox-operator-test/${opts.owner}/policies`,
       },
       sweepIntervalMs: 2000,
     },

@@ -42,6 +42,7 @@ import {
   unsupportedFields,
 } from "./containers.js";
 import { ImagePuller } from "./images.js";
+import { intact } from "./intact.js";
 import { DockerLabels, identityOf, ownedFilter, type SandboxIdentity } from "./names.js";
 import {
   type Inspected,
@@ -184,6 +185,8 @@ export class DockerBackend implements SandboxBackend {
       if (!removesVolume(v.Labels, deleting)) continue;
       await ignoreGoneOrConflict(this.docker.getVolume(v.Name).remove());
     }
+    const { policyDir } = this.deps.settings;
+    await this.policies.removeHostDir(policyDir && posix.join(policyDir, id.uid));
     return true;
   }
 
@@ -262,32 +265,40 @@ export class DockerBackend implements SandboxBackend {
     const desired = desiredSandbox(sandbox, this.deps.settings, binds);
     const key = keyOf(sandbox);
 
-    for (const image of [this.deps.settings.egressImage, sandbox.spec.image]) {
-      const got = await this.images.ensure(image, key);
-      if (got.state === "failed") {
-        return {
-          phase: "Pending",
-          ready: false,
-          reason: ConditionReason.ImagePullFailed,
-          message: `image ${image} is not present and could not be pulled: ${got.message}`,
-          stalled: true,
-        };
+    // Both at once: on a warm sandbox these two reads are most of the reconcile.
+    let [sidecar, workload] = await Promise.all([
+      this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal),
+      this.inspectOwn(desired.workload.name, desired.id, ctx, signal),
+    ]);
+    // Images and the network matter only to containers yet to be made.
+    const wantHashes = {
+      sidecar: desired.sidecar.Labels?.[DockerLabels.specHash],
+      workload: desired.workload.Labels?.[DockerLabels.specHash],
+    };
+    if (!intact(sidecar, workload, wantHashes)) {
+      for (const image of [this.deps.settings.egressImage, sandbox.spec.image]) {
+        const got = await this.images.ensure(image, key);
+        if (got.state === "failed") {
+          return {
+            phase: "Pending",
+            ready: false,
+            reason: ConditionReason.ImagePullFailed,
+            message: `image ${image} is not present and could not be pulled: ${got.message}`,
+            stalled: true,
+          };
+        }
+        if (got.state === "pulling") {
+          return {
+            phase: "Pending",
+            ready: false,
+            reason: ConditionReason.Creating,
+            message: `pulling image ${image}`,
+          };
+        }
       }
-      if (got.state === "pulling") {
-        return {
-          phase: "Pending",
-          ready: false,
-          reason: ConditionReason.Creating,
-          message: `pulling image ${image}`,
-        };
-      }
+      signal?.throwIfAborted();
+      await this.ensureNetwork(desired);
     }
-
-    signal?.throwIfAborted();
-    await this.ensureNetwork(desired);
-
-    let sidecar = await this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal);
-    let workload = await this.inspectOwn(desired.workload.name, desired.id, ctx, signal);
     // It ran before and is gone: removed by hand. Drift, repaired as a deleted Pod is.
     const reported = this.reported.get(desired.id.uid);
     const workloadRemoved =
@@ -334,7 +345,7 @@ export class DockerBackend implements SandboxBackend {
     sidecar = await this.ensureSidecar(desired, sidecar);
     const sidecarReady = await this.readiness.wait(sidecar, signal);
     signal?.throwIfAborted();
-    await this.policies.deliver(sidecar, desired.policy, ctx);
+    await this.policies.deliver(sidecar, desired.policyHostDir, desired.policy, ctx);
 
     if (workload && hashOf(workload) !== desired.workload.Labels?.[DockerLabels.specHash]) {
       await this.removeContainer(workload);
@@ -378,14 +389,16 @@ export class DockerBackend implements SandboxBackend {
   ): Promise<ContainerInspectInfo> {
     let id = existing?.Id;
     if (!id) {
+      // A bind-mounted policy directory must exist before the container that mounts it.
+      if (desired.policyHostDir) await this.policies.prepare(desired.policyHostDir, desired.policy);
       id = await this.create(desired.sidecar);
       // Before the first start: the lockdown reads the policy as it starts.
-      await this.policies.put(id, desired.policy);
+      await this.policies.put({ id, hostDir: desired.policyHostDir }, desired.policy);
     }
-    const container = this.docker.getContainer(id);
     // Only a container never started is started here: a dead one goes through restartSidecar.
-    if (!existing || existing.State.StartedAt === NEVER)
-      await ignoreAlreadyStarted(container.start());
+    if (existing && existing.State.StartedAt !== NEVER) return existing; // nothing done: as read
+    const container = this.docker.getContainer(id);
+    await ignoreAlreadyStarted(container.start());
     return container.inspect();
   }
 
@@ -409,7 +422,7 @@ export class DockerBackend implements SandboxBackend {
       message: `the egress sidecar exited with code ${ExitCode}${OOMKilled ? " (out of memory)" : ""}${error ? `: ${error}` : ""}; restarting it (restart ${attempt}); egress stays closed until it is ready`,
     });
     // The lockdown reads the policy as it starts: the latest, should it have changed meanwhile.
-    await this.policies.put(sidecar.Id, desired.policy);
+    await this.policies.put({ id: sidecar.Id, hostDir: desired.policyHostDir }, desired.policy);
     const container = this.docker.getContainer(sidecar.Id);
     await ignoreAlreadyStarted(container.start());
     return container.inspect();
@@ -463,7 +476,9 @@ export class DockerBackend implements SandboxBackend {
       await this.agent.deliver(id);
       await ignoreAlreadyStarted(container.start());
     }
-    const inspected = await container.inspect();
+    // Untouched here: the state just read is current (another read costs a round trip).
+    const inspected =
+      existing && existing.State.StartedAt !== NEVER ? existing : await container.inspect();
     await this.agent.ensureStarted(inspected);
     return inspected;
   }

@@ -7,6 +7,7 @@
 //   workload  sbx.<ns>.<name>.<uid8>          joins the sidecar's network namespace
 //   volume    sbx.<ns>.<name>.<uid8>.workspace
 
+import { posix } from "node:path";
 import type { ContainerCreateOptions, NetworkCreateOptions } from "dockerode";
 import { parseQuantity } from "../../api/quantity.js";
 import type { Sandbox } from "../../api/sandbox.js";
@@ -55,6 +56,16 @@ export interface DockerSettings {
   allowedHostPaths?: readonly AllowedHostPath[];
   /** The Docker host's file system is this process's (unix socket): host paths' symlinks are resolved here. Default true. */
   hostPathsLocal?: boolean;
+  /**
+   * A directory of the Docker host, which must be this process's file system
+   * too (a local daemon): each sandbox's policy file lives in `<dir>/<uid>/`,
+   * bind-mounted read-only into its sidecar alone, and a policy change is a
+   * local write and rename (about a millisecond) that the sidecar's inotify
+   * watch sees. Absent: the policy is uploaded into the sidecar container
+   * through the daemon (an archive extraction the daemon runs in a helper
+   * process, about 90 ms here; bench/results/pools.json).
+   */
+  policyDir?: string;
 }
 
 /** A hostPath mount as judged: the resolved host path, and whether it is read-only. */
@@ -74,6 +85,8 @@ export interface DesiredSandbox {
   workload: ContainerCreateOptions & { name: string };
   /** The policy file the sidecar follows; rewritten in place when only names change. */
   policy: string;
+  /** With `settings.policyDir`: the host directory bind-mounted as the sidecar's policy directory. */
+  policyHostDir?: string;
 }
 
 /** Settings with no Docker equivalent: a user's mistake on this backend, reported as a condition. */
@@ -111,9 +124,10 @@ export function desiredSandbox(
   const workspace = workspacePlan(sandbox, settings.owner);
   const networkName = resourceName(id, Role.network);
 
-  const sidecarSpec = withAgentPort(
-    sidecarOptions(sandbox, settings, networkName),
-    settings.publishAddress,
+  const policyHostDir = settings.policyDir && posix.join(settings.policyDir, id.uid);
+  const sidecarSpec = withPolicyMount(
+    withAgentPort(sidecarOptions(sandbox, settings, networkName), settings.publishAddress),
+    policyHostDir,
   );
   const sidecar = {
     name: sidecarName,
@@ -153,6 +167,25 @@ export function desiredSandbox(
     sidecar,
     workload,
     policy,
+    ...(policyHostDir ? { policyHostDir } : {}),
+  };
+}
+
+/** The sidecar's policy directory from the host, read-only: only the controller writes it. */
+function withPolicyMount(
+  options: ContainerCreateOptions,
+  hostDir: string | undefined,
+): ContainerCreateOptions {
+  if (!hostDir) return options;
+  return {
+    ...options,
+    HostConfig: {
+      ...options.HostConfig,
+      Mounts: [
+        ...(options.HostConfig?.Mounts ?? []),
+        { Type: "bind", Source: hostDir, Target: POLICY_DIR, ReadOnly: true },
+      ],
+    },
   };
 }
 

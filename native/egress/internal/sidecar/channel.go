@@ -125,6 +125,10 @@ func (c *policyChannel) client() (*http.Client, string, error) {
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 5 * time.Second,
 		Proxy:                 nil, // never through a proxy: the endpoint is dialed directly, as UID 1337
+		// HTTP/2 when the endpoint offers it: an acknowledgement is one more
+		// stream on the watch's connection instead of a new TCP and TLS
+		// handshake (the largest part of a warm claim's time on a loaded node).
+		ForceAttemptHTTP2: true,
 	}
 	return &http.Client{Transport: tr}, strings.TrimSpace(string(token)), nil
 }

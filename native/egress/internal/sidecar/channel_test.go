@@ -35,11 +35,27 @@ type fakeEndpoint struct {
 	srv     *httptest.Server
 	refuse  bool
 	streams int
+	conns   int
+	protos  []string
 }
 
 func newFakeEndpoint(t *testing.T) *fakeEndpoint {
+	return newFakeEndpointWith(t, false)
+}
+
+// newFakeEndpointWith: with http2, the endpoint offers HTTP/2 as the
+// operator's does, and counts the connections made to it.
+func newFakeEndpointWith(t *testing.T, http2 bool) *fakeEndpoint {
 	e := &fakeEndpoint{push: make(chan string, 16)}
 	e.srv = httptest.NewUnstartedServer(http.HandlerFunc(e.serve))
+	e.srv.EnableHTTP2 = http2
+	e.srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			e.mu.Lock()
+			e.conns++
+			e.mu.Unlock()
+		}
+	}
 	e.srv.StartTLS()
 	t.Cleanup(e.srv.Close)
 	return e
@@ -48,6 +64,7 @@ func newFakeEndpoint(t *testing.T) *fakeEndpoint {
 func (e *fakeEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	e.tokens = append(e.tokens, r.Header.Get("Authorization"))
+	e.protos = append(e.protos, r.Proto)
 	refuse := e.refuse
 	e.mu.Unlock()
 	if refuse {
@@ -165,6 +182,27 @@ func TestChannelSwapsPolicyAndAcknowledges(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	if acks, _, _ := e.snapshot(); len(acks) != 1 {
 		t.Fatalf("a policy that was not applied was acknowledged: %v", acks)
+	}
+}
+
+func TestChannelAcknowledgesOnTheWatchConnection(t *testing.T) {
+	e := newFakeEndpointWith(t, true)
+	pf, _, _ := channelFixture(t, e)
+	for i, target := range []string{"pypi.org", "example.org"} {
+		e.push <- message(2+i, strings.Repeat(string(rune('a'+i)), 64), `{"defaultAction":"deny","rules":[{"action":"allow","target":"`+target+`"}]}`)
+		waitFor(t, "the policy from the channel", func() bool { return allows(pf, target) })
+		waitFor(t, "the ack", func() bool { acks, _, _ := e.snapshot(); return len(acks) == i+1 })
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// One connection: the watch and both acknowledgements are streams on it.
+	if e.conns != 1 {
+		t.Fatalf("%d connections for one watch and two acks; want 1", e.conns)
+	}
+	for _, p := range e.protos {
+		if p != "HTTP/2.0" {
+			t.Fatalf("protocols %v; want HTTP/2.0 throughout", e.protos)
+		}
 	}
 }
 
