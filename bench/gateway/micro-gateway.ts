@@ -11,6 +11,7 @@ import { Pool } from "undici";
 import { Auth } from "../../src/gateway/auth.js";
 import type { Directory, SandboxObject } from "../../src/gateway/directory.js";
 import { KeyStore } from "../../src/gateway/keys.js";
+import { Listener } from "../../src/gateway/listener.js";
 import { gatewayMetrics } from "../../src/gateway/metrics.js";
 import { Gateway } from "../../src/gateway/server.js";
 import { createLogger } from "../../src/observability/logger.js";
@@ -46,48 +47,55 @@ const gateway = new Gateway({
   ready: () => undefined,
 });
 /**
- * GW_BARE=1: the floor of this design instead, a proxy with nothing but
+ * GW_BARE=http: the floor of this design instead, a proxy with nothing but
  * Node's http server, a keep-alive agent and a pipe (no routing, auth,
  * limits, audit or metrics), to tell the gateway's own work from Node's.
  */
 const bare = () => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4096 });
-  const server = http.createServer((req, res) => {
-    const up = http.request(
-      { agent, host: "127.0.0.1", port: upPort, method: req.method, path: "/", headers: {} },
-      (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      },
-    );
-    up.end();
+  // The gateway's listener (HTTP/1.1 and h2c on one port), so both protocols compare.
+  const listener = new Listener({
+    onRequest: (req, res) => {
+      const up = http.request(
+        { agent, host: "127.0.0.1", port: upPort, method: req.method, path: "/", headers: {} },
+        (ur) => {
+          res.writeHead(ur.statusCode ?? 502, { "content-length": ur.headers["content-length"] });
+          ur.pipe(res);
+        },
+      );
+      up.end();
+    },
+    onUpgrade: (_req, socket) => socket.destroy(),
   });
-  return new Promise<{ port: number }>((r) =>
-    server.listen(0, "127.0.0.1", () => r(server.address() as { port: number })),
-  );
+  return listener.listen(0, "127.0.0.1");
 };
+/** GW_BARE=undici: the same floor with undici's client for the upstream leg. */
 const bareUndici = () => {
   const pool = new Pool(`http://127.0.0.1:${upPort}`, { connections: 4096, pipelining: 1 });
-  const server = http.createServer((req, res) => {
-    pool.stream(
-      { method: "GET", path: "/", headers: {}, opaque: res },
-      ({ statusCode, headers, opaque }) => {
-        const r = opaque as http.ServerResponse;
-        r.writeHead(statusCode, headers as http.OutgoingHttpHeaders);
-        return r;
-      },
-      (err) => {
-        if (err) res.destroy();
-      },
-    );
+  const listener = new Listener({
+    onRequest: (_req, res) => {
+      pool.stream(
+        { method: "GET", path: "/", headers: {}, opaque: res },
+        ({ statusCode, headers, opaque }) => {
+          const r = opaque as http.ServerResponse;
+          r.writeHead(statusCode, { "content-length": headers["content-length"] as string });
+          return r;
+        },
+        (err) => {
+          if (err) res.destroy();
+        },
+      );
+    },
+    onUpgrade: (_req, socket) => socket.destroy(),
   });
-  return new Promise<{ port: number }>((r) =>
-    server.listen(0, "127.0.0.1", () => r(server.address() as { port: number })),
-  );
+  return listener.listen(0, "127.0.0.1");
 };
-const { port } = process.env.GW_BARE === "undici" ? await bareUndici() : process.env.GW_BARE
-  ? await bare()
-  : await gateway.listen(0, "127.0.0.1");
+const { port } =
+  process.env.GW_BARE === "undici"
+    ? await bareUndici()
+    : process.env.GW_BARE
+      ? await bare()
+      : await gateway.listen(0, "127.0.0.1");
 process.stdout.write(`${port}\n`);
 process.on("SIGTERM", () => {
   void gateway.close().then(() => process.exit(0));

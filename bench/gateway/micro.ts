@@ -30,8 +30,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,10,100" },
     protocols: { type: "string", default: "h1,h2" },
     "cpu-prof": { type: "string" },
-    /** The floor instead of the gateway: a bare Node proxy (see micro-gateway.ts). */
-    bare: { type: "string" },
+    /** Floors measured beside the gateway: bare Node proxies (micro-gateway.ts), e.g. http,undici. */
+    floors: { type: "string", default: "http" },
     out: { type: "string" },
   },
 });
@@ -55,7 +55,7 @@ async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
     env: { ...process.env, NODE_OPTIONS: "", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const line = await new Promise<string>((resolve, reject) => {
+  const line: string = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once("line", resolve);
     child.once("exit", (c) => reject(new Error(`${args.join(" ")} exited ${c}`)));
   });
@@ -86,45 +86,53 @@ const token = mintToken(new KeyStore(keysDir).keys.signing!, {
 });
 const upstream = await start(["-e", SERVER]);
 process.on("exit", () => upstream.child.kill());
-const gateway = await start(
-  [
-    ...(values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : []),
-    "--import",
-    "tsx",
-    join(import.meta.dirname, "micro-gateway.ts"),
-  ],
-  {
-    GW_UPSTREAM_PORT: String(upstream.port),
-    GW_KEYS_DIR: keysDir,
-    GW_AUDIT: join(keysDir, "audit.log"),
-    ...(values.bare ? { GW_BARE: values.bare } : {}),
-  },
-);
-const gwPid = gateway.child.pid!;
+const gatewayArgs = (profile: boolean) => [
+  ...(profile && values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${values["cpu-prof"]}`] : []),
+  "--import",
+  "tsx",
+  join(import.meta.dirname, "micro-gateway.ts"),
+];
+const gatewayEnv = (bare?: string) => ({
+  GW_UPSTREAM_PORT: String(upstream.port),
+  GW_KEYS_DIR: keysDir,
+  GW_AUDIT: join(keysDir, "audit.log"),
+  ...(bare ? { GW_BARE: bare } : {}),
+});
+const gateway = await start(gatewayArgs(true), gatewayEnv());
 process.on("exit", () => gateway.child.kill());
+const FLOORS = values.floors ? values.floors.split(",") : [];
+const floors: Record<string, Awaited<ReturnType<typeof start>>> = {};
+for (const f of FLOORS) {
+  floors[f] = await start(gatewayArgs(false), gatewayEnv(f));
+  process.on("exit", () => floors[f]!.child.kill());
+}
 const PATH = "/sandboxes/ns/box/ports/8000/";
 const auth = { authorization: `Bearer ${token}` };
 
+interface Target {
+  port: number;
+  path: string;
+  headers: Record<string, string>;
+  pid?: number;
+}
+
 /** One request function per protocol and target, and its cleanup. */
-function client(proto: "h1" | "h2", port: number, conc: number) {
+function client(proto: "h1" | "h2", t: Target, conc: number) {
   if (proto === "h1") {
     const pool = new Agent({ connections: conc, pipelining: 1 });
-    const url = `http://127.0.0.1:${port}${port === gatewayPort() ? PATH : "/"}`;
-    const headers = port === gatewayPort() ? auth : {};
+    const url = `http://127.0.0.1:${t.port}${t.path}`;
     return {
       once: async () => {
-        const r = await request(url, { dispatcher: pool, headers });
+        const r = await request(url, { dispatcher: pool, headers: t.headers });
         await r.body.dump();
         if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}`);
       },
       close: () => pool.close(),
     };
   }
-  const session = http2.connect(`http://127.0.0.1:${port}`);
-  const headers = {
-    ":path": port === gatewayPort() ? PATH : "/",
-    ...(port === gatewayPort() ? auth : {}),
-  };
+  const session = http2.connect(`http://127.0.0.1:${t.port}`);
+  session.on("error", () => {});
+  const headers = { ":path": t.path, ...t.headers };
   return {
     once: () =>
       new Promise<void>((resolve, reject) => {
@@ -141,15 +149,14 @@ function client(proto: "h1" | "h2", port: number, conc: number) {
     close: () => new Promise<void>((r) => session.close(() => r())),
   };
 }
-const gatewayPort = () => gateway.port;
 
-async function measure(proto: "h1" | "h2", port: number, conc: number, n: number) {
-  const c = client(proto, port, conc);
+async function measure(proto: "h1" | "h2", t: Target, conc: number, n: number) {
+  const c = client(proto, t, conc);
   for (let i = 0; i < Math.min(200, n); i++) await c.once(); // connections, JIT
   await Promise.all(Array.from({ length: conc }, () => c.once()));
   const lat: number[] = [];
   let next = 0;
-  const cpu0 = cpuSeconds(gwPid);
+  const cpu0 = t.pid ? cpuSeconds(t.pid) : 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: conc }, async () => {
@@ -161,13 +168,18 @@ async function measure(proto: "h1" | "h2", port: number, conc: number, n: number
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  const gwCpu = cpuSeconds(gwPid) - cpu0;
+  const cpu = t.pid ? cpuSeconds(t.pid) - cpu0 : 0;
   await c.close();
   return {
     p50: Number(percentile(lat, 50).toFixed(3)),
     p99: Number(percentile(lat, 99).toFixed(3)),
     rps: Math.round(n / seconds),
-    gwCpu,
+    ...(t.pid
+      ? {
+          cpuUsPerRequest: Math.round((cpu / n) * 1e6),
+          requestsPerCpuSecond: Math.round(n / Math.max(0.01, cpu)),
+        }
+      : {}),
   };
 }
 
@@ -181,28 +193,43 @@ const results: Record<string, unknown> = {
 try {
   for (const proto of PROTOCOLS)
     for (const conc of CONC) {
+      // Back to back, so direct, the floors and the gateway see the same load.
       const direct = await measure(
         proto,
-        proto === "h2" ? upstream.h2Port : upstream.port,
+        { port: proto === "h2" ? upstream.h2Port : upstream.port, path: "/", headers: {} },
         conc,
         N,
       );
-      const via = await measure(proto, gateway.port, conc, N);
+      const floor: Record<string, unknown> = {};
+      for (const f of FLOORS)
+        floor[f] = await measure(
+          proto,
+          { port: floors[f]!.port, path: "/", headers: {}, pid: floors[f]!.child.pid! },
+          conc,
+          N,
+        );
+      const via = await measure(
+        proto,
+        { port: gateway.port, path: PATH, headers: auth, pid: gateway.child.pid! },
+        conc,
+        N,
+      );
       const r = {
-        direct: { p50: direct.p50, p99: direct.p99, rps: direct.rps },
-        gateway: { p50: via.p50, p99: via.p99, rps: via.rps },
+        direct,
+        floor,
+        gateway: via,
         addedP50Ms: Number((via.p50 - direct.p50).toFixed(3)),
-        gatewayCpuUsPerRequest: Math.round((via.gwCpu / N) * 1e6),
-        requestsPerGatewayCpuSecond: Math.round(N / Math.max(0.01, via.gwCpu)),
         loadavg1: Number(os.loadavg()[0]!.toFixed(2)),
       };
       results[`${proto}-c${conc}`] = r;
       console.log(`${proto} c=${conc}`.padEnd(10), JSON.stringify(r));
     }
-  results.gatewayRssMiB = Math.round(
-    Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${gwPid}/status`, "utf8"))![1]) / 1024,
+  results.gatewayPeakRssMiB = Math.round(
+    Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${gateway.child.pid!}/status`, "utf8"))![1]) /
+      1024,
   );
 } finally {
+  for (const f of Object.values(floors)) await stop(f.child);
   await stop(gateway.child);
   await stop(upstream.child);
 }

@@ -17,8 +17,8 @@ import {
   type LogStreams,
 } from "../dataplane/docker.js";
 import { SandboxError } from "../dataplane/errors.js";
-import { AGENT_PORT } from "../dataplane/protocol.js";
 import { podLogs } from "../dataplane/pod.js";
+import { AGENT_PORT } from "../dataplane/protocol.js";
 import type { Logger } from "../observability/logger.js";
 import { GatewayError } from "./errors.js";
 import { BoundedCache } from "./limits.js";

@@ -16,7 +16,7 @@ export interface LoggerOptions {
    * tenth of its CPU per proxied request. What is pending is written on a
    * normal exit; a SIGKILL loses at most flushMs of lines.
    */
-  batch?: { flushMs: number; /** A file instead of stdout. */ file?: string };
+  batch?: { flushMs: number /** A file instead of stdout. */; file?: string };
 }
 
 /** Largest batch of lines held before a write (with LoggerOptions.batch). */

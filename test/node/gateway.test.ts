@@ -359,21 +359,25 @@ describe("the gateway on the pod backend", { timeout: 180_000 }, () => {
       namespace: ns.name,
       gateway: { url: gwUrl, token: await mint("b", ["get", "logs"]) },
     });
-    await eventually(async () => {
-      const logs = await box.logs({ tail: 100 });
-      let text = "";
-      for await (const c of logs.stdout) text += c;
-      expect(text).toContain(`GET /${marker} HTTP/1.1`);
-    }, { timeout: 30_000, interval: 500 });
+    await eventually(
+      async () => {
+        const logs = await box.logs({ tail: 100 });
+        let text = "";
+        for await (const c of logs.stdout) text += c;
+        expect(text).toContain(`GET /${marker} HTTP/1.1`);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
     box.close();
     const refusal = async (r: Response) => [
       r.status,
       ((await r.json()) as { error: { code: string } }).error.code,
     ];
     // A token without the verb, a user without the RBAC verb: refused before any read.
-    expect(await refusal(await gw(`${api("b")}/logs`, await mint("b", ["get", "exec"])))).toEqual(
-      [403, "VERB_NOT_GRANTED"],
-    );
+    expect(await refusal(await gw(`${api("b")}/logs`, await mint("b", ["get", "exec"])))).toEqual([
+      403,
+      "VERB_NOT_GRANTED",
+    ]);
     expect(await refusal(await gw(`${api("b")}/logs`, bob))).toEqual([403, "RBAC_DENIED"]);
     // The apiserver saw the gateway read pods/log of b's Pod, and no exec, attach or port-forward.
     const events = (await completedRequests(inject("auditLogPath"))).filter(
