@@ -133,7 +133,9 @@ export async function runGateway(argv: string[]): Promise<number> {
   if (argv[0] === "keygen") return keygen(argv[1]);
   const f = parseGatewayFlags(argv);
   if (typeof f === "string") return usageError(f, GATEWAY_USAGE);
-  const log = createLogger({ level: f["log-level"] });
+  // The audit line of every call, written in batches (a write per line cost a
+  // tenth of a proxied request's CPU); at most 200 ms late.
+  const log = createLogger({ level: f["log-level"], batch: { flushMs: 200 } });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const kubeConfig = loadKubeConfig({

@@ -16,6 +16,8 @@ import {
   type LogOptions,
   type LogStreams,
 } from "../dataplane/docker.js";
+import { SandboxError } from "../dataplane/errors.js";
+import { podLogs } from "../dataplane/pod.js";
 import { AGENT_PORT } from "../dataplane/protocol.js";
 import type { Logger } from "../observability/logger.js";
 import { GatewayError } from "./errors.js";
@@ -142,9 +144,22 @@ export class DockerReach implements Reach {
  * agent's credential is derived from the key shared with the operator and the
  * sandbox's UID (deriveAgentToken), so no Secret is read; without the key the
  * agent routes answer 503.
+ *
+ * Logs are the workload's output as the runtime captured it: the kubelet
+ * holds it, not the agent (the workload's stdout is the container's, which the
+ * agent never sees), so they are read from `pods/log` through the apiserver,
+ * as the direct transport does. That subresource is read-only (it runs nothing
+ * in the sandbox, unlike pods/exec and pods/portforward, which the gateway
+ * still never uses); the caller was authorized for the `logs` verb on this
+ * sandbox before, and the Pod read is the one this incarnation's status names
+ * (status.podName), so a re-created sandbox's token never reads its
+ * predecessor's Pod.
  */
 export class PodReach implements Reach {
-  constructor(private readonly agentKey?: Buffer) {}
+  constructor(
+    private readonly agentKey?: Buffer,
+    private readonly kubeConfig?: k8s.KubeConfig,
+  ) {}
 
   async agent(s: SandboxObject): Promise<AgentEndpoint> {
     if (!this.agentKey)
@@ -164,12 +179,17 @@ export class PodReach implements Reach {
     return { host: ip, port };
   }
 
-  async logs(s: SandboxObject): Promise<LogStreams> {
-    // The kubelet serves container logs; reaching it would need pods/log.
-    throw notReady(
-      s,
-      "logs through the gateway are not available on the pod backend in this version",
-    );
+  async logs(s: SandboxObject, o: LogOptions): Promise<LogStreams> {
+    if (!this.kubeConfig) throw notReady(s, "this gateway reads no pod logs (no kubeconfig)");
+    const pod = s.status?.podName;
+    if (!pod) throw notReady(s, "no Pod yet");
+    try {
+      return await podLogs(this.kubeConfig, { namespace: s.metadata.namespace!, name: pod }, o);
+    } catch (err) {
+      // Not found, not started, or the apiserver refused: the sandbox's logs are not there (yet).
+      if (err instanceof SandboxError) throw notReady(s, err.message);
+      throw err;
+    }
   }
 }
 

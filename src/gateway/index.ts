@@ -53,7 +53,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
   const informer = sandboxInformer(o.kubeConfig, log, o.namespaces);
   informer.start();
   const directory = new Directory(informer, {
-    pod: new PodReach(o.agentKey),
+    pod: new PodReach(o.agentKey, o.kubeConfig),
     ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
   });
   const resumeTimeoutMs = o.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;

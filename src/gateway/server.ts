@@ -430,11 +430,6 @@ export class Gateway {
         path: to.path,
         headers: to.headers,
       });
-      up.setNoDelay(true);
-      const limit = new Limit(maxBytes, (n) => {
-        call.bytesIn += n;
-        onTraffic?.();
-      });
       const fail = (err: unknown) => {
         up.destroy();
         if (!res.headersSent && (err as { code?: string }).code === "ECONNREFUSED")
@@ -452,21 +447,30 @@ export class Gateway {
         );
         resolve();
       };
+      up.setNoDelay(true);
       up.on("error", fail);
-      limit.on("error", fail);
       up.on("response", (ur) => {
         res.writeHead(ur.statusCode ?? 502, responseHeaders(ur));
         // Streams (exec frames, logs: no length) reach the client as they come;
         // a response of known length goes out with its first bytes, in one
         // write instead of two (the CPU profile of bench/gateway/micro.ts).
         if (ur.headers["content-length"] === undefined) res.flushHeaders();
+        onTraffic?.();
+        // By hand rather than pipe(): one listener counts, forwards and
+        // applies back-pressure (pipe() adds six listeners per response, and
+        // counting needed a seventh; this is the hot path of port routing).
         ur.on("data", (c: Buffer) => {
           call.bytesOut += c.length;
           onTraffic?.();
+          if (!res.write(c)) {
+            ur.pause();
+            res.once("drain", () => ur.resume());
+          }
         });
-        onTraffic?.();
-        ur.pipe(res);
-        ur.on("end", resolve);
+        ur.on("end", () => {
+          res.end();
+          resolve();
+        });
         ur.on("error", () => {
           res.destroy();
           resolve();
@@ -481,7 +485,14 @@ export class Gateway {
       if (hasNoBody(req)) {
         req.resume();
         up.end();
-      } else req.pipe(limit).pipe(up);
+        return;
+      }
+      const limit = new Limit(maxBytes, (n) => {
+        call.bytesIn += n;
+        onTraffic?.();
+      });
+      limit.on("error", fail);
+      req.pipe(limit).pipe(up);
     });
   }
 

@@ -654,21 +654,27 @@ describe("the gateway on the docker backend", () => {
   });
 
   it("audits every call in one line and counts it by verb and result", async () => {
-    await new Promise((r) => setTimeout(r, 300));
-    const lines = readFileSync(gwA.logPath, "utf8")
-      .split("\n")
-      .filter((l) => l.includes('"audit"'))
-      .map((l) => JSON.parse(l).audit);
-    const refused = lines.find((a) => a.result === "RBAC_DENIED");
-    expect(refused).toMatchObject({
-      who: `system:serviceaccount:${ns.name}:reader`,
-      sandbox: `${ns.name}/box`,
-      status: 403,
-    });
-    const upload = lines.find(
-      (a) => a.verb === "files" && a.method === "PUT" && a.status === 200 && a.bytesIn === 5 << 20,
+    // Audit lines are written in batches, at most 200 ms after their call.
+    await eventually(
+      () => {
+        const lines = readFileSync(gwA.logPath, "utf8")
+          .split("\n")
+          .filter((l) => l.includes('"audit"'))
+          .map((l) => JSON.parse(l).audit);
+        const refused = lines.find((a) => a.result === "RBAC_DENIED");
+        expect(refused).toMatchObject({
+          who: `system:serviceaccount:${ns.name}:reader`,
+          sandbox: `${ns.name}/box`,
+          status: 403,
+        });
+        const upload = lines.find(
+          (a) =>
+            a.verb === "files" && a.method === "PUT" && a.status === 200 && a.bytesIn === 5 << 20,
+        );
+        expect(upload?.who).toBe(`system:serviceaccount:${ns.name}:runner`);
+      },
+      { timeout: 5000 },
     );
-    expect(upload?.who).toBe(`system:serviceaccount:${ns.name}:runner`);
     const metrics = await (await fetch(`${gwA.metricsUrl}/metrics`)).text();
     expect(metrics).toMatch(/sandbox_gateway_requests_total\{verb="exec",result="ok"\} [1-9]/);
     expect(metrics).toMatch(

@@ -151,6 +151,8 @@ describe("helm chart", () => {
         "tokenreviews:create",
         "subjectaccessreviews:create",
         "sandboxes:get,list,watch",
+        // the logs route on the pod backend (docs/gateway.md): read-only, no exec or port-forward
+        "pods/log:get",
         // resume on use (docs/idle.md)
         "sandboxes:patch",
       ]);

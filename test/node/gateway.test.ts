@@ -48,7 +48,7 @@ let evilNs: Awaited<ReturnType<typeof testNamespace>>;
 let operator: RunningOperator;
 let sbx: SandboxClient;
 let gwUrl: string;
-let alice: string; // get, exec, files, connect, mint on sandboxes in ns
+let alice: string; // get, exec, files, connect, logs, mint on sandboxes in ns
 let bob: string; // get only
 const ip: Record<string, string> = {};
 const uid: Record<string, string> = {};
@@ -111,6 +111,8 @@ async function startGatewayPod(): Promise<string> {
           verbs: ["create"],
         },
         { apiGroups: [GROUP], resources: [SANDBOX_PLURAL], verbs: ["get", "list", "watch"] },
+        // As the chart grants it: the logs route reads the workload's output from pods/log.
+        { apiGroups: [""], resources: ["pods/log"], verbs: ["get"] },
       ],
     },
   });
@@ -236,7 +238,7 @@ beforeAll(async () => {
     core.createNamespacedPod({ namespace: gwNs.name, body: sleeper("control", GATEWAY_LABEL) }),
   ]);
   [alice, bob] = await Promise.all([
-    user("alice", ["get", "exec", "files", "connect", "mint"]),
+    user("alice", ["get", "exec", "files", "connect", "logs", "mint"]),
     user("bob", ["get"]),
   ]);
   gwUrl = await startGatewayPod();
@@ -345,6 +347,56 @@ describe("the gateway on the pod backend", { timeout: 180_000 }, () => {
         Date.parse(e.requestReceivedTimestamp ?? "") >= since - 1000,
     );
     expect(streamed).toEqual([]);
+  });
+
+  it("logs through the gateway: the workload's output from pods/log, read-only, only with the logs verb", async () => {
+    const since = Date.now();
+    const marker = `logged-${randomBytes(4).toString("hex")}`;
+    // The workload (python's http.server) logs each request it serves on stderr.
+    const hit = await gw(`/sandboxes/${ns.name}/b/ports/8000/${marker}`, alice);
+    expect(hit.status).toBe(200);
+    const box = await Sandbox.get("b", {
+      namespace: ns.name,
+      gateway: { url: gwUrl, token: await mint("b", ["get", "logs"]) },
+    });
+    await eventually(
+      async () => {
+        const logs = await box.logs({ tail: 100 });
+        let text = "";
+        for await (const c of logs.stdout) text += c;
+        expect(text).toContain(`GET /${marker} HTTP/1.1`);
+      },
+      { timeout: 30_000, interval: 500 },
+    );
+    box.close();
+    const refusal = async (r: Response) => [
+      r.status,
+      ((await r.json()) as { error: { code: string } }).error.code,
+    ];
+    // A token without the verb, a user without the RBAC verb: refused before any read.
+    expect(await refusal(await gw(`${api("b")}/logs`, await mint("b", ["get", "exec"])))).toEqual([
+      403,
+      "VERB_NOT_GRANTED",
+    ]);
+    expect(await refusal(await gw(`${api("b")}/logs`, bob))).toEqual([403, "RBAC_DENIED"]);
+    // The apiserver saw the gateway read pods/log of b's Pod, and no exec, attach or port-forward.
+    const events = (await completedRequests(inject("auditLogPath"))).filter(
+      (e) =>
+        e.objectRef?.namespace === ns.name &&
+        Date.parse(e.requestReceivedTimestamp ?? "") >= since - 1000,
+    );
+    expect(
+      events.filter(
+        (e) =>
+          e.objectRef?.subresource === "log" &&
+          e.user.username === `system:serviceaccount:${gwNs.name}:sandbox-gateway`,
+      ).length,
+    ).toBeGreaterThan(0);
+    expect(
+      events.filter((e) =>
+        ["exec", "attach", "portforward"].includes(e.objectRef?.subresource ?? ""),
+      ),
+    ).toEqual([]);
   });
 
   it("refuses what the authorization matrix refuses, with no side effect", async () => {
