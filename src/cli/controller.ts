@@ -1,7 +1,7 @@
 // `sandbox-operator controller`: flags -> running controller, until SIGTERM/SIGINT.
 
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { collectDefaultMetrics, Registry } from "prom-client";
 import { AgentKeyError, readAgentKey } from "../backends/agent.js";
@@ -62,6 +62,16 @@ export async function runController(argv: string[]): Promise<number> {
     // would carry for nothing.
     const { defaultUpstreamDns } = await import("../backends/docker/resolv-conf.js");
     const { dockerClient } = await import("../backends/docker/index.js");
+    const { defaultAgentBinary } = await import("../backends/docker/agent.js");
+    // Every docker workload gets the agent copied in before it starts: without the
+    // binary no sandbox could start, so say so now rather than leave each one without status.
+    const agent = defaultAgentBinary();
+    if (!agent || !existsSync(agent)) {
+      return usageError(
+        `the docker backend needs the sandbox agent (${agent ?? "dist/agent/sandbox-agent"}): build it with \`make agent\` or set SANDBOX_AGENT_BINARY`,
+        CONTROLLER_USAGE,
+      );
+    }
     const upstreamDns = flags["docker-dns"] ?? defaultUpstreamDns();
     if (!upstreamDns) {
       return usageError(

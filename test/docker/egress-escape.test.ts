@@ -1,25 +1,21 @@
-// The conntrack escapes on the docker backend, exactly as observed: the
-// workload (UID 1000, no capabilities, sharing the sidecar's network
-// namespace) reads /proc/net/udp, binds the port of the sidecar's just-closed
-// upstream DNS socket and asks the upstream resolver directly; plus the TCP
-// and ICMP analogues. Every target lives in the stand-in internet namespace
-// this file creates. Also: from outside the sandbox, the sidecar's health port
-// answers probes only.
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../egress/support/processes.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
+import {
+  containerNames,
+  ESCAPE_PY,
+  ensureDockerd,
+  escapeInWorkload,
+  removeOwnedBy,
+  SANDBOX_IMAGE,
+} from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { type RunningOperator, startDockerOperator } from "../support/operator.js";
-import { REPO_ROOT } from "../support/paths.js";
 import { isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const OWNER = `test-escape-${process.pid}`;
-const ESCAPE_PY = join(REPO_ROOT, "test/egress/support/escape.py");
 const SIDECAR_UID = 1337;
 
 let ns: Awaited<ReturnType<typeof testNamespace>>;
@@ -30,11 +26,6 @@ let operator: RunningOperator | undefined;
 let sandbox: StoredSandbox;
 let sidecarPid: string;
 let sidecarIp: string;
-
-const names = (s: StoredSandbox) => {
-  const base = `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
-  return { workload: base, sidecar: `${base}.egress` };
-};
 
 beforeAll(async () => {
   engine = await ensureDockerd();
@@ -69,7 +60,7 @@ beforeAll(async () => {
     },
     90_000,
   );
-  const inspected = await engine.getContainer(names(sandbox).sidecar).inspect();
+  const inspected = await engine.getContainer(containerNames(sandbox).sidecar).inspect();
   sidecarPid = String(inspected.State.Pid);
   sidecarIp = Object.values(inspected.NetworkSettings.Networks)[0]!.IPAddress;
 }, 600_000);
@@ -80,25 +71,6 @@ afterAll(async () => {
   await ns?.delete();
   await internet?.destroy();
 });
-
-/** escape.py in the workload container, as its own user (UID 1000, no capabilities). */
-async function inWorkload(args: string[]): Promise<Record<string, unknown>> {
-  const script = readFileSync(ESCAPE_PY).toString("base64");
-  const r = await docker(
-    [
-      "exec",
-      names(sandbox).workload,
-      "sh",
-      "-c",
-      `echo ${script} | base64 -d > /tmp/escape.py && python3 /tmp/escape.py "$@"`,
-      "escape",
-      ...args,
-    ],
-    90_000,
-  );
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!);
-}
 
 /** A command in the sandbox's network namespace, from the host (root, or the sidecar's UID). */
 const inSandboxNetns = (argv: string[], uid?: number) =>
@@ -124,7 +96,7 @@ const connectionsTo = (address: string) =>
 
 describe("docker backend: flows conntrack attributes to the sidecar", () => {
   it("UDP: the workload binds the port of the sidecar's closed upstream socket and cannot query the upstream", async () => {
-    const r = await inWorkload([
+    const r = await escapeInWorkload(containerNames(sandbox).workload, [
       "udp-dns",
       INET.dns,
       String(SIDECAR_UID),
@@ -148,7 +120,13 @@ describe("docker backend: flows conntrack attributes to the sidecar", () => {
     ]);
     expect(inserted.code, inserted.stderr).toBe(0);
     const before = connectionsTo(INET.denied);
-    const r = await inWorkload(["tcp", INET.denied, "8080", localPort, "denied.test"]);
+    const r = await escapeInWorkload(containerNames(sandbox).workload, [
+      "tcp",
+      INET.denied,
+      "8080",
+      localPort,
+      "denied.test",
+    ]);
     expect(r).toMatchObject({ connected: false });
     expect(connectionsTo(INET.denied)).toBe(before);
   });
@@ -160,7 +138,14 @@ describe("docker backend: flows conntrack attributes to the sidecar", () => {
     );
     expect(own.code, own.stderr).toBe(0);
     expect(JSON.parse(own.stdout)).toMatchObject({ replied: true, sender: INET.denied });
-    expect(await inWorkload(["ping", INET.denied, "4242", "exfil"])).toMatchObject({
+    expect(
+      await escapeInWorkload(containerNames(sandbox).workload, [
+        "ping",
+        INET.denied,
+        "4242",
+        "exfil",
+      ]),
+    ).toMatchObject({
       replied: false,
     });
   });

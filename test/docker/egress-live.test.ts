@@ -9,7 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConditionType } from "../../src/api/conditions.js";
 import type { EgressPolicy } from "../../src/api/sandbox-spec.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
+import {
+  containerNames,
+  docker,
+  ensureDockerd,
+  removeOwnedBy,
+  SANDBOX_IMAGE,
+} from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
@@ -29,13 +35,8 @@ let internet: DockerInternet;
 let operator: RunningOperator | undefined;
 let sandbox: StoredSandbox;
 
-const names = (s: StoredSandbox) => {
-  const base = `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
-  return { workload: base, sidecar: `${base}.egress` };
-};
-
 const ids = async () => {
-  const { workload, sidecar } = names(sandbox);
+  const { workload, sidecar } = containerNames(sandbox);
   const [w, e] = await Promise.all([
     engine.getContainer(workload).inspect(),
     engine.getContainer(sidecar).inspect(),
@@ -96,7 +97,7 @@ async function dial(host: string, port: number): Promise<string> {
     "except Exception as e:",
     "  print('refused', type(e).__name__)",
   ].join("\n");
-  const r = await docker(["exec", names(sandbox).workload, "python3", "-c", code], 60_000);
+  const r = await docker(["exec", containerNames(sandbox).workload, "python3", "-c", code], 60_000);
   expect(r.code, r.stderr).toBe(0);
   return r.stdout.trim();
 }
@@ -168,7 +169,7 @@ describe("docker backend: address rules and defaultAction follow the policy live
     const raw = await docker(
       [
         "exec",
-        names(sandbox).workload,
+        containerNames(sandbox).workload,
         "python3",
         "-c",
         "import socket\ntry:\n  socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP);print('opened')\nexcept PermissionError:\n  print('denied')",

@@ -6,7 +6,6 @@
 // no policy; the sidecar judges addresses live); and the SDK runs a command in
 // a claimed sandbox.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../../packages/sdk/src/index.js";
@@ -14,17 +13,23 @@ import { Labels } from "../../src/api/labels.js";
 import { run } from "../egress/support/processes.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
-import { docker, ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
+import {
+  containerNames,
+  docker,
+  ESCAPE_PY,
+  ensureDockerd,
+  escapeInWorkload,
+  removeOwnedBy,
+  SANDBOX_IMAGE,
+} from "../support/docker.js";
 import { type DockerInternet, INET, startDockerInternet } from "../support/docker-internet.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startDockerOperator, startPools } from "../support/operator.js";
-import { REPO_ROOT } from "../support/paths.js";
 import { PoolClient, type StoredClaim } from "../support/pools.js";
 import type { StoredSandbox } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const OWNER = `test-pools-${process.pid}`;
-const ESCAPE_PY = join(REPO_ROOT, "test/egress/support/escape.py");
 const SIDECAR_UID = 1337;
 
 let ns: Awaited<ReturnType<typeof testNamespace>>;
@@ -72,14 +77,9 @@ afterAll(async () => {
   await internet?.destroy();
 });
 
-const containers = (s: StoredSandbox) => {
-  const base = `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
-  return { workload: base, sidecar: `${base}.egress` };
-};
-
 /** A python snippet in the workload container, as the workload's user. */
 async function py(s: StoredSandbox, code: string) {
-  return docker(["exec", containers(s).workload, "python3", "-c", code], 60_000);
+  return docker(["exec", containerNames(s).workload, "python3", "-c", code], 60_000);
 }
 
 const fetch = (host: string) =>
@@ -96,27 +96,8 @@ async function claimReady(name: string): Promise<StoredClaim> {
   );
 }
 
-/** escape.py in the workload container, as its own user (UID 1000, no capabilities). */
-async function attack(s: StoredSandbox, args: string[]): Promise<Record<string, unknown>> {
-  const script = readFileSync(ESCAPE_PY).toString("base64");
-  const r = await docker(
-    [
-      "exec",
-      containers(s).workload,
-      "sh",
-      "-c",
-      `echo ${script} | base64 -d > /tmp/escape.py && python3 /tmp/escape.py "$@"`,
-      "escape",
-      ...args,
-    ],
-    90_000,
-  );
-  expect(r.code, r.stderr).toBe(0);
-  return JSON.parse(r.stdout.trim().split("\n").pop()!);
-}
-
 const ids = async (s: StoredSandbox) => {
-  const { workload, sidecar } = containers(s);
+  const { workload, sidecar } = containerNames(s);
   const [w, e] = await Promise.all([
     engine.getContainer(workload).inspect(),
     engine.getContainer(sidecar).inspect(),
@@ -166,7 +147,7 @@ describe("a warm pool on the docker backend", () => {
     const r = await docker(
       [
         "exec",
-        containers(claimed).workload,
+        containerNames(claimed).workload,
         "sh",
         "-c",
         `echo ${script} | base64 -d > /tmp/escape.py && python3 /tmp/escape.py "$@"`,
@@ -226,7 +207,7 @@ describe("a warm pool on the docker backend", () => {
   });
 
   it("escape attacks fail on the claimed sandbox whose address policy arrived at claim time", async () => {
-    const inspected = await engine.getContainer(containers(byAddress).sidecar).inspect();
+    const inspected = await engine.getContainer(containerNames(byAddress).sidecar).inspect();
     const sidecarPid = String(inspected.State.Pid);
     const sidecarIp = Object.values(inspected.NetworkSettings.Networks)[0]!.IPAddress;
     const inNetns = (argv: string[], uid?: number) =>
@@ -243,7 +224,7 @@ describe("a warm pool on the docker backend", () => {
     const connections = (address: string) =>
       internet.servers.lines.filter((l) => l.event === "connection" && l.local === address).length;
 
-    const udp = await attack(byAddress, [
+    const udp = await escapeInWorkload(containerNames(byAddress).workload, [
       ...["udp-dns", INET.dns, String(SIDECAR_UID), "allowed.test", "denied.test"],
     ]);
     expect(udp.sawSidecarPort).toBe(true);
@@ -260,7 +241,13 @@ describe("a warm pool on the docker backend", () => {
     expect(inserted.code, inserted.stderr).toBe(0);
     const before = connections(INET.denied);
     expect(
-      await attack(byAddress, ["tcp", INET.denied, "8080", localPort, "denied.test"]),
+      await escapeInWorkload(containerNames(byAddress).workload, [
+        "tcp",
+        INET.denied,
+        "8080",
+        localPort,
+        "denied.test",
+      ]),
     ).toMatchObject({ connected: false });
     expect(connections(INET.denied)).toBe(before);
 
@@ -270,7 +257,14 @@ describe("a warm pool on the docker backend", () => {
     );
     expect(own.code, own.stderr).toBe(0);
     expect(JSON.parse(own.stdout)).toMatchObject({ replied: true, sender: INET.denied });
-    expect(await attack(byAddress, ["ping", INET.denied, "4243", "exfil"])).toMatchObject({
+    expect(
+      await escapeInWorkload(containerNames(byAddress).workload, [
+        "ping",
+        INET.denied,
+        "4243",
+        "exfil",
+      ]),
+    ).toMatchObject({
       replied: false,
     });
     const questions = internet.servers.lines

@@ -18,6 +18,7 @@ import { ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.j
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startDockerOperator } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
+import { runUnderPty } from "../support/pty.js";
 
 const kc = kubeConfig();
 let ns: Awaited<ReturnType<typeof testNamespace>>;
@@ -227,45 +228,22 @@ describe("the data plane on the docker backend", () => {
 
   it("kubectl sandbox exec -it gives a real terminal (under a pseudo-terminal)", async () => {
     // python3's pty module: the CLI runs on a real terminal, as a person's would.
-    const script = `
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("node", ["node", ${JSON.stringify(CLI)}, "--kubeconfig=${inject("kubeconfigPath")}", "-n=${ns.name}", "exec", "-it", "box", "--", "sh", "-c", "tty; stty size; read x; echo got=$x; exit 6"])
-out = b""
-sent = False
-deadline = time.time() + 60
-while time.time() < deadline:
-    r, _, _ = select.select([fd], [], [], 0.2)
-    if r:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    if not sent and b"/dev/pts/" in out and b"\\n" in out.split(b"/dev/pts/")[1] and len(out.split(b"\\n")) > 2:
-        os.write(fd, b"hello\\r")
-        sent = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
-    const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const child = spawn("python3", ["-c", script], {
-        env: { ...process.env, DOCKER_HOST: dockerHost },
-      });
-      let stdout = "";
-      child.stdout.on("data", (c) => {
-        stdout += c;
-      });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 90_000);
-      child.on("close", (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout });
-      });
-    });
+    const r = await runUnderPty(
+      [
+        "node",
+        CLI,
+        `--kubeconfig=${inject("kubeconfigPath")}`,
+        `-n=${ns.name}`,
+        "exec",
+        "-it",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "tty; stty size; read x; echo got=$x; exit 6",
+      ],
+      { env: { ...process.env, DOCKER_HOST: dockerHost }, timeoutMs: 90_000 },
+    );
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(r.stdout).toContain("got=hello");
     expect(r.status).toBe(6);

@@ -11,6 +11,7 @@ import { parse as parseYaml } from "yaml";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { kubeConfig, testNamespace, userKubeconfigPath } from "../support/cluster.js";
 import {
+  containerNames,
   docker,
   ensureDockerd,
   labelled,
@@ -86,14 +87,9 @@ const waitRunning = (name: string, timeout = 60_000) =>
     timeout,
   );
 
-const names = (s: StoredSandbox) => {
-  const base = `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
-  return { workload: base, sidecar: `${base}.egress`, network: `${base}.network` };
-};
-
 /** Run a shell command in the workload container as its own user (UID 1000, no capabilities). */
 const inWorkload = (s: StoredSandbox, script: string) =>
-  docker(["exec", names(s).workload, "sh", "-c", script], 30_000);
+  docker(["exec", containerNames(s).workload, "sh", "-c", script], 30_000);
 
 /** The network namespace a process is in (as the kernel names it: "net:[inode]"). */
 const netnsOf = (pid: number) => readlinkSync(`/proc/${pid}/ns/net`);
@@ -118,7 +114,7 @@ describe("docker backend", () => {
       reason: ConditionReason.EgressEnforced,
     });
 
-    const n = names(hello);
+    const n = containerNames(hello);
     const workload = await engine.getContainer(n.workload).inspect();
     const sidecar = await engine.getContainer(n.sidecar).inspect();
     expect(hello.status?.containerId).toBe(workload.Id);
@@ -208,7 +204,7 @@ describe("docker backend", () => {
         "run",
         "--rm",
         "--network",
-        `container:${names(hello).sidecar}`,
+        `container:${containerNames(hello).sidecar}`,
         "--cap-drop",
         "ALL",
         "--security-opt",
@@ -265,7 +261,7 @@ describe("docker backend", () => {
       network: { egress: EGRESS },
     });
     const before = await waitRunning("probe");
-    const n = names(before);
+    const n = containerNames(before);
     const probeLog = async () =>
       (await inWorkload(before, "cat /workspace/probe.log")).stdout
         .trim()
@@ -362,7 +358,7 @@ describe("docker backend", () => {
   it("recreates a workload container removed by hand, keeping the workspace", async () => {
     expect((await inWorkload(hello, "echo kept > /workspace/mark")).code).toBe(0);
     const old = (await sbx.get("hello"))!;
-    await docker(["rm", "-f", names(hello).workload]);
+    await docker(["rm", "-f", containerNames(hello).workload]);
     const s = await sbx.waitFor("hello", (x) => {
       isReady(x);
       expect(x.status?.containerId).toBeDefined();
@@ -373,13 +369,13 @@ describe("docker backend", () => {
     const reasons = (await sbx.events("hello")).map((e) => e.reason);
     expect(reasons).toContain("WorkloadRecreated");
     expect(reasons).not.toContain("Failed");
-    const workload = await engine.getContainer(names(hello).workload).inspect();
-    const sidecar = await engine.getContainer(names(hello).sidecar).inspect();
+    const workload = await engine.getContainer(containerNames(hello).workload).inspect();
+    const sidecar = await engine.getContainer(containerNames(hello).sidecar).inspect();
     expect(netnsOf(workload.State.Pid)).toBe(netnsOf(sidecar.State.Pid));
   });
 
   it("backs off restarting a sidecar that keeps dying, and says so", async () => {
-    const n = names(hello);
+    const n = containerNames(hello);
     const killSidecar = async () => {
       const c = await engine.getContainer(n.sidecar).inspect();
       expect(c.State.Running).toBe(true);
@@ -419,7 +415,7 @@ describe("docker backend", () => {
       network: { egress: EGRESS },
     });
     const before = await waitRunning("moved");
-    const n = names(before);
+    const n = containerNames(before);
     const oldSidecar = await engine.getContainer(n.sidecar).inspect();
     // Every status the repair goes through, as a client polling it would see it.
     const seen: { ready?: string; port?: number; containerId?: string }[] = [];
@@ -548,7 +544,7 @@ describe("docker backend", () => {
     );
     const bomb = await waitRunning("forkbomb");
     await eventually(async () => {
-      const top = await docker(["top", names(bomb).workload]);
+      const top = await docker(["top", containerNames(bomb).workload]);
       expect(top.code, top.stderr).toBe(0);
       const processes = top.stdout.trim().split("\n").length - 1;
       expect(processes).toBeGreaterThan(32);
@@ -673,7 +669,7 @@ describe("docker backend", () => {
     operator = await start();
     const crash = await waitRunning("crash");
     const uidLabel = `sandboxing.dev/sandbox-uid=${crash.metadata.uid}`;
-    const n = names(crash);
+    const n = containerNames(crash);
     expect(await labelled("container", uidLabel)).toEqual([n.workload, n.sidecar].sort());
     expect(await labelled("network", uidLabel)).toEqual([n.network]);
     expect(await labelled("volume", uidLabel)).toHaveLength(1);

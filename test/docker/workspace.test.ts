@@ -13,6 +13,7 @@ import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { parseAllowedHostPaths } from "../../src/backends/docker/host-paths.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import {
+  containerNames,
   docker,
   ensureDockerd,
   labelled,
@@ -80,10 +81,8 @@ const waitRunning = (name: string, timeout = 90_000) =>
     timeout,
   );
 
-const workloadOf = (s: StoredSandbox) =>
-  `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
 const inWorkload = async (s: StoredSandbox, script: string) => {
-  const r = await docker(["exec", workloadOf(s), "sh", "-c", script], 30_000);
+  const r = await docker(["exec", containerNames(s).workload, "sh", "-c", script], 30_000);
   return `${r.stdout}${r.stderr}`.trim();
 };
 const containersOf = async (s: StoredSandbox) =>
@@ -97,7 +96,7 @@ describe("docker workspaces", () => {
     const first = await waitRunning("first");
     const volume = first.status?.workspace?.name;
     expect(first.status?.workspace).toEqual({
-      name: `${workloadOf(first)}.workspace`,
+      name: `${containerNames(first).workload}.workspace`,
       retentionPolicy: "Retain",
     });
     expect(condition(first, ConditionType.WorkspaceReady)).toMatchObject({
@@ -274,7 +273,7 @@ describe("docker workspaces", () => {
     const write = await inWorkload(s, "touch /host-ro/x 2>&1; echo rc=$?");
     expect(write).toContain("Read-only file system");
     expect(write).toContain("rc=1");
-    const inspect = await engine.getContainer(workloadOf(s)).inspect();
+    const inspect = await engine.getContainer(containerNames(s).workload).inspect();
     const ro = inspect.Mounts.find((m) => m.Destination === "/host-ro");
     expect(ro).toMatchObject({ Type: "bind", RW: false });
     expect(inspect.Mounts.find((m) => m.Destination === "/host-rw")).toMatchObject({ RW: true });

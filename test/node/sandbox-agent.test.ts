@@ -26,6 +26,7 @@ import { importDockerImages, localTagOf } from "../support/node/images.js";
 import { inNode, NODE_SANDBOX_IMAGE, NODE_TEST_RESOURCES } from "../support/node/pods.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
 import { REPO_ROOT } from "../support/paths.js";
+import { runUnderPty } from "../support/pty.js";
 
 const kc = kubeConfig();
 const IMAGE = process.env.SANDBOX_NODE_OPERATOR_IMAGE ?? OPERATOR_IMAGE;
@@ -321,43 +322,23 @@ describe("the data plane on the pod backend", { timeout: 180_000 }, () => {
   it("kubectl sandbox exec, and exec -it under a pseudo-terminal", async () => {
     const e = await cli(["exec", "box", "--", "sh", "-c", "echo out; echo err >&2; exit 4"]);
     expect(e).toMatchObject({ stdout: "out\n", stderr: "err\n", status: 4 });
-    const script = `
-import os, pty, sys, time, select
-pid, fd = pty.fork()
-if pid == 0:
-    os.execvp("npx", ["npx", "tsx", ${JSON.stringify(CLI)}, "--kubeconfig=${inject("kubeconfigPath")}", "-n=${ns.name}", "exec", "-it", "box", "--", "sh", "-c", "tty; stty size; read x; echo got=$x; exit 6"])
-out = b""
-sent = False
-deadline = time.time() + 90
-while time.time() < deadline:
-    r, _, _ = select.select([fd], [], [], 0.2)
-    if r:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        out += data
-    if not sent and b"/dev/pts/" in out and b"\\n" in out.split(b"/dev/pts/")[1] and len(out.split(b"\\n")) > 2:
-        os.write(fd, b"hello\\r")
-        sent = True
-_, status = os.waitpid(pid, 0)
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(os.waitstatus_to_exitcode(status))
-`;
-    const r = await new Promise<{ status: number | null; stdout: string }>((resolve) => {
-      const child = spawn("python3", ["-c", script], { cwd: REPO_ROOT });
-      let stdout = "";
-      child.stdout.on("data", (c) => {
-        stdout += c;
-      });
-      const timer = setTimeout(() => child.kill("SIGKILL"), 120_000);
-      child.on("close", (status) => {
-        clearTimeout(timer);
-        resolve({ status, stdout });
-      });
-    });
+    const r = await runUnderPty(
+      [
+        "npx",
+        "tsx",
+        CLI,
+        `--kubeconfig=${inject("kubeconfigPath")}`,
+        `-n=${ns.name}`,
+        "exec",
+        "-it",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "tty; stty size; read x; echo got=$x; exit 6",
+      ],
+      { cwd: REPO_ROOT, timeoutMs: 120_000 },
+    );
     expect(r.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(r.stdout).toContain("got=hello");
     expect(r.status).toBe(6);

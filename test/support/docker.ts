@@ -1,11 +1,14 @@
 // The real Docker engine for tests: started when absent (hack/docker/ensure-dockerd.sh),
 // driven through the docker CLI so what a test does is what a person would type.
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Docker from "dockerode";
+import { identityOf, Role, resourceName } from "../../src/backends/docker/names.js";
 import { REPO_ROOT } from "./paths.js";
 import { type Ran, runCommand } from "./run-command.js";
+import type { StoredSandbox } from "./sandboxes.js";
 
 const exec = promisify(execFile);
 
@@ -77,4 +80,43 @@ export async function stopDockerd(timeoutMs = 60_000): Promise<void> {
 export async function liveRestoreEnabled(): Promise<boolean> {
   const r = await docker(["info", "--format", "{{.LiveRestoreEnabled}}"]);
   return r.stdout.trim() === "true";
+}
+
+/** The containers and network the docker backend names after a stored Sandbox. */
+export function containerNames(s: StoredSandbox) {
+  const id = identityOf(s as Parameters<typeof identityOf>[0]);
+  return {
+    workload: resourceName(id, Role.workload),
+    sidecar: resourceName(id, Role.sidecar),
+    network: resourceName(id, Role.network),
+  };
+}
+
+/** The egress attack script the network-namespace suites run, shared with the docker ones. */
+export const ESCAPE_PY = join(REPO_ROOT, "test/egress/support/escape.py");
+
+/**
+ * escape.py in a workload container, as the workload's own user (UID 1000, no
+ * capabilities): the script is piped in, since the image does not carry it.
+ * Returns the JSON verdict the script prints last.
+ */
+export async function escapeInWorkload(
+  container: string,
+  args: string[],
+): Promise<Record<string, unknown>> {
+  const script = readFileSync(ESCAPE_PY).toString("base64");
+  const r = await docker(
+    [
+      "exec",
+      container,
+      "sh",
+      "-c",
+      `echo ${script} | base64 -d > /tmp/escape.py && python3 /tmp/escape.py "$@"`,
+      "escape",
+      ...args,
+    ],
+    90_000,
+  );
+  if (r.code !== 0) throw new Error(`escape.py ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split("\n").pop()!);
 }

@@ -1,6 +1,7 @@
 // Every CustomResourceDefinition the operator serves, in install order.
-import { sandboxCRD } from "./crd.js";
+
 import { claimCRD, poolCRD, templateCRD } from "./pools-crd.js";
+import { sandboxCRD } from "./sandbox-crd.js";
 import { snapshotCRD } from "./snapshot-crd.js";
 
 export const CRDS = [sandboxCRD, templateCRD, poolCRD, claimCRD, snapshotCRD];

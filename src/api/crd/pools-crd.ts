@@ -5,17 +5,14 @@ import {
   CLAIM_PLURAL,
   CLAIM_SHORT_NAMES,
   CLAIM_SINGULAR,
-  GROUP,
   POOL_KIND,
   POOL_PLURAL,
   POOL_SHORT_NAMES,
   POOL_SINGULAR,
-  SANDBOX_CATEGORIES,
   TEMPLATE_KIND,
   TEMPLATE_PLURAL,
   TEMPLATE_SHORT_NAMES,
   TEMPLATE_SINGULAR,
-  VERSION,
 } from "../group.js";
 import {
   CLAIM_NAME_MAX_LENGTH,
@@ -27,79 +24,7 @@ import {
   PoolStatusSchema,
 } from "../pools.js";
 import { SandboxSpecSchema } from "../sandbox-spec.js";
-import { type JSONSchema, toStructural } from "./structural.js";
-
-export interface Kind {
-  kind: string;
-  plural: string;
-  singular: string;
-  shortNames: string[];
-  description: string;
-  name?: JSONSchema;
-  spec: JSONSchema;
-  status?: JSONSchema;
-  subresources: Record<string, unknown>;
-  printerColumns: Array<Record<string, string>>;
-}
-
-export const age = { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" };
-export const condition = (type: string, name = type) => ({
-  name,
-  type: "string",
-  jsonPath: `.status.conditions[?(@.type=="${type}")].status`,
-  description: `Status of the ${type} condition`,
-});
-
-function openAPISchema(k: Kind): JSONSchema {
-  return {
-    type: "object",
-    description: k.description,
-    required: ["spec"],
-    properties: {
-      apiVersion: {
-        type: "string",
-        description: "Versioned schema of this representation of an object.",
-      },
-      kind: { type: "string", description: "REST resource this object represents." },
-      metadata: { type: "object", ...(k.name ? { properties: { name: k.name } } : {}) },
-      spec: k.spec,
-      ...(k.status ? { status: k.status } : {}),
-    },
-  };
-}
-
-export function crdOf(k: Kind) {
-  return {
-    apiVersion: "apiextensions.k8s.io/v1",
-    kind: "CustomResourceDefinition",
-    metadata: {
-      name: `${k.plural}.${GROUP}`,
-      labels: { "app.kubernetes.io/part-of": "sandbox-operator" },
-    },
-    spec: {
-      group: GROUP,
-      scope: "Namespaced",
-      names: {
-        kind: k.kind,
-        listKind: `${k.kind}List`,
-        plural: k.plural,
-        singular: k.singular,
-        shortNames: k.shortNames,
-        categories: SANDBOX_CATEGORIES,
-      },
-      versions: [
-        {
-          name: VERSION,
-          served: true,
-          storage: true,
-          subresources: k.subresources,
-          additionalPrinterColumns: k.printerColumns,
-          schema: { openAPIV3Schema: openAPISchema(k) },
-        },
-      ],
-    },
-  };
-}
+import { age, condition, crdOf, type Kind, specOf, statusOf } from "./kind.js";
 
 export const templateKind: Kind = {
   kind: TEMPLATE_KIND,
@@ -108,11 +33,10 @@ export const templateKind: Kind = {
   shortNames: TEMPLATE_SHORT_NAMES,
   description:
     "A SandboxTemplate is a reusable Sandbox spec: warm pools keep sandboxes of it ready, and claims ask for one.",
-  spec: {
-    ...toStructural(SandboxSpecSchema),
-    description:
-      "The spec of every sandbox made from this template: the same fields as a Sandbox's spec.",
-  },
+  spec: specOf(
+    SandboxSpecSchema,
+    "The spec of every sandbox made from this template: the same fields as a Sandbox's spec.",
+  ),
   subresources: {},
   printerColumns: [
     { name: "Image", type: "string", jsonPath: ".spec.image", description: "Image" },
@@ -129,14 +53,11 @@ export const poolKind: Kind = {
   description:
     "A SandboxWarmPool keeps a number of sandboxes of a template started and ready, without egress, so that a claim gets one in a fraction of a second.",
   name: { type: "string", maxLength: POOL_NAME_MAX_LENGTH, pattern: CLAIM_NAME_PATTERN },
-  spec: {
-    ...toStructural(PoolSpecSchema),
-    description: "Which template, how many ready sandboxes, how fast to refill and to roll.",
-  },
-  status: {
-    ...toStructural(PoolStatusSchema),
-    description: "What the operator observed; written by the controller only.",
-  },
+  spec: specOf(
+    PoolSpecSchema,
+    "Which template, how many ready sandboxes, how fast to refill and to roll.",
+  ),
+  status: statusOf(PoolStatusSchema),
   subresources: {
     status: {},
     scale: {
@@ -169,14 +90,8 @@ export const claimKind: Kind = {
   description:
     "A SandboxClaim asks for a sandbox of a template, from a warm pool when one is ready and by a cold start otherwise, with its own egress policy, lifetime, labels and env. Deleting the claim deletes its sandbox.",
   name: { type: "string", maxLength: CLAIM_NAME_MAX_LENGTH, pattern: CLAIM_NAME_PATTERN },
-  spec: {
-    ...toStructural(ClaimSpecSchema),
-    description: "The template, optionally the pool, and this claim's overrides.",
-  },
-  status: {
-    ...toStructural(ClaimStatusSchema),
-    description: "What the operator observed; written by the controller only.",
-  },
+  spec: specOf(ClaimSpecSchema, "The template, optionally the pool, and this claim's overrides."),
+  status: statusOf(ClaimStatusSchema),
   subresources: { status: {} },
   printerColumns: [
     { name: "Phase", type: "string", jsonPath: ".status.phase", description: "Phase" },

@@ -11,8 +11,7 @@ import {
   SnapshotSpecSchema,
   SnapshotStatusSchema,
 } from "../snapshot.js";
-import { age, crdOf, type Kind } from "./pools-crd.js";
-import { toStructural } from "./structural.js";
+import { age, crdOf, type Kind, specOf, statusOf } from "./kind.js";
 
 export const snapshotKind: Kind = {
   kind: SNAPSHOT_KIND,
@@ -22,14 +21,8 @@ export const snapshotKind: Kind = {
   description:
     "A SandboxSnapshot is a point-in-time copy of a Sandbox's persistent workspace; a new Sandbox starts from it with spec.workspace.fromSnapshot. Deleting it deletes the copy.",
   name: { type: "string", maxLength: SNAPSHOT_NAME_MAX_LENGTH, pattern: SNAPSHOT_NAME_PATTERN },
-  spec: {
-    ...toStructural(SnapshotSpecSchema),
-    description: "The Sandbox whose workspace is copied. Immutable.",
-  },
-  status: {
-    ...toStructural(SnapshotStatusSchema),
-    description: "What the operator observed; written by the controller only.",
-  },
+  spec: specOf(SnapshotSpecSchema, "The Sandbox whose workspace is copied. Immutable."),
+  status: statusOf(SnapshotStatusSchema),
   subresources: { status: {} },
   printerColumns: [
     {
