@@ -5,9 +5,17 @@ import type * as k8s from "@kubernetes/client-node";
 import * as kube from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { Counter, type Registry } from "prom-client";
-import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import {
+  API_VERSION,
+  GROUP,
+  SANDBOX_KIND,
+  SANDBOX_PLURAL,
+  SNAPSHOT_PLURAL,
+  VERSION,
+} from "../api/group.js";
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
+import type { SandboxSnapshot } from "../api/snapshot.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
 import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js";
 import type { GatewayAccess } from "../backends/pod/agent.js";
@@ -220,6 +228,12 @@ export async function startSandboxController(
   const policyPort = policyServer && (await policyServer.start()).port;
 
   const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
+  // The docker backend restores spec.workspace.fromSnapshot from the snapshot
+  // controller's copies: it reads the SandboxSnapshot from this cache, and a
+  // snapshot becoming ready reconciles the sandboxes waiting for it (below).
+  const snapshots = opts.docker
+    ? informer<SandboxSnapshot & KubeObject>(`/apis/${GROUP}/${VERSION}`, SNAPSHOT_PLURAL)
+    : undefined;
   let docker: DockerRuntime | undefined;
   if (opts.docker) {
     const registryCounter = orphanCounter(registry);
@@ -241,6 +255,7 @@ export async function startSandboxController(
       canCollect: () => !!controller?.mayWrite() && controller.ready(),
       onOrphanRemoved: (kind) => registryCounter.inc({ kind }),
       sweepIntervalMs: opts.docker.sweepIntervalMs,
+      snapshot: (namespace, name) => snapshots?.get(`${namespace}/${name}`),
       log,
     });
     backends.docker = docker.backend;
@@ -381,6 +396,16 @@ export async function startSandboxController(
         primaryKey: ownerKey,
       })),
       ...(unlabelled ? [{ name: "unlabelled", informer: unlabelled, primaryKey: keyOf }] : []),
+      // Fanned out to the sandboxes that start from it (below).
+      ...(snapshots
+        ? [
+            {
+              name: "sandboxsnapshots",
+              informer: snapshots as ObjectSource<KubeObject>,
+              primaryKey: () => undefined,
+            },
+          ]
+        : []),
     ],
     reconcile: async (key, ctx) => {
       const bare = unlabelled?.get(key);
@@ -425,6 +450,17 @@ export async function startSandboxController(
     registry,
     metricPrefix: METRIC_PREFIX,
     log,
+  });
+  snapshots?.on({
+    update: (snap) => {
+      if (snap.status?.phase !== "Ready" && snap.status?.phase !== "Failed") return;
+      for (const s of sandboxes.list())
+        if (
+          s.metadata.namespace === snap.metadata.namespace &&
+          s.spec?.workspace?.fromSnapshot?.name === snap.metadata.name
+        )
+          controller?.enqueue(keyOf(s));
+    },
   });
   controller.start();
 
