@@ -112,7 +112,7 @@ describe("SnapshotReconciler (fake backend)", () => {
 
   it("on deletion removes the snapshot volume, then the finalizer", async () => {
     const h = harness(
-      snapshot({ deletionTimestamp: new Date().toISOString() }, { ...recorded, phase: "Ready" }),
+      snapshot({ deletionTimestamp: new Date() }, { ...recorded, phase: "Ready" }),
     );
     await h.r.reconcile("ns/snap", signal);
     expect(h.calls).toEqual(["remove s-1", `removeFinalizer ${SNAPSHOT_FINALIZER}`]);
@@ -120,7 +120,7 @@ describe("SnapshotReconciler (fake backend)", () => {
 
   it("keeps the finalizer while the daemon is unreachable (retried)", async () => {
     const down = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
-    const h = harness(snapshot({ deletionTimestamp: new Date().toISOString() }), {
+    const h = harness(snapshot({ deletionTimestamp: new Date() }), {
       remove: async () => {
         throw down;
       },
