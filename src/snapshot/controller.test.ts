@@ -111,9 +111,7 @@ describe("SnapshotReconciler (fake backend)", () => {
   });
 
   it("on deletion removes the snapshot volume, then the finalizer", async () => {
-    const h = harness(
-      snapshot({ deletionTimestamp: new Date() }, { ...recorded, phase: "Ready" }),
-    );
+    const h = harness(snapshot({ deletionTimestamp: new Date() }, { ...recorded, phase: "Ready" }));
     await h.r.reconcile("ns/snap", signal);
     expect(h.calls).toEqual(["remove s-1", `removeFinalizer ${SNAPSHOT_FINALIZER}`]);
   });
