@@ -451,17 +451,17 @@ export async function startSandboxController(
     metricPrefix: METRIC_PREFIX,
     log,
   });
-  snapshots?.on({
-    update: (snap) => {
-      if (snap.status?.phase !== "Ready" && snap.status?.phase !== "Failed") return;
-      for (const s of sandboxes.list())
-        if (
-          s.metadata.namespace === snap.metadata.namespace &&
-          s.spec?.workspace?.fromSnapshot?.name === snap.metadata.name
-        )
-          controller?.enqueue(keyOf(s));
-    },
-  });
+  // A snapshot settling (Ready, or Failed) ends the wait of the sandboxes that start from it.
+  const onSnapshot = (snap: SandboxSnapshot & KubeObject) => {
+    if (snap.status?.phase !== "Ready" && snap.status?.phase !== "Failed") return;
+    for (const s of sandboxes.list())
+      if (
+        s.metadata.namespace === snap.metadata.namespace &&
+        s.spec?.workspace?.fromSnapshot?.name === snap.metadata.name
+      )
+        controller?.enqueue(keyOf(s));
+  };
+  snapshots?.on({ add: onSnapshot, update: onSnapshot });
   controller.start();
 
   return {

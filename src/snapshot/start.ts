@@ -114,16 +114,26 @@ export async function startSnapshotController(
   });
 
   // A Sandbox appearing, getting its workspace or going concerns the snapshots
-  // of it that are still being taken (Ready and Failed ones are final).
+  // of it that are still being taken (Ready and Failed ones are final). An
+  // index by source keeps a Sandbox's status write from scanning every snapshot.
+  const bySource = new Map<string, Set<string>>();
+  const sourceKey = (snap: SandboxSnapshot & KubeObject) =>
+    `${snap.metadata.namespace}/${snap.spec?.source?.sandboxName}`;
+  const unindex = (snap: SandboxSnapshot & KubeObject) => {
+    const set = bySource.get(sourceKey(snap));
+    set?.delete(keyOf(snap));
+    if (set?.size === 0) bySource.delete(sourceKey(snap));
+  };
+  const index = (snap: SandboxSnapshot & KubeObject) => {
+    unindex(snap);
+    const phase = snap.status?.phase;
+    if (phase === "Ready" || phase === "Failed") return;
+    const k = sourceKey(snap);
+    bySource.set(k, (bySource.get(k) ?? new Set()).add(keyOf(snap)));
+  };
+  snapshots.on({ add: index, update: index, delete: unindex });
   const onSandbox = (s: KubeObject) => {
-    const ns = s.metadata?.namespace;
-    const name = s.metadata?.name;
-    for (const snap of snapshots.list()) {
-      if (snap.metadata.namespace !== ns || snap.spec?.source?.sandboxName !== name) continue;
-      const phase = snap.status?.phase;
-      if (phase === "Ready" || phase === "Failed") continue;
-      controller!.enqueue(keyOf(snap));
-    }
+    for (const k of bySource.get(keyOf(s)) ?? []) controller!.enqueue(k);
   };
   sandboxes.on({ add: onSandbox, update: onSandbox, delete: onSandbox });
   controller.start();
