@@ -119,7 +119,8 @@ const waitRunning = (name: string, timeout = 120_000) =>
 
 const workloadOf = (s: StoredSandbox) =>
   `sbx.${ns.name}.${s.metadata.name}.${s.metadata.uid!.slice(0, 8)}`;
-const inWorkload = async (s: StoredSandbox, script: string, user = "0:0") => {
+// As the workload's user (the container has no capabilities: root could not read its 0640 files).
+const inWorkload = async (s: StoredSandbox, script: string, user = "1000:1000") => {
   const r = await docker(["exec", "-u", user, workloadOf(s), "sh", "-c", script], 60_000);
   if (r.code !== 0) throw new Error(`${script}: ${r.stderr}`);
   return r.stdout.trim();
@@ -146,7 +147,6 @@ describe("SandboxSnapshot controller on the docker backend", () => {
         "printf x > /workspace/one-byte && chmod 640 /workspace/one-byte",
         "ln -s src/hello.txt /workspace/link",
       ].join(" && "),
-      "1000:1000",
     );
     const before = await manifest(source);
     expect(before.split("\n").length).toBeGreaterThanOrEqual(8);
