@@ -16,6 +16,7 @@ import {
   type RunningSnapshotController,
   startSnapshotController,
 } from "../../src/snapshot/start.js";
+import { buildAgent } from "./agent.js";
 import { userKubeconfigPath } from "./cluster.js";
 import { OPERATOR_IMAGE } from "./docker.js";
 import { eventually } from "./eventually.js";
@@ -89,6 +90,10 @@ export function startDockerOperator(opts: {
   /** --docker-allowed-host-paths (default: none). */
   allowedHostPaths?: readonly AllowedHostPath[];
 }): Promise<RunningOperator> {
+  // The docker backend delivers the in-sandbox agent into every workload and
+  // fails each reconcile (transient, backed off for minutes) while the binary
+  // is missing: a suite run on its own, in a fresh work tree, must build it.
+  buildAgent();
   return startOperator({
     namespace: opts.namespace,
     user: opts.user,
