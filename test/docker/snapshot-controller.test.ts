@@ -4,7 +4,9 @@
 // Sandbox from it waits (SnapshotNotReady) while the snapshot is not ready and
 // then starts with a byte-identical workspace (every entry's type, mode,
 // owner, size and SHA-256), later writes to the source are not in it, and
-// deleting the SandboxSnapshot removes its snapshot volume.
+// deleting the SandboxSnapshot removes its snapshot volume; and the
+// controller, run as users run it and killed (SIGKILL) in the middle of a
+// copy, takes the snapshot again on restart and it still restores exactly.
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,16 +18,19 @@ import { GROUP, SNAPSHOT_PLURAL, VERSION } from "../../src/api/group.js";
 import type { SandboxSnapshot } from "../../src/api/snapshot.js";
 import { snapshotVolumeName } from "../../src/backends/docker/snapshots.js";
 import { SNAPSHOT_FINALIZER } from "../../src/snapshot/decide.js";
-import { kubeConfig, testNamespace } from "../support/cluster.js";
+import { kubeConfig, testNamespace, userKubeconfigPath } from "../support/cluster.js";
 import {
   docker,
   ensureDockerd,
   labelled,
+  OPERATOR_IMAGE,
   removeOwnedBy,
   SANDBOX_IMAGE,
 } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startDockerOperator, startSnapshots } from "../support/operator.js";
+import { REPO_ROOT } from "../support/paths.js";
+import { startProcess } from "../support/processes.js";
 import { runCommand } from "../support/run-command.js";
 import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
 
@@ -48,11 +53,8 @@ const startSnapshotController = () =>
     docker: { client: engine, owner: OWNER },
   });
 
-beforeAll(async () => {
-  engine = await ensureDockerd();
-  ns = await testNamespace(kc, "snapctl");
-  sbx = new SandboxClient(kc, ns.name);
-  operator = await startDockerOperator({
+const startOperatorInProcess = () =>
+  startDockerOperator({
     namespace: ns.name,
     user: "operator-1",
     engine,
@@ -60,6 +62,12 @@ beforeAll(async () => {
     upstreamDns: "127.0.0.1",
     stallTimeoutSeconds: 300,
   });
+
+beforeAll(async () => {
+  engine = await ensureDockerd();
+  ns = await testNamespace(kc, "snapctl");
+  sbx = new SandboxClient(kc, ns.name);
+  operator = await startOperatorInProcess();
   snapshots = await startSnapshotController();
 }, 600_000);
 
@@ -252,4 +260,104 @@ describe("SandboxSnapshot controller on the docker backend", () => {
     const waiter = await waitRunning("waiter");
     expect(await manifest(waiter)).toBe(before);
   });
+
+  it("a controller killed in the middle of a copy takes it again on restart; it restores exactly", async () => {
+    await sbx.create("big", { ...SLEEP, workspace: {} });
+    const big = await waitRunning("big");
+    // Large enough that the copy (volume -> controller -> snapshot volume) lasts seconds.
+    await inWorkload(
+      big,
+      [
+        "mkdir -p /workspace/data",
+        "head -c 400000000 /dev/urandom > /workspace/data/large.bin",
+        "echo small > /workspace/data/small.txt",
+      ].join(" && "),
+    );
+    const before = await manifest(big);
+
+    // The controller as users run it, in a process of its own that can be SIGKILLed.
+    await snapshots?.stop();
+    snapshots = undefined;
+    await operator?.stop();
+    operator = undefined;
+    const cli = startProcess(
+      "snapshot-controller",
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        join(REPO_ROOT, "src/cli/main.ts"),
+        "controller",
+        `--kubeconfig=${userKubeconfigPath("operator-1")}`,
+        `--namespaces=${ns.name}`,
+        "--default-backend=docker",
+        "--leader-elect=false",
+        `--egress-image=${OPERATOR_IMAGE}`,
+        "--docker-dns=127.0.0.1",
+        `--docker-owner=${OWNER}`,
+        "--metrics-bind-address=0",
+        "--health-probe-bind-address=0",
+      ],
+      mkdtempSync(join(tmpdir(), "snapctl-controller-")),
+    );
+    await applySnapshot("midway", "big");
+    const uid = await eventually(async () => {
+      const s = await getSnapshot("midway");
+      expect(s?.metadata.uid).toBeDefined();
+      return s!.metadata.uid!;
+    });
+    const handle = snapshotVolumeName({ namespace: ns.name, name: "midway", uid });
+    // The copy has begun: its helper container exists. Kill the controller then.
+    await eventually(
+      async () => {
+        const r = await docker(["ps", "-aq", "--filter", `name=^${handle}.take$`]);
+        expect(r.stdout.trim()).not.toBe("");
+      },
+      { timeout: 60_000, interval: 20 },
+    );
+    process.kill(-cli.child.pid!, "SIGKILL");
+    await new Promise((r) => cli.child.once("exit", r));
+
+    // Interrupted mid-way: not Ready, and the snapshot volume holds no checksum file.
+    const interrupted = await getSnapshot("midway");
+    expect(interrupted?.status?.phase, JSON.stringify(interrupted?.status)).toBe("Pending");
+    expect(interrupted?.status?.sourceSandboxUid).toBe(big.metadata.uid);
+    const ls = await docker([
+      "run",
+      "--rm",
+      "--network=none",
+      "-v",
+      `${handle}:/snap:ro`,
+      SANDBOX_IMAGE,
+      "ls",
+      "-A",
+      "/snap",
+    ]);
+    expect(ls.code, ls.stderr).toBe(0);
+    expect(ls.stdout).not.toContain("workspace.sha256");
+
+    operator = await startOperatorInProcess();
+    snapshots = await startSnapshotController();
+    const snap = await eventually(
+      async () => {
+        const s = await getSnapshot("midway");
+        expect(s?.status?.phase, JSON.stringify(s?.status)).toBe("Ready");
+        return s!;
+      },
+      { timeout: 180_000 },
+    );
+    expect(snap.status?.handle).toBe(handle);
+    expect(snap.status?.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(snap.status?.sizeBytes).toBeGreaterThan(400_000_000);
+    // The killed attempt's helper container is gone too.
+    const helpers = await docker(["ps", "-aq", "--filter", `name=^${handle}.take$`]);
+    expect(helpers.stdout.trim()).toBe("");
+
+    await sbx.create("big-restored", {
+      ...SLEEP,
+      workspace: { fromSnapshot: { name: "midway" } },
+    });
+    const restored = await waitRunning("big-restored", 180_000);
+    expect(await manifest(restored)).toBe(before);
+  }, 420_000);
 });
