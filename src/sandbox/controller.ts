@@ -228,12 +228,15 @@ export async function startSandboxController(
   const policyPort = policyServer && (await policyServer.start()).port;
 
   const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
-  // The docker backend restores spec.workspace.fromSnapshot from the snapshot
-  // controller's copies: it reads the SandboxSnapshot from this cache, and a
+  // Both backends start spec.workspace.fromSnapshot from the snapshot
+  // controller's copies, and a sandbox waiting for one (SnapshotNotReady) is
+  // not stalled, so nothing else would look at it again before its expiry: a
   // snapshot becoming ready reconciles the sandboxes waiting for it (below).
-  const snapshots = opts.docker
-    ? informer<SandboxSnapshot & KubeObject>(`/apis/${GROUP}/${VERSION}`, SNAPSHOT_PLURAL)
-    : undefined;
+  // The docker backend also reads the SandboxSnapshot from this cache.
+  const snapshots = informer<SandboxSnapshot & KubeObject>(
+    `/apis/${GROUP}/${VERSION}`,
+    SNAPSHOT_PLURAL,
+  );
   let docker: DockerRuntime | undefined;
   if (opts.docker) {
     const registryCounter = orphanCounter(registry);
@@ -255,7 +258,7 @@ export async function startSandboxController(
       canCollect: () => !!controller?.mayWrite() && controller.ready(),
       onOrphanRemoved: (kind) => registryCounter.inc({ kind }),
       sweepIntervalMs: opts.docker.sweepIntervalMs,
-      snapshot: (namespace, name) => snapshots?.get(`${namespace}/${name}`),
+      snapshot: (namespace, name) => snapshots.get(`${namespace}/${name}`),
       log,
     });
     backends.docker = docker.backend;
@@ -397,15 +400,11 @@ export async function startSandboxController(
       })),
       ...(unlabelled ? [{ name: "unlabelled", informer: unlabelled, primaryKey: keyOf }] : []),
       // Fanned out to the sandboxes that start from it (below).
-      ...(snapshots
-        ? [
-            {
-              name: "sandboxsnapshots",
-              informer: snapshots as ObjectSource<KubeObject>,
-              primaryKey: () => undefined,
-            },
-          ]
-        : []),
+      {
+        name: "sandboxsnapshots",
+        informer: snapshots as ObjectSource<KubeObject>,
+        primaryKey: () => undefined,
+      },
     ],
     reconcile: async (key, ctx) => {
       const bare = unlabelled?.get(key);
@@ -461,7 +460,7 @@ export async function startSandboxController(
       )
         controller?.enqueue(keyOf(s));
   };
-  snapshots?.on({ add: onSnapshot, update: onSnapshot });
+  snapshots.on({ add: onSnapshot, update: onSnapshot });
   controller.start();
 
   return {
