@@ -216,7 +216,7 @@ describe("pod-backend snapshots (real node)", () => {
 
       const s = await sbx.waitFor(
         "restored",
-        (s) => expect(s.status?.phase).toBe("Succeeded"),
+        (s) => expect(s.status?.phase, JSON.stringify(s.status)).toBe("Succeeded"),
         180_000,
       );
       expect(s.status?.workspace).toMatchObject({
@@ -224,6 +224,14 @@ describe("pod-backend snapshots (real node)", () => {
         fromSnapshot: "snap",
       });
       expect(await logs("restored")).toBe(before);
+      // The template named no class: the source's, whose driver holds the
+      // snapshot (the cluster's default, local-path, cannot restore it).
+      const pvc = await core.readNamespacedPersistentVolumeClaim({
+        name: "restored-workspace",
+        namespace: ns.name,
+      });
+      expect(pvc.spec?.storageClassName).toBe(CSI_CLASS);
+      expect(pvc.spec?.dataSource).toMatchObject({ kind: "VolumeSnapshot", name: handle });
 
       // Deleting the SandboxSnapshot deletes its VolumeSnapshot (owned; garbage collection).
       await objects.deleteNamespacedCustomObject({
