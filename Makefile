@@ -36,11 +36,12 @@ node-bins: ## Build the test node's kubelet, kube-proxy, kube-router and pause i
 	@nice -n 10 bash hack/k8s-bins/node/build.sh >/dev/null
 
 .PHONY: storage-bins
-storage-bins: ## Build the test node's local-path provisioner (cached)
+storage-bins: ## Build the test node's storage: local-path provisioner, CSI hostpath driver, external-snapshotter (cached; the CSI part's first build takes minutes)
 	@nice -n 10 bash hack/storage/build.sh local >/dev/null
+	@nice -n 10 bash hack/storage/build.sh csi >/dev/null
 
 .PHONY: storage-bins-csi
-storage-bins-csi: ## Build the test node's CSI hostpath driver and external-snapshotter (cached; long first build; SANDBOX_NODE_CSI=1 uses them)
+storage-bins-csi: ## Build only the test node's CSI hostpath driver and external-snapshotter (cached)
 	@nice -n 10 bash hack/storage/build.sh csi >/dev/null
 
 .PHONY: build

@@ -82,7 +82,9 @@ else
   build csi-hostpath ./csi-hostpath
   build snapshot-controller "$snapshotter/cmd/snapshot-controller"
   build csi-snapshotter "$snapshotter/cmd/csi-snapshotter"
-  crds="$(cd "$mod" && go list -m -f '{{.Dir}}' "$snapshotter/client/v8")/config/crd"
+  # The CRDs ship in the client module (github.com/kubernetes-csi/external-snapshotter/client/v8),
+  # a module of its own: not a directory of the v8 module.
+  crds="$(cd "$mod" && go list -m -f '{{.Dir}}' github.com/kubernetes-csi/external-snapshotter/client/v8)/config/crd"
   mkdir -p "$out/crds"
   for kind in volumesnapshotclasses volumesnapshotcontents volumesnapshots; do
     cp "$crds/snapshot.storage.k8s.io_$kind.yaml" "$out/crds/"

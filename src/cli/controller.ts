@@ -11,6 +11,7 @@ import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
 import { startPoolControllers } from "../pool/start.js";
 import { type SandboxControllerOptions, startSandboxController } from "../sandbox/controller.js";
+import { startSnapshotController } from "../snapshot/start.js";
 import {
   CONTROLLER_USAGE,
   dockerPolicyDir,
@@ -184,8 +185,33 @@ export async function runController(argv: string[]): Promise<number> {
     registry,
     log,
   });
+  // SandboxSnapshots: a controller of its own, on a Lease of its own.
+  const snapshots = await startSnapshotController({
+    kubeConfig,
+    namespaces: flags.namespaces,
+    defaultBackend: flags["default-backend"],
+    ...(docker
+      ? {
+          docker: {
+            client: docker.client,
+            owner: flags["docker-owner"],
+            image: flags["egress-image"],
+          },
+        }
+      : {}),
+    concurrency: flags.concurrency,
+    leaderElection: flags["leader-elect"]
+      ? {
+          namespace: flags["leader-election-namespace"],
+          name: flags["leader-election-id"],
+          identity: `${process.env.POD_NAME ?? hostname()}_${randomBytes(4).toString("hex")}`,
+        }
+      : undefined,
+    registry,
+    log,
+  });
   healthServer?.addReadinessCheck("informers", () =>
-    controller.ready() && pools.ready() ? undefined : "caches not synced",
+    controller.ready() && pools.ready() && snapshots.ready() ? undefined : "caches not synced",
   );
   // After the first sync too: a watch that is down (apiserver unreachable) means a stale cache.
   healthServer?.addReadinessCheck("watches", () => {
@@ -202,7 +228,7 @@ export async function runController(argv: string[]): Promise<number> {
     process.once("SIGINT", () => resolve("SIGINT"));
   });
   log.info({ signal }, "shutting down: draining work and releasing the lease");
-  await Promise.all([controller.stop(), pools.stop()]);
+  await Promise.all([controller.stop(), pools.stop(), snapshots.stop()]);
   await Promise.all(servers.map((s) => s.close()));
   log.flush();
   return 0;

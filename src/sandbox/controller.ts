@@ -5,9 +5,17 @@ import type * as k8s from "@kubernetes/client-node";
 import * as kube from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { Counter, type Registry } from "prom-client";
-import { API_VERSION, GROUP, SANDBOX_KIND, SANDBOX_PLURAL, VERSION } from "../api/group.js";
+import {
+  API_VERSION,
+  GROUP,
+  SANDBOX_KIND,
+  SANDBOX_PLURAL,
+  SNAPSHOT_PLURAL,
+  VERSION,
+} from "../api/group.js";
 import { Labels, MANAGED_SELECTOR } from "../api/labels.js";
 import type { Sandbox } from "../api/sandbox.js";
+import type { SandboxSnapshot } from "../api/snapshot.js";
 import type { BackendName, SandboxBackend } from "../backends/backend.js";
 import type { DockerRuntime, DockerSettings } from "../backends/docker/index.js";
 import type { GatewayAccess } from "../backends/pod/agent.js";
@@ -220,6 +228,15 @@ export async function startSandboxController(
   const policyPort = policyServer && (await policyServer.start()).port;
 
   const backendOf = (s: Sandbox) => s.spec?.backend ?? opts.defaultBackend;
+  // Both backends start spec.workspace.fromSnapshot from the snapshot
+  // controller's copies, and a sandbox waiting for one (SnapshotNotReady) is
+  // not stalled, so nothing else would look at it again before its expiry: a
+  // snapshot becoming ready reconciles the sandboxes waiting for it (below).
+  // The docker backend also reads the SandboxSnapshot from this cache.
+  const snapshots = informer<SandboxSnapshot & KubeObject>(
+    `/apis/${GROUP}/${VERSION}`,
+    SNAPSHOT_PLURAL,
+  );
   let docker: DockerRuntime | undefined;
   if (opts.docker) {
     const registryCounter = orphanCounter(registry);
@@ -241,6 +258,7 @@ export async function startSandboxController(
       canCollect: () => !!controller?.mayWrite() && controller.ready(),
       onOrphanRemoved: (kind) => registryCounter.inc({ kind }),
       sweepIntervalMs: opts.docker.sweepIntervalMs,
+      snapshot: (namespace, name) => snapshots.get(`${namespace}/${name}`),
       log,
     });
     backends.docker = docker.backend;
@@ -381,6 +399,12 @@ export async function startSandboxController(
         primaryKey: ownerKey,
       })),
       ...(unlabelled ? [{ name: "unlabelled", informer: unlabelled, primaryKey: keyOf }] : []),
+      // Fanned out to the sandboxes that start from it (below).
+      {
+        name: "sandboxsnapshots",
+        informer: snapshots as ObjectSource<KubeObject>,
+        primaryKey: () => undefined,
+      },
     ],
     reconcile: async (key, ctx) => {
       const bare = unlabelled?.get(key);
@@ -426,6 +450,17 @@ export async function startSandboxController(
     metricPrefix: METRIC_PREFIX,
     log,
   });
+  // A snapshot settling (Ready, or Failed) ends the wait of the sandboxes that start from it.
+  const onSnapshot = (snap: SandboxSnapshot & KubeObject) => {
+    if (snap.status?.phase !== "Ready" && snap.status?.phase !== "Failed") return;
+    for (const s of sandboxes.list())
+      if (
+        s.metadata.namespace === snap.metadata.namespace &&
+        s.spec?.workspace?.fromSnapshot?.name === snap.metadata.name
+      )
+        controller?.enqueue(keyOf(s));
+  };
+  snapshots.on({ add: onSnapshot, update: onSnapshot });
   controller.start();
 
   return {

@@ -121,6 +121,10 @@ describe("helm chart", () => {
     if (args.includes("defaultBackend=docker")) {
       expect([...enabledBackends(flags)]).toContain("docker");
       expect(flags["docker-dns"]).toBe("10.0.0.2");
+      // The root file system is read-only; docker snapshots spool their tar in /tmp.
+      expect(container.securityContext?.readOnlyRootFilesystem).toBe(true);
+      expect(container.volumeMounts).toContainEqual({ name: "tmp", mountPath: "/tmp" });
+      expect(deployment.spec!.template.spec!.volumes).toContainEqual({ name: "tmp", emptyDir: {} });
     }
     const gateway = objects.find(
       (o) => o?.kind === "Deployment" && o.spec.template.spec.containers[0].name === "gateway",

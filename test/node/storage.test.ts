@@ -188,7 +188,7 @@ async function runToEnd(name: string, command: string, claim: string): Promise<s
   return (await kubectl(["logs", "-n", ns.name, name])).stdout;
 }
 
-// Reported as skipped (not passed) when the node runs without CSI (unless SANDBOX_NODE_CSI=1).
+// Reported as skipped (not passed) when the node runs without CSI (SANDBOX_NODE_CSI=0).
 describe.skipIf(!inject("nodeCsi"))("the node's CSI hostpath driver with VolumeSnapshots", () => {
   it("registers with the kubelet", async () => {
     await eventually(

@@ -12,6 +12,11 @@ import {
   type SandboxControllerOptions,
   startSandboxController,
 } from "../../src/sandbox/controller.js";
+import {
+  type RunningSnapshotController,
+  startSnapshotController,
+} from "../../src/snapshot/start.js";
+import { buildAgent } from "./agent.js";
 import { userKubeconfigPath } from "./cluster.js";
 import { OPERATOR_IMAGE } from "./docker.js";
 import { eventually } from "./eventually.js";
@@ -85,6 +90,10 @@ export function startDockerOperator(opts: {
   /** --docker-allowed-host-paths (default: none). */
   allowedHostPaths?: readonly AllowedHostPath[];
 }): Promise<RunningOperator> {
+  // The docker backend delivers the in-sandbox agent into every workload and
+  // fails each reconcile (transient, backed off for minutes) while the binary
+  // is missing: a suite run on its own, in a fresh work tree, must build it.
+  buildAgent();
   return startOperator({
     namespace: opts.namespace,
     user: opts.user,
@@ -142,4 +151,39 @@ export async function startPools(opts: {
     if (!pools.ready()) throw new Error("informers not synced");
   });
   return pools;
+}
+
+/** The SandboxSnapshot controller, as the CLI composes it (docker copies when `docker` is given). */
+export async function startSnapshots(opts: {
+  namespace: string;
+  user?: string;
+  defaultBackend?: "pod" | "docker";
+  docker?: { client: Docker; owner: string; image?: string };
+}): Promise<RunningSnapshotController> {
+  const kubeConfig = loadKubeConfig({
+    kubeconfig: userKubeconfigPath(opts.user ?? "operator-2"),
+    qps: 100,
+    burst: 200,
+  });
+  const snapshots = await startSnapshotController({
+    kubeConfig,
+    namespaces: [opts.namespace],
+    defaultBackend: opts.defaultBackend ?? "pod",
+    ...(opts.docker
+      ? {
+          docker: {
+            client: opts.docker.client,
+            owner: opts.docker.owner,
+            image: opts.docker.image ?? OPERATOR_IMAGE,
+          },
+        }
+      : {}),
+    concurrency: 4,
+    registry: new Registry(),
+    log: createLogger({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+  });
+  await eventually(() => {
+    if (!snapshots.ready()) throw new Error("informers not synced");
+  });
+  return snapshots;
 }

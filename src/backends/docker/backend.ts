@@ -242,10 +242,10 @@ export class DockerBackend implements SandboxBackend {
     }
     if (plan.fromSnapshot) {
       if (!this.deps.snapshot) {
-        // No SandboxSnapshot controller feeds this backend yet: say so, do not wait forever.
+        // Built without a SandboxSnapshot cache (the controller always passes one): say so, do not wait forever.
         throw new PermanentError(
           ConditionReason.Unsupported,
-          "spec.workspace.fromSnapshot: this operator does not serve SandboxSnapshots on the docker backend yet",
+          "spec.workspace.fromSnapshot: this docker backend was started without a SandboxSnapshot cache",
         );
       }
       const snap = this.deps.snapshot(sandbox.metadata.namespace!, plan.fromSnapshot);

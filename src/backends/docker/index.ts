@@ -1,6 +1,7 @@
 // The docker backend with what keeps it informed: the events watcher and the
 // periodic sweep (re-list and orphan collection).
 import type Docker from "dockerode";
+import type { SandboxSnapshot } from "../../api/snapshot.js";
 import type { Logger } from "../../observability/logger.js";
 import { DockerBackend } from "./backend.js";
 import type { DockerSettings } from "./containers.js";
@@ -24,6 +25,8 @@ export interface DockerRuntimeOptions {
   /** Orphans are judged only by the leader, from synced caches. */
   canCollect(): boolean;
   onOrphanRemoved?(kind: string): void;
+  /** A SandboxSnapshot from the cache, for spec.workspace.fromSnapshot (restores). */
+  snapshot?(namespace: string, name: string): SandboxSnapshot | undefined;
   sweepIntervalMs?: number;
   log: Logger;
 }
@@ -43,6 +46,7 @@ export function startDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     docker: opts.docker,
     settings: opts.settings,
     enqueue: opts.enqueue,
+    ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
     log,
   });
   const sweeper = new Sweeper({

@@ -108,6 +108,7 @@ export class PodBackend implements SandboxBackend {
   private readonly sidecarRestarts = new Map<string, number>();
   private readonly desired: DesiredObjects;
   private readonly workspaces: WorkspaceClaims;
+  private readonly claims: KindClient<k8s.V1PersistentVolumeClaim>;
 
   constructor(private readonly deps: PodBackendDeps) {
     this.desired = new DesiredObjects(deps.egress, undefined, deps.gateway);
@@ -128,12 +129,13 @@ export class PodBackend implements SandboxBackend {
       }),
     };
     this.api = api;
+    this.claims = new KindClient<k8s.V1PersistentVolumeClaim>(kc, {
+      group: "",
+      version: "v1",
+      plural: "persistentvolumeclaims",
+    });
     this.workspaces = new WorkspaceClaims({
-      api: new KindClient<k8s.V1PersistentVolumeClaim>(kc, {
-        group: "",
-        version: "v1",
-        plural: "persistentvolumeclaims",
-      }),
+      api: this.claims,
       cache: deps.claims ?? NO_CACHE,
       snapshotSource: (namespace, name, signal) => this.snapshotSource(namespace, name, signal),
     });
@@ -291,7 +293,18 @@ export class PodBackend implements SandboxBackend {
     if (status?.phase !== "Ready" || !status.handle) {
       return { ready: false, stalled: false, message: `SandboxSnapshot ${name} is not ready yet` };
     }
-    return { ready: true, volumeSnapshot: status.handle };
+    // The source workspace's class, read once before the new PVC is made: the
+    // driver holding the snapshot is the one that can restore it.
+    const source = status.sourceWorkspace
+      ? await ignoreNotFound(this.claims.read(status.sourceWorkspace, namespace, signal))
+      : undefined;
+    const storageClassName = source?.spec?.storageClassName;
+    return {
+      ready: true,
+      volumeSnapshot: status.handle,
+      ...(storageClassName ? { storageClassName } : {}),
+      ...(status.sizeBytes !== undefined ? { sizeBytes: status.sizeBytes } : {}),
+    };
   }
 
   /**

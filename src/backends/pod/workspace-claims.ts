@@ -17,12 +17,13 @@ import {
   desiredWorkspaceClaim,
   judgeExistingClaim,
   judgeTemplateClaim,
+  type RestoreSource,
   workspaceClaimName,
 } from "./workspace.js";
 
 /** What a SandboxSnapshot offers a restore on this backend. */
 export type SnapshotSource =
-  | { ready: true; volumeSnapshot: string }
+  | ({ ready: true } & RestoreSource)
   | { ready: false; message: string; stalled: boolean };
 
 export interface WorkspaceClaimsDeps {
@@ -65,7 +66,7 @@ export class WorkspaceClaims {
     }
     if (cached) return { ...judgeTemplateClaim(sandbox, cached), claim: cached };
 
-    let snapshot: string | undefined;
+    let snapshot: RestoreSource | undefined;
     if (w.fromSnapshot) {
       const source = await this.deps.snapshotSource(namespace, w.fromSnapshot.name, ctx.signal);
       if (!source.ready) {
@@ -76,7 +77,7 @@ export class WorkspaceClaims {
           stalled: source.stalled,
         };
       }
-      snapshot = source.volumeSnapshot;
+      snapshot = source;
     }
     const desired = desiredWorkspaceClaim(sandbox, snapshot)!;
     try {
@@ -85,7 +86,7 @@ export class WorkspaceClaims {
         type: "Normal",
         reason: "WorkspaceCreated",
         message: snapshot
-          ? `created PVC ${name} from VolumeSnapshot ${snapshot}`
+          ? `created PVC ${name} from VolumeSnapshot ${snapshot.volumeSnapshot}`
           : `created PVC ${name}`,
       });
       return { use: true, claim: created };

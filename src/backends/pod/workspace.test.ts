@@ -62,13 +62,49 @@ describe("desiredWorkspaceClaim", () => {
   it("from a snapshot: the VolumeSnapshot as data source", () => {
     const pvc = desiredWorkspaceClaim(
       sandbox({ workspace: { fromSnapshot: { name: "nightly" } } }),
-      "sbx-nightly",
+      { volumeSnapshot: "sbx-nightly" },
     )!;
     expect(pvc.spec?.dataSource).toEqual({
       apiGroup: "snapshot.storage.k8s.io",
       kind: "VolumeSnapshot",
       name: "sbx-nightly",
     });
+    expect(pvc.spec?.storageClassName).toBeUndefined();
+    expect(pvc.spec?.resources?.requests?.storage).toBe("1Gi");
+  });
+
+  it.each([
+    {
+      what: "no class in the template: the source workspace's (the default may not restore it)",
+      volume: undefined,
+      source: { storageClassName: "csi-fast" },
+      want: { storageClassName: "csi-fast", storage: "1Gi" },
+    },
+    {
+      what: "a class in the template wins",
+      volume: { storageClassName: "csi-other" },
+      source: { storageClassName: "csi-fast" },
+      want: { storageClassName: "csi-other", storage: "1Gi" },
+    },
+    {
+      what: "a snapshot larger than the requested size: its restore size",
+      volume: { size: "64Mi" },
+      source: { sizeBytes: 2 * 1024 ** 3 },
+      want: { storageClassName: undefined, storage: String(2 * 1024 ** 3) },
+    },
+    {
+      what: "a snapshot smaller than the requested size: the requested size",
+      volume: { size: "10Gi" },
+      source: { sizeBytes: 64 * 1024 ** 2 },
+      want: { storageClassName: undefined, storage: "10Gi" },
+    },
+  ])("from a snapshot, $what", ({ volume, source, want }) => {
+    const pvc = desiredWorkspaceClaim(
+      sandbox({ workspace: { fromSnapshot: { name: "nightly" }, ...(volume ? { volume } : {}) } }),
+      { volumeSnapshot: "sbx-nightly", ...source },
+    )!;
+    expect(pvc.spec?.storageClassName).toBe(want.storageClassName);
+    expect(pvc.spec?.resources?.requests?.storage).toBe(want.storage);
   });
 
   it("existing: nothing to make; the status names the claim, always retained", () => {

@@ -21,6 +21,7 @@ import type {
 import { ConditionReason } from "../../api/conditions.js";
 import { GROUP } from "../../api/group.js";
 import { Labels } from "../../api/labels.js";
+import { parseQuantity } from "../../api/quantity.js";
 import type { Sandbox } from "../../api/sandbox.js";
 import { workspaceMountPath } from "../../api/sandbox-spec.js";
 import type { WorkspaceStatus } from "../../api/sandbox-status.js";
@@ -56,17 +57,54 @@ export function workspaceStatus(sandbox: Sandbox): WorkspaceStatus | undefined {
  * The PVC a workspace template asks for; undefined for `existing` (never made
  * or changed by the operator). `snapshot`: the VolumeSnapshot to start from.
  */
+/** What a restore knows of the snapshot a new workspace starts from. */
+export interface RestoreSource {
+  volumeSnapshot: string;
+  /** The source workspace's StorageClass, if its PVC is still there. */
+  storageClassName?: string;
+  /** The snapshot's restore size (the SandboxSnapshot's sizeBytes). */
+  sizeBytes?: number;
+}
+
+/**
+ * A restore needs the driver that holds the snapshot and room for it: unless
+ * the template names a class, the source workspace's class (the cluster's
+ * default may well be one that cannot restore it, e.g. a local-path class),
+ * and a size at least the snapshot's restore size (a smaller claim is refused
+ * by the provisioner, and the sandbox would wait for ever).
+ */
+function restoredShape(
+  volume: { storageClassName?: string; size?: string | number } | undefined,
+  snapshot: RestoreSource | undefined,
+): { storageClassName?: string; size: string } {
+  const requested = String(volume?.size ?? DEFAULT_WORKSPACE_SIZE);
+  const storageClassName = volume?.storageClassName ?? snapshot?.storageClassName;
+  const want = snapshot?.sizeBytes;
+  let size = requested;
+  if (want !== undefined) {
+    let have: number | undefined;
+    try {
+      have = parseQuantity(requested);
+    } catch {
+      have = undefined;
+    }
+    if (have !== undefined && have < want) size = String(want);
+  }
+  return { ...(storageClassName ? { storageClassName } : {}), size };
+}
+
 export function desiredWorkspaceClaim(
   sandbox: Sandbox,
-  snapshot?: string,
+  snapshot?: RestoreSource,
 ): V1PersistentVolumeClaim | undefined {
   const w = sandbox.spec.workspace;
   if (!w || w.existing) return undefined;
   const volume = w.volume;
   const retain = retentionOf(w) === "Retain";
   const dataSource: V1TypedLocalObjectReference | undefined = snapshot
-    ? { apiGroup: VOLUME_SNAPSHOT_GROUP, kind: "VolumeSnapshot", name: snapshot }
+    ? { apiGroup: VOLUME_SNAPSHOT_GROUP, kind: "VolumeSnapshot", name: snapshot.volumeSnapshot }
     : undefined;
+  const shape = restoredShape(volume, snapshot);
   return {
     apiVersion: "v1",
     kind: "PersistentVolumeClaim",
@@ -82,9 +120,9 @@ export function desiredWorkspaceClaim(
       ownerReferences: retain ? undefined : [ownerReference(sandbox)],
     },
     spec: {
-      storageClassName: volume?.storageClassName,
+      storageClassName: shape.storageClassName,
       accessModes: volume?.accessModes ?? ["ReadWriteOnce"],
-      resources: { requests: { storage: String(volume?.size ?? DEFAULT_WORKSPACE_SIZE) } },
+      resources: { requests: { storage: shape.size } },
       dataSource,
     },
   };

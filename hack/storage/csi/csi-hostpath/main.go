@@ -90,7 +90,11 @@ func main() {
 
 	regServer := grpc.NewServer()
 	registration.RegisterRegistrationServer(regServer, &registrar{driver: d.name, endpoint: *endpoint})
-	regSocket := filepath.Join(*registry, d.name+"-reg.sock")
+	// The kubelet's plugin watcher takes any socket in plugins_registry and asks
+	// it for the driver's name, so the file's name only has to be short: a unix
+	// socket path has at most 107 bytes, and the test node's kubelet root sits
+	// deep under the cache (<driver>-reg.sock made it 110).
+	regSocket := filepath.Join(*registry, "csi-hostpath.sock")
 	go func() { klog.Fatal(regServer.Serve(listen(regSocket))) }()
 
 	pc := controller.NewProvisionController(ctx, kubernetes.NewForConfigOrDie(cfg), d.name, d,
