@@ -43,10 +43,14 @@ export async function writesReceivedSince(
     );
 }
 
+const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
+
 async function writes(user: string, namespace?: string, resource?: string): Promise<AuditEvent[]> {
   const out: AuditEvent[] = [];
   for (const e of await completedRequests(inject("auditLogPath"))) {
     if (e.user.username !== user) continue;
+    // The audit policy also records some reads (pods/log): those are not writes.
+    if (!WRITE_VERBS.has(e.verb)) continue;
     if (e.objectRef?.resource === "leases") continue;
     if (namespace && e.objectRef?.namespace !== namespace) continue;
     if (resource && e.objectRef?.resource !== resource) continue;

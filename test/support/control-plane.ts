@@ -98,6 +98,9 @@ const auditPolicy = (allVerbs: boolean) => `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  # Log reads too: tests prove who read a Pod's output (the gateway) and how.
+  - level: Metadata
+    resources: [{ group: "", resources: ["pods/log"] }]
   - level: Metadata
 ${allVerbs ? "" : "    verbs: [create, update, patch, delete, deletecollection]\n"}  - level: None
 `;
