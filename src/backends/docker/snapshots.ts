@@ -206,7 +206,7 @@ export class DockerSnapshots {
     use: (helper: Docker.Container) => Promise<T>,
   ): Promise<T> {
     // One left by an interrupted attempt is removed first.
-    await ignoreGoneOrConflict(this.docker.getContainer(name).remove({ force: true }));
+    await removeHelper(this.docker.getContainer(name));
     const helper = await this.docker.createContainer({
       name,
       Image: this.image,
@@ -222,8 +222,32 @@ export class DockerSnapshots {
     try {
       return await use(helper);
     } finally {
-      await ignoreGoneOrConflict(helper.remove({ force: true }));
+      await removeHelper(helper);
     }
+  }
+}
+
+/**
+ * Removes a helper container and returns once it is gone. The daemon answers
+ * 409 while another request still holds the container (an archive upload of a
+ * controller killed mid-copy, say) or a removal is in progress; the helper must
+ * be gone before the snapshot is recorded Ready, so 409 is waited out, bounded.
+ */
+export async function removeHelper(
+  c: Docker.Container,
+  attempts = 50,
+  delayMs = 200,
+): Promise<void> {
+  for (let i = 0; ; i++) {
+    try {
+      await c.remove({ force: true });
+      return;
+    } catch (err) {
+      const code = statusCode(err);
+      if (code === 404) return;
+      if (code !== 409 || i + 1 >= attempts) throw err;
+    }
+    await new Promise((r) => setTimeout(r, delayMs));
   }
 }
 
