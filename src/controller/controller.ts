@@ -28,7 +28,7 @@ import { type LeaderElectionOptions, LeaderElector } from "./leader-election.js"
 import { controllerMetrics, watchEventsMetric } from "./metrics.js";
 import { shardOf } from "./shard.js";
 import { ShardElector, type ShardElectorOptions } from "./shard-elector.js";
-import { isShardAware } from "./sharded-informer.js";
+import { dropShard, isShardAware } from "./sharded-informer.js";
 import { WorkQueue } from "./workqueue.js";
 import { NotLeaderError, notLeaderCause, type WriteGate } from "./write-gate.js";
 
@@ -360,10 +360,9 @@ export class Controller {
     term.abort(new NotLeaderError(`${this.opts.name}: shard ${shard} stopped`));
     // The shard's watches go once its aborted reconciles have ended (they may
     // still read the cache); not if the shard came back meanwhile.
-    void Promise.all(this.inFlight.get(shard) ?? []).then(async () => {
-      if (this.shardTerms.has(shard)) return;
-      for (const i of this.informers) if (isShardAware(i)) await i.removeShard(shard);
-    });
+    void Promise.all(this.inFlight.get(shard) ?? []).then(() =>
+      dropShard(this.informers, shard, () => this.shardTerms.has(shard)),
+    );
   }
 
   private stopWorkers(): void {

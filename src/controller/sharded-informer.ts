@@ -16,11 +16,33 @@ import type { EventHandler, Informer, KubeObject, ObjectSource } from "./informe
 /** A source whose contents follow the shards held (the controller tells it). */
 export interface ShardAware {
   addShard(shard: number): void;
+  /**
+   * Forgets the shard before returning its promise (an addShard right after
+   * starts it afresh); the promise resolves once its watches have ended.
+   */
   removeShard(shard: number): Promise<void>;
 }
 
 export function isShardAware(source: object): source is ShardAware {
   return typeof (source as Partial<ShardAware>).addShard === "function";
+}
+
+/**
+ * Drops a lost shard from every shard-aware source, unless `regained()` says
+ * it is held again. The check and every removal happen in one synchronous
+ * step: removing source after source with an await between them let a shard
+ * regained in between be added to the sources already done (fresh caches) and
+ * then removed from the later ones, whose caches it still had when it was
+ * added (so nothing was added) — a held shard left with no cache of, say, its
+ * Pods, whose reconciles then saw them missing for as long as it was held.
+ */
+export async function dropShard(
+  sources: readonly object[],
+  shard: number,
+  regained: () => boolean,
+): Promise<void> {
+  if (regained()) return;
+  await Promise.all(sources.filter(isShardAware).map((s) => s.removeShard(shard)));
 }
 
 export class ShardedInformer<T extends KubeObject> implements ObjectSource<T>, ShardAware {
