@@ -349,9 +349,13 @@ describe("SandboxSnapshot controller on the docker backend", () => {
     expect(snap.status?.handle).toBe(handle);
     expect(snap.status?.checksum).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(snap.status?.sizeBytes).toBeGreaterThan(400_000_000);
-    // The killed attempt's helper container is gone too.
-    const helpers = await docker(["ps", "-aq", "--filter", `name=^${handle}.take$`]);
-    expect(helpers.stdout.trim()).toBe("");
+    // The killed attempt's helper container is gone too. A reconcile from a cache
+    // that has not yet seen Ready re-checks the copy (finding its checksum file) in
+    // a helper of the same name, removed before that reconcile ends: wait it out.
+    await eventually(async () => {
+      const helpers = await docker(["ps", "-aq", "--filter", `name=^${handle}.take$`]);
+      expect(helpers.stdout.trim()).toBe("");
+    });
 
     await sbx.create("big-restored", {
       ...SLEEP,
