@@ -14,8 +14,11 @@
 // One round per retry period: one LIST of the group's Leases (by label), a
 // renewal of this replica's membership Lease (how replicas count each other, so
 // each aims at ceil(K / replicas) shards), renewals of held shards, then the
-// plan's takes and releases. Membership Leases of replicas gone for long are
-// deleted, so a Deployment's ever-new pod names do not pile up.
+// plan's takes and releases. A release runs beside the rounds, not in one: it
+// waits for the shard's reconciles to drain (up to the renew deadline), and a
+// round that waited for it renewed nothing meanwhile: with slow requests, every
+// other shard held could pass its renew deadline and be stopped too. Membership Leases of replicas
+// gone for long are deleted, so a Deployment's ever-new pod names do not pile up.
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
@@ -79,6 +82,12 @@ const STALE_MEMBER_DURATIONS = 10;
 export class ShardElector {
   /** Per held shard: until when its last renewal lets us act, and the step-down timer. */
   private readonly held = new Map<number, { until: Clocks; timer: NodeJS.Timeout }>();
+  /**
+   * Shards given up whose release (drain, then clearing the holder) is under
+   * way. Not awaited by the round: a drain may take up to the renew deadline,
+   * and the renewals of every other shard held must not wait for it.
+   */
+  private readonly releasing = new Map<number, Promise<void>>();
   /** Each Lease's record as last seen, and when (our clock) it last changed. */
   private readonly observed = new Map<string, { record: string; at: number }>();
   private readonly stopping = new AbortController();
@@ -134,6 +143,7 @@ export class ShardElector {
   async stop({ release = true } = {}): Promise<void> {
     this.stopping.abort();
     await this.loop;
+    await Promise.all(this.releasing.values());
     const shards = this.heldShards();
     for (const s of shards) this.lose(s);
     if (!release) return;
@@ -215,26 +225,38 @@ export class ShardElector {
       if (holder !== this.opts.identity && this.held.has(shard)) this.lose(shard);
       views.push({ shard, holder, expired: !!l && !!holder && expiredFor(l) >= 0 });
     }
-    const plan = planShards({ shards: views, members, identity: this.opts.identity });
+    const plan = planShards({
+      shards: views,
+      members,
+      identity: this.opts.identity,
+      releasing: [...this.releasing.keys()],
+    });
 
     // Give up first (work stops before the holder is cleared), then renew and take.
     for (const shard of plan.release) {
       this.lose(shard);
       this.log.info({ shard }, "releasing a shard to rebalance");
+      this.releasing.set(shard, this.giveUp(shard));
     }
     const renew = views
-      .filter((v) => v.holder === this.opts.identity && !plan.release.includes(v.shard))
+      .filter((v) => v.holder === this.opts.identity && !this.releasing.has(v.shard))
       .map((v) => v.shard);
     await Promise.all([
       this.claim(this.memberLease(), byName.get(this.memberLease())),
-      ...plan.release.map(async (s) => {
-        await this.drained(s);
-        // Read fresh: the LIST's version is older than our renewals since.
-        await this.release(this.shardLease(s));
-      }),
       ...[...renew, ...plan.acquire].map((s) => this.claimShard(s, byName)),
       ...stale.map((l) => this.deleteStale(l)),
     ]);
+  }
+
+  /** Clear our holder on a shard given up, once its work has drained (the round does not wait). */
+  private async giveUp(shard: number): Promise<void> {
+    try {
+      await this.drained(shard);
+      // Read fresh: the LIST's version is older than our renewals since.
+      await this.release(this.shardLease(shard));
+    } finally {
+      this.releasing.delete(shard);
+    }
   }
 
   /** The shard's work has ended, or the renew deadline passed waiting for it. */

@@ -68,13 +68,27 @@ describe("planShards", () => {
       want: { acquire: [2], release: [] },
     },
     {
+      name: "a shard whose release is under way is neither counted, renewed nor taken back",
+      shards: view(["a", "a", "a", undefined]),
+      members: 2,
+      releasing: [2, 3],
+      want: { acquire: [], release: [] },
+    },
+    {
+      name: "below the target with a release under way: takes another free shard, not that one",
+      shards: view(["a", undefined, "a", undefined]),
+      members: 2,
+      releasing: [2],
+      want: { acquire: [1], release: [] },
+    },
+    {
       name: "members counted as 0 (no membership seen yet) behaves as alone",
       shards: view([undefined, "a"]),
       members: 0,
       want: { acquire: [0], release: [] },
     },
-  ])("$name", ({ shards, members, identity, want }) => {
-    expect(planShards({ shards, members, identity: identity ?? "a" })).toEqual(want);
+  ])("$name", ({ shards, members, identity, releasing, want }) => {
+    expect(planShards({ shards, members, identity: identity ?? "a", releasing })).toEqual(want);
   });
 });
 

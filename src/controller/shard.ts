@@ -30,6 +30,12 @@ export interface ShardPlanInput {
   /** Live replicas (membership Leases not expired), this one included; at least 1. */
   members: number;
   identity: string;
+  /**
+   * Shards this replica gave up whose release (drain, then clearing the
+   * holder) is still under way: not held any more, and not to be taken back
+   * before the release is done, whatever their Lease still says.
+   */
+  releasing?: readonly number[];
 }
 
 export interface ShardPlan {
@@ -47,14 +53,24 @@ export interface ShardPlan {
  * to the others once its Leases expire. Never asks for a shard someone else
  * holds while that holder renews.
  */
-export function planShards({ shards, members, identity }: ShardPlanInput): ShardPlan {
+export function planShards({
+  shards,
+  members,
+  identity,
+  releasing = [],
+}: ShardPlanInput): ShardPlan {
   const target = Math.ceil(shards.length / Math.max(1, members));
-  const held = shards.filter((s) => s.holder === identity).map((s) => s.shard);
+  const giving = new Set(releasing);
+  const held = shards
+    .filter((s) => s.holder === identity && !giving.has(s.shard))
+    .map((s) => s.shard);
   if (held.length > target) {
     return { acquire: [], release: held.sort((a, b) => b - a).slice(0, held.length - target) };
   }
   const free = shards
-    .filter((s) => s.holder !== identity && (s.holder === undefined || s.expired))
+    .filter(
+      (s) => s.holder !== identity && (s.holder === undefined || s.expired) && !giving.has(s.shard),
+    )
     .map((s) => s.shard)
     .sort((a, b) => a - b);
   return { acquire: free.slice(0, target - held.length), release: [] };

@@ -20,7 +20,7 @@ import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { Controller } from "../../src/controller/controller.js";
-import { apiStatus } from "../../src/controller/errors.js";
+import { apiStatus, errorMessage } from "../../src/controller/errors.js";
 import {
   Informer,
   type KubeObject,
@@ -52,6 +52,30 @@ const SUITE = "sharded";
 /** Each scenario its own objects: a per-shard replica would label (and answer) the other's. */
 const suiteOf = (watches: Watches) => `${SUITE}-${watches}`;
 const SHARD_LABEL = "test.sandboxing.dev/shard";
+/** Short Lease timings, so a dead replica's shards move within seconds. */
+const TIMINGS = { leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 250 };
+/**
+ * How long after the last create a ConfigMap may wait for its Secret, from the
+ * Lease timings (L, D, P) alone. A holder keeps a shard only while a renewal
+ * cycle (its PUT, the retry period, the next round's LIST and PUT) fits in the
+ * renew deadline: 3r + P < D, so each request takes r < (D - P) / 3 and a round
+ * (P, a LIST, the claims) lasts at most ROUND = P + 2(D - P) / 3 (1.4 s here).
+ * The slowest key is one of the dead replica's shards that then moves again to
+ * the newcomer: the survivors see the dead Lease's last change within a round,
+ * count it expired a lease duration later and notice within another round
+ * (L + 2 ROUND); racing for the same free shards, the compare-and-swap lets one
+ * of them through per shard and round (2 more for the dead replica's ≤ 3);
+ * counting the newcomer, a survivor above its share gives a shard up within a
+ * round, drains it (≤ D) and clears the holder (2r < ROUND); the newcomer takes
+ * it at its next round (ROUND + r); then the shard's LIST, the label PATCH, its
+ * watch event and the Secret's POST (< 2 ROUND). L + D + 9 ROUND: 17.8 s.
+ * Beyond that regime (a machine so loaded that Lease requests take over
+ * (D - P) / 3, measured: p90 1.2-1.8 s at load average 21-28) holders lose their
+ * shards at every renewal and no wait would be a bound.
+ */
+const ROUND_MS =
+  TIMINGS.retryPeriodMs + (2 * (TIMINGS.renewDeadlineMs - TIMINGS.retryPeriodMs)) / 3;
+const ANSWERED_WITHIN_MS = TIMINGS.leaseDurationMs + TIMINGS.renewDeadlineMs + 9 * ROUND_MS;
 type Watches = "all" | "per-shard";
 let ns: Awaited<ReturnType<typeof testNamespace>>;
 const running: Controller[] = [];
@@ -165,9 +189,7 @@ function replica(identity: string, writes: Write[], watches: Watches = "all") {
       identity,
       shards: SHARDS,
       groupLabel: "test.sandboxing.dev/lease-group",
-      leaseDurationMs: 3000,
-      renewDeadlineMs: 2000,
-      retryPeriodMs: 250,
+      ...TIMINGS,
     },
     registry: new Registry(),
     metricPrefix: "test",
@@ -192,6 +214,37 @@ function overlapWatch(replicas: Map<string, Controller>) {
     }
   }, 5);
   return { overlaps, stop: () => clearInterval(timer) };
+}
+
+/**
+ * Each ConfigMap still without its Secret: its shard, who holds that shard
+ * (by the Lease and by the replicas' own views) and whose cache has it, so a
+ * failure says whether a key was lost or its shard was still on its way.
+ */
+async function unanswered(watches: Watches, replicas: Map<string, Controller>): Promise<string> {
+  const secrets = await core.listNamespacedSecret({
+    namespace: ns.name,
+    labelSelector: `suite=${suiteOf(watches)}`,
+  });
+  const answered = new Set(secrets.items.map((s) => s.metadata?.name));
+  const leases = await rawRequest<{
+    items: { metadata: { name: string }; spec?: { holderIdentity?: string } }[];
+  }>(kc, "GET", `/apis/coordination.k8s.io/v1/namespaces/${ns.name}/leases`);
+  const holderOf = (shard: number) =>
+    leases.items.find((l) => l.metadata.name === `shards-${watches}-shard-${shard}`)?.spec
+      ?.holderIdentity;
+  return names
+    .filter((n) => !answered.has(`${n}-out`))
+    .map((n) => {
+      const key = `${ns.name}/${n}`;
+      const shard = shardOf(key, SHARDS);
+      const heldBy = [...replicas]
+        .filter(([, c]) => c.heldShards().includes(shard))
+        .map(([id]) => id);
+      const cachedBy = [...replicas.keys()].filter((id) => caches.get(id)?.get(key));
+      return `${key}: shard ${shard}, Lease holder ${holderOf(shard) ?? "none"}, held by [${heldBy}], cached by [${cachedBy}]`;
+    })
+    .join("\n");
 }
 
 /** Each replica's ConfigMap cache, by identity. */
@@ -270,8 +323,12 @@ describe("sharded Controller", () => {
                 .sort(),
             ).toEqual(names.map((n) => `${n}-out`).sort());
           },
-          { timeout: 30_000 },
-        );
+          { timeout: ANSWERED_WITHIN_MS },
+        ).catch(async (err) => {
+          throw new Error(`${errorMessage(err)}\n${await unanswered(watches, replicas)}`, {
+            cause: err,
+          });
+        });
         const deadKeys = names.filter((n) =>
           deadShards.includes(shardOf(`${ns.name}/${n}`, SHARDS)),
         );
