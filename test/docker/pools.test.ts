@@ -176,6 +176,9 @@ describe("a warm pool on the docker backend", () => {
       timeout: 120_000,
       interval: 100,
     });
+    // Our clock, not the claim's creationTimestamp: that has whole seconds, so a
+    // container started 200 ms before the claim can look younger than it.
+    const claimedAt = Date.now();
     await api.claim("by-address", {
       templateRef: { name: "py" },
       egress: {
@@ -190,7 +193,6 @@ describe("a warm pool on the docker backend", () => {
     expect(c.status?.source, c.status?.coldReason).toBe("Warm");
     byAddress = (await api.sandboxes(`${Labels.claim}=by-address`))[0]!;
     // Started before the claim existed: the policy reached the running containers.
-    const claimedAt = new Date(c.metadata!.creationTimestamp!).getTime();
     for (const started of (await ids(byAddress)).started) {
       expect(Date.parse(started)).toBeLessThan(claimedAt);
     }
