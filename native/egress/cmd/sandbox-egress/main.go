@@ -232,6 +232,7 @@ func runSidecar(argv []string) int {
 	policyURL := fs.String("policy-url", "", "the controller's policy endpoint (https://IP:PORT): follow it live instead of the policy file, which stays the start-up policy")
 	policyToken := fs.String("policy-token-file", "", "with --policy-url: the projected ServiceAccount token to present (re-read on every dial)")
 	policyCA := fs.String("policy-ca-file", "", "with --policy-url: PEM of the CA that signed the endpoint's certificate")
+	policyServerName := fs.String("policy-server-name", "", "with --policy-url: the name the endpoint's certificate must carry (default: the URL's IP)")
 	help := flagUsage(fs, "Usage: sandbox-egress egress [flags]\n\nRuns the egress sidecar: a DNS proxy answering only allowed names, an explicit\nHTTP proxy (CONNECT), and transparent proxies judging port 80 by Host and 443 by\nTLS SNI. Follows the policy file for changes.\n")
 	if err := parse(fs, argv, f); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -259,7 +260,7 @@ func runSidecar(argv []string) int {
 		DestinationPorts: sidecar.DestinationPorts{HTTP: *httpDest, TLS: *tlsDest},
 		UID:              *f.sidecarUID, GID: *f.sidecarUID,
 		Log:        log,
-		Channel:    sidecar.ChannelOptions{URL: strings.TrimSuffix(*policyURL, "/"), TokenFile: *policyToken, CAFile: *policyCA},
+		Channel:    sidecar.ChannelOptions{URL: strings.TrimSuffix(*policyURL, "/"), TokenFile: *policyToken, CAFile: *policyCA, ServerName: *policyServerName},
 		Controller: controllerEndpoint(*f.controller, *policyURL),
 	})
 	if err != nil {

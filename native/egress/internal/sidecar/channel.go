@@ -38,6 +38,10 @@ type ChannelOptions struct {
 	URL       string // https://IP:PORT
 	TokenFile string // the projected ServiceAccount token (re-read on every dial: the kubelet rotates it)
 	CAFile    string // PEM of the CA that signed the endpoint's certificate (re-read on every dial)
+	// ServerName, when set, is the name the endpoint's certificate must carry
+	// (its Service's DNS name): the URL stays an IP (the lockdown's rule names
+	// it), so a ClusterIP assigned after the certificate was made still works.
+	ServerName string
 	// Heartbeat: a stream silent this long is dead (the endpoint writes an empty line every 10 s).
 	Silence time.Duration
 }
@@ -120,7 +124,7 @@ func (c *policyChannel) client() (*http.Client, string, error) {
 		return nil, "", errors.New("the CA file holds no certificate")
 	}
 	tr := &http.Transport{
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS13},
+		TLSClientConfig:       &tls.Config{RootCAs: roots, ServerName: c.o.ServerName, MinVersion: tls.VersionTLS13},
 		DialContext:           (&net.Dialer{Timeout: 3 * time.Second}).DialContext,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: 5 * time.Second,

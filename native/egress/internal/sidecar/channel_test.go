@@ -263,17 +263,72 @@ func TestChannelRefusesAnUntrustedEndpoint(t *testing.T) {
 }
 
 func impostorCert(t *testing.T) tls.Certificate {
+	return selfSigned(t, "impostor", nil, []net.IP{net.ParseIP("127.0.0.1")})
+}
+
+// selfSigned: a certificate that is its own CA, for the names and addresses given.
+func selfSigned(t *testing.T, cn string, dns []string, ips []net.IP) tls.Certificate {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	must(t, err)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "impostor"},
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		DNSNames: dns, IPAddresses: ips, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	must(t, err)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// The chart's endpoint: a certificate for the Service's DNS name only (its
+// ClusterIP is assigned after the certificate is made), dialed by IP.
+func TestChannelVerifiesTheServiceNameWhenDialedByIP(t *testing.T) {
+	const service = "so-policy.ops.svc"
+	cert := selfSigned(t, service, []string{service}, nil)
+	for _, tc := range []struct {
+		name       string
+		serverName string
+		trusted    bool
+	}{
+		{"the Service's name", service, true},
+		{"no name: the IP is not in the certificate", "", false},
+		{"another Service's name", "other-policy.ops.svc", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &fakeEndpoint{push: make(chan string, 16)}
+			e.srv = httptest.NewUnstartedServer(http.HandlerFunc(e.serve))
+			e.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+			e.srv.StartTLS()
+			t.Cleanup(e.srv.Close)
+			dir := t.TempDir()
+			policyPath := filepath.Join(dir, "policy.json")
+			must(t, os.WriteFile(policyPath, []byte(`{"defaultAction":"deny","rules":[]}`), 0o644))
+			caPath := filepath.Join(dir, "ca.crt")
+			must(t, os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o644))
+			tokenPath := filepath.Join(dir, "token")
+			must(t, os.WriteFile(tokenPath, []byte("secret"), 0o600))
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			pf, err := WatchPolicyFile(policyPath, log, 20*time.Millisecond)
+			must(t, err)
+			t.Cleanup(pf.Close)
+			ch := startChannel(ChannelOptions{URL: e.srv.URL, TokenFile: tokenPath, CAFile: caPath, ServerName: tc.serverName}, pf, log)
+			t.Cleanup(ch.Close)
+			e.push <- message(2, strings.Repeat("b", 64), `{"defaultAction":"allow","rules":[]}`)
+			if tc.trusted {
+				waitFor(t, "the policy from the endpoint", func() bool { return allows(pf, "anything.example") })
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+			if _, tokens, _ := e.snapshot(); len(tokens) != 0 {
+				t.Fatalf("the token was sent to an endpoint whose certificate does not name %q: %v", tc.serverName, tokens)
+			}
+			if allows(pf, "anything.example") {
+				t.Fatal("a policy from an endpoint with the wrong name was applied")
+			}
+		})
+	}
 }
 
 func TestForbiddenControllerAddress(t *testing.T) {

@@ -99,16 +99,11 @@ func Start(o Options) (*Sidecar, error) {
 
 	addr := func(host string, port int) string { return net.JoinHostPort(host, strconv.Itoa(port)) }
 	dns := &dnsProxy{upstream: upstream, policy: pf.Current, decisions: s.decisions}
-	udp, err := net.ListenPacket("udp4", addr(o.ListenHost, o.Ports.DNS))
+	udp, dnsTCP, err := listenDNS(o.ListenHost, o.Ports.DNS)
 	if err != nil {
 		return fail(err)
 	}
 	s.closers = append(s.closers, func() { udp.Close() })
-	// UDP and TCP share one port (the one UDP got, when 0 was asked for).
-	dnsTCP, err := net.Listen("tcp4", addr(o.ListenHost, udp.LocalAddr().(*net.UDPAddr).Port))
-	if err != nil {
-		return fail(err)
-	}
 	s.closers = append(s.closers, func() { dnsTCP.Close() })
 	listeners := []struct {
 		port  int
@@ -274,3 +269,22 @@ func resolvConfNameserver() (string, error) {
 func splitLines(s string) []string { return strings.Split(s, "\n") }
 
 func fieldsOf(s string) []string { return strings.Fields(s) }
+
+// listenDNS binds UDP and TCP on one port. Asked for any port (0, in tests),
+// the number UDP got may be taken for TCP: then it tries another.
+func listenDNS(host string, port int) (net.PacketConn, net.Listener, error) {
+	for attempt := 0; ; attempt++ {
+		udp, err := net.ListenPacket("udp4", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, nil, err
+		}
+		tcp, err := net.Listen("tcp4", net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)))
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != 0 || attempt == 20 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
+}

@@ -2,15 +2,9 @@ package sidecar
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -122,7 +116,7 @@ func startOrigin(t *testing.T, withTLS bool) *origin {
 		},
 	}
 	if withTLS {
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{selfSigned(t, "test", []string{"allowed.test"}, nil)}}
 		go func() { _ = srv.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { _ = srv.Serve(ln) }()
@@ -132,17 +126,6 @@ func startOrigin(t *testing.T, withTLS bool) *origin {
 }
 
 func (o *origin) connections() int { o.mu.Lock(); defer o.mu.Unlock(); return o.conns }
-
-func selfSigned(t *testing.T) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test"},
-		DNSNames: []string{"allowed.test"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
 
 type fixture struct {
 	s          *Sidecar
