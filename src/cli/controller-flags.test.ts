@@ -81,12 +81,17 @@ describe("policy channel flags", () => {
     const f = parseControllerFlags(["--policy-endpoint=10.96.0.90:15090", ...tls]);
     expect(f["policy-endpoint"]).toBe("10.96.0.90:15090");
     expect(policyEndpoint("[fd00::1]:15090")).toEqual({ host: "fd00::1", port: 15090 });
+    const s = parseControllerFlags(["--policy-service=ops/so-policy", ...tls]);
+    expect(s["policy-service"]).toBe("ops/so-policy");
   });
   it.each([
     [["--policy-endpoint=10.96.0.90:15090"], "--policy-tls-cert: required"],
     [["--policy-endpoint=operator.svc:15090", ...tls], "--policy-endpoint: must be IP:PORT"],
     [["--policy-endpoint=10.96.0.90:15090", ...tls, "--policy-peer-namespace=op"], "go together"],
     [["--policy-peer-labels=a b"], "--policy-peer-labels: must be K=V"],
+    [["--policy-service=ops/so-policy"], "--policy-tls-cert: required with --policy-service"],
+    [["--policy-service=so-policy", ...tls], "--policy-service: must be NAMESPACE/NAME"],
+    [["--policy-service=ops/so-policy", "--policy-endpoint=10.96.0.90:15090", ...tls], "give one"],
   ])("refuses %j naming the flag", (argv, message) => {
     expect(() => parseControllerFlags(argv)).toThrow(FlagError);
     expect(() => parseControllerFlags(argv)).toThrow(message);

@@ -51,6 +51,9 @@ Flags:
   --policy-endpoint IP:PORT         turn on the pod backend's live policy channel: sandbox Pods' egress
                                     sidecars dial this address (the operator's policy Service's ClusterIP,
                                     or the controller's address when it runs outside the cluster)
+  --policy-service NS/NAME          the same, with the address read at start from the operator's policy
+                                    Service (its ClusterIP and port "policy"); sidecars check the
+                                    endpoint's certificate against NAME.NS.svc
   --policy-bind-address HOST:PORT   where this process serves the policy endpoint (default: 0.0.0.0:15090)
   --policy-tls-cert PATH --policy-tls-key PATH --policy-ca PATH
                                     the endpoint's certificate and key, and the CA that signed it (given
@@ -147,6 +150,10 @@ const FlagsSchema = z.object({
       "must be IP:PORT (an address: the Pod's firewall names it)",
     )
     .optional(),
+  "policy-service": z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z]([-a-z0-9]*[a-z0-9])?$/, "must be NAMESPACE/NAME")
+    .optional(),
   "policy-bind-address": address.default("0.0.0.0:15090"),
   "policy-tls-cert": z.string().min(1).optional(),
   "policy-tls-key": z.string().min(1).optional(),
@@ -203,9 +210,16 @@ export function parseControllerFlags(argv: string[]): ControllerFlags {
   const f = parsed.data;
   if (!f["gateway-namespace"] !== !f["agent-key-file"])
     throw new FlagError("--gateway-namespace and --agent-key-file go together");
-  if (f["policy-endpoint"]) {
+  if (f["policy-endpoint"] && f["policy-service"])
+    throw new FlagError("--policy-endpoint and --policy-service: give one");
+  const channel = f["policy-endpoint"]
+    ? "--policy-endpoint"
+    : f["policy-service"]
+      ? "--policy-service"
+      : undefined;
+  if (channel) {
     for (const flag of ["policy-tls-cert", "policy-tls-key", "policy-ca"] as const)
-      if (!f[flag]) throw new FlagError(`--${flag}: required with --policy-endpoint`);
+      if (!f[flag]) throw new FlagError(`--${flag}: required with ${channel}`);
     if (!!f["policy-peer-namespace"] !== !!f["policy-peer-labels"])
       throw new FlagError("--policy-peer-namespace and --policy-peer-labels go together");
   }

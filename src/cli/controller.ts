@@ -9,6 +9,7 @@ import { podLiveEgress } from "../claim/warm.js";
 import { loadKubeConfig } from "../kube/config.js";
 import { startObservabilityServer } from "../observability/http.js";
 import { createLogger } from "../observability/logger.js";
+import { parseServiceRef, readServiceEndpoint } from "../policy-server/service-endpoint.js";
 import { startPoolControllers } from "../pool/start.js";
 import { type SandboxControllerOptions, startSandboxController } from "../sandbox/controller.js";
 import { startSnapshotController } from "../snapshot/start.js";
@@ -100,18 +101,28 @@ export async function runController(argv: string[]): Promise<number> {
     };
   }
 
-  const endpoint = flags["policy-endpoint"];
   const policyListen = listenAddress(flags["policy-bind-address"]);
-  if (endpoint && !policyListen)
+  if ((flags["policy-endpoint"] || flags["policy-service"]) && !policyListen)
     return usageError(
-      "--policy-bind-address: cannot be 0 with --policy-endpoint",
+      "--policy-bind-address: cannot be 0 with --policy-endpoint or --policy-service",
       CONTROLLER_USAGE,
     );
+  let endpoint: NonNullable<SandboxControllerOptions["policyChannel"]>["endpoint"] | undefined;
+  if (flags["policy-endpoint"]) endpoint = policyEndpoint(flags["policy-endpoint"]);
+  else if (flags["policy-service"]) {
+    try {
+      endpoint = await readServiceEndpoint(kubeConfig, parseServiceRef(flags["policy-service"])!);
+    } catch (err) {
+      log.error({ err }, "the policy Service gives no endpoint");
+      return 1;
+    }
+    log.info({ endpoint }, "policy endpoint read from its Service");
+  }
   const policyChannel: SandboxControllerOptions["policyChannel"] =
     endpoint && policyListen
       ? {
           listen: policyListen,
-          endpoint: policyEndpoint(endpoint),
+          endpoint,
           tls: {
             cert: readFileSync(flags["policy-tls-cert"]!, "utf8"),
             key: readFileSync(flags["policy-tls-key"]!, "utf8"),

@@ -76,7 +76,8 @@ export interface SandboxControllerOptions {
    */
   policyChannel?: {
     listen: { host: string; port: number };
-    endpoint: { host: string; port: number };
+    /** `serverName`: what the certificate names when not `host` (see src/policy-server/service-endpoint.ts). */
+    endpoint: { host: string; port: number; serverName?: string };
     tls: { cert: string; key: string; ca: string };
     peer?: k8s.V1NetworkPolicyPeer;
   };

@@ -3,6 +3,7 @@
 // and the controller running as the chart's ServiceAccount can do its job and
 // nothing more.
 import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,7 @@ import * as k8s from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { enabledBackends, parseControllerFlags } from "../../src/cli/controller-flags.js";
 import { parseGatewayFlags } from "../../src/cli/gateway.js";
+import { readServiceEndpoint } from "../../src/policy-server/service-endpoint.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperatorWithKubeconfig } from "../support/operator.js";
@@ -84,10 +86,8 @@ describe("helm chart", () => {
       "with the gateway",
       ["--set", "gateway.enabled=true", "--set", "gateway.domain=sbx.example.com"],
     ],
-    [
-      "with the policy channel",
-      ["--set", "policyChannel.enabled=true", "--set", "policyChannel.clusterIP=10.96.0.90"],
-    ],
+    ["with the policy channel at a fixed address", ["--set", "policyChannel.clusterIP=10.96.0.90"]],
+    ["without the policy channel", ["--set", "policyChannel.enabled=false"]],
   ])("renders objects the apiserver accepts (%s)", async (_name, args) => {
     const { stdout } = await helm(
       "template",
@@ -118,6 +118,31 @@ describe("helm chart", () => {
       name: "NODE_OPTIONS",
       value: "--max-old-space-size=384 --max-semi-space-size=1",
     });
+    // The policy channel is on unless turned off; the operator reads its
+    // Service's address at start, and may read that Service and no other.
+    const policyService = objects.find(
+      (o) => o?.kind === "Service" && o.metadata.name === "so-sandbox-operator-policy",
+    ) as k8s.V1Service | undefined;
+    const channelOn = !args.includes("policyChannel.enabled=false");
+    expect(!!policyService).toBe(channelOn);
+    expect(flags["policy-service"]).toBe(
+      channelOn ? `${release.name}/so-sandbox-operator-policy` : undefined,
+    );
+    if (policyService) {
+      const fixed = args.find((a) => a.startsWith("policyChannel.clusterIP="))?.split("=")[1];
+      expect(policyService.spec?.clusterIP).toBe(fixed);
+      const role = objects.find(
+        (o) => o?.kind === "Role" && o.metadata.name === "so-sandbox-operator-policy",
+      ) as k8s.V1Role;
+      expect(role.rules).toEqual([
+        {
+          apiGroups: [""],
+          resources: ["services"],
+          resourceNames: ["so-sandbox-operator-policy"],
+          verbs: ["get"],
+        },
+      ]);
+    }
     if (args.includes("defaultBackend=docker")) {
       expect([...enabledBackends(flags)]).toContain("docker");
       expect(flags["docker-dns"]).toBe("10.0.0.2");
@@ -271,6 +296,37 @@ describe("helm chart", () => {
       await eventually(async () => {
         expect((await sbx.events("rbac")).map((e) => e.reason)).toContain("Running");
       });
+    });
+
+    it("reads the policy endpoint from the chart's Service: the address the cluster assigned, the name its certificate carries", async () => {
+      const assigned = await kc
+        .makeApiClient(k8s.CoreV1Api)
+        .readNamespacedService({ name: "so-sandbox-operator-policy", namespace: release.name });
+      expect(assigned.spec?.clusterIP).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+      const endpoint = await readServiceEndpoint(sa, {
+        namespace: release.name,
+        name: "so-sandbox-operator-policy",
+      });
+      expect(endpoint).toEqual({
+        host: assigned.spec?.clusterIP,
+        port: 15090,
+        serverName: `so-sandbox-operator-policy.${release.name}.svc`,
+      });
+      // The chart's certificate names the Service, and its CA signed it.
+      const secret = await kc
+        .makeApiClient(k8s.CoreV1Api)
+        .readNamespacedSecret({ name: "so-sandbox-operator-policy", namespace: release.name });
+      const pem = (k: string) => Buffer.from(secret.data![k]!, "base64").toString();
+      const cert = new X509Certificate(pem("tls.crt"));
+      expect(cert.checkHost(endpoint.serverName)).toBe(endpoint.serverName);
+      expect(cert.verify(new X509Certificate(pem("ca.crt")).publicKey)).toBe(true);
+      // No other Service is readable to it in the release's namespace.
+      await expect(
+        sa.makeApiClient(k8s.CoreV1Api).readNamespacedService({
+          name: "so-sandbox-operator-metrics",
+          namespace: release.name,
+        }),
+      ).rejects.toMatchObject({ code: 403 });
     });
 
     it("cannot list Secrets, here or cluster-wide (it reads only the agent Secrets it names)", async () => {

@@ -67,6 +67,8 @@ const allowOnly = (...targets: string[]) => ({
   },
 });
 
+const POLICY_SERVICE_NAME = "sandbox-operator-policy.sandbox-system.svc";
+
 const startController = () =>
   startOperator({
     namespace: ns.name,
@@ -74,7 +76,9 @@ const startController = () =>
     egressImage: OPERATOR_IMAGE,
     policyChannel: {
       listen: { host: hostIp, port },
-      endpoint: { host: hostIp, port },
+      // As the chart runs it: dialed by address, the certificate checked
+      // against the Service's name (it names no address).
+      endpoint: { host: hostIp, port, serverName: POLICY_SERVICE_NAME },
       tls,
     },
   });
@@ -82,8 +86,8 @@ const startController = () =>
 beforeAll(async () => {
   hostIp = inject("nodeHostIp");
   port = await freePort();
-  tls = policyTls([hostIp]);
-  agent = new Agent({ connect: { ca: tls.ca } });
+  tls = policyTls([], [POLICY_SERVICE_NAME]);
+  agent = new Agent({ connect: { ca: tls.ca, servername: POLICY_SERVICE_NAME } });
   standins = await startStandins(inject("nodeNetns"), inject("nodePodCidr"), ZONE, [
     "allowed.test",
     "later.test",

@@ -13,7 +13,8 @@ export interface PolicyTls {
   dir: string;
 }
 
-export function policyTls(ips: string[]): PolicyTls {
+/** A serving certificate for `ips` and `names` (the chart's names only the Service's DNS name). */
+export function policyTls(ips: string[], names: string[] = []): PolicyTls {
   const dir = mkdtempSync(join(tmpdir(), "policy-tls-"));
   const f = (n: string) => join(dir, n);
   const ssl = (args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: "pipe" });
@@ -35,7 +36,7 @@ export function policyTls(ips: string[]): PolicyTls {
   ssl(["req", "-new", "-key", f("tls.key"), "-subj", "/CN=sandbox-policy", "-out", f("tls.csr")]);
   writeFileSync(
     f("ext.cnf"),
-    `subjectAltName=${ips.map((ip) => `IP:${ip}`).join(",")}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n`,
+    `subjectAltName=${[...ips.map((ip) => `IP:${ip}`), ...names.map((n) => `DNS:${n}`)].join(",")}\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n`,
   );
   ssl([
     "x509",

@@ -50,6 +50,17 @@ describe("the pod with the policy channel", () => {
     expect(sidecar.args).toContain("--policy-url=https://10.213.5.1:15090");
     expect(lockdown.args).toContain("--controller=10.213.5.1:15090");
     expect(pod.metadata!.annotations![POLICY_CA_ANNOTATION]).toBe(channel.caPem);
+    expect(sidecar.args!.some((a) => a.startsWith("--policy-server-name"))).toBe(false);
+  });
+
+  it("names the Service the certificate must carry when the endpoint is a Service's ClusterIP", () => {
+    const viaService = desiredPod(sandbox({ image: "x" }), {
+      image: "op:1",
+      channel: { ...channel, serverName: "so-policy.ops.svc" },
+    });
+    const egress = viaService.spec!.initContainers!.find((c) => c.name === "egress")!;
+    expect(egress.args).toContain("--policy-url=https://10.213.5.1:15090");
+    expect(egress.args).toContain("--policy-server-name=so-policy.ops.svc");
   });
 
   it("is a different pod without the channel, with none of it", () => {

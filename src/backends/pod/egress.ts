@@ -72,6 +72,8 @@ export interface PolicyChannel {
   /** The address the sidecar dials (an IP: the lockdown's rule needs one). */
   host: string;
   port: number;
+  /** The name the endpoint's certificate carries, when not `host` (a Service's DNS name). */
+  serverName?: string;
   /** PEM of the CA that signed the endpoint's certificate. */
   caPem: string;
   /**
@@ -168,6 +170,7 @@ function channelFlags(c: PolicyChannel): string[] {
     `--policy-url=https://${c.host.includes(":") ? `[${c.host}]` : c.host}:${c.port}`,
     `--policy-token-file=${POLICY_TOKEN_FILE}`,
     `--policy-ca-file=${POLICY_DIR}/${POLICY_CA_FILE_NAME}`,
+    ...(c.serverName ? [`--policy-server-name=${c.serverName}`] : []),
   ];
 }
 
