@@ -10,21 +10,18 @@
 // backend removes the workload first, then the sidecar: that state, exactly);
 // the resume's middle is caught by stopping the controller as soon as its
 // sidecar exists without a workload (the sidecar's lockdown takes seconds).
-import * as k8s from "@kubernetes/client-node";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../../packages/sdk/src/index.js";
-import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
-import { IdleMark } from "../../src/api/idle.js";
 import { DockerLabels, Role } from "../../src/backends/docker/names.js";
-import { idleSuspendPatch } from "../../src/idle/wake.js";
 import { buildAgent } from "../support/agent.js";
 import { describeWrites, writesBy } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { ensureDockerd, removeOwnedBy, SANDBOX_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
+import { idleSuspend, suspendedForIdleness } from "../support/idle.js";
 import { type RunningOperator, startDockerOperator } from "../support/operator.js";
-import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
+import { isReady, SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const OWNER = `test-idle-restart-${process.pid}`;
@@ -84,31 +81,6 @@ async function create(name: string, idleTimeout: string): Promise<Sandbox> {
 const WRITE = "head -c 1048576 /dev/urandom > /workspace/blob && sha256sum /workspace/blob";
 const CHECK = "sha256sum /workspace/blob";
 
-async function idleSuspend(name: string): Promise<void> {
-  const s = await sbx.get(name);
-  await kc.makeApiClient(k8s.CustomObjectsApi).patchNamespacedCustomObject(
-    {
-      group: "sandboxing.dev",
-      version: "v1alpha1",
-      plural: "sandboxes",
-      namespace: ns.name,
-      name,
-      body: idleSuspendPatch(s?.metadata.uid),
-    },
-    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-  );
-}
-
-const suspendedForIdleness = (s: StoredSandbox) => {
-  expect(s.spec.suspended).toBe(true);
-  expect(s.metadata.annotations?.[IdleMark.annotation]).toBe(IdleMark.value);
-  expect(s.status?.phase).toBe("Suspended");
-  expect(condition(s, ConditionType.Suspended)).toMatchObject({
-    status: "True",
-    reason: ConditionReason.IdleTimeout,
-  });
-};
-
 describe("idle suspension across controller restarts (docker backend)", () => {
   it("an idle-suspended sandbox costs no controller write over two idle periods, a restart included", async () => {
     const box = await create("sleeper", "10s");
@@ -137,7 +109,7 @@ describe("idle suspension across controller restarts (docker backend)", () => {
     const wrote = await box.exec(["sh", "-c", WRITE]);
     expect(await roles("halfway")).toEqual([Role.sidecar, Role.workload].sort());
     await stop();
-    await idleSuspend("halfway");
+    await idleSuspend(sbx, "halfway");
     // What the backend leaves after its first removal: the workload gone, the sidecar not yet.
     const [workload] = await engine.listContainers({
       all: true,
@@ -162,7 +134,7 @@ describe("idle suspension across controller restarts (docker backend)", () => {
   it("a restart in the middle of a resume (sidecar created, workload not yet) makes one set of containers", async () => {
     const box = await create("wakeful", "1h");
     const wrote = await box.exec(["sh", "-c", WRITE]);
-    await idleSuspend("wakeful");
+    await idleSuspend(sbx, "wakeful");
     await sbx.waitFor("wakeful", suspendedForIdleness, 60_000);
     await eventually(async () => expect(await roles("wakeful")).toEqual([]), { timeout: 30_000 });
 

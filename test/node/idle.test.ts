@@ -15,18 +15,17 @@ import { Sandbox } from "../../packages/sdk/src/index.js";
 import { ConditionReason, ConditionType } from "../../src/api/conditions.js";
 import { IdleMark } from "../../src/api/idle.js";
 import { POD_STOP_GRACE_SECONDS } from "../../src/backends/pod/pod.js";
-import { idleSuspendPatch } from "../../src/idle/wake.js";
 import { describeWrites, writesBy } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { OPERATOR_IMAGE } from "../support/docker.js";
 import { eventually } from "../support/eventually.js";
+import { idleSuspend, suspendedForIdleness } from "../support/idle.js";
 import { kubectl, NODE_SANDBOX_IMAGE, NODE_TEST_RESOURCES } from "../support/node/pods.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
-import { condition, isReady, SandboxClient, type StoredSandbox } from "../support/sandboxes.js";
+import { condition, isReady, SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
-const objects = kc.makeApiClient(k8s.CustomObjectsApi);
 const OPERATOR_USER = "operator-1";
 /** The API's minimum: the shortest wait for an idle suspension. */
 const IDLE = "10s";
@@ -96,32 +95,6 @@ async function release(pod: string): Promise<void> {
     .catch(() => undefined);
 }
 
-/** Suspended as the operator does it for idleness: the patch, then the reconciler's record. */
-async function idleSuspend(name: string): Promise<void> {
-  const s = await sbx.get(name);
-  await objects.patchNamespacedCustomObject(
-    {
-      group: "sandboxing.dev",
-      version: "v1alpha1",
-      plural: "sandboxes",
-      namespace: ns.name,
-      name,
-      body: idleSuspendPatch(s?.metadata.uid),
-    },
-    k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
-  );
-}
-
-const suspendedForIdleness = (s: StoredSandbox) => {
-  expect(s.spec.suspended).toBe(true);
-  expect(s.metadata.annotations?.[IdleMark.annotation]).toBe(IdleMark.value);
-  expect(s.status?.phase).toBe("Suspended");
-  expect(condition(s, ConditionType.Suspended)).toMatchObject({
-    status: "True",
-    reason: ConditionReason.IdleTimeout,
-  });
-};
-
 describe("idle auto-suspend on the pod backend (real node)", () => {
   it("suspends an unused sandbox (Pod gone, PVC kept), writes nothing while it sleeps, and an SDK call resumes it with its data", async () => {
     const box = await Sandbox.create(spec({ idleTimeout: IDLE }), sdk("dozer"));
@@ -178,7 +151,7 @@ describe("idle auto-suspend on the pod backend (real node)", () => {
     const wrote = await box.exec(["sh", "-c", WRITE]);
     const pod = await sbx.pod("halfway");
     await hold("halfway");
-    await idleSuspend("halfway");
+    await idleSuspend(sbx, "halfway");
     // The controller has asked for the Pod's deletion; the Pod cannot go yet.
     const terminating = await eventually(
       async () => {
@@ -214,7 +187,7 @@ describe("idle auto-suspend on the pod backend (real node)", () => {
     const box = await Sandbox.create(spec({ idleTimeout: "1h" }), sdk("wakeful"));
     boxes.push(box);
     const wrote = await box.exec(["sh", "-c", WRITE]);
-    await idleSuspend("wakeful");
+    await idleSuspend(sbx, "wakeful");
     await sbx.waitFor("wakeful", suspendedForIdleness, 60_000);
     await eventually(async () => expect(await sbx.pod("wakeful")).toBeUndefined(), {
       timeout: 60_000,

@@ -44,8 +44,12 @@ export class SandboxClient {
   }
 
   patchSpec(name: string, spec: Partial<SandboxSpecInput>): Promise<StoredSandbox> {
+    return this.mergePatch(name, { spec });
+  }
+
+  mergePatch(name: string, body: object): Promise<StoredSandbox> {
     return this.objects.patchNamespacedCustomObject(
-      { ...this.ref, name, body: { spec } },
+      { ...this.ref, name, body },
       k8s.setHeaderOptions("Content-Type", k8s.PatchStrategy.MergePatch),
     );
   }
