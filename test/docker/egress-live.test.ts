@@ -1,6 +1,8 @@
 // Address rules and defaultAction reach a running docker sandbox live: the
 // lockdown the sidecar installed at start holds no policy, the controller
-// writes the changed policy file into the sidecar container, and the sidecar
+// writes the changed policy file for the sidecar, both ways it can (into the
+// host directory the sidecar mounts, with a local daemon; as an archive
+// uploaded into the container, as with a remote one), and the sidecar
 // judges every connection the workload opens by its original destination. The
 // containers are never recreated (their IDs and start times do not change),
 // and a connection to a port the policy does not open never leaves.
@@ -22,7 +24,6 @@ import { condition, isReady, SandboxClient, type StoredSandbox } from "../suppor
 
 const kc = kubeConfig();
 const OWNER = `test-live-${process.pid}`;
-const NAME = "live";
 const BASE: EgressPolicy = {
   defaultAction: "deny",
   rules: [{ action: "allow", target: "allowed.test", ports: [80, 443] }],
@@ -34,6 +35,7 @@ let engine: Docker;
 let internet: DockerInternet;
 let operator: RunningOperator | undefined;
 let sandbox: StoredSandbox;
+let NAME: string;
 
 const ids = async () => {
   const { workload, sidecar } = containerNames(sandbox);
@@ -52,30 +54,9 @@ beforeAll(async () => {
   });
   ns = await testNamespace(kc, "live");
   sbx = new SandboxClient(kc, ns.name);
-  operator = await startDockerOperator({
-    namespace: ns.name,
-    user: "operator-2",
-    engine,
-    owner: OWNER,
-    upstreamDns: INET.dns,
-  });
-  await sbx.create(NAME, {
-    image: SANDBOX_IMAGE,
-    command: ["sleep", "3600"],
-    network: { egress: BASE },
-  });
-  sandbox = await sbx.waitFor(
-    NAME,
-    (s) => {
-      isReady(s);
-      expect(s.status?.phase).toBe("Running");
-    },
-    90_000,
-  );
 }, 600_000);
 
 afterAll(async () => {
-  await operator?.stop();
   await removeOwnedBy(OWNER);
   await ns?.delete();
   await internet?.destroy();
@@ -121,61 +102,110 @@ async function applyPolicy(egress: EgressPolicy): Promise<void> {
   );
 }
 
-describe("docker backend: address rules and defaultAction follow the policy live", () => {
-  it("an address rule added to a running sandbox is in force once reported, refused before; removed, refused again", async () => {
-    const before = await ids();
-    const arrivedBefore = connectionsTo(INET.allowed, 8080);
-    expect(await dial(INET.allowed, 8080)).not.toContain("status 200");
-    expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore);
+describe.each([
+  { delivery: "a host directory the sidecar mounts", name: "live-dir", policyDir: undefined },
+  {
+    delivery: "an archive uploaded through the daemon",
+    name: "live-upload",
+    policyDir: false as const,
+  },
+])(
+  "docker backend: address rules and defaultAction follow the policy live, through $delivery",
+  ({ name, policyDir }) => {
+    beforeAll(async () => {
+      NAME = name;
+      operator = await startDockerOperator({
+        namespace: ns.name,
+        user: "operator-2",
+        engine,
+        owner: OWNER,
+        upstreamDns: INET.dns,
+        policyDir,
+      });
+      await sbx.create(NAME, {
+        image: SANDBOX_IMAGE,
+        command: ["sleep", "3600"],
+        network: { egress: BASE },
+      });
+      sandbox = await sbx.waitFor(
+        NAME,
+        (s) => {
+          isReady(s);
+          expect(s.status?.phase).toBe("Running");
+        },
+        90_000,
+      );
+    }, 600_000);
 
-    await applyPolicy({
-      ...BASE,
-      rules: [...BASE.rules!, { action: "allow", target: `${INET.allowed}/32`, ports: [8080] }],
+    afterAll(async () => {
+      await operator?.stop();
+      operator = undefined;
+      await sbx.delete(NAME).catch(() => undefined);
     });
-    // The first connection after the status says so is judged by the new policy.
-    expect(await dial(INET.allowed, 8080)).toBe("status 200");
-    expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore + 1);
-    // Only that address and port.
-    expect(await dial(INET.denied, 8080)).not.toContain("status 200");
-    expect(await dial(INET.allowed, 5432)).not.toContain("status 200");
 
-    await applyPolicy(BASE);
-    expect(await dial(INET.allowed, 8080)).not.toContain("status 200");
-    expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore + 1);
-    // Same containers, never restarted.
-    expect(await ids()).toEqual(before);
-  });
+    it("delivers the policy the way it was configured to", async () => {
+      const sidecar = await engine.getContainer(containerNames(sandbox).sidecar).inspect();
+      const bound = (sidecar.Mounts ?? []).filter(
+        (m) => m.Type === "bind" && m.Source.includes("/policies/"),
+      );
+      expect(bound.length).toBe(policyDir === false ? 0 : 1);
+    });
 
-  it("defaultAction allow flipped live, and back", async () => {
-    const before = await ids();
-    expect(await dial(INET.denied, 8080)).not.toContain("status 200");
-    await applyPolicy({ ...BASE, defaultAction: "allow" });
-    expect(await dial(INET.denied, 8080)).toBe("status 200");
-    await applyPolicy(BASE);
-    const arrived = connectionsTo(INET.denied, 8080);
-    expect(await dial(INET.denied, 8080)).not.toContain("status 200");
-    expect(connectionsTo(INET.denied, 8080)).toBe(arrived);
-    expect(await ids()).toEqual(before);
-  });
+    it("an address rule added to a running sandbox is in force once reported, refused before; removed, refused again", async () => {
+      const before = await ids();
+      const arrivedBefore = connectionsTo(INET.allowed, 8080);
+      expect(await dial(INET.allowed, 8080)).not.toContain("status 200");
+      expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore);
 
-  it("a direct connection to another port never leaves; the workload cannot open a raw socket", async () => {
-    const arrived = connectionsTo(INET.denied, 8080) + connectionsTo(INET.allowed, 8080);
-    for (const host of [INET.denied, INET.allowed]) {
-      expect(await dial(host, 8080)).not.toContain("status 200");
-    }
-    expect(connectionsTo(INET.denied, 8080) + connectionsTo(INET.allowed, 8080)).toBe(arrived);
-    // Raw sockets (which the namespace suite shows get nowhere either) are not
-    // even available: the workload holds no CAP_NET_RAW.
-    const raw = await docker(
-      [
-        "exec",
-        containerNames(sandbox).workload,
-        "python3",
-        "-c",
-        "import socket\ntry:\n  socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP);print('opened')\nexcept PermissionError:\n  print('denied')",
-      ],
-      60_000,
-    );
-    expect(raw.stdout.trim()).toBe("denied");
-  });
-});
+      await applyPolicy({
+        ...BASE,
+        rules: [...BASE.rules!, { action: "allow", target: `${INET.allowed}/32`, ports: [8080] }],
+      });
+      // The first connection after the status says so is judged by the new policy.
+      expect(await dial(INET.allowed, 8080)).toBe("status 200");
+      expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore + 1);
+      // Only that address and port.
+      expect(await dial(INET.denied, 8080)).not.toContain("status 200");
+      expect(await dial(INET.allowed, 5432)).not.toContain("status 200");
+
+      await applyPolicy(BASE);
+      expect(await dial(INET.allowed, 8080)).not.toContain("status 200");
+      expect(connectionsTo(INET.allowed, 8080)).toBe(arrivedBefore + 1);
+      // Same containers, never restarted.
+      expect(await ids()).toEqual(before);
+    });
+
+    it("defaultAction allow flipped live, and back", async () => {
+      const before = await ids();
+      expect(await dial(INET.denied, 8080)).not.toContain("status 200");
+      await applyPolicy({ ...BASE, defaultAction: "allow" });
+      expect(await dial(INET.denied, 8080)).toBe("status 200");
+      await applyPolicy(BASE);
+      const arrived = connectionsTo(INET.denied, 8080);
+      expect(await dial(INET.denied, 8080)).not.toContain("status 200");
+      expect(connectionsTo(INET.denied, 8080)).toBe(arrived);
+      expect(await ids()).toEqual(before);
+    });
+
+    it("a direct connection to another port never leaves; the workload cannot open a raw socket", async () => {
+      const arrived = connectionsTo(INET.denied, 8080) + connectionsTo(INET.allowed, 8080);
+      for (const host of [INET.denied, INET.allowed]) {
+        expect(await dial(host, 8080)).not.toContain("status 200");
+      }
+      expect(connectionsTo(INET.denied, 8080) + connectionsTo(INET.allowed, 8080)).toBe(arrived);
+      // Raw sockets (which the namespace suite shows get nowhere either) are not
+      // even available: the workload holds no CAP_NET_RAW.
+      const raw = await docker(
+        [
+          "exec",
+          containerNames(sandbox).workload,
+          "python3",
+          "-c",
+          "import socket\ntry:\n  socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP);print('opened')\nexcept PermissionError:\n  print('denied')",
+        ],
+        60_000,
+      );
+      expect(raw.stdout.trim()).toBe("denied");
+    });
+  },
+);

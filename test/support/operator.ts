@@ -89,6 +89,8 @@ export function startDockerOperator(opts: {
   stallTimeoutSeconds?: number;
   /** --docker-allowed-host-paths (default: none). */
   allowedHostPaths?: readonly AllowedHostPath[];
+  /** --docker-policy-dir: false uploads each policy through the daemon, as with a remote one. */
+  policyDir?: false;
 }): Promise<RunningOperator> {
   // The docker backend delivers the in-sandbox agent into every workload and
   // fails each reconcile (transient, backed off for minutes) while the binary
@@ -107,7 +109,10 @@ export function startDockerOperator(opts: {
         upstreamDns: opts.upstreamDns,
         publishAddress: "127.0.0.1",
         allowedHostPaths: opts.allowedHostPaths,
-        policyDir: `/run/sandbox-operator-test/${opts.owner}/policies`,
+        policyDir:
+          opts.policyDir === false
+            ? undefined
+            : `/run/sandbox-operator-test/${opts.owner}/policies`,
       },
       sweepIntervalMs: 2000,
     },
