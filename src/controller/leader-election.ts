@@ -18,6 +18,7 @@ import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
+import type { Lease, LeaseSpec } from "./lease.js";
 import { leaseTimings } from "./lease-timings.js";
 import { microTime, rawRequest } from "./raw-request.js";
 
@@ -35,21 +36,6 @@ export interface LeaderElectionOptions {
   onStartedLeading(): void;
   onStoppedLeading(): void;
   log: Logger;
-}
-
-interface LeaseSpec {
-  holderIdentity?: string | null;
-  leaseDurationSeconds?: number | null;
-  acquireTime?: string | null;
-  renewTime?: string | null;
-  leaseTransitions?: number;
-}
-
-interface Lease {
-  apiVersion: "coordination.k8s.io/v1";
-  kind: "Lease";
-  metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec?: LeaseSpec;
 }
 
 export class LeaderElector {

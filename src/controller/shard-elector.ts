@@ -23,6 +23,7 @@ import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
 import { sleep } from "./backoff.js";
 import { apiStatus, errorMessage } from "./errors.js";
+import type { Lease, LeaseSpec } from "./lease.js";
 import { leaseTimings } from "./lease-timings.js";
 import { microTime, rawRequest } from "./raw-request.js";
 import { planShards, type ShardView, shardOf } from "./shard.js";
@@ -49,26 +50,6 @@ export interface ShardElectorOptions {
    */
   drain?(shard: number): Promise<void>;
   log: Logger;
-}
-
-interface LeaseSpec {
-  holderIdentity?: string | null;
-  leaseDurationSeconds?: number | null;
-  acquireTime?: string | null;
-  renewTime?: string | null;
-  leaseTransitions?: number;
-}
-
-interface Lease {
-  apiVersion?: string;
-  kind?: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-  };
-  spec?: LeaseSpec;
 }
 
 interface Clocks {
