@@ -15,6 +15,7 @@ import http from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 import { Transform } from "node:stream";
+import type { Agent } from "undici";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import { z } from "zod";
 import { encodeFrame } from "../dataplane/frames.js";
@@ -32,6 +33,7 @@ import { MintRequestSchema } from "./mint.js";
 import { openApiDocument } from "./openapi.js";
 import { type Route, route } from "./routes.js";
 import { looksScoped, mintToken } from "./tokens.js";
+import { originOf, proxy, upstreamAgent } from "./upstream.js";
 import { Verb } from "./verbs.js";
 import type { Waker } from "./waker.js";
 
@@ -72,6 +74,8 @@ export interface GatewayOptions {
   ready(): string | undefined;
   /** Resumes idle-suspended sandboxes for calls and reports port traffic (docs/idle.md). */
   waker?: Waker;
+  /** How long a sandbox port may take to send its response headers (504 after); default UPSTREAM_HEADERS_TIMEOUT_MS. */
+  upstreamHeadersTimeoutMs?: number;
 }
 
 /** Call IDs: unique per process start, cheap per call. */
@@ -104,6 +108,10 @@ const HOP_BY_HOP = new Set([
   "transfer-encoding",
   "upgrade",
   "host",
+  "proxy-connection",
+  // Node's server already answered "100 Continue" to the client; the
+  // upstream gets the body without waiting (undici refuses the header).
+  "expect",
 ]);
 /** Headers the gateway consumes; never forwarded into a sandbox (untrusted) with a credential in them. */
 const GATEWAY_TOKEN_HEADER = "x-sandbox-token";
@@ -166,10 +174,15 @@ export class Gateway {
     maxPayload: 2 << 20,
     perMessageDeflate: false,
   });
+  /** The port route's upstream leg (upstream.ts); agent calls stay on node:http (full-duplex exec bodies). */
+  private readonly ports: Agent;
   private openapi: string | undefined;
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.ports = upstreamAgent(
+      o.upstreamHeadersTimeoutMs ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {},
+    );
     this.rate = {
       credential: new RateLimiter(this.limits.perCredential),
       sandbox: new RateLimiter(this.limits.perSandbox),
@@ -195,6 +208,7 @@ export class Gateway {
     for (const c of this.wss.clients) c.terminate();
     await this.listener.close();
     this.upstream.destroy();
+    await this.ports.destroy();
   }
 
   // --- plain requests ------------------------------------------------------------
@@ -416,7 +430,6 @@ export class Gateway {
     call: Call,
     maxBytes: number,
     onConnectFailure?: () => void,
-    onTraffic?: () => void,
   ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > maxBytes)
@@ -455,13 +468,11 @@ export class Gateway {
         // a response of known length goes out with its first bytes, in one
         // write instead of two (the CPU profile of bench/gateway/micro.ts).
         if (ur.headers["content-length"] === undefined) res.flushHeaders();
-        onTraffic?.();
         // By hand rather than pipe(): one listener counts, forwards and
         // applies back-pressure (pipe() adds six listeners per response, and
         // counting needed a seventh; this is the hot path of port routing).
         ur.on("data", (c: Buffer) => {
           call.bytesOut += c.length;
-          onTraffic?.();
           if (!res.write(c)) {
             ur.pause();
             res.once("drain", () => ur.resume());
@@ -489,7 +500,6 @@ export class Gateway {
       }
       const limit = new Limit(maxBytes, (n) => {
         call.bytesIn += n;
-        onTraffic?.();
       });
       limit.on("error", fail);
       req.pipe(limit).pipe(up);
@@ -548,14 +558,37 @@ export class Gateway {
       dropAuthorization: admitted.consumedAuthorization,
     });
     Object.assign(headers, forwardedFor(req, r.prefix));
-    await this.forward(
-      req,
+    const max = this.limits.maxUploadBytes;
+    if (Number(req.headers["content-length"] ?? 0) > max)
+      throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
+    const waker = this.o.waker;
+    let body: Limit | null = null;
+    if (hasNoBody(req)) req.resume();
+    else {
+      body = new Limit(max, (n) => {
+        call.bytesIn += n;
+        waker?.portTraffic(sandbox);
+      });
+      req.pipe(body);
+    }
+    waker?.portTraffic(sandbox);
+    await proxy(
+      this.ports,
       res,
-      { ...to, path: r.path, headers },
-      call,
-      this.limits.maxUploadBytes,
-      undefined,
-      () => this.o.waker?.portTraffic(sandbox),
+      {
+        origin: originOf(to.host, to.port),
+        method: req.method ?? "GET",
+        path: r.path,
+        headers,
+        body,
+      },
+      {
+        onBytesOut: (n) => {
+          call.bytesOut += n;
+          waker?.portTraffic(sandbox);
+        },
+        refuse: (e) => this.refuse(res, call, e),
+      },
     );
   }
 
