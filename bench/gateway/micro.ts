@@ -8,7 +8,8 @@
 // gateway's alone, whatever else runs on the machine.
 //
 //   npx tsx bench/gateway/micro.ts [--requests 20000] [--concurrency 1,10,100]
-//     [--protocols h1,h2] [--cpu-prof DIR] [--out FILE]
+//     [--protocols h1,h2] [--floors http,undici] [--cpu-prof DIR [--cpu-prof-floors]]
+//     [--out FILE]
 // h1: HTTP/1.1 keep-alive (undici, one connection per concurrent request);
 // h2: h2c with prior knowledge, all streams on one session. The gateway talks
 // HTTP/1.1 keep-alive to the server in both cases.
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,10,100" },
     protocols: { type: "string", default: "h1,h2" },
     "cpu-prof": { type: "string" },
+    /** Profile the floors' processes too (into the --cpu-prof directory). */
+    "cpu-prof-floors": { type: "boolean", default: false },
     /** Floors measured beside the gateway: bare Node proxies (micro-gateway.ts), e.g. http,undici. */
     floors: { type: "string", default: "http" },
     out: { type: "string" },
@@ -103,7 +106,7 @@ process.on("exit", () => gateway.child.kill());
 const FLOORS = values.floors ? values.floors.split(",") : [];
 const floors: Record<string, Awaited<ReturnType<typeof start>>> = {};
 for (const f of FLOORS) {
-  floors[f] = await start(gatewayArgs(false), gatewayEnv(f));
+  floors[f] = await start(gatewayArgs(values["cpu-prof-floors"]), gatewayEnv(f));
   process.on("exit", () => floors[f]!.child.kill());
 }
 const PATH = "/sandboxes/ns/box/ports/8000/";

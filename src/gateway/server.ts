@@ -125,7 +125,8 @@ const GATEWAY_COOKIE = "sandbox_gateway_token";
 const TOKEN_QUERY = "sandbox_token";
 
 function cookieToken(cookie: string | undefined): string | undefined {
-  for (const part of (cookie ?? "").split(";")) {
+  if (!cookie?.includes(GATEWAY_COOKIE)) return undefined;
+  for (const part of cookie.split(";")) {
     const [k, ...v] = part.trim().split("=");
     if (k === GATEWAY_COOKIE) return v.join("=");
   }
@@ -279,30 +280,39 @@ export class Gateway {
 
   private begin(r: Route): Call {
     const verb = "verb" in r ? r.verb : "none";
-    this.o.metrics.inFlight.inc({ verb });
-    return {
+    this.o.metrics.started(verb);
+    const call: Call = {
       id: `${CALL_ID_PREFIX}-${(++callSeq).toString(36)}`,
       verb,
       started: performance.now(),
       bytesIn: 0,
       bytesOut: 0,
       release: [],
-      ...("namespace" in r ? { namespace: r.namespace, name: r.name } : {}),
-      ...(r.kind === "port" ? { port: r.port } : {}),
     };
+    if ("namespace" in r) {
+      call.namespace = r.namespace;
+      call.name = r.name;
+    }
+    if (r.kind === "port") call.port = r.port;
+    return call;
   }
 
   /** One audit line and the metrics, once per call, when its response ends or breaks. */
   private finish(call: Call, req: http.IncomingMessage, status: number): void {
-    for (const release of call.release.splice(0)) release();
+    for (const release of call.release) release();
+    call.release.length = 0;
     call.status ??= status;
     call.result ??= call.status < 400 ? "ok" : `HTTP_${call.status}`;
     const ms = performance.now() - call.started;
-    this.o.metrics.inFlight.dec({ verb: call.verb });
-    this.o.metrics.requests.inc({ verb: call.verb, result: call.result });
-    this.o.metrics.duration.observe({ verb: call.verb }, ms / 1000);
-    this.o.metrics.bytes.inc({ direction: "in" }, call.bytesIn);
-    this.o.metrics.bytes.inc({ direction: "out" }, call.bytesOut);
+    this.o.metrics.finishedCall({
+      verb: call.verb,
+      result: call.result,
+      seconds: ms / 1000,
+      bytesIn: call.bytesIn,
+      bytesOut: call.bytesOut,
+    });
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
     this.o.log.info(
       {
         audit: {
@@ -312,7 +322,7 @@ export class Gateway {
           ...(call.port ? { port: call.port } : {}),
           verb: call.verb,
           method: req.method,
-          path: (req.url ?? "").split("?")[0],
+          path: q < 0 ? url : url.slice(0, q),
           status: call.status,
           result: call.result,
           bytesIn: call.bytesIn,
@@ -548,9 +558,12 @@ export class Gateway {
     call: Call,
   ): Promise<void> {
     const q = r.path.indexOf("?");
-    const query = new URLSearchParams(q < 0 ? "" : r.path.slice(q + 1));
-    const fromQuery = query.get(TOKEN_QUERY);
-    if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
+    // Parsed only when it may be there: most port requests carry no query.
+    if (q >= 0 && r.path.includes(TOKEN_QUERY, q)) {
+      const query = new URLSearchParams(r.path.slice(q + 1));
+      const fromQuery = query.get(TOKEN_QUERY);
+      if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
+    }
     const admitted = await this.admitPort(req.headers, r, call, req.socket.remoteAddress);
     const sandbox = await this.awake(admitted.sandbox, async (s, reach) => reach.port(s, r.port));
     const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
@@ -896,18 +909,24 @@ function forwardHeaders(
   o: { dropAuthorization: boolean },
 ): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  const connectionTokens = new Set(
-    String(h.connection ?? "")
-      .toLowerCase()
-      .split(",")
-      .map((s) => s.trim()),
-  );
-  for (const [k, v] of Object.entries(h)) {
+  // Headers the client named in Connection are hop-by-hop too (the usual values name none).
+  const conn = h.connection;
+  const connectionTokens =
+    conn && conn !== "keep-alive" && conn !== "close"
+      ? new Set(
+          conn
+            .toLowerCase()
+            .split(",")
+            .map((s) => s.trim()),
+        )
+      : undefined;
+  for (const k in h) {
+    const v = h[k];
     if (
       v === undefined ||
-      k.startsWith(":") || // HTTP/2 pseudo-headers: the upstream request is HTTP/1.1
+      k.charCodeAt(0) === 58 || // ":": HTTP/2 pseudo-headers: the upstream request is HTTP/1.1
       HOP_BY_HOP.has(k) ||
-      connectionTokens.has(k) ||
+      connectionTokens?.has(k) ||
       k === GATEWAY_TOKEN_HEADER
     )
       continue;
