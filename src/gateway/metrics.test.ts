@@ -1,6 +1,6 @@
-import { Registry } from "prom-client";
+import { Histogram, Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { gatewayMetrics } from "./metrics.js";
+import { DURATION_BUCKETS, gatewayMetrics } from "./metrics.js";
 
 describe("gateway metrics: counted per call, handed to prom-client at scrape", () => {
   it("counts requests by verb and result, streams in flight and bytes, once each across scrapes", async () => {
@@ -28,5 +28,36 @@ describe("gateway metrics: counted per call, handed to prom-client at scrape", (
     expect(third).toContain('sandbox_gateway_requests_total{verb="connect",result="ok"} 2');
     expect(third).toContain('sandbox_gateway_in_flight{verb="connect"} 0');
     expect(third).toContain('sandbox_gateway_bytes_total{direction="in"} 11');
+  });
+
+  it("writes the duration histogram exactly as prom-client's Histogram would", async () => {
+    const ours = new Registry();
+    const m = gatewayMetrics(ours);
+    const theirs = new Registry();
+    const h = new Histogram({
+      name: "sandbox_gateway_request_duration_seconds",
+      help: "Time from a request's arrival to its end (streams: the whole stream)",
+      labelNames: ["verb"] as const,
+      buckets: DURATION_BUCKETS,
+      registers: [theirs],
+    });
+    for (const [verb, seconds] of [
+      ["connect", 0.0004],
+      ["connect", 0.001],
+      ["connect", 0.0011],
+      ["exec", 2],
+      ["exec", 301],
+      ["files", 0.05],
+    ] as const) {
+      m.started(verb);
+      m.finishedCall({ verb, result: "ok", seconds, bytesIn: 0, bytesOut: 0 });
+      h.observe({ verb }, seconds);
+    }
+    const section = (text: string) =>
+      text
+        .split("\n\n")
+        .find((s) => s.includes("# TYPE sandbox_gateway_request_duration_seconds"))
+        ?.trim();
+    expect(section(await ours.metrics())).toBe(section(await theirs.metrics()));
   });
 });
