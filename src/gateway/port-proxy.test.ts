@@ -30,6 +30,8 @@ const seen: Record<string, { headers: http.IncomingHttpHeaders; sha?: string; by
   {};
 let firstBodyChunk: (() => void) | undefined;
 let aborted: (() => void) | undefined;
+const FLOOD = 64 << 20;
+let floodWritten = 0;
 
 const workload = http.createServer((req, res) => {
   const path = req.url ?? "/";
@@ -73,6 +75,20 @@ const workload = http.createServer((req, res) => {
     return;
   }
   if (path === "/silent") return; // never answers
+  if (path === "/flood") {
+    // 64 MiB as fast as the connection takes it; how much it took is in floodWritten.
+    res.writeHead(200, { "content-length": String(FLOOD) });
+    const chunk = Buffer.alloc(1 << 20, 120);
+    const more = () => {
+      while (floodWritten < FLOOD) {
+        floodWritten += chunk.length;
+        if (!res.write(chunk)) return void res.once("drain", more);
+      }
+      res.end();
+    };
+    more();
+    return;
+  }
   if (path === "/die") {
     res.writeHead(200, { "content-length": "100" });
     res.write("partial");
@@ -130,7 +146,7 @@ beforeAll(async () => {
     log: silentLogger(),
     metrics: gatewayMetrics(new Registry()),
     maxTokenTtlSeconds: 3600,
-    limits: { maxUploadBytes: MAX_UPLOAD },
+    limits: { maxUploadBytes: MAX_UPLOAD, concurrentPerCredential: 3 },
     upstreamHeadersTimeoutMs: 500,
     ready: () => undefined,
   });
@@ -303,6 +319,50 @@ describe("port routing over the undici upstream leg", () => {
       setTimeout(() => reject(new Error("no first chunk")), 5000);
     });
     await closed; // the workload saw its response closed
+  });
+
+  it("a client that does not read holds the workload back: socket buffers, not the body", async () => {
+    floodWritten = 0;
+    let received = 0;
+    const req = http.get(`${base}/8000/flood`, {
+      headers: { authorization: `Bearer ${token}` },
+      agent: false,
+    });
+    const res = await new Promise<http.IncomingMessage>((r) => req.on("response", r));
+    res.pause();
+    await new Promise((r) => setTimeout(r, 1500));
+    const whilePaused = floodWritten;
+    // Loopback socket buffers on three connections' worth of kernel and
+    // stream buffers, nowhere near the 64 MiB the workload has to send.
+    expect(whilePaused).toBeLessThan(24 << 20);
+    res.on("data", (c: Buffer) => {
+      received += c.length;
+    });
+    res.resume();
+    await new Promise((r) => res.on("end", r));
+    expect(received).toBe(FLOOD);
+  });
+
+  it("in-flight requests per credential are capped (429), and freed when they end", async () => {
+    const held = await Promise.all(
+      [1, 2, 3].map(
+        () =>
+          new Promise<http.ClientRequest>((resolve) => {
+            const req = http.get(`${base}/8000/forever`, {
+              headers: { authorization: `Bearer ${token}` },
+              agent: false,
+            });
+            req.on("response", (res) => res.once("data", () => resolve(req)));
+            req.on("error", () => {});
+          }),
+      ),
+    );
+    const over = await send("GET", "/8000/");
+    expect([over.status, code(over.body)]).toEqual([429, "TOO_MANY_IN_FLIGHT"]);
+    for (const r of held) r.destroy();
+    await expect
+      .poll(async () => (await send("GET", "/8000/")).status, { timeout: 5000 })
+      .toBe(200);
   });
 
   it("HTTP/2 clients: the same route, body intact both ways", async () => {
