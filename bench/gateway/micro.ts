@@ -8,11 +8,12 @@
 // gateway's alone, whatever else runs on the machine.
 //
 //   npx tsx bench/gateway/micro.ts [--requests 20000] [--concurrency 1,10,100]
-//     [--protocols h1,h2] [--cpu-prof DIR] [--out FILE]
+//     [--protocols h1,h2] [--floors http,undici] [--cpu-prof DIR [--cpu-prof-floors]]
+//     [--out FILE]
 // h1: HTTP/1.1 keep-alive (undici, one connection per concurrent request);
 // h2: h2c with prior knowledge, all streams on one session. The gateway talks
 // HTTP/1.1 keep-alive to the server in both cases.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import os, { tmpdir } from "node:os";
@@ -30,6 +31,8 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,10,100" },
     protocols: { type: "string", default: "h1,h2" },
     "cpu-prof": { type: "string" },
+    /** Profile the floors' processes too (into the --cpu-prof directory). */
+    "cpu-prof-floors": { type: "boolean", default: false },
     /** Floors measured beside the gateway: bare Node proxies (micro-gateway.ts), e.g. http,undici. */
     floors: { type: "string", default: "http" },
     out: { type: "string" },
@@ -103,7 +106,7 @@ process.on("exit", () => gateway.child.kill());
 const FLOORS = values.floors ? values.floors.split(",") : [];
 const floors: Record<string, Awaited<ReturnType<typeof start>>> = {};
 for (const f of FLOORS) {
-  floors[f] = await start(gatewayArgs(false), gatewayEnv(f));
+  floors[f] = await start(gatewayArgs(values["cpu-prof-floors"]), gatewayEnv(f));
   process.on("exit", () => floors[f]!.child.kill());
 }
 const PATH = "/sandboxes/ns/box/ports/8000/";
@@ -186,8 +189,21 @@ async function measure(proto: "h1" | "h2", t: Target, conc: number, n: number) {
 const results: Record<string, unknown> = {
   date: new Date().toISOString(),
   requests: N,
-  machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, kernel: os.release() },
-  node: process.version,
+  machine: {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    shared: "other work may run on the same cores: see loadavg1 per case",
+  },
+  versions: {
+    node: process.version,
+    undici: JSON.parse(
+      readFileSync(join(import.meta.dirname, "../../node_modules/undici/package.json"), "utf8"),
+    ).version,
+    commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim(),
+    gateway: "node --import tsx bench/gateway/micro-gateway.ts (sources, not the bundle)",
+  },
   loadavg1Start: Number(os.loadavg()[0]!.toFixed(2)),
 };
 try {
@@ -233,4 +249,5 @@ try {
   await stop(gateway.child);
   await stop(upstream.child);
 }
+results.loadavg1End = Number(os.loadavg()[0]!.toFixed(2));
 if (values.out) writeFileSync(values.out, `${JSON.stringify(results, null, 2)}\n`);

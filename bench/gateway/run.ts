@@ -296,6 +296,9 @@ try {
   }
   await cp.stop();
 }
+// Done and cleaned up; a handle left open by a client (not tracked down) kept
+// the process, and with it the docker lock, alive for minutes after its figures.
+process.exit(0);
 
 async function eventuallyHttp(url: string, token: string) {
   for (let i = 0; i < 200; i++) {

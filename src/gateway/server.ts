@@ -15,6 +15,7 @@ import http from "node:http";
 import type net from "node:net";
 import type { Duplex } from "node:stream";
 import { Transform } from "node:stream";
+import type { Agent } from "undici";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import { z } from "zod";
 import { encodeFrame } from "../dataplane/frames.js";
@@ -32,6 +33,7 @@ import { MintRequestSchema } from "./mint.js";
 import { openApiDocument } from "./openapi.js";
 import { type Route, route } from "./routes.js";
 import { looksScoped, mintToken } from "./tokens.js";
+import { originOf, proxy, upstreamAgent } from "./upstream.js";
 import { Verb } from "./verbs.js";
 import type { Waker } from "./waker.js";
 
@@ -72,6 +74,8 @@ export interface GatewayOptions {
   ready(): string | undefined;
   /** Resumes idle-suspended sandboxes for calls and reports port traffic (docs/idle.md). */
   waker?: Waker;
+  /** How long a sandbox port may take to send its response headers (504 after); default UPSTREAM_HEADERS_TIMEOUT_MS. */
+  upstreamHeadersTimeoutMs?: number;
 }
 
 /** Call IDs: unique per process start, cheap per call. */
@@ -104,6 +108,10 @@ const HOP_BY_HOP = new Set([
   "transfer-encoding",
   "upgrade",
   "host",
+  "proxy-connection",
+  // Node's server already answered "100 Continue" to the client; the
+  // upstream gets the body without waiting (undici refuses the header).
+  "expect",
 ]);
 /** Headers the gateway consumes; never forwarded into a sandbox (untrusted) with a credential in them. */
 const GATEWAY_TOKEN_HEADER = "x-sandbox-token";
@@ -117,7 +125,8 @@ const GATEWAY_COOKIE = "sandbox_gateway_token";
 const TOKEN_QUERY = "sandbox_token";
 
 function cookieToken(cookie: string | undefined): string | undefined {
-  for (const part of (cookie ?? "").split(";")) {
+  if (!cookie?.includes(GATEWAY_COOKIE)) return undefined;
+  for (const part of cookie.split(";")) {
     const [k, ...v] = part.trim().split("=");
     if (k === GATEWAY_COOKIE) return v.join("=");
   }
@@ -166,10 +175,15 @@ export class Gateway {
     maxPayload: 2 << 20,
     perMessageDeflate: false,
   });
+  /** The port route's upstream leg (upstream.ts); agent calls stay on node:http (full-duplex exec bodies). */
+  private readonly ports: Agent;
   private openapi: string | undefined;
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.ports = upstreamAgent(
+      o.upstreamHeadersTimeoutMs ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {},
+    );
     this.rate = {
       credential: new RateLimiter(this.limits.perCredential),
       sandbox: new RateLimiter(this.limits.perSandbox),
@@ -195,6 +209,7 @@ export class Gateway {
     for (const c of this.wss.clients) c.terminate();
     await this.listener.close();
     this.upstream.destroy();
+    await this.ports.destroy();
   }
 
   // --- plain requests ------------------------------------------------------------
@@ -265,30 +280,39 @@ export class Gateway {
 
   private begin(r: Route): Call {
     const verb = "verb" in r ? r.verb : "none";
-    this.o.metrics.inFlight.inc({ verb });
-    return {
+    this.o.metrics.started(verb);
+    const call: Call = {
       id: `${CALL_ID_PREFIX}-${(++callSeq).toString(36)}`,
       verb,
       started: performance.now(),
       bytesIn: 0,
       bytesOut: 0,
       release: [],
-      ...("namespace" in r ? { namespace: r.namespace, name: r.name } : {}),
-      ...(r.kind === "port" ? { port: r.port } : {}),
     };
+    if ("namespace" in r) {
+      call.namespace = r.namespace;
+      call.name = r.name;
+    }
+    if (r.kind === "port") call.port = r.port;
+    return call;
   }
 
   /** One audit line and the metrics, once per call, when its response ends or breaks. */
   private finish(call: Call, req: http.IncomingMessage, status: number): void {
-    for (const release of call.release.splice(0)) release();
+    for (const release of call.release) release();
+    call.release.length = 0;
     call.status ??= status;
     call.result ??= call.status < 400 ? "ok" : `HTTP_${call.status}`;
     const ms = performance.now() - call.started;
-    this.o.metrics.inFlight.dec({ verb: call.verb });
-    this.o.metrics.requests.inc({ verb: call.verb, result: call.result });
-    this.o.metrics.duration.observe({ verb: call.verb }, ms / 1000);
-    this.o.metrics.bytes.inc({ direction: "in" }, call.bytesIn);
-    this.o.metrics.bytes.inc({ direction: "out" }, call.bytesOut);
+    this.o.metrics.finishedCall({
+      verb: call.verb,
+      result: call.result,
+      seconds: ms / 1000,
+      bytesIn: call.bytesIn,
+      bytesOut: call.bytesOut,
+    });
+    const url = req.url ?? "";
+    const q = url.indexOf("?");
     this.o.log.info(
       {
         audit: {
@@ -298,7 +322,7 @@ export class Gateway {
           ...(call.port ? { port: call.port } : {}),
           verb: call.verb,
           method: req.method,
-          path: (req.url ?? "").split("?")[0],
+          path: q < 0 ? url : url.slice(0, q),
           status: call.status,
           result: call.result,
           bytesIn: call.bytesIn,
@@ -416,7 +440,6 @@ export class Gateway {
     call: Call,
     maxBytes: number,
     onConnectFailure?: () => void,
-    onTraffic?: () => void,
   ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? 0);
     if (declared > maxBytes)
@@ -455,13 +478,11 @@ export class Gateway {
         // a response of known length goes out with its first bytes, in one
         // write instead of two (the CPU profile of bench/gateway/micro.ts).
         if (ur.headers["content-length"] === undefined) res.flushHeaders();
-        onTraffic?.();
         // By hand rather than pipe(): one listener counts, forwards and
         // applies back-pressure (pipe() adds six listeners per response, and
         // counting needed a seventh; this is the hot path of port routing).
         ur.on("data", (c: Buffer) => {
           call.bytesOut += c.length;
-          onTraffic?.();
           if (!res.write(c)) {
             ur.pause();
             res.once("drain", () => ur.resume());
@@ -489,7 +510,6 @@ export class Gateway {
       }
       const limit = new Limit(maxBytes, (n) => {
         call.bytesIn += n;
-        onTraffic?.();
       });
       limit.on("error", fail);
       req.pipe(limit).pipe(up);
@@ -538,9 +558,12 @@ export class Gateway {
     call: Call,
   ): Promise<void> {
     const q = r.path.indexOf("?");
-    const query = new URLSearchParams(q < 0 ? "" : r.path.slice(q + 1));
-    const fromQuery = query.get(TOKEN_QUERY);
-    if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
+    // Parsed only when it may be there: most port requests carry no query.
+    if (q >= 0 && r.path.includes(TOKEN_QUERY, q)) {
+      const query = new URLSearchParams(r.path.slice(q + 1));
+      const fromQuery = query.get(TOKEN_QUERY);
+      if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
+    }
     const admitted = await this.admitPort(req.headers, r, call, req.socket.remoteAddress);
     const sandbox = await this.awake(admitted.sandbox, async (s, reach) => reach.port(s, r.port));
     const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
@@ -548,14 +571,37 @@ export class Gateway {
       dropAuthorization: admitted.consumedAuthorization,
     });
     Object.assign(headers, forwardedFor(req, r.prefix));
-    await this.forward(
-      req,
+    const max = this.limits.maxUploadBytes;
+    if (Number(req.headers["content-length"] ?? 0) > max)
+      throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
+    const waker = this.o.waker;
+    let body: Limit | null = null;
+    if (hasNoBody(req)) req.resume();
+    else {
+      body = new Limit(max, (n) => {
+        call.bytesIn += n;
+        waker?.portTraffic(sandbox);
+      });
+      req.pipe(body);
+    }
+    waker?.portTraffic(sandbox);
+    await proxy(
+      this.ports,
       res,
-      { ...to, path: r.path, headers },
-      call,
-      this.limits.maxUploadBytes,
-      undefined,
-      () => this.o.waker?.portTraffic(sandbox),
+      {
+        origin: originOf(to.host, to.port),
+        method: req.method ?? "GET",
+        path: r.path,
+        headers,
+        body,
+      },
+      {
+        onBytesOut: (n) => {
+          call.bytesOut += n;
+          waker?.portTraffic(sandbox);
+        },
+        refuse: (e) => this.refuse(res, call, e),
+      },
     );
   }
 
@@ -863,18 +909,24 @@ function forwardHeaders(
   o: { dropAuthorization: boolean },
 ): http.OutgoingHttpHeaders {
   const out: http.OutgoingHttpHeaders = {};
-  const connectionTokens = new Set(
-    String(h.connection ?? "")
-      .toLowerCase()
-      .split(",")
-      .map((s) => s.trim()),
-  );
-  for (const [k, v] of Object.entries(h)) {
+  // Headers the client named in Connection are hop-by-hop too (the usual values name none).
+  const conn = h.connection;
+  const connectionTokens =
+    conn && conn !== "keep-alive" && conn !== "close"
+      ? new Set(
+          conn
+            .toLowerCase()
+            .split(",")
+            .map((s) => s.trim()),
+        )
+      : undefined;
+  for (const k in h) {
+    const v = h[k];
     if (
       v === undefined ||
-      k.startsWith(":") || // HTTP/2 pseudo-headers: the upstream request is HTTP/1.1
+      k.charCodeAt(0) === 58 || // ":": HTTP/2 pseudo-headers: the upstream request is HTTP/1.1
       HOP_BY_HOP.has(k) ||
-      connectionTokens.has(k) ||
+      connectionTokens?.has(k) ||
       k === GATEWAY_TOKEN_HEADER
     )
       continue;

@@ -27,11 +27,27 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     {
       level: opts.level ?? process.env.LOG_LEVEL ?? "info",
       base: undefined,
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
     opts.destination ?? batched(opts.batch),
   );
+}
+
+/**
+ * pino's isoTime, formatting each second once: `Date#toISOString` per line
+ * was ~2% of the gateway's CPU per proxied request (one audit line each).
+ */
+let isoSecond = -1;
+let isoPrefix = "";
+export function isoTime(now = Date.now()): string {
+  const second = Math.floor(now / 1000);
+  if (second !== isoSecond) {
+    isoSecond = second;
+    isoPrefix = new Date(second * 1000).toISOString().slice(0, 20); // "YYYY-MM-DDTHH:MM:SS."
+  }
+  const ms = now - second * 1000;
+  return `,"time":"${isoPrefix}${ms < 10 ? "00" : ms < 100 ? "0" : ""}${ms}Z"`;
 }
 
 function batched(batch: LoggerOptions["batch"]) {
