@@ -52,7 +52,7 @@ import {
 } from "./observe.js";
 import { PolicyDelivery } from "./policy-delivery.js";
 import { resolveHostBinds } from "./resolve-host-path.js";
-import { SidecarReadiness } from "./sidecar-ready.js";
+import { SIDECAR_SLOW_RETRY_MS, SidecarReadiness, SidecarSlowError } from "./sidecar-ready.js";
 import { SidecarRestarts } from "./sidecar-restarts.js";
 import { ChecksumMismatchError, DockerSnapshots } from "./snapshots.js";
 import {
@@ -356,7 +356,17 @@ export class DockerBackend implements SandboxBackend {
       });
     }
     sidecar = await this.ensureSidecar(desired, sidecar);
-    const sidecarReady = await this.readiness.wait(sidecar, signal);
+    let sidecarReady: boolean;
+    try {
+      sidecarReady = await this.readiness.wait(sidecar, signal);
+    } catch (err) {
+      if (!(err instanceof SidecarSlowError)) throw err;
+      // Slow under load, not failed: looked at again in a second (bounded), the
+      // status saying egress is not ready yet; not an error with growing backoff.
+      setTimeout(() => this.deps.enqueue(key), SIDECAR_SLOW_RETRY_MS).unref();
+      this.deps.log.info({ sandbox: key }, err.message);
+      return tellFirst();
+    }
     signal?.throwIfAborted();
     if (await this.policies.deliver(sidecar, desired.policyHostDir, desired.policy, ctx))
       if (!desired.policyHostDir) this.deps.log.debug({ sandbox: key }, "egress policy delivered");

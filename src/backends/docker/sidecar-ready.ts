@@ -10,6 +10,22 @@ import { SIDECAR_READY_MESSAGE } from "./containers.js";
 export const SIDECAR_READY_TIMEOUT_MS = 20_000;
 
 /**
+ * How soon a sidecar still running but silent after SIDECAR_READY_TIMEOUT_MS
+ * is waited for again. Fixed, not the work queue's failure backoff: that one
+ * doubles to minutes, and a sidecar merely slow (a loaded host) would then sit
+ * idle long after it became ready.
+ */
+export const SIDECAR_SLOW_RETRY_MS = 1_000;
+
+/** The sidecar runs but has not said it is ready within the wait: slow, not broken. */
+export class SidecarSlowError extends Error {
+  constructor(readonly sidecar: string) {
+    super(`egress sidecar ${sidecar} did not become ready in time`);
+    this.name = "SidecarSlowError";
+  }
+}
+
+/**
  * Resolves true once the sidecar's log since `startedAt` holds the ready line,
  * false when the log ends without it or `timeoutMs` passes. Rejects with the
  * signal's reason when `signal` aborts: a worker whose leadership is gone stops
@@ -71,8 +87,8 @@ export class SidecarReadiness {
 
   /**
    * Waits for a running sidecar's ready line. False when it is not running (or
-   * stopped meanwhile); throws when it runs but stays silent, so the reconcile is
-   * retried with backoff rather than left waiting for an event that may not come.
+   * stopped meanwhile); throws SidecarSlowError when it runs but stays silent:
+   * the caller looks again soon rather than waiting for an event that may not come.
    */
   async wait(sidecar: ContainerInspectInfo, signal?: AbortSignal): Promise<boolean> {
     if (!sidecar.State.Running) return false;
@@ -87,7 +103,7 @@ export class SidecarReadiness {
     if (!ready) {
       const now = await container.inspect();
       if (now.State.Running && now.State.StartedAt === sidecar.State.StartedAt) {
-        throw new Error(`egress sidecar ${sidecar.Name} did not become ready in time`);
+        throw new SidecarSlowError(sidecar.Name);
       }
       return false;
     }
