@@ -3,7 +3,7 @@ import type Docker from "dockerode";
 import type { ContainerInspectInfo } from "dockerode";
 import { describe, expect, it } from "vitest";
 import { SIDECAR_READY_MESSAGE } from "./containers.js";
-import { logsSince, SidecarReadiness, SidecarSlowError } from "./sidecar-ready.js";
+import { logsSince, readySince, SidecarReadiness, SidecarSlowError } from "./sidecar-ready.js";
 
 describe("logsSince", () => {
   it.each([
@@ -12,6 +12,19 @@ describe("logsSince", () => {
     ["2026-01-01T00:00:01.123456789Z", "1767225601.123456789"],
   ])("%s -> %s (to the nanosecond: a restart's log holds the last run's lines)", (t, since) => {
     expect(logsSince(t)).toBe(since);
+  });
+});
+
+describe("readySince", () => {
+  it("reads a never-finished container's whole log: its ready line may predate StartedAt", () => {
+    expect(readySince({ FinishedAt: "0001-01-01T00:00:00Z" })).toBe("0");
+    expect(readySince({})).toBe("0");
+  });
+
+  it("starts after the previous run's end for a restarted container, to the nanosecond", () => {
+    expect(readySince({ FinishedAt: "2026-01-01T00:00:01.123456789Z" })).toBe(
+      "1767225601.123456789",
+    );
   });
 });
 

@@ -33,7 +33,7 @@ export class SidecarSlowError extends Error {
  */
 export async function waitForSidecarReady(
   container: Docker.Container,
-  startedAt: string,
+  state: { StartedAt: string; FinishedAt?: string },
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<boolean> {
@@ -42,9 +42,7 @@ export async function waitForSidecarReady(
     follow: true,
     stdout: true,
     stderr: true,
-    // To the nanosecond: a restarted container keeps its log, and the last run's
-    // ready line, written in the same second, must not pass for this run's.
-    since: logsSince(startedAt) as unknown as number,
+    since: readySince(state) as unknown as number,
   })) as unknown as NodeJS.ReadableStream & { destroy(): void };
   return new Promise<boolean>((resolve, reject) => {
     let seen = "";
@@ -94,12 +92,7 @@ export class SidecarReadiness {
     if (!sidecar.State.Running) return false;
     if (this.seen(sidecar)) return true;
     const container = this.docker.getContainer(sidecar.Id);
-    const ready = await waitForSidecarReady(
-      container,
-      sidecar.State.StartedAt,
-      this.timeoutMs,
-      signal,
-    );
+    const ready = await waitForSidecarReady(container, sidecar.State, this.timeoutMs, signal);
     if (!ready) {
       const now = await container.inspect();
       if (now.State.Running && now.State.StartedAt === sidecar.State.StartedAt) {
@@ -114,6 +107,25 @@ export class SidecarReadiness {
   forget(id: string): void {
     this.ready.delete(id);
   }
+}
+
+/** Docker's zero time: a container that never finished a run. */
+const NEVER_PREFIX = "0001-01-01";
+
+/**
+ * Where this run's log begins, for the daemon's `since`. Not StartedAt: the
+ * daemon records it once the start call returns, and a quick sidecar has
+ * logged its ready line before that (seen here under load: the line 4 ms
+ * before StartedAt, so it was never found and the sandbox waited for ever).
+ * The end of the previous run instead, to the nanosecond: a restarted
+ * container keeps its log, and the last run's ready line must not pass for
+ * this run's; a container that never finished a run has only this run's
+ * lines (0: the whole log).
+ */
+export function readySince(state: { FinishedAt?: string }): string {
+  const finished = state.FinishedAt;
+  if (!finished || finished.startsWith(NEVER_PREFIX)) return "0";
+  return logsSince(finished);
 }
 
 /** Docker's `since` for a container timestamp: "seconds.nanoseconds", which the daemon accepts. */
