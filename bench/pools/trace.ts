@@ -307,7 +307,7 @@ async function main() {
       "bind patch written": rel(bind?.at),
       "claim status Bound written": rel(claimStatus[0]?.at),
       "sandbox reconcile started": rel(sbxStart),
-      "policy written (docker) ": BACKEND === "docker" ? rel(policy) : undefined,
+      "policy written (docker)": BACKEND === "docker" ? rel(policy) : undefined,
       "sandbox status Ready written": rel(sbxReady),
       "claim reconcile after sandbox Ready": rel(claimAfterReady),
       "claim status Ready written": rel(claimReady),
