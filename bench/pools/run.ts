@@ -167,14 +167,35 @@ async function main() {
   // One watch on claims: each waiter learns its claim is Ready the moment the apiserver says so.
   type Seen = { status?: { source?: string; readyMilliseconds?: number } };
   const waiters = new Map<string, (c: Seen) => void>();
-  const watch = await new k8s.Watch(kc).watch(
-    `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${CLAIM_PLURAL}`,
-    {},
-    (_type, obj: { metadata: { name: string }; status?: { phase?: string; source?: string } }) => {
-      if (obj.status?.phase === "Ready") waiters.get(obj.metadata.name)?.(obj);
-    },
-    () => {},
-  );
+  const onClaim = (obj: {
+    metadata: { name: string };
+    status?: { phase?: string } & Seen["status"];
+  }) => {
+    if (obj.status?.phase === "Ready") waiters.get(obj.metadata.name)?.(obj);
+  };
+  // A watch that ends (the apiserver may close it) is opened again; a Ready
+  // event missed all the same is found by a slow poll (a hang otherwise).
+  let stopped = false;
+  let watch: AbortController | undefined;
+  const openWatch = async (): Promise<void> => {
+    watch = await new k8s.Watch(kc).watch(
+      `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${CLAIM_PLURAL}`,
+      {},
+      (_type, obj) => onClaim(obj),
+      () => {
+        if (!stopped) void openWatch();
+      },
+    );
+  };
+  await openWatch();
+  const poll = setInterval(async () => {
+    for (const name of waiters.keys()) {
+      const c = (await objects
+        .getNamespacedCustomObject({ ...ref(CLAIM_PLURAL), name })
+        .catch(() => undefined)) as Parameters<typeof onClaim>[0] | undefined;
+      if (c) onClaim(c);
+    }
+  }, 2000);
   let n = 0;
   const claim = async (spec: Record<string, unknown>) => {
     const name = `c${n++}`;
@@ -390,7 +411,9 @@ async function main() {
     join(REPO_ROOT, `bench/results/${BACKEND === "pod" ? "pools-pod.json" : "pools.json"}`);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 
-  watch.abort();
+  stopped = true;
+  clearInterval(poll);
+  watch?.abort();
   await dropClaims();
   await setReplicas(0).catch(() => {});
   await pools.stop();

@@ -72,8 +72,12 @@ export class ClaimReconciler {
     signal: AbortSignal,
   ): Promise<{ requeueAfter?: number } | undefined> {
     const { deps } = this;
-    const claim = deps.claims.get(key);
-    if (!claim) return;
+    const cached = deps.claims.get(key);
+    if (!cached) return;
+    // Our own last status write, if the cache has not shown it yet: a claim whose
+    // sandbox turns Ready right after the binding's status write is written
+    // Ready at once, not after that write's watch event.
+    const claim = deps.status.newest(cached);
     const uid = claim.metadata.uid!;
     if (claim.metadata.deletionTimestamp) {
       // Garbage collection deletes the sandbox the claim owns.

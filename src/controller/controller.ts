@@ -403,6 +403,10 @@ export class Controller {
     const controller = this.opts.name;
     const stopTimer = this.metrics.duration.startTimer({ controller });
     let result: "success" | "requeue" | "error" = "success";
+    // Where a claim's or sandbox's time goes (bench/pools/trace.ts): one line per reconcile start and end.
+    const trace = this.log.isLevelEnabled("debug");
+    const started = trace ? performance.now() : 0;
+    if (trace) log().debug("reconcile started");
     try {
       const outcome = await this.opts.reconcile(key, {
         signal,
@@ -438,6 +442,8 @@ export class Controller {
     } finally {
       stopTimer();
       this.metrics.reconciles.inc({ controller, result });
+      if (trace)
+        log().debug({ ms: Math.round(performance.now() - started), result }, "reconcile ended");
     }
   }
 }

@@ -43,8 +43,11 @@ export class StatusWriter {
   private readonly counter: Counter<"resource">;
   /** Status writes made, for tests and debugging (the metric counts the same). */
   writes = 0;
-  /** Object key -> the resourceVersion our last write started from, and when. */
-  private readonly writtenFrom = new Map<string, { resourceVersion: string; atMs: number }>();
+  /** Object key -> the resourceVersion our last write started from, when, and the object it made. */
+  private readonly writtenFrom = new Map<
+    string,
+    { resourceVersion: string; atMs: number; written?: StatusObject }
+  >();
 
   constructor(
     private readonly kubeConfig: k8s.KubeConfig,
@@ -98,10 +101,26 @@ export class StatusWriter {
     }
     // A patch that changed nothing on the server keeps the version: no event will come.
     if (resourceVersion && written?.metadata.resourceVersion !== resourceVersion)
-      this.remember(key, resourceVersion);
+      this.remember(key, resourceVersion, written);
     this.writes++;
     this.counter.inc({ resource: this.resource.plural });
     return "written";
+  }
+
+  /**
+   * The newest version of `obj` this writer knows: the object its last write
+   * returned, when `obj` is the version that write started from (the cache has
+   * not caught up yet); otherwise `obj`. A reconcile that starts from it need
+   * not wait for the watch event of our own write: what it decides is decided
+   * from what is stored, and its write carries the stored resourceVersion (a
+   * 409 if anyone wrote since).
+   */
+  newest<T extends StatusObject>(obj: T): T {
+    const { namespace, name, resourceVersion } = obj.metadata;
+    const last = this.writtenFrom.get(`${namespace ?? ""}/${name}`);
+    if (!last?.written || last.resourceVersion !== resourceVersion) return obj;
+    if (Date.now() - last.atMs >= AWAIT_CACHE_MS) return obj;
+    return last.written as T;
   }
 
   private awaitingCache(key: string, resourceVersion: string | undefined): boolean {
@@ -113,11 +132,16 @@ export class StatusWriter {
     return false;
   }
 
-  private remember(key: string, resourceVersion: string): void {
+  private remember(key: string, resourceVersion: string, written?: StatusObject): void {
     const now = Date.now();
     // Re-inserted so the map stays in write order and the sweep stops at the first fresh entry.
     this.writtenFrom.delete(key);
-    this.writtenFrom.set(key, { resourceVersion, atMs: now });
+    this.writtenFrom.set(key, {
+      resourceVersion,
+      atMs: now,
+      // Only a whole object (with its new resourceVersion) can stand in for the cache's.
+      ...(written?.metadata?.resourceVersion ? { written } : {}),
+    });
     // Objects deleted right after a write never come back to clear their entry.
     for (const [k, v] of this.writtenFrom) {
       if (now - v.atMs < AWAIT_CACHE_MS) break;

@@ -119,4 +119,36 @@ describe("StatusWriter", () => {
     await expect(writer.write(missing, { phase: "Failed" })).rejects.toBeInstanceOf(NotFoundError);
     expect(writer.writes).toBe(2);
   });
+
+  it("hands out the object its own write made while the cache still shows the version it wrote from", async () => {
+    await objects.createNamespacedCustomObject({
+      ...sandboxes,
+      namespace: ns.name,
+      body: {
+        apiVersion: "sandboxing.dev/v1alpha1",
+        kind: "Sandbox",
+        metadata: { name: "newest" },
+        spec: { image: "busybox" },
+      },
+    });
+    const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
+    const before = await writesBy("admin", ns.name, "sandboxes");
+    const cached = await get("newest");
+    // Nothing written yet: the cache's view is the newest.
+    expect(writer.newest(cached)).toBe(cached);
+    expect(await writer.write(cached, { phase: "Pending" })).toBe("written");
+    const stored = await get("newest");
+    const newest = writer.newest(cached);
+    expect(newest.metadata.resourceVersion).toBe(stored.metadata.resourceVersion);
+    expect(newest.status).toEqual(stored.status);
+    // From it, the next status is written at once (no wait for the watch event),
+    // and the same status again is no write at all.
+    expect(await writer.write(newest, { phase: "Pending" })).toBe("unchanged");
+    expect(await writer.write(newest, { phase: "Running" })).toBe("written");
+    expect((await get("newest")).status?.phase).toBe("Running");
+    expect(await writesBy("admin", ns.name, "sandboxes")).toBe(before + 2);
+    // Once the cache shows our last write, its view is the newest again.
+    const moved = await get("newest");
+    expect(writer.newest(moved)).toBe(moved);
+  });
 });

@@ -52,7 +52,7 @@ import {
 } from "./observe.js";
 import { PolicyDelivery } from "./policy-delivery.js";
 import { resolveHostBinds } from "./resolve-host-path.js";
-import { SidecarReadiness } from "./sidecar-ready.js";
+import { SIDECAR_SLOW_RETRY_MS, SidecarReadiness, SidecarSlowError } from "./sidecar-ready.js";
 import { SidecarRestarts } from "./sidecar-restarts.js";
 import { ChecksumMismatchError, DockerSnapshots } from "./snapshots.js";
 import {
@@ -131,8 +131,10 @@ export class DockerBackend implements SandboxBackend {
       const plan = workspacePlan(sandbox, this.deps.settings.owner);
       const waiting = await this.workspaceGate(sandbox, plan);
       if (waiting) return waiting;
-      if (plan.create) await ignoreGoneOrConflict(this.docker.createVolume(plan.create));
-      const observation = withWorkspace(await this.converge(sandbox, ctx, signal, binds), plan);
+      const observation = withWorkspace(
+        await this.converge(sandbox, ctx, signal, binds, plan),
+        plan,
+      );
       this.reported.set(sandbox.metadata.uid!, {
         egress: observation.egressReady?.ready === true,
         ready: observation.ready && observation.egressReady?.ready !== false,
@@ -261,15 +263,24 @@ export class DockerBackend implements SandboxBackend {
     ctx: BackendContext,
     signal: AbortSignal | undefined,
     binds: HostBind[],
+    plan: WorkspacePlan,
   ): Promise<Observation> {
     const desired = desiredSandbox(sandbox, this.deps.settings, binds);
     const key = keyOf(sandbox);
 
-    // Both at once: on a warm sandbox these two reads are most of the reconcile.
+    // All at once: on a warm sandbox these two reads are most of the reconcile,
+    // and a host policy file does not depend on what they find (a sidecar reads
+    // it whenever it starts, and follows it while it runs): a claim's policy is
+    // written while the containers are read, not after.
+    const hostPolicy = desired.policyHostDir
+      ? this.policies.writeHost(desired.policyHostDir, desired.policy)
+      : undefined;
     let [sidecar, workload] = await Promise.all([
       this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal),
       this.inspectOwn(desired.workload.name, desired.id, ctx, signal),
     ]);
+    const wroteHostPolicy = await hostPolicy;
+    if (wroteHostPolicy) this.deps.log.debug({ sandbox: key }, "egress policy delivered");
     // Images and the network matter only to containers yet to be made.
     const wantHashes = {
       sidecar: desired.sidecar.Labels?.[DockerLabels.specHash],
@@ -298,6 +309,8 @@ export class DockerBackend implements SandboxBackend {
       }
       signal?.throwIfAborted();
       await this.ensureNetwork(desired);
+      // Only a workload yet to be made mounts it: an intact one already does.
+      if (plan.create) await ignoreGoneOrConflict(this.docker.createVolume(plan.create));
     }
     // It ran before and is gone: removed by hand. Drift, repaired as a deleted Pod is.
     const reported = this.reported.get(desired.id.uid);
@@ -343,9 +356,20 @@ export class DockerBackend implements SandboxBackend {
       });
     }
     sidecar = await this.ensureSidecar(desired, sidecar);
-    const sidecarReady = await this.readiness.wait(sidecar, signal);
+    let sidecarReady: boolean;
+    try {
+      sidecarReady = await this.readiness.wait(sidecar, signal);
+    } catch (err) {
+      if (!(err instanceof SidecarSlowError)) throw err;
+      // Slow under load, not failed: looked at again in a second (bounded), the
+      // status saying egress is not ready yet; not an error with growing backoff.
+      setTimeout(() => this.deps.enqueue(key), SIDECAR_SLOW_RETRY_MS).unref();
+      this.deps.log.info({ sandbox: key }, err.message);
+      return tellFirst();
+    }
     signal?.throwIfAborted();
-    await this.policies.deliver(sidecar, desired.policyHostDir, desired.policy, ctx);
+    if (await this.policies.deliver(sidecar, desired.policyHostDir, desired.policy, ctx))
+      if (!desired.policyHostDir) this.deps.log.debug({ sandbox: key }, "egress policy delivered");
 
     if (workload && hashOf(workload) !== desired.workload.Labels?.[DockerLabels.specHash]) {
       await this.removeContainer(workload);

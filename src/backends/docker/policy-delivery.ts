@@ -23,26 +23,30 @@ export interface PolicyTarget {
 export class PolicyDelivery {
   /** Policy text last delivered to each sidecar (by container ID); a cache, re-delivered after a restart. */
   private readonly delivered = new Map<string, string>();
+  /** Policy text last written into each host directory; a cache, so an unchanged policy costs no write. */
+  private readonly hostWritten = new Map<string, string>();
 
   constructor(private readonly docker: Docker) {}
 
   /** Before a sidecar's first start: the sidecar (and the lockdown, to validate it) reads it as it starts. */
   async put({ id, hostDir }: PolicyTarget, policy: string): Promise<void> {
-    if (hostDir) await writeHostFile(hostDir, policy);
+    if (hostDir) await this.forceHost(hostDir, policy);
     else await this.upload(id, policy);
     this.delivered.set(id, policy);
   }
 
-  /** The policy changed: the running sidecar follows its policy file, the workload keeps running. */
+  /** The policy changed: the running sidecar follows its policy file, the workload keeps running. True when written. */
   async deliver(
     sidecar: ContainerInspectInfo,
     hostDir: string | undefined,
     policy: string,
     ctx: BackendContext,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const last = this.delivered.get(sidecar.Id);
-    if (last === policy || !sidecar.State.Running) return;
-    await this.put({ id: sidecar.Id, hostDir }, policy);
+    if (last === policy || !sidecar.State.Running) return false;
+    if (hostDir) await this.writeHost(hostDir, policy);
+    else await this.upload(sidecar.Id, policy);
+    this.delivered.set(sidecar.Id, policy);
     // After a controller restart the cache is empty: re-delivering the same text is harmless and silent.
     if (last !== undefined) {
       ctx.record({
@@ -51,11 +55,30 @@ export class PolicyDelivery {
         message: "delivered the new egress policy to the running sidecar",
       });
     }
+    return true;
   }
 
   /** The host directory and its file, before the sidecar that mounts them is created. */
   async prepare(hostDir: string, policy: string): Promise<void> {
+    await this.forceHost(hostDir, policy);
+  }
+
+  /**
+   * The policy into a host directory, unless this process wrote that same text
+   * there last. Needs no container: a sidecar mounting the directory reads it
+   * as it starts and follows it while it runs, so a reconcile writes it while
+   * it reads the containers instead of after. True when written.
+   */
+  async writeHost(hostDir: string, policy: string): Promise<boolean> {
+    if (this.hostWritten.get(hostDir) === policy) return false;
+    await this.forceHost(hostDir, policy);
+    return true;
+  }
+
+  private async forceHost(hostDir: string, policy: string): Promise<void> {
+    this.hostWritten.delete(hostDir); // a failed write must not pass for the old text
     await writeHostFile(hostDir, policy);
+    this.hostWritten.set(hostDir, policy);
   }
 
   forget(id: string): void {
@@ -64,7 +87,9 @@ export class PolicyDelivery {
 
   /** The sandbox is gone: its host directory goes too. */
   async removeHostDir(hostDir: string | undefined): Promise<void> {
-    if (hostDir) await rm(hostDir, { recursive: true, force: true });
+    if (!hostDir) return;
+    this.hostWritten.delete(hostDir);
+    await rm(hostDir, { recursive: true, force: true });
   }
 
   private async upload(id: string, policy: string): Promise<void> {

@@ -10,6 +10,22 @@ import { SIDECAR_READY_MESSAGE } from "./containers.js";
 export const SIDECAR_READY_TIMEOUT_MS = 20_000;
 
 /**
+ * How soon a sidecar still running but silent after SIDECAR_READY_TIMEOUT_MS
+ * is waited for again. Fixed, not the work queue's failure backoff: that one
+ * doubles to minutes, and a sidecar merely slow (a loaded host) would then sit
+ * idle long after it became ready.
+ */
+export const SIDECAR_SLOW_RETRY_MS = 1_000;
+
+/** The sidecar runs but has not said it is ready within the wait: slow, not broken. */
+export class SidecarSlowError extends Error {
+  constructor(readonly sidecar: string) {
+    super(`egress sidecar ${sidecar} did not become ready in time`);
+    this.name = "SidecarSlowError";
+  }
+}
+
+/**
  * Resolves true once the sidecar's log since `startedAt` holds the ready line,
  * false when the log ends without it or `timeoutMs` passes. Rejects with the
  * signal's reason when `signal` aborts: a worker whose leadership is gone stops
@@ -17,7 +33,7 @@ export const SIDECAR_READY_TIMEOUT_MS = 20_000;
  */
 export async function waitForSidecarReady(
   container: Docker.Container,
-  startedAt: string,
+  state: { StartedAt: string; FinishedAt?: string },
   timeoutMs: number,
   signal?: AbortSignal,
 ): Promise<boolean> {
@@ -26,9 +42,7 @@ export async function waitForSidecarReady(
     follow: true,
     stdout: true,
     stderr: true,
-    // To the nanosecond: a restarted container keeps its log, and the last run's
-    // ready line, written in the same second, must not pass for this run's.
-    since: logsSince(startedAt) as unknown as number,
+    since: readySince(state) as unknown as number,
   })) as unknown as NodeJS.ReadableStream & { destroy(): void };
   return new Promise<boolean>((resolve, reject) => {
     let seen = "";
@@ -71,23 +85,18 @@ export class SidecarReadiness {
 
   /**
    * Waits for a running sidecar's ready line. False when it is not running (or
-   * stopped meanwhile); throws when it runs but stays silent, so the reconcile is
-   * retried with backoff rather than left waiting for an event that may not come.
+   * stopped meanwhile); throws SidecarSlowError when it runs but stays silent:
+   * the caller looks again soon rather than waiting for an event that may not come.
    */
   async wait(sidecar: ContainerInspectInfo, signal?: AbortSignal): Promise<boolean> {
     if (!sidecar.State.Running) return false;
     if (this.seen(sidecar)) return true;
     const container = this.docker.getContainer(sidecar.Id);
-    const ready = await waitForSidecarReady(
-      container,
-      sidecar.State.StartedAt,
-      this.timeoutMs,
-      signal,
-    );
+    const ready = await waitForSidecarReady(container, sidecar.State, this.timeoutMs, signal);
     if (!ready) {
       const now = await container.inspect();
       if (now.State.Running && now.State.StartedAt === sidecar.State.StartedAt) {
-        throw new Error(`egress sidecar ${sidecar.Name} did not become ready in time`);
+        throw new SidecarSlowError(sidecar.Name);
       }
       return false;
     }
@@ -98,6 +107,25 @@ export class SidecarReadiness {
   forget(id: string): void {
     this.ready.delete(id);
   }
+}
+
+/** Docker's zero time: a container that never finished a run. */
+const NEVER_PREFIX = "0001-01-01";
+
+/**
+ * Where this run's log begins, for the daemon's `since`. Not StartedAt: the
+ * daemon records it once the start call returns, and a quick sidecar has
+ * logged its ready line before that (seen here under load: the line 4 ms
+ * before StartedAt, so it was never found and the sandbox waited for ever).
+ * The end of the previous run instead, to the nanosecond: a restarted
+ * container keeps its log, and the last run's ready line must not pass for
+ * this run's; a container that never finished a run has only this run's
+ * lines (0: the whole log).
+ */
+export function readySince(state: { FinishedAt?: string }): string {
+  const finished = state.FinishedAt;
+  if (!finished || finished.startsWith(NEVER_PREFIX)) return "0";
+  return logsSince(finished);
 }
 
 /** Docker's `since` for a container timestamp: "seconds.nanoseconds", which the daemon accepts. */
