@@ -58,6 +58,11 @@ export interface Secondary {
    * must compare every field any reconcile reads of the object.
    */
   changed?(obj: KubeObject, old: KubeObject): boolean;
+  /**
+   * The versions the reconcile wrote itself (own-writes.ts): an add or update
+   * that is exactly one of them is the echo of that write and enqueues nothing.
+   */
+  ownWrites?: { isEcho(obj: KubeObject): boolean };
 }
 
 export interface ControllerOptions {
@@ -109,7 +114,10 @@ export class Controller {
   private readonly metrics: ReturnType<typeof controllerMetrics>;
   private readonly log: Logger;
   /** Watch events per source: received, and those that enqueued a key. */
-  private readonly eventCounts = new Map<string, { received: number; enqueued: number }>();
+  private readonly eventCounts = new Map<
+    string,
+    { received: number; enqueued: number; echoes: number }
+  >();
   private term: Term | undefined;
   /** Without leader election: writes are allowed until stop() has drained. */
   private stopped = false;
@@ -152,7 +160,7 @@ export class Controller {
     // Counted as plain numbers (read at scrape time, see watchEventsMetric):
     // a labelled metric per event would be work of its own on the hot path.
     const count = (source: string) => {
-      const c = { received: 0, enqueued: 0 };
+      const c = { received: 0, enqueued: 0, echoes: 0 };
       this.eventCounts.set(source, c);
       return c;
     };
@@ -174,10 +182,18 @@ export class Controller {
       s.informer.on({
         add: (obj) => {
           c.received++;
+          if (s.ownWrites?.isEcho(obj)) {
+            c.echoes++;
+            return;
+          }
           if (toPrimary(obj)) c.enqueued++;
         },
         update: (obj, old) => {
           c.received++;
+          if (s.ownWrites?.isEcho(obj)) {
+            c.echoes++;
+            return;
+          }
           if (s.changed && !s.changed(obj, old)) return;
           // The old version too: a label or owner that changed points at the
           // previous primary. Not the same key twice: the first add may

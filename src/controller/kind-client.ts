@@ -6,6 +6,7 @@
 // NetworkPolicy writes alone. Plain JSON is also what the informers cache, so
 // an object a write returns and one read from a cache look alike.
 import type * as k8s from "@kubernetes/client-node";
+import type { OwnWrites } from "./own-writes.js";
 import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
 
 export interface DeleteOptions {
@@ -19,30 +20,48 @@ export class KindClient<T> {
   constructor(
     private readonly kc: k8s.KubeConfig,
     private readonly ref: ResourceRef,
+    /** Where the objects our writes return are remembered (their watch events are echoes). */
+    private readonly writes?: OwnWrites,
   ) {}
 
-  create(namespace: string, body: T, signal?: AbortSignal): Promise<T> {
-    return rawRequest<T>(this.kc, "POST", resourcePath(this.ref, namespace), { body, signal });
+  async create(namespace: string, body: T, signal?: AbortSignal): Promise<T> {
+    return this.wrote(
+      await rawRequest<T>(this.kc, "POST", resourcePath(this.ref, namespace), { body, signal }),
+    );
   }
 
   read(name: string, namespace: string, signal?: AbortSignal): Promise<T> {
     return rawRequest<T>(this.kc, "GET", resourcePath(this.ref, namespace, name), { signal });
   }
 
-  replace(name: string, namespace: string, body: T, signal?: AbortSignal): Promise<T> {
-    return rawRequest<T>(this.kc, "PUT", resourcePath(this.ref, namespace, name), {
-      body,
-      signal,
-    });
+  async replace(name: string, namespace: string, body: T, signal?: AbortSignal): Promise<T> {
+    return this.wrote(
+      await rawRequest<T>(this.kc, "PUT", resourcePath(this.ref, namespace, name), {
+        body,
+        signal,
+      }),
+    );
   }
 
   /** A JSON merge patch (RFC 7386). */
-  mergePatch(name: string, namespace: string, patch: unknown, signal?: AbortSignal): Promise<T> {
-    return rawRequest<T>(this.kc, "PATCH", resourcePath(this.ref, namespace, name), {
-      body: patch,
-      contentType: "application/merge-patch+json",
-      signal,
-    });
+  async mergePatch(
+    name: string,
+    namespace: string,
+    patch: unknown,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return this.wrote(
+      await rawRequest<T>(this.kc, "PATCH", resourcePath(this.ref, namespace, name), {
+        body: patch,
+        contentType: "application/merge-patch+json",
+        signal,
+      }),
+    );
+  }
+
+  private wrote(obj: T): T {
+    this.writes?.record(obj as Parameters<OwnWrites["record"]>[0]);
+    return obj;
   }
 
   delete(

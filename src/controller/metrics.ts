@@ -72,7 +72,7 @@ export function controllerMetrics(registry: Registry, prefix: string) {
   };
 }
 
-type EventCounts = ReadonlyMap<string, { received: number; enqueued: number }>;
+type EventCounts = ReadonlyMap<string, { received: number; enqueued: number; echoes: number }>;
 /** Per registry, the controllers' event counts the watch-events metric reports. */
 const eventCounts = new WeakMap<Registry, { controller: string; counts: EventCounts }[]>();
 
@@ -94,7 +94,7 @@ export function watchEventsMetric(
   if (registry.getSingleMetric(name)) return;
   new Counter({
     name,
-    help: "Watch events received by a controller's handlers, by source; result=enqueued counts those that queued a key",
+    help: "Watch events received by a controller's handlers, by source; result=enqueued counts those that queued a key, result=echo those skipped as the echo of our own write",
     labelNames: ["controller", "source", "result"] as const,
     registers: [registry],
     collect() {
@@ -103,6 +103,7 @@ export function watchEventsMetric(
         for (const [source, c] of counts) {
           this.inc({ controller, source, result: "received" }, c.received);
           this.inc({ controller, source, result: "enqueued" }, c.enqueued);
+          if (c.echoes) this.inc({ controller, source, result: "echo" }, c.echoes);
         }
       }
     },

@@ -197,24 +197,23 @@ export async function startSandboxController(
     MANAGED_SELECTOR,
   );
 
-  const backends: Partial<Record<BackendName, SandboxBackend>> = {
-    pod: new PodBackend({
-      kubeConfig: writer,
-      pods,
-      services,
-      networkPolicies,
-      claims,
-      egress: {
-        image: opts.egressImage,
-        channel: opts.policyChannel && {
-          ...opts.policyChannel.endpoint,
-          caPem: opts.policyChannel.tls.ca,
-          peer: opts.policyChannel.peer,
-        },
+  const podBackend = new PodBackend({
+    kubeConfig: writer,
+    pods,
+    services,
+    networkPolicies,
+    claims,
+    egress: {
+      image: opts.egressImage,
+      channel: opts.policyChannel && {
+        ...opts.policyChannel.endpoint,
+        caPem: opts.policyChannel.tls.ca,
+        peer: opts.policyChannel.peer,
       },
-      ...(opts.gateway ? { gateway: opts.gateway } : {}),
-    }),
-  };
+    },
+    ...(opts.gateway ? { gateway: opts.gateway } : {}),
+  });
+  const backends: Partial<Record<BackendName, SandboxBackend>> = { pod: podBackend };
   // Served by every replica (its informers run whether or not it leads).
   const policyServer =
     opts.policyChannel &&
@@ -387,17 +386,20 @@ export async function startSandboxController(
         primaryKey: ownerKey,
         // The kubelet's (kwok's) bookkeeping that changes no decision enqueues nothing.
         changed: (pod, old) => podChangeMatters(pod as k8s.V1Pod, old as k8s.V1Pod),
+        // The Pod the reconcile just created or relabelled: it decided from that very version.
+        ownWrites: podBackend.ownWrites.pods,
       },
       ...(
         [
-          ["services", services],
-          ["networkpolicies", networkPolicies],
-          ["persistentvolumeclaims", claims],
+          ["services", services, podBackend.ownWrites.services],
+          ["networkpolicies", networkPolicies, podBackend.ownWrites.networkPolicies],
+          ["persistentvolumeclaims", claims, undefined],
         ] as const
-      ).map(([name, i]) => ({
+      ).map(([name, i, ownWrites]) => ({
         name,
         informer: i as ObjectSource<KubeObject>,
         primaryKey: ownerKey,
+        ...(ownWrites ? { ownWrites } : {}),
       })),
       ...(unlabelled ? [{ name: "unlabelled", informer: unlabelled, primaryKey: keyOf }] : []),
       // Fanned out to the sandboxes that start from it (below).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { readSandbox, readStatus, SandboxReader } from "./read.js";
+import { readCondition, readSandbox, readStatus, SandboxReader } from "./read.js";
 
 const base = {
   metadata: { name: "s", namespace: "ns", uid: "u", generation: 3 },
@@ -88,5 +88,62 @@ describe("readStatus", () => {
     expect(readStatus(undefined)).toBeUndefined();
     expect(readStatus("x")).toBeUndefined();
     expect(readStatus([])).toBeUndefined();
+  });
+});
+
+describe("readCondition", () => {
+  const ok = {
+    type: "Ready",
+    status: "True",
+    reason: "PodRunning",
+    message: "running",
+    lastTransitionTime: "2024-01-01T00:00:00Z",
+    observedGeneration: 1,
+  };
+  // Each case is read twice: the second read comes from the memo and must agree.
+  it.each([
+    ["a valid condition", ok, ok],
+    [
+      "an absent observedGeneration",
+      { ...ok, observedGeneration: undefined },
+      { ...ok, observedGeneration: undefined },
+    ],
+    [
+      "a null observedGeneration (not the same as absent)",
+      { ...ok, observedGeneration: null },
+      undefined,
+    ],
+    ["observedGeneration as a string", { ...ok, observedGeneration: "1" }, undefined],
+    ["a bad reason", { ...ok, reason: "not camel" }, undefined],
+    ["a bad time", { ...ok, lastTransitionTime: "yesterday" }, undefined],
+    ["an unknown field (dropped)", { ...ok, extra: { a: 1 } }, ok],
+    [
+      "a message holding the memo's separator",
+      { ...ok, message: "a\n1\n" },
+      { ...ok, message: "a\n1\n" },
+    ],
+    ["not an object", "junk", undefined],
+    ["null", null, undefined],
+  ])("%s", (_, raw, want) => {
+    const first = readCondition(raw);
+    const second = readCondition(structuredClone(raw));
+    if (want === undefined) {
+      expect(first).toBeUndefined();
+      expect(second).toBeUndefined();
+    } else {
+      expect(first).toEqual(want);
+      expect(second).toBe(first);
+    }
+  });
+
+  it("shares frozen results: no reader can change another's", () => {
+    const c = readCondition({ ...ok, type: "Frozen" })!;
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it("tells a valid condition from an invalid one whose fields print alike", () => {
+    // "~" marks an absent field; a message of "~" is JSON "\"~\"", a different key.
+    expect(readCondition({ ...ok, type: "Tilde", message: undefined })).toBeUndefined();
+    expect(readCondition({ ...ok, type: "Tilde", message: "~" })?.message).toBe("~");
   });
 });

@@ -13,7 +13,12 @@ import {
   type SandboxSpec,
   SandboxSpecSchema,
 } from "../api/sandbox-spec.js";
-import { ConditionSchema, type SandboxStatus, SandboxStatusSchema } from "../api/sandbox-status.js";
+import {
+  type Condition,
+  ConditionSchema,
+  type SandboxStatus,
+  SandboxStatusSchema,
+} from "../api/sandbox-status.js";
 
 /** A Sandbox as the reconciler sees it. */
 export interface SandboxView {
@@ -138,8 +143,8 @@ export function readStatus(raw: unknown): SandboxStatus | undefined {
     if (key === "conditions") {
       if (!Array.isArray(value)) continue;
       const readable = value.flatMap((c) => {
-        const r = ConditionSchema.safeParse(c);
-        return r.success ? [r.data] : [];
+        const r = readCondition(c);
+        return r ? [r] : [];
       });
       // Duplicate types cannot be stored (list-map), but take the first to be safe.
       out.conditions = readable.filter(
@@ -153,6 +158,47 @@ export function readStatus(raw: unknown): SandboxStatus | undefined {
     if (r.success && r.data !== undefined) out[key] = r.data;
   }
   return out as SandboxStatus;
+}
+
+const CONDITION_FIELDS = Object.keys(ConditionSchema.shape);
+/**
+ * Conditions read before, by their fields' values. Reading one through its
+ * schema (patterns, an RFC 3339 check, zod's object walk) cost ~30 µs here,
+ * ~0.1 ms per status, and every new version of a Sandbox (our own status
+ * writes, most of them) is read whole, its unchanged conditions too; many
+ * sandboxes share a condition outright (same reason, message and second).
+ */
+const conditionMemo = new Map<string, Condition | null>();
+/** Conditions remembered at most (oldest first out: a miss only costs a parse). */
+export const CONDITION_MEMO_MAX = 4096;
+
+/**
+ * One stored condition as ConditionSchema reads it (undefined: unreadable).
+ * The result depends only on the schema's fields (zod drops any other key), so
+ * a condition whose fields hold the same JSON values reads the same: the key
+ * is each field's JSON text, "~" for an absent one (JSON never writes "~"
+ * alone). Results are frozen: they are shared.
+ */
+export function readCondition(raw: unknown): Condition | undefined {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return undefined;
+  const c = raw as Record<string, unknown>;
+  let key = "";
+  for (const f of CONDITION_FIELDS) key += `${c[f] === undefined ? "~" : JSON.stringify(c[f])}\n`;
+  const known = conditionMemo.get(key);
+  if (known !== undefined) {
+    // Re-inserted last: the map stays in least-recently-used order.
+    conditionMemo.delete(key);
+    conditionMemo.set(key, known);
+    return known ?? undefined;
+  }
+  const r = ConditionSchema.safeParse(raw);
+  const read = r.success ? Object.freeze(r.data) : null;
+  conditionMemo.set(key, read);
+  if (conditionMemo.size > CONDITION_MEMO_MAX) {
+    const oldest = conditionMemo.keys().next().value;
+    if (oldest !== undefined) conditionMemo.delete(oldest);
+  }
+  return read ?? undefined;
 }
 
 function parsed<T extends z.ZodType>(schema: T, value: unknown): z.output<T> | undefined {

@@ -16,6 +16,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import type { SandboxSnapshot } from "../../api/snapshot.js";
 import { ConflictError, fromApiError, PermanentError } from "../../controller/errors.js";
 import { KindClient } from "../../controller/kind-client.js";
+import { OwnWrites } from "../../controller/own-writes.js";
 import { keyOf } from "../../kube/object-key.js";
 import {
   POLICY_APPLIED_ANNOTATION,
@@ -109,18 +110,35 @@ export class PodBackend implements SandboxBackend {
   private readonly desired: DesiredObjects;
   private readonly workspaces: WorkspaceClaims;
   private readonly claims: KindClient<k8s.V1PersistentVolumeClaim>;
+  /**
+   * The versions this backend wrote of each watched kind: their watch events
+   * are echoes the Sandbox controller need not reconcile for (own-writes.ts).
+   */
+  readonly ownWrites = {
+    pods: new OwnWrites(),
+    networkPolicies: new OwnWrites(),
+    services: new OwnWrites(),
+  };
 
   constructor(private readonly deps: PodBackendDeps) {
     this.desired = new DesiredObjects(deps.egress, undefined, deps.gateway);
     const kc = deps.kubeConfig;
     const api = {
-      pods: new KindClient<k8s.V1Pod>(kc, { group: "", version: "v1", plural: "pods" }),
-      networkPolicies: new KindClient<k8s.V1NetworkPolicy>(kc, {
-        group: "networking.k8s.io",
-        version: "v1",
-        plural: "networkpolicies",
-      }),
-      services: new KindClient<k8s.V1Service>(kc, { group: "", version: "v1", plural: "services" }),
+      pods: new KindClient<k8s.V1Pod>(
+        kc,
+        { group: "", version: "v1", plural: "pods" },
+        this.ownWrites.pods,
+      ),
+      networkPolicies: new KindClient<k8s.V1NetworkPolicy>(
+        kc,
+        { group: "networking.k8s.io", version: "v1", plural: "networkpolicies" },
+        this.ownWrites.networkPolicies,
+      ),
+      services: new KindClient<k8s.V1Service>(
+        kc,
+        { group: "", version: "v1", plural: "services" },
+        this.ownWrites.services,
+      ),
       secrets: new KindClient<k8s.V1Secret>(kc, { group: "", version: "v1", plural: "secrets" }),
       snapshots: new KindClient<SandboxSnapshot>(kc, {
         group: GROUP,
