@@ -51,6 +51,19 @@ export async function connectTunnel(proxyPort: number, targetPort: number): Prom
   return s;
 }
 
+/**
+ * A plain TCP socket to the server, handled as the tunnel's is before TLS
+ * starts over it (read from in JS, then handed to tls.connect): the baseline
+ * the explicit proxy's route is fairly compared with.
+ */
+async function preopened(port: number): Promise<Socket> {
+  const s = await tcp(port);
+  const onData = () => {};
+  s.on("data", onData);
+  s.removeListener("data", onData);
+  return s;
+}
+
 export function routes(ca: Buffer, ports: { server: number; proxy: number; tls: number }): Route[] {
   return [
     { name: "direct", open: () => tlsOver(undefined, ca, ports.server) },
@@ -59,6 +72,7 @@ export function routes(ca: Buffer, ports: { server: number; proxy: number; tls: 
       open: async () => tlsOver(await connectTunnel(ports.proxy, ports.server), ca),
     },
     { name: "transparent-tls", open: () => tlsOver(undefined, ca, ports.tls) },
+    { name: "direct-over-socket", open: async () => tlsOver(await preopened(ports.server), ca) },
   ];
 }
 

@@ -211,24 +211,73 @@ async function rss(impl: Impl, ca: Buffer, serverPort: number, upstreamDns: stri
   }
 }
 
+/** A process's CPU time so far (user + system), seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+
+/** The machine's busy and total CPU time so far (all cores), in clock ticks. */
+function machineTicks(): { busy: number; total: number } {
+  const cpu = readFileSync("/proc/stat", "utf8").split("\n")[0]!.split(/\s+/).slice(1).map(Number);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  return { busy: total - cpu[3]! - cpu[4]!, total }; // less idle and iowait
+}
+
+/**
+ * Where a bulk transfer's CPU goes, per route (mean over the runs): each
+ * process's CPU ms per GiB moved, and how busy the machine was. With the
+ * cores saturated, what a proxy spends per byte is taken from the client and
+ * the server, so its ratio to direct is about direct's CPU per byte over the
+ * proxied route's.
+ */
+export interface TransferCpu {
+  machineBusyPercent: number;
+  msPerGiB: Record<string, number>;
+}
+
 /**
  * Bulk download rate (MiB/s) per route, routes interleaved: the best of
  * BULK_RUNS, since on a shared machine the other load only ever slows a run
  * down (the best run is the closest to what the path itself allows).
+ * Also where each transfer's CPU goes (TransferCpu).
  */
-async function throughput(all: Route[]): Promise<number[]> {
+async function throughput(
+  all: Route[],
+  processes: Record<string, number>,
+): Promise<{ rates: number[]; cpu: TransferCpu[] }> {
   const rates: number[][] = all.map(() => []);
+  const busy: number[][] = all.map(() => []);
+  const perGiB: Record<string, number[]>[] = all.map(() => ({}));
   for (let run = 0; run < BULK_RUNS; run++) {
     for (const [i, route] of all.entries()) {
       const tls = await route.open();
+      const cpuBefore = Object.entries(processes).map(([n, pid]) => [n, cpuSeconds(pid)] as const);
+      const ticksBefore = machineTicks();
       const start = process.hrtime.bigint();
       const bytes = await fetchBytes(tls, `/bytes/${BULK_BYTES}`);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const ticks = machineTicks();
       if (bytes !== BULK_BYTES) throw new Error(`${route.name}: got ${bytes} bytes`);
       rates[i]!.push(bytes / MiB / seconds);
+      busy[i]!.push((ticks.busy - ticksBefore.busy) / (ticks.total - ticksBefore.total));
+      for (const [name, was] of cpuBefore) {
+        const ms = ((cpuSeconds(processes[name]!) - was) * 1000 * 1024 * MiB) / bytes;
+        perGiB[i]![name] = [...(perGiB[i]![name] ?? []), ms];
+      }
     }
   }
-  return rates.map((r) => round(Math.max(...r), 1));
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    rates: rates.map((r) => round(Math.max(...r), 1)),
+    cpu: all.map((_, i) => ({
+      machineBusyPercent: round(mean(busy[i]!) * 100, 1),
+      msPerGiB: Object.fromEntries(
+        Object.entries(perGiB[i]!).map(([n, xs]) => [n, round(mean(xs), 0)]),
+      ),
+    })),
+  };
 }
 
 interface Percentiles {
@@ -348,7 +397,7 @@ async function main() {
       start[impl] = await readiness(impl, upstream);
       memory[impl] = await rss(impl, cert.cert, serverPort, upstream);
     }
-    const [direct, tsProxy, tsTransparent] = routes(cert.cert, {
+    const [direct, tsProxy, tsTransparent, directOverSocket] = routes(cert.cert, {
       server: serverPort,
       proxy: tsEntry.proxyPort,
       tls: tsEntry.tlsPort,
@@ -358,12 +407,18 @@ async function main() {
       proxy: goSidecar.proxyPort,
       tls: goSidecar.tlsPort,
     });
-    const all = [direct!, tsProxy!, tsTransparent!, goProxy!, goTransparent!];
+    const all = [direct!, tsProxy!, tsTransparent!, goProxy!, goTransparent!, directOverSocket!];
     // Warm up every path (JIT, DNS cache) before measuring.
     for (const r of all)
       for (let i = 0; i < 20; i++) await fetchBytes(await r.open(), "/bytes/100");
     const [l0, l1, l2, l3, l4] = await newConnectionLatency(all);
-    const [t0, t1, t2, t3, t4] = await throughput(all);
+    const bulk = await throughput(all, {
+      client: process.pid,
+      server: server.pid!,
+      tsSidecar: tsEntry.child.pid!,
+      goSidecar: goSidecar.child.pid!,
+    });
+    const [t0, t1, t2, t3, t4, t5] = bulk.rates;
     const ratio = (x: number) => round(x / t0!, 3);
     const results = {
       date: new Date().toISOString(),
@@ -387,6 +442,20 @@ async function main() {
       sidecarRssMiB: { ...memory, nodeBaseline: await nodeBaselineRss() },
       throughput: {
         directMiBps: t0,
+        // TLS over a socket first handled in JS, as over a CONNECT tunnel: the
+        // client-side share of the explicit proxy's ratio.
+        directOverSocketMiBps: t5,
+        directOverSocketRatio: ratio(t5!),
+        cpu: Object.fromEntries(
+          [
+            "direct",
+            "ts:explicit-proxy",
+            "ts:transparent-tls",
+            "go:explicit-proxy",
+            "go:transparent-tls",
+            "direct-over-socket",
+          ].map((name, i) => [name, bulk.cpu[i]]),
+        ),
         ts: {
           explicitProxyMiBps: t1,
           transparentTlsMiBps: t2,
