@@ -49,6 +49,7 @@ import { REPO_ROOT } from "../../test/support/paths.js";
 import { policyTls } from "../../test/support/policy-tls.js";
 import { freePort } from "../../test/support/processes.js";
 import { percentile } from "../support/stats.js";
+import { followClaims } from "./follow-claims.js";
 
 const { values } = parseArgs({
   options: {
@@ -173,29 +174,7 @@ async function main() {
   }) => {
     if (obj.status?.phase === "Ready") waiters.get(obj.metadata.name)?.(obj);
   };
-  // A watch that ends (the apiserver may close it) is opened again; a Ready
-  // event missed all the same is found by a slow poll (a hang otherwise).
-  let stopped = false;
-  let watch: AbortController | undefined;
-  const openWatch = async (): Promise<void> => {
-    watch = await new k8s.Watch(kc).watch(
-      `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${CLAIM_PLURAL}`,
-      {},
-      (_type, obj) => onClaim(obj),
-      () => {
-        if (!stopped) void openWatch();
-      },
-    );
-  };
-  await openWatch();
-  const poll = setInterval(async () => {
-    for (const name of waiters.keys()) {
-      const c = (await objects
-        .getNamespacedCustomObject({ ...ref(CLAIM_PLURAL), name })
-        .catch(() => undefined)) as Parameters<typeof onClaim>[0] | undefined;
-      if (c) onClaim(c);
-    }
-  }, 2000);
+  const stopFollowing = await followClaims(kc, NS, () => waiters.keys(), onClaim);
   let n = 0;
   const claim = async (spec: Record<string, unknown>) => {
     const name = `c${n++}`;
@@ -411,9 +390,7 @@ async function main() {
     join(REPO_ROOT, `bench/results/${BACKEND === "pod" ? "pools-pod.json" : "pools.json"}`);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 
-  stopped = true;
-  clearInterval(poll);
-  watch?.abort();
+  stopFollowing();
   await dropClaims();
   await setReplicas(0).catch(() => {});
   await pools.stop();

@@ -43,6 +43,7 @@ import { REPO_ROOT } from "../../test/support/paths.js";
 import { policyTls } from "../../test/support/policy-tls.js";
 import { freePort } from "../../test/support/processes.js";
 import { percentile } from "../support/stats.js";
+import { followClaims } from "./follow-claims.js";
 
 const { values } = parseArgs({
   options: {
@@ -168,29 +169,7 @@ async function main() {
       waiters.get(obj.metadata.name)?.(obj);
     }
   };
-  // A watch that ends (the apiserver may close it) is opened again; a claim
-  // whose Ready event is missed all the same is found by a slow poll.
-  let stopped = false;
-  let watch: AbortController | undefined;
-  const openWatch = async (): Promise<void> => {
-    watch = await new k8s.Watch(kc).watch(
-      `/apis/${GROUP}/${VERSION}/namespaces/${NS}/${CLAIM_PLURAL}`,
-      {},
-      (_type, obj) => onClaim(obj),
-      () => {
-        if (!stopped) void openWatch();
-      },
-    );
-  };
-  await openWatch();
-  const poll = setInterval(async () => {
-    for (const name of waiters.keys()) {
-      const c = (await objects
-        .getNamespacedCustomObject({ ...ref(CLAIM_PLURAL), name })
-        .catch(() => undefined)) as Parameters<typeof onClaim>[0] | undefined;
-      if (c) onClaim(c);
-    }
-  }, 2000);
+  const stopFollowing = await followClaims(kc, NS, () => waiters.keys(), onClaim);
   const poolReady = async (want: number) => {
     for (;;) {
       const s = (
@@ -241,9 +220,7 @@ async function main() {
       seenReadyMs: seenAt.get(name)!,
     });
   }
-  stopped = true;
-  clearInterval(poll);
-  watch?.abort();
+  stopFollowing();
   await sleep(500); // the log's last batch
   log.flush();
   await sleep(200);
