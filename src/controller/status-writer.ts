@@ -15,6 +15,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type * as k8s from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
+import { keyOf } from "../kube/object-key.js";
 import { fromApiError } from "./errors.js";
 import { type ResourceRef, rawRequest, resourcePath } from "./raw-request.js";
 import { notLeaderCause } from "./write-gate.js";
@@ -80,7 +81,7 @@ export class StatusWriter {
   ): Promise<StatusWriteResult> {
     signal?.throwIfAborted();
     const { namespace, name, resourceVersion } = obj.metadata;
-    const key = `${namespace ?? ""}/${name}`;
+    const key = keyOf(obj);
     if (this.awaitingCache(key, resourceVersion)) return "awaitingCache";
     const desired = { ...status, observedGeneration: obj.metadata.generation };
     if (statusEqual(obj.status, desired)) return "unchanged";
@@ -116,8 +117,8 @@ export class StatusWriter {
    * 409 if anyone wrote since).
    */
   newest<T extends StatusObject>(obj: T): T {
-    const { namespace, name, resourceVersion } = obj.metadata;
-    const last = this.writtenFrom.get(`${namespace ?? ""}/${name}`);
+    const last = this.writtenFrom.get(keyOf(obj));
+    const { resourceVersion } = obj.metadata;
     if (!last?.written || last.resourceVersion !== resourceVersion) return obj;
     if (Date.now() - last.atMs >= AWAIT_CACHE_MS) return obj;
     return last.written as T;
