@@ -452,7 +452,10 @@ export class Controller {
         log().warn({ err: errorMessage(err) }, "reconcile failed permanently; not retrying");
       } else {
         const retryInMs = this.queue.addRateLimited(key, { immediate: kind === "conflict" });
-        const level = kind === "conflict" ? "debug" : "warn";
+        // A conflict (stale cache) or a 404 (deleted mid-reconcile, e.g. a claim
+        // removed while its status was written) is routine: the retry reads a
+        // fresher cache and ends at once. Only transient failures are worth a warning.
+        const level = kind === "transient" ? "warn" : "debug";
         log()[level]({ err: errorMessage(err), kind, retryInMs }, "reconcile failed; will retry");
       }
     } finally {
