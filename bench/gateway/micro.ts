@@ -8,7 +8,7 @@
 // gateway's alone, whatever else runs on the machine.
 //
 //   npx tsx bench/gateway/micro.ts [--requests 20000] [--concurrency 1,10,100]
-//     [--protocols h1,h2] [--floors http,undici] [--cpu-prof DIR [--cpu-prof-floors]]
+//     [--protocols h1,h2] [--floors http,undici,go] [--cpu-prof DIR [--cpu-prof-floors]]
 //     [--out FILE]
 // h1: HTTP/1.1 keep-alive (undici, one connection per concurrent request);
 // h2: h2c with prior knowledge, all streams on one session. The gateway talks
@@ -33,7 +33,10 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     /** Profile the floors' processes too (into the --cpu-prof directory). */
     "cpu-prof-floors": { type: "boolean", default: false },
-    /** Floors measured beside the gateway: bare Node proxies (micro-gateway.ts), e.g. http,undici. */
+    /**
+     * Floors measured beside the gateway: bare Node proxies (micro-gateway.ts),
+     * http and undici, and go, Go's standard reverse proxy (goproxy/main.go).
+     */
     floors: { type: "string", default: "http" },
     out: { type: "string" },
   },
@@ -53,8 +56,8 @@ const a = require("http").createServer({ keepAliveTimeout: 60000 }, h).listen(0,
     console.log(a.address().port + " " + b.address().port));
 });`;
 
-async function start(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, args, {
+async function start(args: string[], env: NodeJS.ProcessEnv = {}, command = process.execPath) {
+  const child = spawn(command, args, {
     env: { ...process.env, NODE_OPTIONS: "", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -106,8 +109,25 @@ process.on("exit", () => gateway.child.kill());
 const FLOORS = values.floors ? values.floors.split(",") : [];
 const floors: Record<string, Awaited<ReturnType<typeof start>>> = {};
 for (const f of FLOORS) {
-  floors[f] = await start(gatewayArgs(values["cpu-prof-floors"]), gatewayEnv(f));
+  floors[f] =
+    f === "go"
+      ? await start(["-upstream", `127.0.0.1:${upstream.port}`], {}, buildGoProxy())
+      : await start(gatewayArgs(values["cpu-prof-floors"]), gatewayEnv(f));
   process.on("exit", () => floors[f]!.child.kill());
+}
+/**
+ * The "go" floor: Go's standard reverse proxy (bench/gateway/goproxy), what the
+ * anchor's router is built on, built once per Go version into the cache.
+ */
+function buildGoProxy(): string {
+  const version = execFileSync("go", ["env", "GOVERSION"], { encoding: "utf8" }).trim();
+  const out = join(os.homedir(), ".cache/sandbox-operator/bench", `goproxy-${version}`);
+  execFileSync("go", ["build", "-o", out, "."], {
+    cwd: join(import.meta.dirname, "goproxy"),
+    env: { ...process.env, CGO_ENABLED: "0" },
+    stdio: "inherit",
+  });
+  return out;
 }
 const PATH = "/sandboxes/ns/box/ports/8000/";
 const auth = { authorization: `Bearer ${token}` };
@@ -203,6 +223,9 @@ const results: Record<string, unknown> = {
     ).version,
     commit: execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim(),
     gateway: "node --import tsx bench/gateway/micro-gateway.ts (sources, not the bundle)",
+    ...(FLOORS.includes("go")
+      ? { go: execFileSync("go", ["env", "GOVERSION"], { encoding: "utf8" }).trim() }
+      : {}),
   },
   loadavg1Start: Number(os.loadavg()[0]!.toFixed(2)),
 };

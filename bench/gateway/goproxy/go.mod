@@ -1,0 +1,3 @@
+module sandbox-operator/bench/goproxy
+
+go 1.26
