@@ -5,6 +5,10 @@
 //     p50/p99 at concurrency 1 and 100;
 //   - an HTTP GET to a declared port through the gateway (path routing) vs
 //     straight to the published port, p50/p99 at concurrency 1 and 100;
+//   - both also straight to the sidecar's address on the sandbox's bridge
+//     network ("bridge"), the route the gateway itself takes to a local
+//     daemon's sandboxes (--docker-route): the gateway's own cost, without
+//     Docker's userland proxy on either side;
 //   - the gateway's CPU seconds and RSS per 1,000 requests/s, and proxied
 //     requests per CPU-second.
 // The gateway runs from the bundle (`npm run build` first: dist/cli/main.js, as
@@ -25,6 +29,7 @@ import { Agent, request } from "undici";
 import { Sandbox } from "../../packages/sdk/src/index.js";
 import { AgentClient } from "../../src/dataplane/client.js";
 import { dockerAgentEndpoint } from "../../src/dataplane/docker.js";
+import { AGENT_PORT } from "../../src/dataplane/protocol.js";
 import { buildAgent } from "../../test/support/agent.js";
 import { startControlPlane } from "../../test/support/control-plane.js";
 import {
@@ -57,6 +62,8 @@ const pct = (s: number[], p: number) => {
   const x = [...s].sort((a, b) => a - b);
   return Number(x[Math.min(x.length - 1, Math.floor((p / 100) * x.length))]!.toFixed(3));
 };
+
+type Side = "direct" | "bridge" | "gateway";
 
 /** n calls of fn by `concurrency` workers: latencies and wall time. */
 async function load(n: number, concurrency: number, fn: () => Promise<unknown>) {
@@ -176,6 +183,8 @@ try {
   const { token } = (await minted.body.json()) as { token: string };
   const ep = await dockerAgentEndpoint(engine, { namespace: ns, name: "box" });
   const direct = new AgentClient(ep, { maxSockets: 200 });
+  const bridgeIp = (await box.refresh()).status!.ip!;
+  const bridge = new AgentClient({ ...ep, host: bridgeIp, port: AGENT_PORT }, { maxSockets: 200 });
   const u = new URL(gw.url);
   const via = new AgentClient(
     {
@@ -197,6 +206,7 @@ try {
       if (r.statusCode !== 200) throw new Error(`HTTP ${r.statusCode}`);
     };
   const httpDirect = get(`http://${port.host}:${port.port}/`);
+  const httpBridge = get(`http://${bridgeIp}:8000/`);
   const httpVia = get(`${gw.url}/sandboxes/${ns}/box/ports/8000/`, {
     authorization: `Bearer ${token}`,
   });
@@ -206,7 +216,14 @@ try {
   };
 
   const pid = gw.child.pid!;
-  for (const fn of [execOnce(direct), execOnce(via), httpDirect, httpVia])
+  for (const fn of [
+    execOnce(direct),
+    execOnce(via),
+    execOnce(bridge),
+    httpDirect,
+    httpVia,
+    httpBridge,
+  ])
     for (let i = 0; i < 50; i++) await fn(); // warm: connections, JIT
   /**
    * n calls of each side at `conc`, in ROUNDS rounds alternating which side
@@ -216,15 +233,16 @@ try {
     label: string,
     n: number,
     conc: number,
-    sides: { direct: () => Promise<unknown>; gateway: () => Promise<unknown> },
+    sides: Record<Side, () => Promise<unknown>>,
   ) => {
     const acc = {
       direct: { lat: [] as number[], seconds: 0, loadavg1: [] as number[] },
+      bridge: { lat: [] as number[], seconds: 0, loadavg1: [] as number[] },
       gateway: { lat: [] as number[], seconds: 0, loadavg1: [] as number[], cpu: 0 },
     };
+    const sideNames: Side[] = ["direct", "bridge", "gateway"];
     for (let r = 0; r < ROUNDS; r++) {
-      const order =
-        r % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const);
+      const order = r % 2 === 0 ? sideNames : [...sideNames].reverse();
       for (const side of order) {
         const cpu0 = cpuSeconds(pid);
         acc[side].loadavg1.push(loadavg1());
@@ -243,19 +261,22 @@ try {
     });
     const out = {
       direct: sum(acc.direct),
+      bridge: sum(acc.bridge),
       gateway: {
         ...sum(acc.gateway),
         gatewayCpuSeconds: Number(acc.gateway.cpu.toFixed(2)),
         gatewayRssMiB: Math.round(rssMiB(pid)),
       },
       addedP50Ms: Number((pct(acc.gateway.lat, 50) - pct(acc.direct.lat, 50)).toFixed(3)),
+      /** Over the bridge route, which the gateway itself takes: its own cost. */
+      addedOverBridgeP50Ms: Number((pct(acc.gateway.lat, 50) - pct(acc.bridge.lat, 50)).toFixed(3)),
     };
     console.log(label.padEnd(12), JSON.stringify(out));
     return out;
   };
   const execN = Math.max(200, Math.floor(N / 4));
-  const execSides = { direct: execOnce(direct), gateway: execOnce(via) };
-  const httpSides = { direct: httpDirect, gateway: httpVia };
+  const execSides = { direct: execOnce(direct), bridge: execOnce(bridge), gateway: execOnce(via) };
+  const httpSides = { direct: httpDirect, bridge: httpBridge, gateway: httpVia };
   results.exec = {
     c1: await compare("exec c=1", execN, 1, execSides),
     c100: await compare("exec c=100", execN, 100, execSides),
@@ -265,13 +286,19 @@ try {
     c10: await compare("http c=10", N, 10, httpSides),
     c100: await compare("http c=100", N, 100, httpSides),
   };
-  type Case = { addedP50Ms: number; gateway: { requests: number; gatewayCpuSeconds: number } };
+  type Case = {
+    addedP50Ms: number;
+    addedOverBridgeP50Ms: number;
+    gateway: { requests: number; gatewayCpuSeconds: number };
+  };
   const h = results.http as Record<string, Case>;
   const e = results.exec as Record<string, Case>;
   const g100 = h.c100!.gateway;
   results.summary = {
     execAddedP50Ms: e.c1!.addedP50Ms,
     httpAddedP50Ms: h.c1!.addedP50Ms,
+    execAddedOverBridgeP50Ms: e.c1!.addedOverBridgeP50Ms,
+    httpAddedOverBridgeP50Ms: h.c1!.addedOverBridgeP50Ms,
     /** Proxied HTTP requests per second of gateway CPU (the goal: >= 5,000 per core). */
     httpRequestsPerCpuSecond: Math.round(g100.requests / Math.max(0.01, g100.gatewayCpuSeconds)),
     /** CPU cores the gateway needs per 1,000 proxied requests/s. */
@@ -284,6 +311,7 @@ try {
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   execFileSync("npx", ["biome", "format", "--write", out], { cwd: REPO_ROOT, stdio: "ignore" });
   direct.close();
+  bridge.close();
   via.close();
   await pool.close();
 } finally {

@@ -33,6 +33,10 @@ Flags:
   --namespaces NS[,NS...]           namespaces served (default: all)
   --docker-host URL                 reach docker-backend sandboxes through this Docker Engine
                                     (default: none; the docker backend is not served)
+  --docker-route bridge|published   reach docker sandboxes at the sidecar's address on the sandbox
+                                    network (bridge: the gateway runs on the Docker host) or at
+                                    their published ports (default: bridge for a unix:// host,
+                                    else published)
   --agent-key-file PATH             the key the operator derives pod-backend agent credentials from
                                     (its --agent-key-file); without it, pod-backend agent routes answer 503
   --max-token-ttl SECONDS           longest lifetime of a minted token (default: 86400)
@@ -63,6 +67,7 @@ const FlagsSchema = z.object({
   "keys-dir": z.string().default("/etc/sandbox-gateway/keys"),
   namespaces: z.string().optional(),
   "docker-host": z.string().optional(),
+  "docker-route": z.enum(["bridge", "published"]).optional(),
   "agent-key-file": z.string().min(1).optional(),
   "max-token-ttl": positiveInt.max(86_400 * 7).default(86_400),
   rate: positiveInt.default(100),
@@ -171,7 +176,14 @@ export async function runGateway(argv: string[]): Promise<number> {
     ...(f["tls-cert"] && f["tls-key"]
       ? { tls: { cert: readFileSync(f["tls-cert"]), key: readFileSync(f["tls-key"]) } }
       : {}),
-    ...(docker ? { docker } : {}),
+    ...(docker
+      ? {
+          docker,
+          // A local daemon's bridge is this host's; a remote one's is not.
+          dockerRoute:
+            f["docker-route"] ?? (f["docker-host"]!.startsWith("unix://") ? "bridge" : "published"),
+        }
+      : {}),
     ...(agentKey ? { agentKey } : {}),
     ...(f.domain ? { domain: f.domain } : {}),
     ...(f.namespaces

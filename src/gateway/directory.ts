@@ -92,26 +92,44 @@ function declaredEndpoint(s: SandboxObject, port: number): { host: string; port:
 }
 
 /**
- * Docker backend: the agent's port published on the sidecar (the publish
- * address: loopback by default, so the gateway runs on the Docker host) and
- * its credential from the workload container's label, both through the
- * Docker API; resolved once per sandbox incarnation (UID) and cached.
+ * How the gateway reaches docker-backend sandboxes:
+ * - `published`: the addresses Docker publishes the agent's and the declared
+ *   ports on (the sandbox's status endpoints), through Docker's userland proxy;
+ *   works wherever those addresses are reachable, e.g. a remote daemon that
+ *   publishes on its own interface;
+ * - `bridge`: the sidecar's address on the sandbox's network (status.ip), over
+ *   the Docker host's bridge: one process and one loopback hop fewer per
+ *   request than through the userland proxy (bench/gateway/run.ts), needs the
+ *   gateway in the Docker host's network namespace. The sandbox sees the same
+ *   peer either way (the bridge's address), so its firewall admits the same.
+ */
+export type DockerRoute = "bridge" | "published";
+
+/**
+ * Docker backend: the agent's address (see DockerRoute) and its credential
+ * from the workload container's label, both through the Docker API; resolved
+ * once per sandbox incarnation (UID) and cached.
  */
 export class DockerReach implements Reach {
   private readonly endpoints = new BoundedCache<AgentEndpoint>(10_000, 60_000);
 
-  constructor(private readonly docker: Docker) {}
+  constructor(
+    private readonly docker: Docker,
+    private readonly route: DockerRoute = "published",
+  ) {}
 
   async agent(s: SandboxObject): Promise<AgentEndpoint> {
     const uid = s.metadata.uid!;
     const hit = this.endpoints.get(uid);
     if (hit) return hit;
     try {
-      const ep = await dockerAgentEndpoint(this.docker, {
+      const published = await dockerAgentEndpoint(this.docker, {
         namespace: s.metadata.namespace!,
         name: s.metadata.name!,
         uid,
       });
+      const bridge = this.bridgeAddress(s);
+      const ep = bridge ? { ...published, host: bridge, port: AGENT_PORT } : published;
       this.endpoints.set(uid, ep);
       return ep;
     } catch (err) {
@@ -124,7 +142,14 @@ export class DockerReach implements Reach {
   }
 
   port(s: SandboxObject, port: number) {
-    return declaredEndpoint(s, port);
+    const published = declaredEndpoint(s, port);
+    const bridge = this.bridgeAddress(s);
+    return bridge ? { host: bridge, port } : published;
+  }
+
+  /** The sidecar's address on the sandbox network, when routing over the bridge. */
+  private bridgeAddress(s: SandboxObject): string | undefined {
+    return this.route === "bridge" ? s.status?.ip : undefined;
   }
 
   logs(s: SandboxObject, o: LogOptions): Promise<LogStreams> {

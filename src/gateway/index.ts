@@ -7,7 +7,13 @@ import type { Registry } from "prom-client";
 import { GROUP, SANDBOX_PLURAL, VERSION } from "../api/group.js";
 import type { Logger } from "../observability/logger.js";
 import { Auth } from "./auth.js";
-import { Directory, DockerReach, PodReach, sandboxInformer } from "./directory.js";
+import {
+  Directory,
+  DockerReach,
+  type DockerRoute,
+  PodReach,
+  sandboxInformer,
+} from "./directory.js";
 import { KeyStore } from "./keys.js";
 import { gatewayMetrics } from "./metrics.js";
 import { Gateway, type GatewayLimits } from "./server.js";
@@ -23,6 +29,8 @@ export interface StartGatewayOptions {
   /** Serve HTTPS with this certificate (e.g. the wildcard one of host routing). */
   tls?: { cert: Buffer; key: Buffer };
   docker?: Docker;
+  /** How docker-backend sandboxes are reached (default: published). */
+  dockerRoute?: DockerRoute;
   /** The key pod-backend agents' credentials derive from (the operator's --agent-key-file). */
   agentKey?: Buffer;
   domain?: string;
@@ -54,7 +62,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
   informer.start();
   const directory = new Directory(informer, {
     pod: new PodReach(o.agentKey, o.kubeConfig),
-    ...(o.docker ? { docker: new DockerReach(o.docker) } : {}),
+    ...(o.docker ? { docker: new DockerReach(o.docker, o.dockerRoute) } : {}),
   });
   const resumeTimeoutMs = o.resumeTimeoutMs ?? DEFAULT_RESUME_TIMEOUT_MS;
   const sandboxes = o.kubeConfig.makeApiClient(k8s.CustomObjectsApi);

@@ -441,8 +441,8 @@ describe("the gateway on the docker backend", () => {
     expect([other.status, other.json.error.code]).toEqual([403, "WRONG_SANDBOX"]);
   });
 
-  it("routes to declared ports by host", async () => {
-    const token = await mint("box", ["connect"]);
+  it("routes to declared ports by host, and reaches sandboxes at their published ports when told", async () => {
+    const token = await mint("box", ["connect", "exec"]);
     const gw = new URL(gwA.url);
     // The Host header of a wildcard DNS name, sent to the gateway's address.
     const hostRouted = await startGatewayProcess({
@@ -451,9 +451,14 @@ describe("the gateway on the docker backend", () => {
       keysDir: keys,
       dockerHost: `unix://${(engine.modem as { socketPath?: string }).socketPath}`,
       logDir: mkdtempSync(join(tmpdir(), "gw-logs-")),
-      extra: ["--domain=sbx.example.test"],
+      // gateway-a and -b reach sandboxes over the bridge (the default with a
+      // local daemon); this one through Docker's published ports.
+      extra: ["--domain=sbx.example.test", "--docker-route=published"],
     });
     try {
+      const exec = client("box", token, hostRouted);
+      expect((await exec.exec(["echo", "published"])).stdout).toBe("published\n");
+      exec.close();
       const u = new URL(hostRouted.url);
       const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
         const req = http.request(
