@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -227,6 +228,37 @@ describe("slow clients are cut off", { timeout: 15_000 }, () => {
     expect(status(o)).toBe(408);
     expect(o.ms).toBeGreaterThanOrEqual(REQUEST_MS - 50);
     expect(o.ms).toBeLessThan(REQUEST_MS + 1000);
+  });
+
+  it("HTTP/2: a stream whose body stalls gets 408 at the body idle timeout, the session serves on", async () => {
+    const session = http2.connect(`http://127.0.0.1:${gw.port}`);
+    try {
+      const started = performance.now();
+      const stalled = session.request({
+        ":method": "PUT",
+        ":path": "/sandboxes/ns/box/ports/8000/sink",
+        authorization: `Bearer ${gw.tokens[0]}`,
+        "content-length": "100",
+      });
+      stalled.write(Buffer.alloc(10));
+      const code = await new Promise<number>((r) =>
+        stalled.on("response", (h) => r(Number(h[":status"]))),
+      );
+      expect(code).toBe(408);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(BODY_IDLE_MS - 50);
+      stalled.close();
+      const next = session.request({
+        ":method": "GET",
+        ":path": "/sandboxes/ns/box/ports/8001/",
+      });
+      next.end();
+      expect(
+        await new Promise<number>((r) => next.on("response", (h) => r(Number(h[":status"])))),
+      ).toBe(200);
+      next.close();
+    } finally {
+      session.close();
+    }
   });
 
   it("an exec stream (its body is stdin) stays open while quiet, past both body timeouts", async () => {
