@@ -304,7 +304,7 @@ describe("per-credential and per-sandbox limits through the gateway", () => {
     ]);
     expect(overSandbox.text).toContain("for this sandbox");
     // ...and another sandbox is not affected.
-    expect((await runTouch(gwConc, "other", t4, "conc-other")).status).toBe(200);
+    expect((await runTouch(gwConc, "other", t4, "conc-other")).status).toBe(201);
 
     const state = await sandboxState("box");
     expect(state.files).not.toContain("conc-credential");
@@ -318,8 +318,8 @@ describe("per-credential and per-sandbox limits through the gateway", () => {
 
     // The in-flight requests end: the cap frees at once, for both.
     await Promise.all([...h1, h2].map((h) => h.release()));
-    expect((await runTouch(gwConc, "box", t1, "conc-credential-later")).status).toBe(200);
-    expect((await runTouch(gwConc, "box", t3, "conc-sandbox-later")).status).toBe(200);
+    expect((await runTouch(gwConc, "box", t1, "conc-credential-later")).status).toBe(201);
+    expect((await runTouch(gwConc, "box", t3, "conc-sandbox-later")).status).toBe(201);
     await eventually(async () =>
       expect((await sandboxState("box")).files).toEqual(
         expect.arrayContaining(["conc-credential-later", "conc-sandbox-later"]),
