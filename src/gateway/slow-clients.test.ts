@@ -11,7 +11,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { FixtureConfig } from "../../test/support/gateway-fixture.js";
 
 const REPO = join(import.meta.dirname, "../..");
@@ -47,6 +47,7 @@ async function startFixture(config: FixtureConfig): Promise<Fixture> {
     state: async () => (await fetch(`http://127.0.0.1:${control}/`)).json() as never,
     // The kernel's count, the whole process: what the gateway costs the node.
     rss: () => {
+      if (child.exitCode !== null || child.signalCode !== null) return 0;
       const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
       return m ? Number(m[1]) * 1024 : 0;
     },
@@ -66,7 +67,7 @@ interface Outcome {
 }
 
 /** Longer than any timeout here: a connection still open then was never cut off. */
-const GIVE_UP_MS = 6_000;
+const GIVE_UP_MS = 10_000;
 
 /**
  * Opens a raw TCP connection, lets `drive` write to it (return a cleanup for
@@ -287,72 +288,96 @@ describe("slow clients are cut off", { timeout: 15_000 }, () => {
     });
     expect(body).toBe(String("specmore stdin".length));
   });
-
-  it("many slow clients at once: a normal client is still served, memory stays bounded, all are cut off", async () => {
-    const before = gw.rss();
-    let peak = before;
-    const sampler = setInterval(() => {
-      peak = Math.max(peak, gw.rss());
-    }, 50);
-    const slow = [
-      // Each holds up to the header bound in the gateway's parser.
-      ...Array.from({ length: 300 }, () =>
-        raw(gw.port, (s) => {
-          s.write(
-            `GET /sandboxes/ns/box/ports/8001/ HTTP/1.1\r\nHost: gw\r\nX-Pad: ${"p".repeat(12_000)}`,
-          );
-          const t = setInterval(() => s.write("p"), 100);
-          return () => clearInterval(t);
-        }),
-      ),
-      ...Array.from({ length: 100 }, () =>
-        raw(
-          gw.port,
-          trickleBody("/sandboxes/ns/box/ports/8000/sink", gw.tokens[1]!, {
-            length: 1 << 20,
-            first: 1000,
-            everyMs: 0,
-          }),
-        ),
-      ),
-    ];
-    await expect.poll(async () => (await gw.state()).connections).toBeGreaterThanOrEqual(400);
-    // While they hang on, normal requests are served at once.
-    for (let i = 0; i < 10; i++) {
-      const n = await normal(gw.port, gw.tokens[0]!);
-      expect(n.status).toBe(200);
-      expect(n.ms).toBeLessThan(300);
-    }
-    const outcomes = await Promise.all(slow).finally(() => clearInterval(sampler));
-    // Every one of them was cut off by the gateway (408), none answered otherwise.
-    expect(outcomes.map(status).filter((s) => s !== 408)).toEqual([]);
-    await expect.poll(async () => (await gw.state()).connections).toBe(0);
-    console.log(
-      `400 slow clients: gateway RSS ${(before / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
-    );
-    // 300 x 12 KB of headers is 3.6 MB; sockets and parsers add some.
-    expect(peak - before).toBeLessThan(64 * 2 ** 20);
-  });
 });
 
-describe("the bound on connections", () => {
-  it("past maxConnections a new connection is closed at once; served again when slots free", {
-    timeout: 20_000,
-  }, async () => {
-    const small = await startFixture({ listener: { headersTimeoutMs: 1000, maxConnections: 20 } });
+/**
+ * Many slow clients at once, against a gateway bounded to 500 connections
+ * whose timeouts (5 s) outlast opening them all on a busy machine.
+ */
+const CROWD_TIMEOUT_MS = 5000;
+const CROWD_MAX = 500;
+
+describe("many slow clients at once", { timeout: 40_000 }, () => {
+  it("a normal client is still served, memory stays bounded, connections past the bound are closed, all are cut off", async () => {
+    const crowd = await startFixture({
+      listener: { headersTimeoutMs: CROWD_TIMEOUT_MS, maxConnections: CROWD_MAX },
+      limits: {
+        bodyIdleTimeoutMs: CROWD_TIMEOUT_MS,
+        concurrentPerCredential: 1000,
+        concurrentPerSandbox: 1000,
+        perCredential: { rps: 10_000, burst: 10_000 },
+        perSandbox: { rps: 10_000, burst: 10_000 },
+      },
+      tokens: 2,
+    });
     try {
-      const idle = Array.from({ length: 20 }, () => raw(small.port, () => {}));
-      await expect.poll(async () => (await small.state()).connections).toBe(20);
-      const refused = await raw(small.port, (s) => {
+      const before = crowd.rss();
+      let peak = before;
+      const sampler = setInterval(() => {
+        peak = Math.max(peak, crowd.rss());
+      }, 50);
+      onTestFinished(() => clearInterval(sampler));
+      const slow = [
+        // Each holds up to the header bound in the gateway's parser.
+        ...Array.from({ length: 300 }, () =>
+          raw(crowd.port, (s) => {
+            s.write(
+              `GET /sandboxes/ns/box/ports/8001/ HTTP/1.1\r\nHost: gw\r\nX-Pad: ${"p".repeat(12_000)}`,
+            );
+            const t = setInterval(() => s.write("p"), 100);
+            return () => clearInterval(t);
+          }),
+        ),
+        ...Array.from({ length: 100 }, () =>
+          raw(
+            crowd.port,
+            trickleBody("/sandboxes/ns/box/ports/8000/sink", crowd.tokens[1]!, {
+              length: 1 << 20,
+              first: 1000,
+              everyMs: 0,
+            }),
+          ),
+        ),
+      ];
+      await expect.poll(async () => (await crowd.state()).connections, { timeout: 4000 }).toBe(400);
+      // While they hang on, normal requests are served at once.
+      for (let i = 0; i < 10; i++) {
+        const n = await normal(crowd.port, crowd.tokens[0]!);
+        expect(n.status).toBe(200);
+        expect(n.ms).toBeLessThan(300);
+      }
+      // Up to the bound with idle connections: the next one is closed unanswered.
+      const idle = Array.from({ length: CROWD_MAX - 400 }, () => raw(crowd.port, () => {}));
+      await expect
+        .poll(async () => (await crowd.state()).connections, { timeout: 2000 })
+        .toBe(CROWD_MAX);
+      const refused = await raw(crowd.port, (s) => {
         s.write("GET /sandboxes/ns/box/ports/8001/ HTTP/1.1\r\nHost: gw\r\n\r\n");
       });
-      expect(refused.response).toBe("");
-      expect(refused.ms).toBeLessThan(500);
+      expect([refused.response, refused.ms < 500]).toEqual(["", true]);
+
+      const outcomes = await Promise.all(slow).finally(() => clearInterval(sampler));
       await Promise.all(idle);
-      const res = await fetch(`http://127.0.0.1:${small.port}/sandboxes/ns/box/ports/8001/`);
-      expect([res.status, await res.text()]).toEqual([200, "0"]);
+      // Every one of them was cut off by the gateway, not by us giving up
+      // (GIVE_UP_MS), and none was answered otherwise than 408. (Some see no
+      // answer at all: they were still writing when the gateway closed, and
+      // the reset that met their next write drops the 408 unread; one client
+      // alone always reads it, above.)
+      expect(outcomes.filter((o) => o.ms >= GIVE_UP_MS - 500)).toEqual([]);
+      expect(outcomes.map(status).filter((s) => s !== 408 && s !== 0)).toEqual([]);
+      expect(outcomes.filter((o) => status(o) === 408).length).toBeGreaterThan(0);
+      await expect.poll(async () => (await crowd.state()).connections).toBe(0);
+      // Slots free: served again.
+      expect((await normal(crowd.port, crowd.tokens[0]!)).status).toBe(200);
+      console.log(
+        `400 slow clients: gateway RSS ${(before / 2 ** 20).toFixed(0)} -> peak ${(peak / 2 ** 20).toFixed(0)} MiB`,
+      );
+      // 300 x 12 KB of headers is 3.6 MB; sockets, parsers and a lagging
+      // GC on a busy machine add some (10-50 MiB seen): a bound on
+      // connections times what each may hold, nowhere near unbounded.
+      expect(peak - before).toBeLessThan(96 * 2 ** 20);
     } finally {
-      await small.stop();
+      await crowd.stop();
     }
   });
 });
