@@ -45,6 +45,14 @@ Flags:
   --max-concurrent N                requests in flight per credential (default: 64)
   --max-concurrent-per-sandbox N    requests in flight per sandbox (default: 256)
   --max-upload-bytes N              largest streamed body (default: 1073741824)
+  --headers-timeout SECONDS         a connection's first bytes, TLS handshake and each request's
+                                    headers must arrive within this long, else 408 and closed (default: 15)
+  --body-idle-timeout SECONDS       a request body that sends nothing for this long is cut off with 408
+                                    (exec streams exempt: their body is stdin) (default: 60)
+  --request-timeout SECONDS         the longest a request body may take to arrive in full, however
+                                    steadily it trickles; exec streams exempt; 0: no bound (default: 3600)
+  --keep-alive-timeout SECONDS      an idle keep-alive connection is closed after this long (default: 5)
+  --max-connections N               connections at once; past it new ones are closed (default: 4096)
   --resume-timeout SECONDS          a call to a sandbox suspended for idleness resumes it and waits
                                     this long for it to serve, then 503 + Retry-After (default: 60;
                                     0: never resume, a suspended sandbox answers 503)
@@ -76,6 +84,16 @@ const FlagsSchema = z.object({
   "max-concurrent": positiveInt.default(64),
   "max-concurrent-per-sandbox": positiveInt.default(256),
   "max-upload-bytes": positiveInt.default(1 << 30),
+  "headers-timeout": positiveInt.max(3600).default(15),
+  "body-idle-timeout": positiveInt.max(86_400).default(60),
+  "request-timeout": z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(86_400 * 7)
+    .default(3600),
+  "keep-alive-timeout": positiveInt.max(3600).default(5),
+  "max-connections": positiveInt.default(4096),
   "resume-timeout": z.coerce.number().int().min(0).max(3600).default(60),
   "metrics-bind-address": address.default("0.0.0.0:9090"),
   "log-level": z.enum(["trace", "debug", "info", "warn", "error"]).default("info"),
@@ -202,6 +220,13 @@ export async function runGateway(argv: string[]): Promise<number> {
       concurrentPerCredential: f["max-concurrent"],
       concurrentPerSandbox: f["max-concurrent-per-sandbox"],
       maxUploadBytes: f["max-upload-bytes"],
+      bodyIdleTimeoutMs: f["body-idle-timeout"] * 1000,
+      requestTimeoutMs: f["request-timeout"] * 1000,
+    },
+    listener: {
+      headersTimeoutMs: f["headers-timeout"] * 1000,
+      keepAliveTimeoutMs: f["keep-alive-timeout"] * 1000,
+      maxConnections: f["max-connections"],
     },
   });
   const metrics = await startObservabilityServer(hostPort(f["metrics-bind-address"]), registry);

@@ -15,6 +15,7 @@ import {
   sandboxInformer,
 } from "./directory.js";
 import { KeyStore } from "./keys.js";
+import type { ListenerLimits } from "./listener.js";
 import { gatewayMetrics } from "./metrics.js";
 import { Gateway, type GatewayLimits } from "./server.js";
 import { MAX_TOKEN_TTL_SECONDS } from "./tokens.js";
@@ -36,6 +37,8 @@ export interface StartGatewayOptions {
   domain?: string;
   namespaces?: string[];
   limits?: Partial<GatewayLimits>;
+  /** Slow and idle clients, connections at once (listener.ts). */
+  listener?: Partial<ListenerLimits>;
   maxTokenTtlSeconds?: number;
   authCacheTtlMs?: number;
   /** Bound on resuming an idle-suspended sandbox for a call (default 60 s); 0 disables resume on use. */
@@ -103,6 +106,7 @@ export async function startGateway(o: StartGatewayOptions): Promise<RunningGatew
     metrics: gatewayMetrics(o.registry),
     ...(o.domain ? { domain: o.domain } : {}),
     ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.listener ? { listener: o.listener } : {}),
     ...(o.tls ? { tls: o.tls } : {}),
     maxTokenTtlSeconds: o.maxTokenTtlSeconds ?? MAX_TOKEN_TTL_SECONDS,
     ready,

@@ -22,9 +22,37 @@ import tls from "node:tls";
 export type RequestHandler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
-/** What a client must send within this long after connecting (and of its headers). */
-export const HEADERS_TIMEOUT_MS = 15_000;
-export const MAX_HEADER_BYTES = 16_384;
+/**
+ * How the listener treats slow and idle clients; every value deliberate, none
+ * left to Node's defaults (which differ by version and, for a server that is
+ * handed its connections rather than listening itself, are not enforced).
+ */
+export interface ListenerLimits {
+  /**
+   * A connection must send its first bytes, finish its TLS handshake, and
+   * send each request's complete headers within this long (slowloris). Node
+   * enforces the HTTP/1 part from a timer that only runs on a server that
+   * listens, and checks every 30 s by default: both are set here.
+   */
+  headersTimeoutMs: number;
+  /** An idle keep-alive connection (between requests) is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** Largest request head (request line and headers), HTTP/1 and HTTP/2 alike. */
+  maxHeaderBytes: number;
+  /**
+   * Connections at once; past it a new connection is closed at once. Bounds
+   * what slow clients can make the gateway hold (socket, parser and up to
+   * maxHeaderBytes each) whatever their number.
+   */
+  maxConnections: number;
+}
+
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
+  headersTimeoutMs: 15_000,
+  keepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16_384,
+  maxConnections: 4_096,
+};
 /**
  * Streams in flight per HTTP/2 connection. The per-credential and
  * per-sandbox caps still bound what one client holds; this bounds what one
@@ -46,31 +74,47 @@ export function sniff(first: Buffer): "h2" | "http/1.1" | undefined {
 export class Listener {
   /** The listening server (net.Server, or tls.Server with a certificate). */
   readonly server: net.Server;
-  private readonly h1: http.Server;
+  readonly limits: ListenerLimits;
+  /** Exposed for tests of the limits' wiring. */
+  readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
 
   constructor(o: {
     tls?: { cert: Buffer; key: Buffer };
+    limits?: Partial<ListenerLimits>;
     onRequest: RequestHandler;
     onUpgrade: UpgradeHandler;
   }) {
+    const limits = { ...DEFAULT_LISTENER_LIMITS, ...o.limits };
+    this.limits = limits;
     this.h1 = http.createServer(
       {
         noDelay: true,
-        // Slow clients cannot hold a socket open forever sending headers;
-        // bodies are bounded by the per-request limits and the concurrency caps.
-        headersTimeout: HEADERS_TIMEOUT_MS,
+        headersTimeout: limits.headersTimeoutMs,
+        // Node's whole-request timeout would cut exec streams (their body is
+        // the process's stdin, open as long as it runs) and large uploads:
+        // off here; request bodies have their own idle and total timeouts
+        // (GatewayLimits.bodyIdleTimeoutMs, requestTimeoutMs in server.ts).
         requestTimeout: 0,
-        maxHeaderSize: MAX_HEADER_BYTES,
+        keepAliveTimeout: limits.keepAliveTimeoutMs,
+        maxHeaderSize: limits.maxHeaderBytes,
+        // How often the headers timeout is checked: Node's default (30 s)
+        // would let a slowloris client live up to 45 s instead of 15.
+        connectionsCheckingInterval: Math.min(1_000, Math.ceil(limits.headersTimeoutMs / 4)),
       },
       o.onRequest,
     );
+    // This server never listens (the connections are handed to it), and Node
+    // starts the timer that enforces headersTimeout only on "listening":
+    // without this, a client trickling its headers is never cut off
+    // (src/gateway/slow-clients.test.ts).
+    this.h1.emit("listening");
     this.h1.on("upgrade", o.onUpgrade);
     this.h2 = http2.createServer({
       settings: {
         maxConcurrentStreams: H2_MAX_CONCURRENT_STREAMS,
-        maxHeaderListSize: MAX_HEADER_BYTES,
+        maxHeaderListSize: limits.maxHeaderBytes,
         enablePush: false,
       },
       maxHeaderListPairs: 128,
@@ -88,9 +132,10 @@ export class Listener {
           cert: o.tls.cert,
           key: o.tls.key,
           ALPNProtocols: ["h2", "http/1.1"],
-          handshakeTimeout: HEADERS_TIMEOUT_MS,
+          handshakeTimeout: limits.headersTimeoutMs,
         })
       : net.createServer({ noDelay: true });
+    this.server.maxConnections = limits.maxConnections;
     this.server.on("connection", (s: net.Socket) => {
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
@@ -105,10 +150,15 @@ export class Listener {
     }
   }
 
+  /** Connections open now (for tests and the bound on them). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
   /** h2c with prior knowledge or HTTP/1.1, told apart by the first bytes. */
   private cleartext(s: net.Socket): void {
     let seen = Buffer.alloc(0);
-    const timer = setTimeout(() => s.destroy(), HEADERS_TIMEOUT_MS);
+    const timer = setTimeout(() => s.destroy(), this.limits.headersTimeoutMs);
     const onData = (chunk: Buffer) => {
       seen = Buffer.concat([seen, chunk]);
       const proto = sniff(seen);
@@ -148,6 +198,8 @@ export class Listener {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sockets) s.destroy();
     this.h1.closeAllConnections();
+    // Stops the headers-timeout timer started by the "listening" above.
+    this.h1.close(() => {});
     await closed;
   }
 }

@@ -27,7 +27,7 @@ import type { Directory, SandboxObject } from "./directory.js";
 import { GatewayError } from "./errors.js";
 import type { KeyStore } from "./keys.js";
 import { ConcurrencyLimiter, type RateLimit, RateLimiter } from "./limits.js";
-import { Listener } from "./listener.js";
+import { Listener, type ListenerLimits } from "./listener.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { MintRequestSchema } from "./mint.js";
 import { openApiDocument } from "./openapi.js";
@@ -47,6 +47,19 @@ export interface GatewayLimits {
   maxJsonBytes: number;
   /** Streamed request bodies (file and archive uploads, exec stdin). */
   maxUploadBytes: number;
+  /**
+   * A request body that sends nothing for this long while the gateway waits
+   * for it (not while the sandbox is slow to read it) is cut off: 408.
+   * Exec streams are exempt: their body is the process's stdin, rightly
+   * quiet for as long as the process runs (they are bounded by the in-flight
+   * caps and the exec's own timeout).
+   */
+  bodyIdleTimeoutMs: number;
+  /**
+   * The longest a request body may take to arrive in full, however steadily
+   * it trickles: past it, 408. Exec streams exempt, as above. 0: no bound.
+   */
+  requestTimeoutMs: number;
 }
 
 export const DEFAULT_LIMITS: GatewayLimits = {
@@ -56,6 +69,9 @@ export const DEFAULT_LIMITS: GatewayLimits = {
   concurrentPerSandbox: 256,
   maxJsonBytes: 1 << 20,
   maxUploadBytes: 1 << 30,
+  bodyIdleTimeoutMs: 60_000,
+  // A 1 GiB upload (maxUploadBytes) at 300 KB/s still fits.
+  requestTimeoutMs: 3_600_000,
 };
 
 export interface GatewayOptions {
@@ -67,6 +83,8 @@ export interface GatewayOptions {
   /** Wildcard domain of host routing ("{port}-{name}--{ns}.{domain}"); absent: path routing only. */
   domain?: string;
   limits?: Partial<GatewayLimits>;
+  /** Slow and idle clients, connections at once (listener.ts). */
+  listener?: Partial<ListenerLimits>;
   maxTokenTtlSeconds: number;
   /** Serve HTTPS (the wildcard certificate of host routing) instead of HTTP. */
   tls?: { cert: Buffer; key: Buffer };
@@ -137,14 +155,58 @@ function fromDecision(d: Decision): void {
   if (!d.allow) throw new GatewayError(d.status, d.code, d.message);
 }
 
-/** Counts bytes and fails past a limit (413), so a huge body is cut off while it streams. */
+/** Bounds of one request body: its size, and how long it may take to arrive. */
+interface BodyBounds {
+  maxBytes: number;
+  /** 0: no idle bound (exec streams). */
+  idleMs: number;
+  /** 0: no overall bound. */
+  totalMs: number;
+}
+
+/**
+ * Counts bytes and fails past a limit (413), so a huge body is cut off while
+ * it streams; fails a body that stalls or trickles past its time (408), so a
+ * slow client does not hold a request (and its in-flight slot) forever.
+ */
 class Limit extends Transform {
   bytes = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private total: NodeJS.Timeout | undefined;
   constructor(
-    private readonly max: number,
+    private readonly bounds: BodyBounds,
     private readonly onBytes: (n: number) => void,
   ) {
     super();
+    if (bounds.totalMs > 0)
+      this.total = setTimeout(
+        () =>
+          this.destroy(
+            new GatewayError(
+              408,
+              "REQUEST_TIMEOUT",
+              `the request body did not arrive within ${bounds.totalMs / 1000} s`,
+            ),
+          ),
+        bounds.totalMs,
+      ).unref();
+    this.armIdle();
+  }
+  private armIdle(): void {
+    if (this.bounds.idleMs <= 0) return;
+    clearTimeout(this.idle);
+    this.idle = setTimeout(() => {
+      // Data waiting on the sandbox (back-pressure): the wait is not the client's.
+      if (this.writableLength > 0 || this.readableLength >= this.readableHighWaterMark)
+        return this.armIdle();
+      this.destroy(
+        new GatewayError(
+          408,
+          "REQUEST_TIMEOUT",
+          `the request body sent nothing for ${this.bounds.idleMs / 1000} s`,
+        ),
+      );
+    }, this.bounds.idleMs).unref();
   }
   override _transform(
     chunk: Buffer,
@@ -153,9 +215,25 @@ class Limit extends Transform {
   ) {
     this.bytes += chunk.length;
     this.onBytes(chunk.length);
-    if (this.bytes > this.max)
-      cb(new GatewayError(413, "BODY_TOO_LARGE", `request body over ${this.max} bytes`));
+    this.armIdle();
+    if (this.bytes > this.bounds.maxBytes)
+      cb(
+        new GatewayError(413, "BODY_TOO_LARGE", `request body over ${this.bounds.maxBytes} bytes`),
+      );
     else cb(null, chunk);
+  }
+  override _flush(cb: () => void) {
+    this.stop();
+    cb();
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void) {
+    this.stop();
+    cb(err);
+  }
+  private stop(): void {
+    clearTimeout(this.idle);
+    clearTimeout(this.total);
+    this.idle = this.total = undefined;
   }
 }
 
@@ -195,6 +273,7 @@ export class Gateway {
     // HTTP/1.1 and HTTP/2 (TLS with ALPN, or h2c) into the same handlers.
     this.listener = new Listener({
       ...(o.tls ? { tls: o.tls } : {}),
+      ...(o.listener ? { limits: o.listener } : {}),
       onRequest: (req, res) => void this.handle(req, res),
       onUpgrade: (req, socket, head) => void this.handleUpgrade(req, socket, head),
     });
@@ -203,6 +282,11 @@ export class Gateway {
 
   listen(port: number, host: string): Promise<{ host: string; port: number }> {
     return this.listener.listen(port, host);
+  }
+
+  /** Client connections open now. */
+  get connections(): number {
+    return this.listener.connections;
   }
 
   async close(): Promise<void> {
@@ -268,7 +352,10 @@ export class Gateway {
             res,
             { host: ep.host, port: ep.port, path: r.agentPath, headers },
             call,
-            upload ? this.limits.maxUploadBytes : this.limits.maxJsonBytes,
+            this.bodyBounds(
+              upload ? this.limits.maxUploadBytes : this.limits.maxJsonBytes,
+              r.agentPath.startsWith("/v1/exec"),
+            ),
             () => reach.forget(live),
           );
         }
@@ -432,18 +519,29 @@ export class Gateway {
     call.release.push(a, b);
   }
 
-  /** Pipes a request to host:port and the answer back, in bounded memory, cut off past maxBytes. */
+  /** A body's bounds: exec streams (stdin, quiet while the process runs) have no time bounds. */
+  private bodyBounds(maxBytes: number, execStream: boolean): BodyBounds {
+    return execStream
+      ? { maxBytes, idleMs: 0, totalMs: 0 }
+      : {
+          maxBytes,
+          idleMs: this.limits.bodyIdleTimeoutMs,
+          totalMs: this.limits.requestTimeoutMs,
+        };
+  }
+
+  /** Pipes a request to host:port and the answer back, in bounded memory, cut off past its bounds. */
   private forward(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     to: { host: string; port: number; path: string; headers: http.OutgoingHttpHeaders },
     call: Call,
-    maxBytes: number,
+    bounds: BodyBounds,
     onConnectFailure?: () => void,
   ): Promise<void> {
     const declared = Number(req.headers["content-length"] ?? 0);
-    if (declared > maxBytes)
-      throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${maxBytes} bytes`);
+    if (declared > bounds.maxBytes)
+      throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${bounds.maxBytes} bytes`);
     return new Promise<void>((resolve) => {
       const up = http.request({
         agent: this.upstream,
@@ -508,10 +606,12 @@ export class Gateway {
         up.end();
         return;
       }
-      const limit = new Limit(maxBytes, (n) => {
+      const limit = new Limit(bounds, (n) => {
         call.bytesIn += n;
       });
       limit.on("error", fail);
+      // Over, whichever way: the body's timers go with it.
+      res.on("close", () => limit.destroy());
       req.pipe(limit).pipe(up);
     });
   }
@@ -578,11 +678,13 @@ export class Gateway {
     let body: Limit | null = null;
     if (hasNoBody(req)) req.resume();
     else {
-      body = new Limit(max, (n) => {
+      const limit = new Limit(this.bodyBounds(max, false), (n) => {
         call.bytesIn += n;
         waker?.portTraffic(sandbox);
       });
-      req.pipe(body);
+      res.on("close", () => limit.destroy());
+      req.pipe(limit);
+      body = limit;
     }
     waker?.portTraffic(sandbox);
     await proxy(
@@ -739,7 +841,7 @@ export class Gateway {
           },
         });
         up.setNoDelay(true);
-        const limit = new Limit(this.limits.maxUploadBytes, (n) => {
+        const limit = new Limit(this.bodyBounds(this.limits.maxUploadBytes, true), (n) => {
           call.bytesIn += n;
         });
         duplex.pipe(limit).pipe(up);
@@ -782,7 +884,9 @@ export class Gateway {
   ): Promise<void> {
     if (principal.kind !== "user")
       throw new GatewayError(403, "VERB_NOT_GRANTED", "a scoped token cannot mint tokens");
-    const body = MintRequestSchema.safeParse(await readJson(req, 4096, call));
+    const body = MintRequestSchema.safeParse(
+      await readJson(req, this.bodyBounds(4096, false), call),
+    );
     if (!body.success) throw new GatewayError(400, "BAD_REQUEST", z.prettifyError(body.error));
     fromDecision(mintable(body.data, this.o.maxTokenTtlSeconds));
     // Never more than the minter holds: each verb is checked for the minter.
@@ -967,15 +1071,18 @@ function json(res: http.ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
 }
 
-async function readJson(req: http.IncomingMessage, max: number, call: Call): Promise<unknown> {
+async function readJson(
+  req: http.IncomingMessage,
+  bounds: BodyBounds,
+  call: Call,
+): Promise<unknown> {
   const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) {
-    n += (c as Buffer).length;
-    call.bytesIn += (c as Buffer).length;
-    if (n > max) throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
-    chunks.push(c as Buffer);
-  }
+  const limit = new Limit(bounds, (n) => {
+    call.bytesIn += n;
+  });
+  req.pipe(limit);
+  // Size and time bounds fail the iteration (413, 408).
+  for await (const c of limit) chunks.push(c as Buffer);
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
   } catch {
