@@ -18,11 +18,13 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:h
 import type { AddressInfo, Socket } from "node:net";
 import type * as k8s from "@kubernetes/client-node";
 import type { Sandbox } from "../api/sandbox.js";
+import { POLICY_ANNOTATION, policyAnnotation } from "../backends/pod/egress.js";
 import { KindClient } from "../controller/kind-client.js";
 import { rawRequest } from "../controller/raw-request.js";
 import { BoundedCache, RateLimiter } from "../gateway/limits.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
+import type { AppliedPolicies } from "./applied.js";
 import {
   APPLIED_PATH,
   POLICY_APPLIED_ANNOTATION,
@@ -70,6 +72,10 @@ export interface PolicyServerOptions {
   maxStreamMs?: number;
   /** How long a TokenReview answer is reused (default 30 s; never past the token's Pod check, done per request). */
   reviewCacheMs?: number;
+  /** Where accepted acknowledgements are also kept in memory, for this replica's pod backend (./applied.ts). */
+  applied?: AppliedPolicies;
+  /** A sandbox's policy was acknowledged anew: reconcile it now, not on the Pod write's watch event. */
+  onApplied?: (key: string) => void;
 }
 
 /** HTTP/2 (the sidecar: its acknowledgements share the watch's connection) or HTTP/1.1. */
@@ -105,8 +111,11 @@ export class PolicyServer {
   private readonly pods: KindClient<k8s.V1Pod>;
   /** Acknowledgements recorded on Pods, by kind of outcome (for tests and metrics). */
   readonly stats = { streams: 0, sent: 0, acks: 0, ackWrites: 0, refused: 0 };
+  /** Per-message debug lines are built only when they would be written. */
+  private readonly debug: boolean;
 
   constructor(private readonly opts: PolicyServerOptions) {
+    this.debug = opts.log.isLevelEnabled("debug");
     this.reviews = new BoundedCache(10_000, opts.reviewCacheMs ?? 30_000);
     this.pods = new KindClient<k8s.V1Pod>(opts.kubeConfig, {
       group: "",
@@ -222,11 +231,17 @@ export class PolicyServer {
     this.opts.log.info({ sandbox: key, pod: who.podUid }, "egress sidecar watching its policy");
   }
 
-  private send(stream: Stream, m: PolicyMessage): void {
+  private send(stream: Stream, m: PolicyMessage, key?: string): void {
     if (stream.sent === m.hash) return;
     stream.sent = m.hash;
     this.stats.sent++;
     stream.res.write(`${JSON.stringify(m)}\n`);
+    // For bench/pools/trace.ts: when a claim's policy left for its sidecar.
+    if (key && this.debug)
+      this.opts.log.debug(
+        { sandbox: key, generation: m.generation, hash: m.hash },
+        "egress policy sent",
+      );
   }
 
   /** A Sandbox changed: its watchers get the new policy (once per distinct policy). */
@@ -234,7 +249,7 @@ export class PolicyServer {
     const set = this.streams.get(keyOf(sandbox));
     if (!set) return;
     const m = policyMessage(sandbox);
-    for (const s of set) this.send(s, m);
+    for (const s of set) this.send(s, m, keyOf(sandbox));
   }
 
   /** A Pod changed or went: streams of a Pod that is no longer current end. */
@@ -275,15 +290,30 @@ export class PolicyServer {
       });
     }
     this.stats.acks++;
+    if (this.debug)
+      this.opts.log.debug(
+        { sandbox: `${who.namespace}/${who.podName}`, hash: ack.data.hash },
+        "egress policy acknowledged",
+      );
     const recorded = pod.metadata?.annotations?.[POLICY_APPLIED_ANNOTATION];
     const decision = ackDecision(ack.data, sandbox, recorded);
     if (isRefusal(decision)) return this.refuse(res, decision, "", who);
     if (decision.record) {
-      // The UID pins the Pod the token is bound to: a replacement is refused (409).
+      // Known here first: this replica's reconcile reads it beside the Pod's
+      // annotation, and runs now rather than on the Pod write's watch event.
+      this.opts.applied?.record(who.podUid, ack.data.hash);
+      this.opts.onApplied?.(`${who.namespace}/${who.podName}`);
+      // The UID pins the Pod the token is bound to: a replacement is refused
+      // (409). The policy file (the start-up policy of a restarted sidecar)
+      // rides the same write: the reconcile leaves it to this one
+      // (src/backends/pod/policy-file.ts), so a policy change is one Pod write.
       await this.pods.mergePatch(who.podName, who.namespace, {
         metadata: {
           uid: who.podUid,
-          annotations: { [POLICY_APPLIED_ANNOTATION]: ack.data.hash },
+          annotations: {
+            [POLICY_APPLIED_ANNOTATION]: ack.data.hash,
+            [POLICY_ANNOTATION]: policyAnnotation(sandbox.spec.network.egress),
+          },
         },
       });
       this.stats.ackWrites++;
