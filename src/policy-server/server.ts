@@ -92,6 +92,8 @@ interface Response {
 
 interface Stream {
   podUid: string;
+  /** The digest of the token the stream was opened with. */
+  token: string;
   res: Response;
   sent: string;
   timers: NodeJS.Timeout[];
@@ -106,11 +108,20 @@ export class PolicyServer {
   /** Open watch streams by Sandbox key. */
   private readonly streams = new Map<string, Set<Stream>>();
   private readonly reviews: BoundedCache<PodIdentity | Refusal>;
+  /**
+   * Tokens that hold an open watch stream (digest -> who, and how many
+   * streams): a request presenting one is the stream's own sidecar, trusted
+   * as the stream is (its review is at most maxStreamMs old; acknowledgements
+   * only, see authenticate), so the
+   * acknowledgement of a warm claim's policy waits for no TokenReview when
+   * the review cache has let go of a sandbox that sat in its pool for longer.
+   */
+  private readonly streamTokens = new Map<string, { who: PodIdentity; streams: number }>();
   /** TokenReviews per client address: a sprayer of random tokens is cut off, not amplified. */
   private readonly reviewLimit = new RateLimiter({ rps: 20, burst: 50 });
   private readonly pods: KindClient<k8s.V1Pod>;
   /** Acknowledgements recorded on Pods, by kind of outcome (for tests and metrics). */
-  readonly stats = { streams: 0, sent: 0, acks: 0, ackWrites: 0, refused: 0 };
+  readonly stats = { streams: 0, sent: 0, acks: 0, ackWrites: 0, refused: 0, reviews: 0 };
   /** Per-message debug lines are built only when they would be written. */
   private readonly debug: boolean;
 
@@ -194,7 +205,13 @@ export class PolicyServer {
           ? "applied"
           : undefined;
     if (!route) return reply(res, 404, { error: "NOT_FOUND", message: "no such endpoint" });
-    const who = await this.authenticate(req.headers.authorization, remote);
+    const token = tokenDigest(req.headers.authorization);
+    const who = await this.authenticate(
+      req.headers.authorization,
+      token,
+      remote,
+      route === "applied",
+    );
     if (isRefusal(who)) return this.refuse(res, who, remote);
     const key = `${who.namespace}/${who.podName}`;
     const pod = this.opts.pods.get(key);
@@ -204,17 +221,26 @@ export class PolicyServer {
     const message = policyMessage(sandbox);
     if (url.searchParams.get("watch") !== "1" && url.searchParams.get("watch") !== "true")
       return reply(res, 200, message);
-    this.watch(key, who, res, message);
+    this.watch(key, who, token!, res, message);
   }
 
-  private watch(key: string, who: PodIdentity, res: Response, first: PolicyMessage): void {
+  private watch(
+    key: string,
+    who: PodIdentity,
+    token: string,
+    res: Response,
+    first: PolicyMessage,
+  ): void {
     res.writeHead(200, {
       "content-type": "application/x-ndjson",
       "cache-control": "no-store",
       "x-content-type-options": "nosniff",
     });
     // The first message follows at once, and sends the headers with it.
-    const stream: Stream = { podUid: who.podUid, res, sent: "", timers: [] };
+    const stream: Stream = { podUid: who.podUid, token, res, sent: "", timers: [] };
+    const held = this.streamTokens.get(token);
+    if (held) held.streams++;
+    else this.streamTokens.set(token, { who, streams: 1 });
     const set = this.streams.get(key) ?? new Set<Stream>();
     this.streams.set(key, set);
     set.add(stream);
@@ -227,6 +253,8 @@ export class PolicyServer {
       for (const t of stream.timers) clearTimeout(t);
       set.delete(stream);
       if (set.size === 0 && this.streams.get(key) === set) this.streams.delete(key);
+      const t = this.streamTokens.get(token);
+      if (t && --t.streams <= 0) this.streamTokens.delete(token);
     });
     this.opts.log.info({ sandbox: key, pod: who.podUid }, "egress sidecar watching its policy");
   }
@@ -323,15 +351,26 @@ export class PolicyServer {
 
   private async authenticate(
     authorization: string | undefined,
+    digest: string | undefined,
     remote: string,
+    /**
+     * An acknowledgement may ride an open stream's review. A watch may not:
+     * each stream is opened on a review of its own, so none stays authorized
+     * on a review older than maxStreamMs (a chain of streams would).
+     */
+    ack: boolean,
   ): Promise<PodIdentity | Refusal> {
     const m = /^Bearer ([A-Za-z0-9._-]{1,8192})$/.exec(authorization ?? "");
-    if (!m) return { status: 401, code: "NO_CREDENTIAL", message: "Authorization: Bearer <token>" };
-    const digest = createHash("sha256").update(m[1]!).digest("base64url");
+    if (!m || !digest)
+      return { status: 401, code: "NO_CREDENTIAL", message: "Authorization: Bearer <token>" };
     const cached = this.reviews.get(digest);
     if (cached) return cached;
+    // The Pod is still checked per request (authorize): only the review is reused.
+    const streaming = ack ? this.streamTokens.get(digest) : undefined;
+    if (streaming) return streaming.who;
     if (!this.reviewLimit.take(remote))
       return { status: 429, code: "RATE_LIMITED", message: "too many unknown tokens" };
+    this.stats.reviews++;
     const review = await rawRequest<{ status?: TokenReviewStatus }>(
       this.opts.kubeConfig,
       "POST",
@@ -357,6 +396,12 @@ export class PolicyServer {
     );
     reply(res, r.status, { error: r.code, message: r.message });
   }
+}
+
+/** The sha256 of a bearer token (what caches and streams key on; never the token itself). */
+function tokenDigest(authorization: string | undefined): string | undefined {
+  const m = /^Bearer ([A-Za-z0-9._-]{1,8192})$/.exec(authorization ?? "");
+  return m ? createHash("sha256").update(m[1]!).digest("base64url") : undefined;
 }
 
 function reply(res: Response, status: number, body: unknown): void {

@@ -81,6 +81,8 @@ export interface SandboxControllerOptions {
     endpoint: { host: string; port: number; serverName?: string };
     tls: { cert: string; key: string; ca: string };
     peer?: k8s.V1NetworkPolicyPeer;
+    /** How long a TokenReview answer is reused (the endpoint's default: 30 s). */
+    reviewCacheMs?: number;
   };
   registry: Registry;
   log: Logger;
@@ -230,6 +232,7 @@ export async function startSandboxController(
       listen: opts.policyChannel.listen,
       applied,
       onApplied: (key) => controller?.enqueue(key),
+      reviewCacheMs: opts.policyChannel.reviewCacheMs,
       log,
     });
   const policyPort = policyServer && (await policyServer.start()).port;

@@ -25,6 +25,7 @@ import { policyTls } from "../support/policy-tls.js";
 import { SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
+const REVIEW_CACHE_MS = 1_000;
 const core = kc.makeApiClient(k8s.CoreV1Api);
 let ns: Awaited<ReturnType<typeof testNamespace>>;
 let sbx: SandboxClient;
@@ -55,6 +56,8 @@ beforeAll(async () => {
       listen: { host: "127.0.0.1", port: 0 },
       endpoint: { host: "10.96.0.200", port: 15090 },
       tls,
+      // Short, so a test can outlive a review (the default is 30 s).
+      reviewCacheMs: REVIEW_CACHE_MS,
     },
   });
   base = `https://127.0.0.1:${operator.policyPort()}`;
@@ -366,5 +369,54 @@ describe("the Pod's policy file with the channel", () => {
     // No acknowledgement: the sandbox does not claim the new policy is in force.
     const s = await sbx.get("g");
     expect(s?.status?.conditions?.find((c) => c.type === "EgressReady")?.status).toBe("False");
+  });
+});
+
+describe("an acknowledgement on an open stream's token", () => {
+  const reviewsSince = async (since: string) =>
+    (await writesReceivedSince("operator-3", since)).filter((w) =>
+      w.includes(" create tokenreviews "),
+    ).length;
+  const microNow = () => new Date().toISOString().replace("Z", "000Z");
+
+  it("waits for no TokenReview while that stream is open, and for one once it is closed", async () => {
+    const token = await tokenFor("b");
+    const res = await request(`${base}/v1/policy?watch=1`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.statusCode).toBe(200);
+    let first = "";
+    res.body.on("data", (chunk: Buffer) => {
+      first += chunk.toString();
+    });
+    await eventually(() => expect(first).toContain("\n"));
+    const current = JSON.parse(first.slice(0, first.indexOf("\n"))) as {
+      generation: number;
+      hash: string;
+    };
+    // The review of the watch has left the cache: a plain request would need another.
+    await new Promise((r) => setTimeout(r, REVIEW_CACHE_MS + 300));
+    const since = microNow();
+    expect((await ack(token, { generation: current.generation, hash: current.hash })).status).toBe(
+      200,
+    );
+    expect(await reviewsSince(since)).toBe(0);
+    // A watch never rides another stream's review: it is reviewed itself.
+    const again = await request(`${base}/v1/policy?watch=1`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(again.statusCode).toBe(200);
+    again.body.destroy();
+    await eventually(async () => expect(await reviewsSince(since)).toBe(1));
+    // Both streams closed and the review expired: the acknowledgement is reviewed.
+    res.body.destroy();
+    await new Promise((r) => setTimeout(r, REVIEW_CACHE_MS + 300));
+    const later = microNow();
+    expect((await ack(token, { generation: current.generation, hash: current.hash })).status).toBe(
+      200,
+    );
+    await eventually(async () => expect(await reviewsSince(later)).toBe(1));
   });
 });
