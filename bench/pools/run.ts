@@ -154,6 +154,9 @@ async function main() {
     namespaces: [NS],
     defaultBackend: BACKEND,
     liveEgress: { pod: podLiveEgress(true) },
+    // One Sandbox watch for both, as the operator's entry point wires them
+    // (src/cli/controller.ts): a second would parse every Sandbox event twice.
+    sandboxes: sandboxes.allSandboxes,
     concurrency: 16,
     registry: new Registry(),
     log,

@@ -146,6 +146,9 @@ async function main() {
     namespaces: [NS],
     defaultBackend: BACKEND,
     liveEgress: { pod: podLiveEgress(true) },
+    // One Sandbox watch for both, as the operator's entry point wires them
+    // (src/cli/controller.ts): a second would parse every Sandbox event twice.
+    sandboxes: sandboxes.allSandboxes,
     concurrency: 16,
     registry: new Registry(),
     log,
@@ -245,7 +248,19 @@ async function main() {
           a.objectRef.name === name &&
           a.verb !== "get",
       )
-      .map((a) => ({ at: epochMs(a.stageTimestamp), verb: a.verb, code: a.responseStatus?.code }));
+      .map((a) => ({
+        received: epochMs(a.requestReceivedTimestamp),
+        at: epochMs(a.stageTimestamp),
+        verb: a.verb,
+        code: a.responseStatus?.code,
+        user: a.user?.username ?? "",
+      }));
+  /** When the policy endpoint logged `msg` for this sandbox, first at or after `after`. */
+  const channelLine = (msg: string, sandbox: string, after: number) =>
+    lines
+      .filter((l) => l.msg === msg && l.sandbox === `${NS}/${sandbox}`)
+      .map((l) => Date.parse(l.time))
+      .find((t) => t >= after);
   const starts = (controller: string, key: string) =>
     lines
       .filter((l) => l.controller === controller && l.key === key && l.msg === "reconcile started")
@@ -267,13 +282,30 @@ async function main() {
     const sbxStarts = starts("sandbox", `${NS}/${r.sandbox}`);
     const t0 = r.sentMs;
     const claimSeen = first(claimStarts, t0, (t) => t);
-    const sbxStart = bind && first(sbxStarts, Math.floor(bind.at), (t) => t);
+    const sbxStart = bind && first(sbxStarts, Math.floor(bind.received), (t) => t);
     const policy =
       bind &&
       lines
         .filter((l) => l.msg === "egress policy delivered" && l.sandbox === `${NS}/${r.sandbox}`)
         .map((l) => Date.parse(l.time))
         .find((t) => t >= Math.floor(bind.at));
+    // Pod backend: the policy endpoint's lines (sent on the sidecar's watch,
+    // its acknowledgement received), the Pod writes after the binding (the
+    // reconcile's policy-annotation patch, the endpoint's acknowledgement
+    // patch, the kubelet's status), the NetworkPolicy's replace.
+    // From when the apiserver received the binding: its watch event may reach
+    // the controller before the audit log's completion stamp.
+    const after = bind ? Math.floor(bind.received) : Number.POSITIVE_INFINITY;
+    const sent =
+      BACKEND === "pod" ? channelLine("egress policy sent", r.sandbox, after) : undefined;
+    const acked =
+      sent !== undefined ? channelLine("egress policy acknowledged", r.sandbox, sent) : undefined;
+    const podWrites = writes("pods", undefined, r.sandbox).filter((w) => w.at >= after);
+    const ackWrite = acked !== undefined ? podWrites.find((w) => w.at >= acked) : undefined;
+    const podPatch = podWrites.find((w) => w !== ackWrite && w.verb === "patch");
+    const kubeletWrites = writes("pods", "status", r.sandbox).filter((w) => w.at >= after);
+    const npWrite = writes("networkpolicies", undefined, r.sandbox).find((w) => w.at >= after);
+    const sbxAfterAck = ackWrite && first(sbxStarts, Math.floor(ackWrite.at), (t) => t);
     const sbxReady = sbxStatus.at(-1)?.at;
     const claimAfterReady = sbxReady && first(claimStarts, Math.floor(sbxReady), (t) => t);
     const claimReady = claimStatus.at(-1)?.at;
@@ -285,6 +317,12 @@ async function main() {
       "claim status Bound written": rel(claimStatus[0]?.at),
       "sandbox reconcile started": rel(sbxStart),
       "policy written (docker)": BACKEND === "docker" ? rel(policy) : undefined,
+      "NetworkPolicy replaced (pod)": rel(npWrite?.at),
+      "Pod policy annotation patched (pod)": rel(podPatch?.at),
+      "policy sent on the channel (pod)": rel(sent),
+      "sidecar ack received (pod)": rel(acked),
+      "ack recorded on the Pod (pod)": rel(ackWrite?.at),
+      "sandbox reconcile after the ack (pod)": rel(sbxAfterAck),
       "sandbox status Ready written": rel(sbxReady),
       "claim reconcile after sandbox Ready": rel(claimAfterReady),
       "claim status Ready written": rel(claimReady),
@@ -296,9 +334,28 @@ async function main() {
       sandbox: r.sandbox,
       ...step,
       sandboxStatusWrites: sbxStatus.map((w) => rel(w.at)),
+      // "verb received->completed" at the apiserver, ms from create.
+      podWrites: podWrites.map((w) => `${w.verb} ${rel(w.received)}->${rel(w.at)}`),
+      networkPolicyWrites: writes("networkpolicies", undefined, r.sandbox)
+        .filter((w) => w.at >= after)
+        .map((w) => `${w.verb} ${rel(w.received)}->${rel(w.at)}`),
+      sandboxStatusWriteSpans: sbxStatus.map((w) => `${rel(w.received)}->${rel(w.at)}`),
+      kubeletPodStatusWrites: kubeletWrites.map((w) => rel(w.at)).filter((x) => (x ?? 0) < 5000),
       claimStatusWrites: claimStatus.map((w) => rel(w.at)),
       claimReconciles: claimStarts.map(rel).filter((x) => (x ?? -1) >= 0),
       sandboxReconciles: sbxStarts.map(rel).filter((x) => (x ?? -1) >= 0 && (x ?? 0) < 5000),
+      // Each sandbox reconcile after the binding: "started at +duration" (ms).
+      sandboxReconcileSpans: lines
+        .filter(
+          (l) =>
+            l.controller === "sandbox" &&
+            l.key === `${NS}/${r.sandbox}` &&
+            l.msg === "reconcile ended" &&
+            l.ms !== undefined,
+        )
+        .map((l) => ({ end: Date.parse(l.time) - t0, ms: l.ms! }))
+        .filter((x) => x.end >= 0 && x.end < 5000)
+        .map((x) => `${Math.round(x.end - x.ms)}+${x.ms}`),
     });
   }
   const median: Record<string, number> = {};

@@ -265,6 +265,10 @@ export class ClaimReconciler {
         );
       }
     }
+    await deps.status.write(claim, status, { signal });
+    // After the write: the Event's create does not compete with the claim's
+    // Ready on its way to the apiserver, and a write that failed (retried
+    // from the cache) is not counted or announced twice.
     if (decision.becameReadyMs !== undefined) {
       deps.metrics.claimReadySeconds.observe(
         { source: status.source ?? "Cold" },
@@ -277,7 +281,6 @@ export class ClaimReconciler {
         `sandbox ${status.sandboxName} ready with the claim's policy after ${decision.becameReadyMs} ms (${status.source})`,
       );
     }
-    await deps.status.write(claim, status, { signal });
     this.sweep(nowMs);
     return decision.requeueAfterMs !== undefined
       ? { requeueAfter: Math.max(10, decision.requeueAfterMs) }

@@ -18,11 +18,13 @@ import http2, { type Http2ServerRequest, type Http2ServerResponse } from "node:h
 import type { AddressInfo, Socket } from "node:net";
 import type * as k8s from "@kubernetes/client-node";
 import type { Sandbox } from "../api/sandbox.js";
+import { POLICY_ANNOTATION, policyAnnotation } from "../backends/pod/egress.js";
 import { KindClient } from "../controller/kind-client.js";
 import { rawRequest } from "../controller/raw-request.js";
 import { BoundedCache, RateLimiter } from "../gateway/limits.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
+import type { AppliedPolicies } from "./applied.js";
 import {
   APPLIED_PATH,
   POLICY_APPLIED_ANNOTATION,
@@ -70,6 +72,10 @@ export interface PolicyServerOptions {
   maxStreamMs?: number;
   /** How long a TokenReview answer is reused (default 30 s; never past the token's Pod check, done per request). */
   reviewCacheMs?: number;
+  /** Where accepted acknowledgements are also kept in memory, for this replica's pod backend (./applied.ts). */
+  applied?: AppliedPolicies;
+  /** A sandbox's policy was acknowledged anew: reconcile it now, not on the Pod write's watch event. */
+  onApplied?: (key: string) => void;
 }
 
 /** HTTP/2 (the sidecar: its acknowledgements share the watch's connection) or HTTP/1.1. */
@@ -86,6 +92,8 @@ interface Response {
 
 interface Stream {
   podUid: string;
+  /** The digest of the token the stream was opened with. */
+  token: string;
   res: Response;
   sent: string;
   timers: NodeJS.Timeout[];
@@ -100,13 +108,25 @@ export class PolicyServer {
   /** Open watch streams by Sandbox key. */
   private readonly streams = new Map<string, Set<Stream>>();
   private readonly reviews: BoundedCache<PodIdentity | Refusal>;
+  /**
+   * Tokens that hold an open watch stream (digest -> who, and how many
+   * streams): a request presenting one is the stream's own sidecar, trusted
+   * as the stream is (its review is at most maxStreamMs old; acknowledgements
+   * only, see authenticate), so the
+   * acknowledgement of a warm claim's policy waits for no TokenReview when
+   * the review cache has let go of a sandbox that sat in its pool for longer.
+   */
+  private readonly streamTokens = new Map<string, { who: PodIdentity; streams: number }>();
   /** TokenReviews per client address: a sprayer of random tokens is cut off, not amplified. */
   private readonly reviewLimit = new RateLimiter({ rps: 20, burst: 50 });
   private readonly pods: KindClient<k8s.V1Pod>;
   /** Acknowledgements recorded on Pods, by kind of outcome (for tests and metrics). */
-  readonly stats = { streams: 0, sent: 0, acks: 0, ackWrites: 0, refused: 0 };
+  readonly stats = { streams: 0, sent: 0, acks: 0, ackWrites: 0, refused: 0, reviews: 0 };
+  /** Per-message debug lines are built only when they would be written. */
+  private readonly debug: boolean;
 
   constructor(private readonly opts: PolicyServerOptions) {
+    this.debug = opts.log.isLevelEnabled("debug");
     this.reviews = new BoundedCache(10_000, opts.reviewCacheMs ?? 30_000);
     this.pods = new KindClient<k8s.V1Pod>(opts.kubeConfig, {
       group: "",
@@ -185,7 +205,13 @@ export class PolicyServer {
           ? "applied"
           : undefined;
     if (!route) return reply(res, 404, { error: "NOT_FOUND", message: "no such endpoint" });
-    const who = await this.authenticate(req.headers.authorization, remote);
+    const token = tokenDigest(req.headers.authorization);
+    const who = await this.authenticate(
+      req.headers.authorization,
+      token,
+      remote,
+      route === "applied",
+    );
     if (isRefusal(who)) return this.refuse(res, who, remote);
     const key = `${who.namespace}/${who.podName}`;
     const pod = this.opts.pods.get(key);
@@ -195,17 +221,26 @@ export class PolicyServer {
     const message = policyMessage(sandbox);
     if (url.searchParams.get("watch") !== "1" && url.searchParams.get("watch") !== "true")
       return reply(res, 200, message);
-    this.watch(key, who, res, message);
+    this.watch(key, who, token!, res, message);
   }
 
-  private watch(key: string, who: PodIdentity, res: Response, first: PolicyMessage): void {
+  private watch(
+    key: string,
+    who: PodIdentity,
+    token: string,
+    res: Response,
+    first: PolicyMessage,
+  ): void {
     res.writeHead(200, {
       "content-type": "application/x-ndjson",
       "cache-control": "no-store",
       "x-content-type-options": "nosniff",
     });
     // The first message follows at once, and sends the headers with it.
-    const stream: Stream = { podUid: who.podUid, res, sent: "", timers: [] };
+    const stream: Stream = { podUid: who.podUid, token, res, sent: "", timers: [] };
+    const held = this.streamTokens.get(token);
+    if (held) held.streams++;
+    else this.streamTokens.set(token, { who, streams: 1 });
     const set = this.streams.get(key) ?? new Set<Stream>();
     this.streams.set(key, set);
     set.add(stream);
@@ -218,15 +253,23 @@ export class PolicyServer {
       for (const t of stream.timers) clearTimeout(t);
       set.delete(stream);
       if (set.size === 0 && this.streams.get(key) === set) this.streams.delete(key);
+      const t = this.streamTokens.get(token);
+      if (t && --t.streams <= 0) this.streamTokens.delete(token);
     });
     this.opts.log.info({ sandbox: key, pod: who.podUid }, "egress sidecar watching its policy");
   }
 
-  private send(stream: Stream, m: PolicyMessage): void {
+  private send(stream: Stream, m: PolicyMessage, key?: string): void {
     if (stream.sent === m.hash) return;
     stream.sent = m.hash;
     this.stats.sent++;
     stream.res.write(`${JSON.stringify(m)}\n`);
+    // For bench/pools/trace.ts: when a claim's policy left for its sidecar.
+    if (key && this.debug)
+      this.opts.log.debug(
+        { sandbox: key, generation: m.generation, hash: m.hash },
+        "egress policy sent",
+      );
   }
 
   /** A Sandbox changed: its watchers get the new policy (once per distinct policy). */
@@ -234,7 +277,7 @@ export class PolicyServer {
     const set = this.streams.get(keyOf(sandbox));
     if (!set) return;
     const m = policyMessage(sandbox);
-    for (const s of set) this.send(s, m);
+    for (const s of set) this.send(s, m, keyOf(sandbox));
   }
 
   /** A Pod changed or went: streams of a Pod that is no longer current end. */
@@ -275,15 +318,30 @@ export class PolicyServer {
       });
     }
     this.stats.acks++;
+    if (this.debug)
+      this.opts.log.debug(
+        { sandbox: `${who.namespace}/${who.podName}`, hash: ack.data.hash },
+        "egress policy acknowledged",
+      );
     const recorded = pod.metadata?.annotations?.[POLICY_APPLIED_ANNOTATION];
     const decision = ackDecision(ack.data, sandbox, recorded);
     if (isRefusal(decision)) return this.refuse(res, decision, "", who);
     if (decision.record) {
-      // The UID pins the Pod the token is bound to: a replacement is refused (409).
+      // Known here first: this replica's reconcile reads it beside the Pod's
+      // annotation, and runs now rather than on the Pod write's watch event.
+      this.opts.applied?.record(who.podUid, ack.data.hash);
+      this.opts.onApplied?.(`${who.namespace}/${who.podName}`);
+      // The UID pins the Pod the token is bound to: a replacement is refused
+      // (409). The policy file (the start-up policy of a restarted sidecar)
+      // rides the same write: the reconcile leaves it to this one
+      // (src/backends/pod/policy-file.ts), so a policy change is one Pod write.
       await this.pods.mergePatch(who.podName, who.namespace, {
         metadata: {
           uid: who.podUid,
-          annotations: { [POLICY_APPLIED_ANNOTATION]: ack.data.hash },
+          annotations: {
+            [POLICY_APPLIED_ANNOTATION]: ack.data.hash,
+            [POLICY_ANNOTATION]: policyAnnotation(sandbox.spec.network.egress),
+          },
         },
       });
       this.stats.ackWrites++;
@@ -293,15 +351,26 @@ export class PolicyServer {
 
   private async authenticate(
     authorization: string | undefined,
+    digest: string | undefined,
     remote: string,
+    /**
+     * An acknowledgement may ride an open stream's review. A watch may not:
+     * each stream is opened on a review of its own, so none stays authorized
+     * on a review older than maxStreamMs (a chain of streams would).
+     */
+    ack: boolean,
   ): Promise<PodIdentity | Refusal> {
     const m = /^Bearer ([A-Za-z0-9._-]{1,8192})$/.exec(authorization ?? "");
-    if (!m) return { status: 401, code: "NO_CREDENTIAL", message: "Authorization: Bearer <token>" };
-    const digest = createHash("sha256").update(m[1]!).digest("base64url");
+    if (!m || !digest)
+      return { status: 401, code: "NO_CREDENTIAL", message: "Authorization: Bearer <token>" };
     const cached = this.reviews.get(digest);
     if (cached) return cached;
+    // The Pod is still checked per request (authorize): only the review is reused.
+    const streaming = ack ? this.streamTokens.get(digest) : undefined;
+    if (streaming) return streaming.who;
     if (!this.reviewLimit.take(remote))
       return { status: 429, code: "RATE_LIMITED", message: "too many unknown tokens" };
+    this.stats.reviews++;
     const review = await rawRequest<{ status?: TokenReviewStatus }>(
       this.opts.kubeConfig,
       "POST",
@@ -327,6 +396,12 @@ export class PolicyServer {
     );
     reply(res, r.status, { error: r.code, message: r.message });
   }
+}
+
+/** The sha256 of a bearer token (what caches and streams key on; never the token itself). */
+function tokenDigest(authorization: string | undefined): string | undefined {
+  const m = /^Bearer ([A-Za-z0-9._-]{1,8192})$/.exec(authorization ?? "");
+  return m ? createHash("sha256").update(m[1]!).digest("base64url") : undefined;
 }
 
 function reply(res: Response, status: number, body: unknown): void {

@@ -39,6 +39,7 @@ import { unlimited } from "../kube/config.js";
 import { keyOf } from "../kube/object-key.js";
 import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
+import { AppliedPolicies } from "../policy-server/applied.js";
 import { PolicyServer } from "../policy-server/server.js";
 import { ExpiryTimers } from "./expiry-timers.js";
 import { SandboxReconciler } from "./reconciler.js";
@@ -80,6 +81,8 @@ export interface SandboxControllerOptions {
     endpoint: { host: string; port: number; serverName?: string };
     tls: { cert: string; key: string; ca: string };
     peer?: k8s.V1NetworkPolicyPeer;
+    /** How long a TokenReview answer is reused (the endpoint's default: 30 s). */
+    reviewCacheMs?: number;
   };
   registry: Registry;
   log: Logger;
@@ -197,12 +200,16 @@ export async function startSandboxController(
     MANAGED_SELECTOR,
   );
 
+  // Acknowledgements this replica's policy endpoint received (the pod backend reads them too).
+  const applied = opts.policyChannel ? new AppliedPolicies() : undefined;
   const podBackend = new PodBackend({
     kubeConfig: writer,
     pods,
     services,
     networkPolicies,
     claims,
+    ...(applied ? { applied } : {}),
+    enqueue: (key) => controller?.enqueue(key),
     egress: {
       image: opts.egressImage,
       channel: opts.policyChannel && {
@@ -223,6 +230,9 @@ export async function startSandboxController(
       sandboxes,
       tls: opts.policyChannel.tls,
       listen: opts.policyChannel.listen,
+      applied,
+      onApplied: (key) => controller?.enqueue(key),
+      reviewCacheMs: opts.policyChannel.reviewCacheMs,
       log,
     });
   const policyPort = policyServer && (await policyServer.start()).port;

@@ -10,11 +10,14 @@ import http2 from "node:http2";
 import * as k8s from "@kubernetes/client-node";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { POLICY_ANNOTATION } from "../../src/backends/pod/egress.js";
+import { POLICY_FILE_DEFER_MS } from "../../src/backends/pod/policy-file.js";
 import {
   POLICY_APPLIED_ANNOTATION,
   POLICY_AUDIENCE,
   policyHash,
 } from "../../src/policy-server/contract.js";
+import { writesReceivedSince } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
 import { type RunningOperator, startOperator } from "../support/operator.js";
@@ -22,6 +25,7 @@ import { policyTls } from "../support/policy-tls.js";
 import { SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
+const REVIEW_CACHE_MS = 1_000;
 const core = kc.makeApiClient(k8s.CoreV1Api);
 let ns: Awaited<ReturnType<typeof testNamespace>>;
 let sbx: SandboxClient;
@@ -52,6 +56,8 @@ beforeAll(async () => {
       listen: { host: "127.0.0.1", port: 0 },
       endpoint: { host: "10.96.0.200", port: 15090 },
       tls,
+      // Short, so a test can outlive a review (the default is 30 s).
+      reviewCacheMs: REVIEW_CACHE_MS,
     },
   });
   base = `https://127.0.0.1:${operator.policyPort()}`;
@@ -295,5 +301,122 @@ describe("the policy stream and acknowledgements", () => {
     } finally {
       session.close();
     }
+  });
+});
+
+describe("the Pod's policy file with the channel", () => {
+  const egressF = {
+    defaultAction: "deny" as const,
+    rules: [{ action: "allow" as const, target: "f.example", ports: [443] }],
+  };
+  const running = (s: { status?: { phase?: string } }) => expect(s.status?.phase).toBe("Running");
+  const fileOf = async (name: string) => {
+    const p = await core.readNamespacedPod({ name, namespace: ns.name });
+    const a = p.metadata!.annotations ?? {};
+    return {
+      policy: policyHash(JSON.parse(a[POLICY_ANNOTATION] ?? "{}")),
+      applied: a[POLICY_APPLIED_ANNOTATION],
+    };
+  };
+  /** Written by the endpoint with the acknowledgement (src/backends/pod/policy-file.ts). */
+  it("is written with the acknowledgement, in one Pod write: the reconcile leaves it to the channel", async () => {
+    await sbx.create("f", {
+      image: "busybox",
+      command: ["sleep", "3600"],
+      network: { egress: egressA },
+    });
+    await sbx.waitFor("f", running);
+    const token = await tokenFor("f");
+    expect((await fileOf("f")).policy).toBe(policyHash(egressA));
+    const since = new Date().toISOString().replace("Z", "000Z");
+    await sbx.patchSpec("f", { network: { egress: egressF } });
+    const current = await eventually(async () => {
+      const m = (await get("/v1/policy", token)).body as { generation: number; hash: string };
+      expect(m.hash).toBe(policyHash(egressF));
+      return m;
+    });
+    expect((await ack(token, { generation: current.generation, hash: current.hash })).status).toBe(
+      200,
+    );
+    await eventually(async () =>
+      expect(await fileOf("f")).toEqual({ policy: current.hash, applied: current.hash }),
+    );
+    await sbx.waitFor("f", (s) =>
+      expect(s.status?.conditions?.find((c) => c.type === "EgressReady")?.status).toBe("True"),
+    );
+    const podWrites = (await writesReceivedSince("operator-3", since, ns.name)).filter((w) =>
+      w.includes(` patch pods ${ns.name}/f `),
+    );
+    expect(podWrites, podWrites.join("\n")).toHaveLength(1);
+  });
+
+  it("is written by the reconcile when no acknowledgement comes within the wait", async () => {
+    await sbx.create("g", {
+      image: "busybox",
+      command: ["sleep", "3600"],
+      network: { egress: egressA },
+    });
+    await sbx.waitFor("g", running);
+    expect((await fileOf("g")).policy).toBe(policyHash(egressA));
+    const t0 = performance.now();
+    await sbx.patchSpec("g", { network: { egress: egressF } });
+    await eventually(async () => expect((await fileOf("g")).policy).toBe(policyHash(egressF)), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    // Not before the wait: the sidecar (ready, on the channel) had it to acknowledge first.
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(POLICY_FILE_DEFER_MS);
+    // No acknowledgement: the sandbox does not claim the new policy is in force.
+    const s = await sbx.get("g");
+    expect(s?.status?.conditions?.find((c) => c.type === "EgressReady")?.status).toBe("False");
+  });
+});
+
+describe("an acknowledgement on an open stream's token", () => {
+  const reviewsSince = async (since: string) =>
+    (await writesReceivedSince("operator-3", since)).filter((w) =>
+      w.includes(" create tokenreviews "),
+    ).length;
+  const microNow = () => new Date().toISOString().replace("Z", "000Z");
+
+  it("waits for no TokenReview while that stream is open, and for one once it is closed", async () => {
+    const token = await tokenFor("b");
+    const res = await request(`${base}/v1/policy?watch=1`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.statusCode).toBe(200);
+    let first = "";
+    res.body.on("data", (chunk: Buffer) => {
+      first += chunk.toString();
+    });
+    await eventually(() => expect(first).toContain("\n"));
+    const current = JSON.parse(first.slice(0, first.indexOf("\n"))) as {
+      generation: number;
+      hash: string;
+    };
+    // The review of the watch has left the cache: a plain request would need another.
+    await new Promise((r) => setTimeout(r, REVIEW_CACHE_MS + 300));
+    const since = microNow();
+    expect((await ack(token, { generation: current.generation, hash: current.hash })).status).toBe(
+      200,
+    );
+    expect(await reviewsSince(since)).toBe(0);
+    // A watch never rides another stream's review: it is reviewed itself.
+    const again = await request(`${base}/v1/policy?watch=1`, {
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(again.statusCode).toBe(200);
+    again.body.destroy();
+    await eventually(async () => expect(await reviewsSince(since)).toBe(1));
+    // Both streams closed and the review expired: the acknowledgement is reviewed.
+    res.body.destroy();
+    await new Promise((r) => setTimeout(r, REVIEW_CACHE_MS + 300));
+    const later = microNow();
+    expect((await ack(token, { generation: current.generation, hash: current.hash })).status).toBe(
+      200,
+    );
+    await eventually(async () => expect(await reviewsSince(later)).toBe(1));
   });
 });

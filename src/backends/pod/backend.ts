@@ -32,6 +32,7 @@ import { type EgressOptions, POLICY_ANNOTATION } from "./egress.js";
 import { labelsMatch, metadataMatches, ownLabels } from "./metadata.js";
 import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./observe.js";
 import { POD_STOP_GRACE_SECONDS } from "./pod.js";
+import { annotationHolds, POLICY_FILE_DEFER_MS, policyFileAction } from "./policy-file.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
 import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
@@ -58,6 +59,14 @@ export interface PodBackendDeps {
   services: ObjectCache<k8s.V1Service>;
   /** Workspace PVCs labelled as ours; without it, a workspace is read by name until its Pod exists. */
   claims?: ObjectCache<k8s.V1PersistentVolumeClaim>;
+  /**
+   * Acknowledgements this replica's policy endpoint received (Pod UID ->
+   * policy digest): the same fact as the Pod's annotation, known before that
+   * write and its watch event (src/policy-server/applied.ts).
+   */
+  applied?: { get(podUid: string): string | undefined };
+  /** Reconcile a sandbox again (a policy file left to the channel, when its wait is over). */
+  enqueue?: (key: string) => void;
 }
 
 const NO_CACHE: ObjectCache<never> = { get: () => undefined };
@@ -90,6 +99,14 @@ const CONFIRMED_GONE_MAX = 100_000;
 /** Pods whose sidecar restart count is remembered (the oldest are forgotten first). */
 const MAX_REMEMBERED_PODS = 20_000;
 
+/** A policy file left to the channel's acknowledgement (./policy-file.ts), by sandbox key. */
+interface Deferral {
+  podUid: string;
+  hash: string;
+  sinceMs: number;
+  timer: NodeJS.Timeout;
+}
+
 export class PodBackend implements SandboxBackend {
   readonly name = "pod" as const;
   /** Owner references let Kubernetes garbage collection remove everything. */
@@ -107,6 +124,7 @@ export class PodBackend implements SandboxBackend {
   private readonly confirmedGone = new Set<string>();
   /** Egress sidecar restart count last seen, by Pod UID: a higher one is an Event. */
   private readonly sidecarRestarts = new Map<string, number>();
+  private readonly deferrals = new Map<string, Deferral>();
   private readonly desired: DesiredObjects;
   private readonly workspaces: WorkspaceClaims;
   private readonly claims: KindClient<k8s.V1PersistentVolumeClaim>;
@@ -348,6 +366,7 @@ export class PodBackend implements SandboxBackend {
   }
 
   async remove(sandbox: Sandbox, ctx: BackendContext): Promise<boolean> {
+    this.dropDeferral(keyOf(sandbox));
     const { name } = sandbox.metadata as { name: string };
     const uid = sandbox.metadata.uid ?? "";
     // Until confirmed by name, an object missing from the cache may only have lost its labels.
@@ -436,8 +455,11 @@ export class PodBackend implements SandboxBackend {
     const egress = observed.egressReady;
     if (!egress?.ready || pod.metadata?.annotations?.[POLICY_CA_ANNOTATION] === undefined)
       return egress;
-    const applied = pod.metadata?.annotations?.[POLICY_APPLIED_ANNOTATION];
-    if (applied === policyHash(sandbox.spec.network.egress)) {
+    const current = policyHash(sandbox.spec.network.egress);
+    const onPod = pod.metadata?.annotations?.[POLICY_APPLIED_ANNOTATION];
+    const uid = pod.metadata?.uid;
+    const here = uid ? this.deps.applied?.get(uid) : undefined;
+    if (onPod === current || here === current) {
       return {
         ...egress,
         message: "egress is enforced by the firewall and the sidecar, on the current policy",
@@ -524,10 +546,17 @@ export class PodBackend implements SandboxBackend {
     // files in place (with the channel, the sidecar follows the endpoint
     // instead; the file stays the start-up policy of a restarted sidecar).
     const changed: Record<string, string> = {};
-    for (const key of [POLICY_ANNOTATION, POLICY_CA_ANNOTATION]) {
-      const want = desired.metadata?.annotations?.[key];
-      if (want !== undefined && actual.metadata?.annotations?.[key] !== want) changed[key] = want;
-    }
+    const want = desired.metadata?.annotations ?? {};
+    const have = actual.metadata?.annotations ?? {};
+    const caPem = want[POLICY_CA_ANNOTATION];
+    if (caPem !== undefined && have[POLICY_CA_ANNOTATION] !== caPem)
+      changed[POLICY_CA_ANNOTATION] = caPem;
+    const policyDoc = want[POLICY_ANNOTATION];
+    if (
+      policyDoc !== undefined &&
+      this.policyFile(sandbox, actual, caPem !== undefined) === "write"
+    )
+      changed[POLICY_ANNOTATION] = policyDoc;
     const newPolicy = POLICY_ANNOTATION in changed;
     if (relabel || Object.keys(changed).length) {
       // In place: labels are mutable, and the kubelet rewrites the sidecar's
@@ -562,6 +591,55 @@ export class PodBackend implements SandboxBackend {
       }
     }
     return actual;
+  }
+
+  /**
+   * Whether this reconcile writes the Pod's policy annotation (./policy-file.ts):
+   * with the channel, the endpoint writes it with the sidecar's
+   * acknowledgement, and the reconcile stays off the Pod for up to
+   * POLICY_FILE_DEFER_MS (then looks again, and writes it if still stale).
+   */
+  private policyFile(sandbox: Sandbox, pod: k8s.V1Pod, channel: boolean) {
+    const key = keyOf(sandbox);
+    const policy = sandbox.spec.network.egress;
+    const hash = policyHash(policy);
+    const uid = pod.metadata?.uid ?? "";
+    const annotations = pod.metadata?.annotations ?? {};
+    const pending = this.deferrals.get(key);
+    const same = pending && pending.podUid === uid && pending.hash === hash;
+    const nowMs = Date.now();
+    const action = policyFileAction({
+      current: annotationHolds(annotations[POLICY_ANNOTATION], policy),
+      channel,
+      sidecarReady: !!observePod(pod).egressReady?.ready,
+      ackOnPod: annotations[POLICY_APPLIED_ANNOTATION] === hash,
+      deferredForMs: same ? nowMs - pending.sinceMs : undefined,
+    });
+    if (action === "defer") {
+      if (!same) {
+        if (pending) clearTimeout(pending.timer);
+        const timer = setTimeout(() => this.deps.enqueue?.(key), POLICY_FILE_DEFER_MS + 10);
+        timer.unref?.();
+        this.deferrals.set(key, { podUid: uid, hash, sinceMs: nowMs, timer });
+        if (this.deferrals.size > MAX_REMEMBERED_PODS) {
+          const oldest = this.deferrals.keys().next();
+          if (!oldest.done) {
+            clearTimeout(this.deferrals.get(oldest.value)!.timer);
+            this.deferrals.delete(oldest.value);
+          }
+        }
+      }
+      return action;
+    }
+    this.dropDeferral(key);
+    return action;
+  }
+
+  private dropDeferral(key: string): void {
+    const pending = this.deferrals.get(key);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    this.deferrals.delete(key);
   }
 
   /**
