@@ -19,7 +19,7 @@ import type { Logger } from "../observability/logger.js";
 import { decidePool, type PooledSandbox } from "./decide.js";
 import type { PoolGaugeRow, PoolMetrics } from "./metrics.js";
 import { finishedPhase, poolOf, readyAtGeneration } from "./pooled.js";
-import { refillHold } from "./refill-hold.js";
+import { REFILL_HOLD, type RefillHoldBounds, refillHold } from "./refill-hold.js";
 import { RefillLimiter } from "./refill-limiter.js";
 import { pooledSpec, templateHash } from "./template.js";
 
@@ -46,6 +46,8 @@ export interface PoolReconcilerDeps {
   status: StatusWriter;
   events: EventRecorder;
   metrics: PoolMetrics;
+  /** Bounds of the refill hold (default REFILL_HOLD). */
+  refillHold?: RefillHoldBounds;
   log: Logger;
 }
 
@@ -129,11 +131,10 @@ export class PoolReconciler {
     let requeueAfter: number | undefined;
     const hold =
       d.create > 0
-        ? refillHold({
-            waitingSinceMs: waitingSince,
-            heldSinceMs: this.heldSince.get(key),
-            nowMs: now,
-          })
+        ? refillHold(
+            { waitingSinceMs: waitingSince, heldSinceMs: this.heldSince.get(key), nowMs: now },
+            deps.refillHold ?? REFILL_HOLD,
+          )
         : ({ hold: false } as const);
     if (!hold.hold) this.heldSince.delete(key);
     if (hold.hold) {

@@ -17,10 +17,15 @@
 //     refill (a batch every `maxMs`) instead of stopping it.
 // Pure: the shell (controller.ts) tracks the times and performs the creates.
 
-export const REFILL_HOLD = {
+export interface RefillHoldBounds {
+  perClaimMs: number;
+  maxMs: number;
+}
+
+export const REFILL_HOLD: RefillHoldBounds = {
   perClaimMs: 3_000,
   maxMs: 2_000,
-} as const;
+};
 
 export interface RefillHoldInput {
   /** For each claimed sandbox of the pool not Ready yet: when the pool first saw it so (ms). */
@@ -37,7 +42,7 @@ export type RefillHoldDecision =
 
 export function refillHold(
   { waitingSinceMs, heldSinceMs, nowMs }: RefillHoldInput,
-  bounds: { perClaimMs: number; maxMs: number } = REFILL_HOLD,
+  bounds: RefillHoldBounds = REFILL_HOLD,
 ): RefillHoldDecision {
   const expiries = waitingSinceMs
     .map((t) => t + bounds.perClaimMs - nowMs)

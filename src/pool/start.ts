@@ -30,6 +30,7 @@ import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX } from "../observability/metrics.js";
 import { PoolReconciler } from "./controller.js";
 import { poolMetrics } from "./metrics.js";
+import type { RefillHoldBounds } from "./refill-hold.js";
 
 /** See PoolControllersOptions.claimConcurrency. */
 export const CLAIM_CONCURRENCY_FACTOR = 4;
@@ -49,6 +50,8 @@ export interface PoolControllersOptions {
    * claims of a burst queue behind the first ones' writes (bench/pools).
    */
   claimConcurrency?: number;
+  /** Bounds of the refill hold while claims wait (default REFILL_HOLD, src/pool/refill-hold.ts). */
+  refillHold?: RefillHoldBounds;
   /**
    * The Sandbox controller's informer, when it watches every Sandbox (not
    * sharded): read here too instead of a second watch and cache of the same
@@ -114,6 +117,7 @@ export async function startPoolControllers(
     ),
     events: poolEvents,
     metrics,
+    ...(opts.refillHold ? { refillHold: opts.refillHold } : {}),
     log,
   });
   const claimReconciler = new ClaimReconciler({
