@@ -85,6 +85,8 @@ export interface ControllerOptions {
    * higher is reconciled first. Absent: FIFO.
    */
   priority?: (key: string) => number;
+  /** Extra workers for keys of at least a priority (workqueue.ts). */
+  priorityLane?: { minPriority: number; extra: number };
   /** Reconcile only while holding this Lease; absent: always. */
   leaderElection?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "log">;
   /** Reconcile only the keys of the shards this replica holds (instead of leaderElection). */
@@ -155,6 +157,7 @@ export class Controller {
       backoffBaseMs: opts.backoff?.baseMs,
       backoffMaxMs: opts.backoff?.maxMs,
       ...(opts.priority ? { priority: opts.priority } : {}),
+      ...(opts.priorityLane ? { priorityLane: opts.priorityLane } : {}),
       hooks: {
         depth: (n) => m.depth.set({ controller }, n),
         added: () => m.adds.inc({ controller }),

@@ -269,6 +269,80 @@ describe("WorkQueue", () => {
     },
   );
 
+  // Workers held (never finishing) while keys are added in order; which ones started.
+  it.each([
+    {
+      name: "no lane: the concurrency bounds every priority",
+      lane: undefined,
+      adds: [
+        ["low1", 0],
+        ["high1", 5],
+        ["high2", 5],
+      ],
+      started: ["low1"],
+    },
+    {
+      name: "lane: high keys take the extra workers when the base ones are busy",
+      lane: { minPriority: 5, extra: 2 },
+      adds: [
+        ["low1", 0],
+        ["low2", 0],
+        ["high1", 5],
+        ["high2", 5],
+        ["high3", 5],
+      ],
+      started: ["low1", "high1", "high2"],
+    },
+    {
+      name: "lane: a key below its priority never takes an extra worker",
+      lane: { minPriority: 5, extra: 2 },
+      adds: [
+        ["low1", 0],
+        ["mid", 4],
+        ["low2", 0],
+      ],
+      started: ["low1"],
+    },
+    {
+      name: "lane: high keys take base workers first, as any key",
+      lane: { minPriority: 5, extra: 1 },
+      adds: [
+        ["high1", 5],
+        ["high2", 5],
+        ["low1", 0],
+      ],
+      started: ["high1", "high2"],
+    },
+  ] as {
+    name: string;
+    lane?: { minPriority: number; extra: number };
+    adds: [string, number][];
+    started: string[];
+  }[])("priority lane: $name", async ({ lane, adds, started }) => {
+    let answer = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      priority: () => answer,
+      ...(lane ? { priorityLane: lane } : {}),
+    });
+    const seen: string[] = [];
+    const gate = deferred();
+    q.start(async (k) => {
+      seen.push(k);
+      await gate.promise;
+    });
+    for (const [key, p] of adds) {
+      answer = p;
+      q.add(key);
+    }
+    await settle();
+    expect(seen).toEqual(started);
+    expect(q.inFlight).toBe(started.length);
+    expect(q.length).toBe(adds.length - started.length);
+    gate.resolve();
+    await vi.waitFor(() => expect(seen).toHaveLength(adds.length));
+  });
+
   it("asks for a key's priority afresh when it is added again after being handed out", async () => {
     const prio = new Map([["a", 5]]);
     const q = new WorkQueue({ concurrency: 1, priority: (k) => prio.get(k) ?? 0 });

@@ -35,6 +35,13 @@ export interface WorkQueueOptions {
    * out first. Asked on every add, so it must be cheap (a cache lookup).
    */
   priority?: (key: string) => number;
+  /**
+   * Workers beyond `concurrency` that only keys of at least `minPriority` may
+   * take: keys that someone waits for, and that mostly wait themselves (a
+   * few API writes), are not held back by slow low-priority work occupying
+   * every worker, nor by each other.
+   */
+  priorityLane?: { minPriority: number; extra: number };
 }
 
 export type Worker = (key: string) => Promise<void>;
@@ -110,18 +117,26 @@ export class WorkQueue {
     this.levels[i]!.fifo.push({ key, seq });
   }
 
-  /** The next key to hand out: the oldest of the highest priority. */
-  private next(): string | undefined {
+  /** The next key to hand out (the oldest of the highest priority), left in place; stale entries dropped. */
+  private head(): { key: string; priority: number } | undefined {
     while (this.levels.length > 0) {
       const level = this.levels[0]!;
-      const e = level.fifo.shift();
+      const e = level.fifo[0];
       if (!e) {
         this.levels.shift();
         continue;
       }
-      if (this.waiting.get(e.key)?.seq === e.seq) return e.key;
+      if (this.waiting.get(e.key)?.seq === e.seq) return { key: e.key, priority: level.priority };
+      level.fifo.shift();
     }
     return undefined;
+  }
+
+  /** Whether a worker may take a key of this priority with `busy` workers busy. */
+  private mayStart(busy: number, priority: number): boolean {
+    if (busy < this.opts.concurrency) return true;
+    const lane = this.opts.priorityLane;
+    return !!lane && priority >= lane.minPriority && busy < this.opts.concurrency + lane.extra;
   }
 
   /** Add after `ms`. One timer per key: an earlier pending add wins over a later one. */
@@ -205,8 +220,11 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (this.worker && this.processing.size < this.opts.concurrency && this.waiting.size > 0) {
-      const key = this.next()!;
+    while (this.worker && this.waiting.size > 0) {
+      const head = this.head()!;
+      if (!this.mayStart(this.processing.size, head.priority)) return;
+      const key = head.key;
+      this.levels[0]!.fifo.shift();
       const addedAt = this.waiting.get(key)!.at;
       this.waiting.delete(key);
       this.processing.add(key);

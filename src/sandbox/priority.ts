@@ -19,6 +19,16 @@ export const SandboxPriority = {
   pooled: -10,
 } as const;
 
+/**
+ * Workers beyond --concurrency for claimed sandboxes not Ready yet, as a
+ * multiple of it (64 more by default). A warm claim's reconcile mostly waits
+ * (two container reads, one status write): in a burst of claims larger than
+ * the workers, the later claims would otherwise queue behind the earlier ones'
+ * waits (bench/results/pools-burst.md: a burst of 100 waited 2.3 s p50 in the
+ * queue with 16). A cold claim's sandbox takes the lane too: someone waits.
+ */
+export const CLAIM_LANE_FACTOR = 4;
+
 export function sandboxPriority(s: Sandbox | undefined): number {
   if (!s || s.metadata.deletionTimestamp) return SandboxPriority.normal;
   if (claimUidOf(s)) {
