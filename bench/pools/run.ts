@@ -163,8 +163,6 @@ async function main() {
     // (src/cli/controller.ts): a second would parse every Sandbox event twice.
     sandboxes: sandboxes.allSandboxes,
     concurrency: 16,
-    // One Sandbox cache for both, as the CLI runs them.
-    sandboxes: sandboxes.allSandboxes,
     registry: new Registry(),
     log,
   });
