@@ -11,7 +11,7 @@
 //   npm run bench:pools [-- --backend docker --warm 30 --cold 5 --burst 300 --rate 50 --seconds 4]
 //   npm run bench:pools -- --backend pod --burst 20 --rate 50 --seconds 0.4
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -64,6 +64,8 @@ const { values } = parseArgs({
     rate: { type: "string", default: "50" },
     seconds: { type: "string", default: "4" },
     out: { type: "string" },
+    /** Debug log of the controllers to this file (per key: queue wait, reconcile start/end), phases marked. */
+    log: { type: "string" },
   },
 });
 const BACKEND = values.backend === "pod" ? "pod" : "docker";
@@ -109,7 +111,10 @@ async function main() {
   const kc = cp.kubeConfig();
   const objects = kc.makeApiClient(k8s.CustomObjectsApi);
   await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: NS } } });
-  const log = createLogger({ level: "warn" });
+  const log = values.log
+    ? createLogger({ level: "debug", batch: { flushMs: 100, file: values.log } })
+    : createLogger({ level: "warn" });
+  const phase = (name: string) => log.info({ phase: name }, "bench phase");
   // The operator's own client limits (CLI defaults), not the test harness's.
   const operatorKc = loadKubeConfig({ kubeconfig: cp.kubeconfigPath, qps: 200, burst: 400 });
   const hostIp = node?.net.hostIp;
@@ -303,10 +308,12 @@ async function main() {
   await poolReady(B);
   const refillMs = performance.now() - refillStart;
   say(`pool of ${B} ready in ${ms(refillMs)} ms; burst`);
+  phase("burst");
   const burstStart = performance.now();
   const burst = await Promise.all(Array.from({ length: B }, () => claim({ egress: egress(n) })));
   const burstAllMs = performance.now() - burstStart;
   say(`burst: ${JSON.stringify(stats(burst.map((b) => b.ms)))}`);
+  phase("burst done");
   await dropClaims();
 
   // Sustained: `rate` claims a second for `seconds`, paced, each awaited on its own.
@@ -316,6 +323,7 @@ async function main() {
   await setReplicas(total);
   await poolReady(total);
   say(`pool of ${total} ready; ${R} claims/s for ${S} s`);
+  phase("sustained");
   const sustainedStart = performance.now();
   const pending: Promise<Awaited<ReturnType<typeof claim>>>[] = [];
   for (let i = 0; i < total; i++) {
@@ -327,6 +335,7 @@ async function main() {
   const issuedMs = performance.now() - sustainedStart;
   const sustained = await Promise.all(pending);
   say(`sustained: ${JSON.stringify(stats(sustained.map((s) => s.ms)))}`);
+  phase("sustained done");
 
   const result = {
     date: new Date().toISOString(),
@@ -393,6 +402,8 @@ async function main() {
     join(REPO_ROOT, `bench/results/${BACKEND === "pod" ? "pools-pod.json" : "pools.json"}`);
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
 
+  // Beside the debug log: the apiserver's own timing of every write (audit events).
+  if (values.log) copyFileSync(cp.auditLogPath, `${values.log}.audit`);
   stopFollowing();
   await dropClaims();
   await setReplicas(0).catch(() => {});

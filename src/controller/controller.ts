@@ -80,6 +80,13 @@ export interface ControllerOptions {
   ): Promise<ReconcileOutcome | undefined> | Promise<void>;
   /** Keys reconciled at once (different keys; one key is never reconciled twice at once). */
   concurrency: number;
+  /**
+   * A key's priority in the work queue, asked at each add (workqueue.ts):
+   * higher is reconciled first. Absent: FIFO.
+   */
+  priority?: (key: string) => number;
+  /** Extra workers for keys of at least a priority (workqueue.ts). */
+  priorityLane?: { minPriority: number; extra: number };
   /** Reconcile only while holding this Lease; absent: always. */
   leaderElection?: Omit<LeaderElectionOptions, "onStartedLeading" | "onStoppedLeading" | "log">;
   /** Reconcile only the keys of the shards this replica holds (instead of leaderElection). */
@@ -149,10 +156,17 @@ export class Controller {
       concurrency: opts.concurrency,
       backoffBaseMs: opts.backoff?.baseMs,
       backoffMaxMs: opts.backoff?.maxMs,
+      ...(opts.priority ? { priority: opts.priority } : {}),
+      ...(opts.priorityLane ? { priorityLane: opts.priorityLane } : {}),
       hooks: {
         depth: (n) => m.depth.set({ controller }, n),
         added: () => m.adds.inc({ controller }),
-        waited: (s) => m.wait.observe({ controller }, s),
+        waited: (s, key) => {
+          m.wait.observe({ controller }, s);
+          // Which keys wait behind which (bench/pools): per key, debug only.
+          if (this.log.isLevelEnabled("debug"))
+            this.log.debug({ key, waitMs: Math.round(s * 1000) }, "dequeued");
+        },
         retried: () => m.retries.inc({ controller }),
       },
     });

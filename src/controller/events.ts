@@ -11,9 +11,16 @@
 // A series whose Event could not be created is dropped, so that a repeat
 // (after leadership comes back, say) starts a new Event instead of counting
 // into one that does not exist.
+//
+// Events are written a few at a time (as client-go's broadcaster writes them
+// one by one), the rest queued: a burst of work (claims, refills) records
+// Events by the hundred, and written all at once they would take the
+// apiserver from the writes someone is waiting for. Past a bound the queue
+// drops new events (client-go's broadcaster does the same).
 import { randomBytes } from "node:crypto";
 import type * as k8s from "@kubernetes/client-node";
 import type { Logger } from "../observability/logger.js";
+import { ConcurrencyLimit } from "./concurrency-limit.js";
 import { apiStatus, errorMessage } from "./errors.js";
 import { microTime, rawRequest } from "./raw-request.js";
 import { notLeaderCause } from "./write-gate.js";
@@ -39,6 +46,10 @@ export interface EventRecorderOptions {
   flushMs?: number;
   /** Distinct events remembered for folding (default 4096). */
   maxTracked?: number;
+  /** Event writes in flight at once (default 2); the others wait. */
+  maxInFlight?: number;
+  /** Event writes waiting at most (default 1000); past that new ones are dropped. */
+  maxQueued?: number;
 }
 
 interface Series {
@@ -61,8 +72,10 @@ export class EventRecorder {
   private readonly windowMs: number;
   private readonly flushMs: number;
   private readonly maxTracked: number;
+  private readonly writes: ConcurrencyLimit;
 
   constructor(private readonly opts: EventRecorderOptions) {
+    this.writes = new ConcurrencyLimit(opts.maxInFlight ?? 2, opts.maxQueued ?? 1000);
     this.windowMs = opts.windowMs ?? 600_000;
     this.flushMs = opts.flushMs ?? 30_000;
     this.maxTracked = opts.maxTracked ?? 4096;
@@ -130,29 +143,33 @@ export class EventRecorder {
     action: string,
   ): Promise<boolean> {
     try {
-      await rawRequest(this.opts.kubeConfig, "POST", `${EVENTS}/${s.namespace}/events`, {
-        body: {
-          apiVersion: "events.k8s.io/v1",
-          kind: "Event",
-          metadata: { name: s.name, namespace: s.namespace },
-          eventTime: microTime(new Date(s.firstSeen)),
-          reportingController: this.opts.component,
-          reportingInstance: this.opts.instance.slice(0, 128),
-          action: action.slice(0, 128),
-          reason: reason.slice(0, 128),
-          // The apiserver refuses notes over 1 kB.
-          note: truncateBytes(message, 1024),
-          type,
-          regarding: {
-            apiVersion: obj.apiVersion,
-            kind: obj.kind,
-            name: obj.metadata.name,
-            namespace: obj.metadata.namespace,
-            uid: obj.metadata.uid,
-            resourceVersion: obj.metadata.resourceVersion,
+      const write = this.writes.tryRun(() =>
+        rawRequest(this.opts.kubeConfig, "POST", `${EVENTS}/${s.namespace}/events`, {
+          body: {
+            apiVersion: "events.k8s.io/v1",
+            kind: "Event",
+            metadata: { name: s.name, namespace: s.namespace },
+            eventTime: microTime(new Date(s.firstSeen)),
+            reportingController: this.opts.component,
+            reportingInstance: this.opts.instance.slice(0, 128),
+            action: action.slice(0, 128),
+            reason: reason.slice(0, 128),
+            // The apiserver refuses notes over 1 kB.
+            note: truncateBytes(message, 1024),
+            type,
+            regarding: {
+              apiVersion: obj.apiVersion,
+              kind: obj.kind,
+              name: obj.metadata.name,
+              namespace: obj.metadata.namespace,
+              uid: obj.metadata.uid,
+              resourceVersion: obj.metadata.resourceVersion,
+            },
           },
-        },
-      });
+        }),
+      );
+      if (!write) throw new EventQueueFullError();
+      await write;
       return true;
     } catch (err) {
       s.firstSeen = Number.NEGATIVE_INFINITY;
@@ -168,10 +185,15 @@ export class EventRecorder {
     const count = s.count;
     if (count <= s.written) return;
     try {
-      await rawRequest(this.opts.kubeConfig, "PATCH", `${EVENTS}/${s.namespace}/events/${s.name}`, {
-        contentType: "application/merge-patch+json",
-        body: { series: { count, lastObservedTime: microTime(new Date(s.lastSeen)) } },
-      });
+      const write = this.writes.tryRun(() =>
+        rawRequest(this.opts.kubeConfig, "PATCH", `${EVENTS}/${s.namespace}/events/${s.name}`, {
+          contentType: "application/merge-patch+json",
+          body: { series: { count, lastObservedTime: microTime(new Date(s.lastSeen)) } },
+        }),
+      );
+      // Full: the count stays grown and goes out with a later flush.
+      if (!write) return;
+      await write;
       s.written = Math.max(s.written, count);
     } catch (err) {
       // Gone (the apiserver's event TTL): the next repeat starts a new Event.
@@ -201,6 +223,14 @@ export class EventRecorder {
     // Its last repeats still deserve to be counted.
     if (s.count > s.written) this.track(this.writeCount(s));
     else clearTimeout(s.timer);
+  }
+}
+
+/** Too many Event writes waiting: this one is dropped. */
+export class EventQueueFullError extends Error {
+  constructor() {
+    super("too many events waiting to be written; dropped");
+    this.name = "EventQueueFullError";
   }
 }
 

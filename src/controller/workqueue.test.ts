@@ -196,6 +196,193 @@ describe("WorkQueue", () => {
     await q.shutdown();
   });
 
+  // Each case: keys added (with the priority the function answers at that
+  // moment) while the worker is paused, then the order they are handed out in.
+  it.each([
+    {
+      name: "without priorities: FIFO",
+      adds: [
+        ["a", 0],
+        ["b", 0],
+        ["c", 0],
+      ],
+      order: ["a", "b", "c"],
+    },
+    {
+      name: "higher first, FIFO within a priority",
+      adds: [
+        ["low1", 0],
+        ["high1", 5],
+        ["low2", 0],
+        ["mid", 1],
+        ["high2", 5],
+      ],
+      order: ["high1", "high2", "mid", "low1", "low2"],
+    },
+    {
+      name: "a waiting key added again at a higher priority moves up, behind those already there",
+      adds: [
+        ["a", 0],
+        ["h", 5],
+        ["b", 0],
+        ["a", 5],
+      ],
+      order: ["h", "a", "b"],
+    },
+    {
+      name: "a waiting key added again at a lower priority stays where it was",
+      adds: [
+        ["x", 0],
+        ["a", 5],
+        ["a", 0],
+        ["b", 5],
+      ],
+      order: ["a", "b", "x"],
+    },
+    {
+      name: "negative priorities go after the default",
+      adds: [
+        ["refill", -1],
+        ["plain", 0],
+      ],
+      order: ["plain", "refill"],
+    },
+  ] as { name: string; adds: [string, number][]; order: string[] }[])(
+    "priorities: $name",
+    async ({ adds, order }) => {
+      let answer = 0;
+      const q = new WorkQueue({ concurrency: 1, priority: () => answer });
+      for (const [key, p] of adds) {
+        answer = p;
+        q.add(key);
+      }
+      expect(q.length).toBe(order.length);
+      const seen: string[] = [];
+      q.start(async (k) => {
+        seen.push(k);
+      });
+      await vi.waitFor(() => expect(seen).toHaveLength(order.length));
+      await q.idle();
+      await settle();
+      expect(seen).toEqual(order);
+      expect(q.length).toBe(0);
+    },
+  );
+
+  // Workers held (never finishing) while keys are added in order; which ones started.
+  it.each([
+    {
+      name: "no lane: the concurrency bounds every priority",
+      lane: undefined,
+      adds: [
+        ["low1", 0],
+        ["high1", 5],
+        ["high2", 5],
+      ],
+      started: ["low1"],
+    },
+    {
+      name: "lane: high keys take the extra workers when the base ones are busy",
+      lane: { minPriority: 5, extra: 2 },
+      adds: [
+        ["low1", 0],
+        ["low2", 0],
+        ["high1", 5],
+        ["high2", 5],
+        ["high3", 5],
+      ],
+      started: ["low1", "high1", "high2"],
+    },
+    {
+      name: "lane: a key below its priority never takes an extra worker",
+      lane: { minPriority: 5, extra: 2 },
+      adds: [
+        ["low1", 0],
+        ["mid", 4],
+        ["low2", 0],
+      ],
+      started: ["low1"],
+    },
+    {
+      name: "lane: high keys take base workers first, as any key",
+      lane: { minPriority: 5, extra: 1 },
+      adds: [
+        ["high1", 5],
+        ["high2", 5],
+        ["low1", 0],
+      ],
+      started: ["high1", "high2"],
+    },
+  ] as {
+    name: string;
+    lane?: { minPriority: number; extra: number };
+    adds: [string, number][];
+    started: string[];
+  }[])("priority lane: $name", async ({ lane, adds, started }) => {
+    let answer = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      priority: () => answer,
+      ...(lane ? { priorityLane: lane } : {}),
+    });
+    const seen: string[] = [];
+    const gate = deferred();
+    q.start(async (k) => {
+      seen.push(k);
+      await gate.promise;
+    });
+    for (const [key, p] of adds) {
+      answer = p;
+      q.add(key);
+    }
+    await settle();
+    expect(seen).toEqual(started);
+    expect(q.inFlight).toBe(started.length);
+    expect(q.length).toBe(adds.length - started.length);
+    gate.resolve();
+    await vi.waitFor(() => expect(seen).toHaveLength(adds.length));
+  });
+
+  it("asks for a key's priority afresh when it is added again after being handed out", async () => {
+    const prio = new Map([["a", 5]]);
+    const q = new WorkQueue({ concurrency: 1, priority: (k) => prio.get(k) ?? 0 });
+    const gate = deferred();
+    const seen: string[] = [];
+    q.start(async (k) => {
+      seen.push(k);
+      if (seen.length === 1) await gate.promise;
+    });
+    q.add("a"); // handed out at once; its FIFO entry is gone
+    q.add("b");
+    q.add("c");
+    prio.set("a", 0);
+    q.add("a"); // dirty while processing: re-added after, now at 0, behind b and c
+    prio.set("c", 9);
+    q.add("c"); // moves up
+    gate.resolve();
+    await vi.waitFor(() => expect(seen).toHaveLength(4));
+    expect(seen).toEqual(["a", "c", "b", "a"]);
+  });
+
+  it("keeps a moved-up key's wait time from its first add", async () => {
+    vi.useFakeTimers();
+    const waits: number[] = [];
+    let answer = 0;
+    const q = new WorkQueue({
+      concurrency: 1,
+      priority: () => answer,
+      hooks: { waited: (s) => waits.push(s) },
+    });
+    q.add("a");
+    await vi.advanceTimersByTimeAsync(200);
+    answer = 1;
+    q.add("a");
+    q.start(async () => {});
+    await vi.advanceTimersByTimeAsync(0);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThanOrEqual(0.2);
+  });
+
   it("survives a worker that throws", async () => {
     const q = new WorkQueue({ concurrency: 1 });
     const seen: string[] = [];

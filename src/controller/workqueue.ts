@@ -3,6 +3,11 @@
 // - per-key serialization: a key is never processed twice at once; a key added
 //   while it is being processed ("dirty") is processed again right after;
 // - bounded concurrency;
+// - priorities (optional): a key's priority comes from a function the owner
+//   passes in, asked at each add; higher goes first, equal ones FIFO. A waiting
+//   key added again with a higher priority moves up, never down (as
+//   controller-runtime's priority queue). The queue knows nothing of what a
+//   key names: why one key matters more is the owner's business;
 // - delayed adds (requeue-after): one timer per key, the earliest wins;
 // - per-key exponential backoff for failures (addRateLimited / forget);
 // - graceful shutdown: stop handing out keys, wait for in-flight work.
@@ -13,8 +18,8 @@ import { timerDelay } from "./timer-delay.js";
 export interface WorkQueueHooks {
   depth?(n: number): void;
   added?(): void;
-  /** Seconds from the add to the start of processing. */
-  waited?(seconds: number): void;
+  /** Seconds from the add to the start of processing of `key`. */
+  waited?(seconds: number, key: string): void;
   retried?(): void;
 }
 
@@ -25,14 +30,38 @@ export interface WorkQueueOptions {
   /** Cap of the retry delay (default 5 min). */
   backoffMaxMs?: number;
   hooks?: WorkQueueHooks;
+  /**
+   * A key's priority when it is added (default 0 for all): higher is handed
+   * out first. Asked on every add, so it must be cheap (a cache lookup).
+   */
+  priority?: (key: string) => number;
+  /**
+   * Workers beyond `concurrency` that only keys of at least `minPriority` may
+   * take: keys that someone waits for, and that mostly wait themselves (a
+   * few API writes), are not held back by slow low-priority work occupying
+   * every worker, nor by each other.
+   */
+  priorityLane?: { minPriority: number; extra: number };
 }
 
 export type Worker = (key: string) => Promise<void>;
 
+/** A waiting key: when it was first added, at which priority, and its entry's sequence number. */
+interface Waiting {
+  at: number;
+  priority: number;
+  seq: number;
+}
+
 export class WorkQueue {
-  /** FIFO of waiting keys; `waiting` maps each to when it was added. */
-  private readonly order: string[] = [];
-  private readonly waiting = new Map<string, number>();
+  /**
+   * A FIFO per priority, highest first. An entry whose `seq` is not its key's
+   * current one is stale (the key moved up, or was handed out and added
+   * again) and is skipped when reached: moving a key up costs no search.
+   */
+  private readonly levels: { priority: number; fifo: { key: string; seq: number }[] }[] = [];
+  private readonly waiting = new Map<string, Waiting>();
+  private seq = 0;
   private readonly processing = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
@@ -47,7 +76,7 @@ export class WorkQueue {
 
   /** Keys waiting to be processed. */
   get length(): number {
-    return this.order.length;
+    return this.waiting.size;
   }
 
   /** Keys being processed right now. */
@@ -61,12 +90,53 @@ export class WorkQueue {
       this.dirty.add(key);
       return;
     }
-    if (this.waiting.has(key)) return;
-    this.waiting.set(key, performance.now());
-    this.order.push(key);
+    const priority = this.opts.priority?.(key) ?? 0;
+    const queued = this.waiting.get(key);
+    if (queued) {
+      // Already waiting: it moves up if it matters more now, keeping its wait time.
+      if (priority <= queued.priority) return;
+      queued.priority = priority;
+      queued.seq = ++this.seq;
+      this.enter(key, queued);
+      this.pump();
+      return;
+    }
+    const entry = { at: performance.now(), priority, seq: ++this.seq };
+    this.waiting.set(key, entry);
+    this.enter(key, entry);
     this.opts.hooks?.added?.();
-    this.opts.hooks?.depth?.(this.order.length);
+    this.opts.hooks?.depth?.(this.waiting.size);
     this.pump();
+  }
+
+  /** Append to its priority's FIFO (made on first use, levels kept highest first). */
+  private enter(key: string, { priority, seq }: Waiting): void {
+    let i = 0;
+    while (i < this.levels.length && this.levels[i]!.priority > priority) i++;
+    if (this.levels[i]?.priority !== priority) this.levels.splice(i, 0, { priority, fifo: [] });
+    this.levels[i]!.fifo.push({ key, seq });
+  }
+
+  /** The next key to hand out (the oldest of the highest priority), left in place; stale entries dropped. */
+  private head(): { key: string; priority: number } | undefined {
+    while (this.levels.length > 0) {
+      const level = this.levels[0]!;
+      const e = level.fifo[0];
+      if (!e) {
+        this.levels.shift();
+        continue;
+      }
+      if (this.waiting.get(e.key)?.seq === e.seq) return { key: e.key, priority: level.priority };
+      level.fifo.shift();
+    }
+    return undefined;
+  }
+
+  /** Whether a worker may take a key of this priority with `busy` workers busy. */
+  private mayStart(busy: number, priority: number): boolean {
+    if (busy < this.opts.concurrency) return true;
+    const lane = this.opts.priorityLane;
+    return !!lane && priority >= lane.minPriority && busy < this.opts.concurrency + lane.extra;
   }
 
   /** Add after `ms`. One timer per key: an earlier pending add wins over a later one. */
@@ -142,7 +212,7 @@ export class WorkQueue {
     this.worker = undefined;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    this.order.length = 0;
+    this.levels.length = 0;
     this.waiting.clear();
     this.dirty.clear();
     this.opts.hooks?.depth?.(0);
@@ -150,13 +220,16 @@ export class WorkQueue {
   }
 
   private pump(): void {
-    while (this.worker && this.processing.size < this.opts.concurrency && this.order.length > 0) {
-      const key = this.order.shift()!;
-      const addedAt = this.waiting.get(key)!;
+    while (this.worker && this.waiting.size > 0) {
+      const head = this.head()!;
+      if (!this.mayStart(this.processing.size, head.priority)) return;
+      const key = head.key;
+      this.levels[0]!.fifo.shift();
+      const addedAt = this.waiting.get(key)!.at;
       this.waiting.delete(key);
       this.processing.add(key);
-      this.opts.hooks?.waited?.((performance.now() - addedAt) / 1000);
-      this.opts.hooks?.depth?.(this.order.length);
+      this.opts.hooks?.waited?.((performance.now() - addedAt) / 1000, key);
+      this.opts.hooks?.depth?.(this.waiting.size);
       void this.run(this.worker, key);
     }
   }

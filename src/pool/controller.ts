@@ -19,6 +19,7 @@ import type { Logger } from "../observability/logger.js";
 import { decidePool, type PooledSandbox } from "./decide.js";
 import type { PoolGaugeRow, PoolMetrics } from "./metrics.js";
 import { finishedPhase, poolOf, readyAtGeneration } from "./pooled.js";
+import { REFILL_HOLD, type RefillHoldBounds, refillHold } from "./refill-hold.js";
 import { RefillLimiter } from "./refill-limiter.js";
 import { pooledSpec, templateHash } from "./template.js";
 
@@ -45,6 +46,8 @@ export interface PoolReconcilerDeps {
   status: StatusWriter;
   events: EventRecorder;
   metrics: PoolMetrics;
+  /** Bounds of the refill hold (default REFILL_HOLD). */
+  refillHold?: RefillHoldBounds;
   log: Logger;
 }
 
@@ -54,6 +57,10 @@ export class PoolReconciler {
   private readonly expected = new Map<string, Map<string, number>>();
   /** Sandbox name -> when this process created it, for the refill latency. */
   private readonly createdAt = new Map<string, number>();
+  /** Pool key -> its claimed sandboxes not Ready yet, with when this process first saw each so. */
+  private readonly waitingClaims = new Map<string, Map<string, number>>();
+  /** Pool key -> when the refill hold now in force began (refill-hold.ts). */
+  private readonly heldSince = new Map<string, number>();
   /** Last counts per pool, for the gauges. */
   readonly rows = new Map<string, PoolGaugeRow>();
 
@@ -69,6 +76,8 @@ export class PoolReconciler {
       // Kubernetes garbage collection deletes the unclaimed sandboxes it owns.
       this.limiters.delete(key);
       this.expected.delete(key);
+      this.waitingClaims.delete(key);
+      this.heldSince.delete(key);
       this.rows.delete(key);
       return;
     }
@@ -108,9 +117,35 @@ export class PoolReconciler {
       const s = mine.find((x) => x.metadata.name === victim);
       if (s) await this.deleteUnclaimed(s, signal);
     }
+    const claimedList = deps.sandboxes
+      .list()
+      .filter(
+        (s) =>
+          s.metadata.namespace === namespace &&
+          s.metadata.labels?.[Labels.claimedFromPool] === name &&
+          !s.metadata.deletionTimestamp,
+      );
+    const waitingSince = this.trackWaitingClaims(key, claimedList, now);
+
     let created = 0;
     let requeueAfter: number | undefined;
-    if (d.create > 0 && template && hash) {
+    const hold =
+      d.create > 0
+        ? refillHold(
+            { waitingSinceMs: waitingSince, heldSinceMs: this.heldSince.get(key), nowMs: now },
+            deps.refillHold ?? REFILL_HOLD,
+          )
+        : ({ hold: false } as const);
+    if (!hold.hold) this.heldSince.delete(key);
+    if (hold.hold) {
+      // Claims are being served from this pool: its replacements wait (refill-hold.ts).
+      this.heldSince.set(key, hold.heldSinceMs);
+      requeueAfter = hold.recheckInMs;
+      deps.log.debug(
+        { pool: key, waitingClaims: waitingSince.length, want: d.create },
+        "refill held while claims wait",
+      );
+    } else if (d.create > 0 && template && hash) {
       const limiter = this.limiter(key, spec.refill, now);
       const { granted, nextInMs } = limiter.take(d.create, now);
       requeueAfter = nextInMs;
@@ -177,14 +212,7 @@ export class PoolReconciler {
       }
     }
 
-    const claimed = deps.sandboxes
-      .list()
-      .filter(
-        (s) =>
-          s.metadata.namespace === namespace &&
-          s.metadata.labels?.[Labels.claimedFromPool] === name &&
-          !s.metadata.deletionTimestamp,
-      ).length;
+    const claimed = claimedList.length;
     const status = this.status(pool, spec.templateRef.name, d, hash, claimed, created);
     this.rows.set(key, {
       namespace,
@@ -288,6 +316,18 @@ export class PoolReconciler {
       if (code === 404 || code === 409) return; // gone already, or a claim won it
       throw fromApiError(err);
     }
+  }
+
+  /** When each claimed sandbox of the pool still starting for its claim was first seen so (forgotten once Ready). */
+  private trackWaitingClaims(key: string, claimed: Sandbox[], now: number): number[] {
+    const before = this.waitingClaims.get(key);
+    const after = new Map<string, number>();
+    for (const s of claimed)
+      if (!readyAtGeneration(s) && !finishedPhase(s))
+        after.set(s.metadata.name!, before?.get(s.metadata.name!) ?? now);
+    if (after.size) this.waitingClaims.set(key, after);
+    else this.waitingClaims.delete(key);
+    return [...after.values()];
   }
 
   private limiter(key: string, refill: { perSecond: number; burst: number }, now: number) {

@@ -30,6 +30,10 @@ import type { Logger } from "../observability/logger.js";
 import { METRIC_PREFIX } from "../observability/metrics.js";
 import { PoolReconciler } from "./controller.js";
 import { poolMetrics } from "./metrics.js";
+import type { RefillHoldBounds } from "./refill-hold.js";
+
+/** See PoolControllersOptions.claimConcurrency. */
+export const CLAIM_CONCURRENCY_FACTOR = 4;
 
 export interface PoolControllersOptions {
   kubeConfig: k8s.KubeConfig;
@@ -38,6 +42,16 @@ export interface PoolControllersOptions {
   /** What each backend delivers live (src/claim/warm.ts); the CLI sets the pod backend's from its policy channel. */
   liveEgress?: Partial<Record<BackendName, LiveEgress>>;
   concurrency: number;
+  /**
+   * Claims reconciled at once (default: CLAIM_CONCURRENCY_FACTOR × concurrency).
+   * A claim's reconcile holds no container or Pod work, only a few API writes
+   * (the binding, its status), so in a burst of claims its workers sit waiting
+   * on the apiserver: with as few workers as the Sandbox controller, the later
+   * claims of a burst queue behind the first ones' writes (bench/pools).
+   */
+  claimConcurrency?: number;
+  /** Bounds of the refill hold while claims wait (default REFILL_HOLD, src/pool/refill-hold.ts). */
+  refillHold?: RefillHoldBounds;
   /**
    * The Sandbox controller's informer, when it watches every Sandbox (not
    * sharded): read here too instead of a second watch and cache of the same
@@ -103,6 +117,7 @@ export async function startPoolControllers(
     ),
     events: poolEvents,
     metrics,
+    ...(opts.refillHold ? { refillHold: opts.refillHold } : {}),
     log,
   });
   const claimReconciler = new ClaimReconciler({
@@ -164,7 +179,7 @@ export async function startPoolControllers(
       { informer: templates as Informer<KubeObject>, primaryKey: () => undefined },
     ],
     reconcile: (key, ctx) => claimReconciler.reconcile(key, ctx.signal),
-    concurrency: opts.concurrency,
+    concurrency: opts.claimConcurrency ?? CLAIM_CONCURRENCY_FACTOR * opts.concurrency,
     leaderElection: lease("claims"),
     registry,
     metricPrefix: METRIC_PREFIX,

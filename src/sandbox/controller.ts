@@ -42,6 +42,7 @@ import { METRIC_PREFIX, sandboxMetrics } from "../observability/metrics.js";
 import { AppliedPolicies } from "../policy-server/applied.js";
 import { PolicyServer } from "../policy-server/server.js";
 import { ExpiryTimers } from "./expiry-timers.js";
+import { CLAIM_LANE_FACTOR, SandboxPriority, sandboxPriority } from "./priority.js";
 import { SandboxReconciler } from "./reconciler.js";
 
 export interface SandboxControllerOptions {
@@ -446,6 +447,12 @@ export async function startSandboxController(
       };
     },
     concurrency: opts.concurrency,
+    // A claim waiting for its sandbox goes ahead of its pool's refills (priority.ts).
+    priority: (key) => sandboxPriority(sandboxes.get(key)),
+    priorityLane: {
+      minPriority: SandboxPriority.claimWaiting,
+      extra: CLAIM_LANE_FACTOR * opts.concurrency,
+    },
     leaderElection:
       opts.leaderElection && !sharded
         ? { kubeConfig: unlimited(kubeConfig), ...opts.leaderElection }

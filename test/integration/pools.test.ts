@@ -103,9 +103,17 @@ describe("a warm pool", () => {
     expect(new Date(sandbox.spec.lifetime!.expiresAt!).getTime()).toBe(created + 300_000);
     expect(sandbox.spec.lifetime?.ttlSeconds).toBeUndefined();
 
-    const after = await readyPool("py", 2);
+    // The refill waits until the claimed sandbox is Ready (src/pool/refill-hold.ts),
+    // so the pool's status may still be the one from before the claim: wait for the refill.
+    const after = await eventually(
+      async () => {
+        const p = await readyPool("py", 2);
+        expect(p.status?.refills).toBe(3);
+        return p;
+      },
+      { timeout: 60_000 },
+    );
     expect(after.status?.claimed).toBe(1);
-    expect(after.status?.refills).toBe(3);
   });
 
   it("serves cold, never refuses, what a running workload cannot take", async () => {

@@ -130,6 +130,7 @@ export async function startPools(opts: {
   registry?: Registry;
   /** A Sandbox controller's informer to share (as the CLI does); absent: the pools watch their own. */
   sandboxes?: RunningOperator["allSandboxes"];
+  refillHold?: Parameters<typeof startPoolControllers>[0]["refillHold"];
 }): Promise<RunningPoolControllers> {
   const kubeConfig = loadKubeConfig({
     kubeconfig: userKubeconfigPath(opts.user ?? "operator-1"),
@@ -143,6 +144,7 @@ export async function startPools(opts: {
     liveEgress: opts.liveEgress,
     concurrency: opts.concurrency ?? 8,
     sandboxes: opts.sandboxes,
+    ...(opts.refillHold ? { refillHold: opts.refillHold } : {}),
     leaderElection: opts.leaderElection && {
       namespace: opts.namespace,
       name: opts.leaderElection.name,

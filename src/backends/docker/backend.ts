@@ -275,10 +275,17 @@ export class DockerBackend implements SandboxBackend {
     const hostPolicy = desired.policyHostDir
       ? this.policies.writeHost(desired.policyHostDir, desired.policy)
       : undefined;
+    const readStart = performance.now();
     let [sidecar, workload] = await Promise.all([
       this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal),
       this.inspectOwn(desired.workload.name, desired.id, ctx, signal),
     ]);
+    // The daemon's share of a warm reconcile (bench/pools --log): reads queue behind its other work.
+    if (this.deps.log.isLevelEnabled("debug"))
+      this.deps.log.debug(
+        { sandbox: key, ms: Math.round(performance.now() - readStart) },
+        "containers read",
+      );
     const wroteHostPolicy = await hostPolicy;
     if (wroteHostPolicy) this.deps.log.debug({ sandbox: key }, "egress policy delivered");
     // Images and the network matter only to containers yet to be made.
