@@ -105,16 +105,21 @@ describe("a warm pool", () => {
 
     // The refill waits until the claimed sandbox is Ready (src/pool/refill-hold.ts),
     // so the pool's status may still be the one from before the claim: wait for the refill.
+    // One wait for all three (a nested wait could outlast the test), and a
+    // second refill fails at once rather than as a timeout.
     const after = await eventually(
       async () => {
-        const p = await readyPool("py", 2);
-        expect(p.status?.refills).toBe(3);
-        return p;
+        const p = await api.getPool("py");
+        expect(p?.status?.refills, JSON.stringify(p?.status)).toBeGreaterThanOrEqual(3);
+        expect(p?.status?.readyReplicas).toBe(2);
+        expect(p?.status?.replicas).toBe(2);
+        return p!;
       },
       { timeout: 60_000 },
     );
+    expect(after.status?.refills).toBe(3);
     expect(after.status?.claimed).toBe(1);
-  });
+  }, 120_000);
 
   it("serves cold, never refuses, what a running workload cannot take", async () => {
     await readyPool("py", 2);
