@@ -21,7 +21,7 @@
 //   flock /tmp/sbx-docker.lock npx tsx bench/gateway/run.ts [--requests 2000] [--rounds 4]
 //     [--cpu-prof DIR]   the gateway writes a V8 CPU profile into DIR when it stops
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -42,6 +42,7 @@ import {
 import { keyDir, startGatewayProcess } from "../../test/support/gateway.js";
 import { startOperatorWithKubeconfig } from "../../test/support/operator.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
+import { writeResult } from "../support/results.js";
 
 const { values } = parseArgs({
   options: {
@@ -308,8 +309,7 @@ try {
   };
   console.log(JSON.stringify(results.summary, null, 2));
   const out = join(REPO_ROOT, "bench/results/gateway.json");
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
-  execFileSync("npx", ["biome", "format", "--write", out], { cwd: REPO_ROOT, stdio: "ignore" });
+  writeResult(out, results);
   direct.close();
   bridge.close();
   via.close();

@@ -11,7 +11,7 @@
 //   npm run bench:pools [-- --backend docker --warm 30 --cold 5 --burst 300 --rate 50 --seconds 4]
 //   npm run bench:pools -- --backend pod --burst 20 --rate 50 --seconds 0.4
 import { execFileSync } from "node:child_process";
-import { copyFileSync, writeFileSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { cpus, loadavg, release, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -48,6 +48,7 @@ import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
 import { policyTls } from "../../test/support/policy-tls.js";
 import { freePort } from "../../test/support/processes.js";
+import { writeResult } from "../support/results.js";
 import { percentile } from "../support/stats.js";
 import { followClaims } from "./follow-claims.js";
 
@@ -400,7 +401,7 @@ async function main() {
   const out =
     values.out ??
     join(REPO_ROOT, `bench/results/${BACKEND === "pod" ? "pools-pod.json" : "pools.json"}`);
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  writeResult(out, result);
 
   // Beside the debug log: the apiserver's own timing of every write (audit events).
   if (values.log) copyFileSync(cp.auditLogPath, `${values.log}.audit`);

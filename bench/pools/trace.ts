@@ -6,7 +6,7 @@
 //
 //   npm run bench:pools:trace [-- --backend docker --claims 20]
 //   flock /tmp/sbx-node.lock npm run bench:pools:trace -- --backend pod --claims 10
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -42,6 +42,7 @@ import { NODE_SANDBOX_IMAGE } from "../../test/support/node/pods.js";
 import { REPO_ROOT } from "../../test/support/paths.js";
 import { policyTls } from "../../test/support/policy-tls.js";
 import { freePort } from "../../test/support/processes.js";
+import { writeResult } from "../support/results.js";
 import { percentile } from "../support/stats.js";
 import { followClaims } from "./follow-claims.js";
 
@@ -383,7 +384,7 @@ async function main() {
       REPO_ROOT,
       `bench/results/${BACKEND === "pod" ? "pools-trace-pod.json" : "pools-trace.json"}`,
     );
-  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  writeResult(out, result);
   say(`wrote ${out}; the operator's debug log: ${logFile}`);
 
   await objects.deleteCollectionNamespacedCustomObject({ ...ref(CLAIM_PLURAL) }).catch(() => {});
