@@ -43,20 +43,27 @@ export class KindClient<T> {
     );
   }
 
-  /** A JSON merge patch (RFC 7386). */
+  /**
+   * A JSON merge patch (RFC 7386). Its result is remembered as our own write
+   * only when the patch pins the resourceVersion it was decided from. An
+   * unpinned patch lands on whatever version is current, which may carry a
+   * change we never saw (a Pod's image edited between our read and our
+   * relabel); that version's event is then no echo, and must be reconciled.
+   */
   async mergePatch(
     name: string,
     namespace: string,
     patch: unknown,
     signal?: AbortSignal,
   ): Promise<T> {
-    return this.wrote(
-      await rawRequest<T>(this.kc, "PATCH", resourcePath(this.ref, namespace, name), {
-        body: patch,
-        contentType: "application/merge-patch+json",
-        signal,
-      }),
-    );
+    const obj = await rawRequest<T>(this.kc, "PATCH", resourcePath(this.ref, namespace, name), {
+      body: patch,
+      contentType: "application/merge-patch+json",
+      signal,
+    });
+    const pinned = (patch as { metadata?: { resourceVersion?: string } } | null)?.metadata
+      ?.resourceVersion;
+    return pinned ? this.wrote(obj) : obj;
   }
 
   private wrote(obj: T): T {
