@@ -290,15 +290,22 @@ export async function startNode(cp: NodeControlPlane, opts: NodeOptions = {}): P
     await time("registered", () =>
       waitRegistered(core, name, started, opts.readyTimeoutMs ?? 120_000),
     );
-    // kube-router identifies its node by the Node object: start it (and kube-proxy) once there is one.
-    started.push(startKubeProxy(files), startKubeRouter(files), startLocalPath(files, storageBin));
+    // kube-proxy and kube-router identify their node by the Node object: start them once there is one.
+    started.push(startKubeProxy(files), startLocalPath(files, storageBin));
     await time("storage-class", () => ensureLocalPathClass(kc));
     if (opts.csi) {
       started.push(startCsiHostpath(files, csiBin));
       started.push(...(await time("snapshots", () => startSnapshotting(kc, files, csiBin))));
     }
     await time("ready", () => waitReady(core, name, started, opts.readyTimeoutMs ?? 120_000));
-    await time("proxy+firewall", () => waitForChains(net, started));
+    // kube-router only after kube-proxy's first sync: kube-router rewrites the
+    // filter table from a save it took a moment before (iptables-save, then
+    // iptables-restore), so chains kube-proxy makes in between are lost, and
+    // kube-proxy then fails its sync and retries only a sync period later
+    // (CI saw it not retry within 150 s).
+    await time("proxy", () => waitForKubeProxy(files, net, started));
+    started.push(startKubeRouter(files));
+    await time("firewall", () => waitForChain(net, started, "KUBE-ROUTER-FORWARD", 150_000));
     timings.total = Math.round(performance.now() - began);
   } catch (err) {
     await stop().catch((e) => process.stderr.write(`stopping the failed node: ${e}\n`));
@@ -366,19 +373,49 @@ async function waitReady(core: k8s.CoreV1Api, name: string, started: Started[], 
   }
 }
 
-/** kube-proxy's and kube-router's chains in the node's tables: both are enforcing. */
-async function waitForChains(net: NodeNetwork, started: Started[]) {
+/**
+ * kube-proxy's chains in the node's tables. A first sync that failed (its
+ * iptables calls raced another writer of the table) is retried by kube-proxy
+ * only a sync period (30 s) later: restart it once instead of waiting.
+ */
+async function waitForKubeProxy(files: NodeFiles, net: NodeNetwork, started: Started[]) {
+  const first = await waitForChain(net, started, "KUBE-SERVICES", 20_000).then(
+    () => true,
+    (err) => {
+      if (err instanceof ChainMissingError) return false;
+      throw err;
+    },
+  );
+  if (first) return;
+  const i = started.findIndex((p) => p.name === "kube-proxy");
+  process.stderr.write(
+    `kube-proxy has not synced in 20 s; restarting it:\n${logTail(started[i]!)}\n`,
+  );
+  await started[i]!.stop();
+  started[i] = startKubeProxy(files);
+  await waitForChain(net, started, "KUBE-SERVICES", 120_000);
+}
+
+class ChainMissingError extends Error {}
+
+/** Until `chain` is in the node's tables (a component that exits fails it at once). */
+async function waitForChain(
+  net: NodeNetwork,
+  started: Started[],
+  chain: string,
+  timeoutMs: number,
+) {
   // Usually a second; under load (another node starting, the xtables lock
   // shared with the host's dockerd and the other node) it has taken over 60 s.
-  const deadline = Date.now() + 150_000;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rules = trySh("nsenter", [`--net=/run/netns/${net.netns}`, "--", "iptables-save"]) ?? "";
-    if (rules.includes(":KUBE-SERVICES") && rules.includes(":KUBE-ROUTER-FORWARD")) return;
+    if (rules.includes(`:${chain} `)) return;
     const dead = started.find((p) => p.child.exitCode !== null);
     if (dead) throw new Error(`${dead.name} exited with ${dead.child.exitCode}:\n${logTail(dead)}`);
     if (Date.now() > deadline) {
-      throw new Error(
-        `kube-proxy/kube-router chains missing after 150 s:\n${started.map(logTail).join("\n")}`,
+      throw new ChainMissingError(
+        `chain ${chain} missing after ${timeoutMs / 1000} s:\n${started.map(logTail).join("\n")}`,
       );
     }
     await new Promise((r) => setTimeout(r, 100));
