@@ -116,9 +116,7 @@ describe("Sandbox.claim on the docker backend", () => {
     expect((await box.exec(["python3", "-c", fetchIn("allowed.test")])).stdout).toContain(
       "status 200",
     );
-    expect((await box.exec(["python3", "-c", fetchIn("denied.test")])).stdout).toContain(
-      "refused",
-    );
+    expect((await box.exec(["python3", "-c", fetchIn("denied.test")])).stdout).toContain("refused");
     const claim = box.claim!;
     const name = box.name;
     await box.delete();

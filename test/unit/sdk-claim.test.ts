@@ -104,7 +104,12 @@ describe("claimBody", () => {
       /^invalid claim: egress\.defaultAction: /,
     ],
     ["an env name with '='", "py", { env: { "A=B": "x" } }, /^invalid claim: env\.0\.name: /],
-    ["a cpu that is no quantity", "py", { resources: { cpu: "lots" } }, /^invalid claim: resources\.cpu: /],
+    [
+      "a cpu that is no quantity",
+      "py",
+      { resources: { cpu: "lots" } },
+      /^invalid claim: resources\.cpu: /,
+    ],
     ["a claim name with capitals", "py", { name: "Agent" }, /^invalid claim: name: "Agent"/],
     [
       "a claim name of 64 characters",
