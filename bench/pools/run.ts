@@ -1,10 +1,10 @@
 // Warm pool benchmark, on the docker backend or the pod backend on the real
 // node (with its live policy channel): claim -> Ready (p50/p90/p99) warm at
 // concurrency 1, cold claims as the baseline in the same run, claim -> first
-// exec output through the SDK's Sandbox.claim (docker), a burst of claims against a pool as
-// large as the burst, a sustained rate of claims (claims/s for some seconds)
-// against a pool large enough to serve it warm, the pool's refill rate, and
-// the idle footprint of a pooled sandbox (docker). Every claim carries its own
+// exec output through the SDK's Sandbox.claim (docker), a burst of claims
+// against a pool as large as the burst, a sustained rate of claims (claims/s
+// for some seconds) against a pool large enough to serve it warm, the pool's
+// refill rate, and the idle footprint of a pooled sandbox (docker). Every claim carries its own
 // egress policy (a name rule), so Ready means that policy is in force.
 // Figures, not a test: prints them and writes bench/results/pools[-pod].json.
 //
