@@ -59,6 +59,7 @@ import {
   WakeTimeoutError,
   wake,
 } from "../../../src/idle/wake.js";
+import { ReusingKubeConfig } from "../../../src/kube/config.js";
 import {
   type ClaimInfo,
   type ClaimOptions,
@@ -118,10 +119,31 @@ export interface CreateOptions extends ClientOptions {
   waitUntilReady?: boolean | number;
 }
 
+/** Copies of plain KubeConfigs callers handed over, that keep their connections (below). */
+const reusing = new WeakMap<k8s.KubeConfig, { text: string; copy: k8s.KubeConfig }>();
+
+/**
+ * The client configuration, keeping connections to the apiserver alive:
+ * client-node 2.0 opens a new TLS connection for every request, a handshake
+ * on the path of every create and claim (src/kube/config.ts). A plain
+ * KubeConfig the caller hands over is used through a copy that reuses them
+ * (made again if the caller changes it); a subclass is used as given, since
+ * it may authenticate its own way.
+ */
 function kubeConfigOf(o: ClientOptions): k8s.KubeConfig {
-  if (o.kubeconfig instanceof k8s.KubeConfig) return o.kubeconfig;
-  const kc = new k8s.KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+  const given = o.kubeconfig;
+  if (given instanceof k8s.KubeConfig) {
+    if (given.constructor !== k8s.KubeConfig) return given;
+    const text = given.exportConfig();
+    const hit = reusing.get(given);
+    if (hit?.text === text) return hit.copy;
+    const copy = new ReusingKubeConfig();
+    copy.loadFromString(text);
+    reusing.set(given, { text, copy });
+    return copy;
+  }
+  const kc = new ReusingKubeConfig();
+  if (given) kc.loadFromFile(given);
   else kc.loadFromDefault();
   return kc;
 }
