@@ -161,6 +161,35 @@ describe("Sandbox.claim on the docker backend", () => {
   });
 });
 
+describe("Sandbox.create and waitUntilReady wait by watch", () => {
+  it("create resolves once Ready and the agent answers; a deleted sandbox ends a wait at once", async () => {
+    const box = await Sandbox.create(
+      {
+        image: SANDBOX_IMAGE,
+        command: ["sleep", "3600"],
+        resources: { cpu: "250m", memory: "128Mi" },
+      },
+      { ...sdk(), name: "created" },
+    );
+    expect(box.status?.phase).toBe("Running");
+    expect((await box.exec(["echo", "up"])).stdout).toBe("up\n");
+    // Waiting again on a ready sandbox: the current state is read first, so it returns at once.
+    const t0 = performance.now();
+    await box.waitUntilReady({ timeoutMs: 30_000 });
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    await box.delete();
+    const err = await eventually(
+      async () => {
+        const e = await box.waitUntilReady({ timeoutMs: 30_000 }).catch((x) => x);
+        expect(e?.name).toMatch(/SandboxNotFoundError|SandboxNotReadyError/);
+        return e;
+      },
+      { timeout: 120_000, interval: 500 },
+    );
+    expect(err.message).toMatch(/^sandbox .*\/created (was deleted|is Terminating)/);
+  });
+});
+
 /** The plugin as a child process (the operator runs in this process and must keep reconciling). */
 const cli = (args: string[]) =>
   new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
