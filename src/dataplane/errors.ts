@@ -64,6 +64,22 @@ export class SandboxSuspendedError extends SandboxError {
   }
 }
 
+/**
+ * A claim will not be served: it failed or expired, its template does not
+ * exist, or its sandbox's name is taken. `reason` is the claim's condition
+ * reason (src/api/pool-conditions.ts ClaimReason), the message its message.
+ */
+export class ClaimFailedError extends SandboxError {
+  override name = "ClaimFailedError";
+  constructor(
+    readonly claim: string,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A wait ran out (waitUntilReady, a request timeout). */
 export class TimeoutError extends SandboxError {
   override name = "TimeoutError";

@@ -17,7 +17,7 @@ import { TokenBucket } from "./token-bucket.js";
  * certificate instead, Node parses them into a new context for every
  * connection the pool opens.
  */
-class ReusingKubeConfig extends k8s.KubeConfig {
+export class ReusingKubeConfig extends k8s.KubeConfig {
   private readonly dispatchers = new Map<string, Dispatcher | undefined>();
 
   constructor() {

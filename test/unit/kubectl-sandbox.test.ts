@@ -23,7 +23,7 @@ const cli = (...args: string[]) => {
 };
 
 describe("kubectl-sandbox", { timeout: 30_000 }, () => {
-  it.each(["run", "exec", "cp", "logs", "port-forward", "ls", "rm", "renew"])(
+  it.each(["run", "claim", "exec", "cp", "logs", "port-forward", "ls", "rm", "renew"])(
     "%s --help prints its usage and exits 0",
     (cmd) => {
       const r = cli(cmd, "--help");
@@ -59,6 +59,18 @@ describe("kubectl-sandbox", { timeout: 30_000 }, () => {
       /unexpected argument "python3" \(put the command after --\)/,
     ],
     [["run", "-f", "/nonexistent.yaml"], /--file: ENOENT/],
+    [["run", "--template", "py"], /COMMAND is required with --template/],
+    [
+      ["run", "--template", "py", "--image", "x", "--", "ls"],
+      /--image cannot be used with --template/,
+    ],
+    [["run", "--template", "py", "-p", "80", "--", "ls"], /--port cannot be used with --template/],
+    [["run", "--image", "x", "--pool", "p"], /--pool needs --template/],
+    [["claim"], /--template is required/],
+    [["claim", "--template", "py", "extra"], /unexpected argument "extra"/],
+    [["claim", "--template", "py", "--ttl", "0"], /--ttl: "0" is not an integer ≥ 1/],
+    [["claim", "--template", "py", "-e", "X"], /--env: "X" is not NAME=VALUE/],
+    [["claim", "--template", "py", "--image", "x"], /Unknown option '--image'/],
     [["exec"], /NAME is required/],
     [["exec", "sbx"], /COMMAND is required/],
     [["exec", "a", "b", "--", "ls"], /expected one NAME, got 2/],

@@ -1,4 +1,6 @@
 // @sandboxing.dev/sdk: drive sandbox-operator sandboxes from TypeScript.
+
+export type { ClaimSource } from "../../../src/api/pools.js";
 export type { SandboxSpecInput as SandboxSpec } from "../../../src/api/sandbox-spec.js";
 export type {
   Body,
@@ -11,6 +13,7 @@ export type {
 export { AgentClient } from "../../../src/dataplane/client.js";
 export {
   AgentError,
+  ClaimFailedError,
   NotFoundError,
   PermissionDeniedError,
   ProcessStartError,
@@ -24,6 +27,7 @@ export {
 } from "../../../src/dataplane/errors.js";
 export type { LogOptions, LogStreams } from "../../../src/dataplane/logs.js";
 export type { ExitStatus, FileInfo, ProcessInfo } from "../../../src/dataplane/protocol.js";
+export type { ClaimInfo, ClaimOptions, EgressPolicyInput } from "./claim.js";
 export {
   BackgroundProcess,
   type ClientOptions,

@@ -9,12 +9,16 @@ import type Docker from "dockerode";
 import { ConditionType } from "../../../src/api/conditions.js";
 import {
   API_VERSION,
+  CLAIM_PLURAL,
   GROUP,
   SANDBOX_KIND,
   SANDBOX_PLURAL,
+  TEMPLATE_PLURAL,
   VERSION,
 } from "../../../src/api/group.js";
 import { IdleMark } from "../../../src/api/idle.js";
+import { Labels } from "../../../src/api/labels.js";
+import type { SandboxClaim } from "../../../src/api/pools.js";
 import type { Sandbox as SandboxResource } from "../../../src/api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../../src/api/sandbox-spec.js";
 import { answers } from "../../../src/dataplane/answers.js";
@@ -29,6 +33,7 @@ import type {
 } from "../../../src/dataplane/client.js";
 import { connect, type DataPlane } from "../../../src/dataplane/connect.js";
 import {
+  ClaimFailedError,
   SandboxError,
   SandboxNotFoundError,
   SandboxNotReadyError,
@@ -54,6 +59,15 @@ import {
   WakeTimeoutError,
   wake,
 } from "../../../src/idle/wake.js";
+import { ReusingKubeConfig } from "../../../src/kube/config.js";
+import {
+  type ClaimInfo,
+  type ClaimOptions,
+  claimBody,
+  claimInfoOf,
+  claimVerdict,
+} from "./claim.js";
+import { type Check, pollSource, type Source, until, watchSource } from "./watch.js";
 
 export interface ClientOptions {
   /** A KubeConfig, or a kubeconfig path (default: KUBECONFIG / ~/.kube/config / in-cluster). */
@@ -105,10 +119,31 @@ export interface CreateOptions extends ClientOptions {
   waitUntilReady?: boolean | number;
 }
 
+/** Copies of plain KubeConfigs callers handed over, that keep their connections (below). */
+const reusing = new WeakMap<k8s.KubeConfig, { text: string; copy: k8s.KubeConfig }>();
+
+/**
+ * The client configuration, keeping connections to the apiserver alive:
+ * client-node 2.0 opens a new TLS connection for every request, a handshake
+ * on the path of every create and claim (src/kube/config.ts). A plain
+ * KubeConfig the caller hands over is used through a copy that reuses them
+ * (made again if the caller changes it); a subclass is used as given, since
+ * it may authenticate its own way.
+ */
 function kubeConfigOf(o: ClientOptions): k8s.KubeConfig {
-  if (o.kubeconfig instanceof k8s.KubeConfig) return o.kubeconfig;
-  const kc = new k8s.KubeConfig();
-  if (o.kubeconfig) kc.loadFromFile(o.kubeconfig);
+  const given = o.kubeconfig;
+  if (given instanceof k8s.KubeConfig) {
+    if (given.constructor !== k8s.KubeConfig) return given;
+    const text = given.exportConfig();
+    const hit = reusing.get(given);
+    if (hit?.text === text) return hit.copy;
+    const copy = new ReusingKubeConfig();
+    copy.loadFromString(text);
+    reusing.set(given, { text, copy });
+    return copy;
+  }
+  const kc = new ReusingKubeConfig();
+  if (given) kc.loadFromFile(given);
   else kc.loadFromDefault();
   return kc;
 }
@@ -175,7 +210,21 @@ export class Sandbox {
     private readonly kubeConfig: k8s.KubeConfig | undefined,
     private readonly options: ClientOptions,
     private resource: SandboxResource,
+    private claimInfo?: ClaimInfo,
   ) {}
+
+  /**
+   * The claim this sandbox is bound to (Sandbox.claim: name, uid, source,
+   * coldReason, pool, readyMilliseconds; otherwise what its labels say).
+   * Deleting the sandbox deletes the claim.
+   */
+  get claim(): ClaimInfo | undefined {
+    if (this.claimInfo) return this.claimInfo;
+    const labels = this.resource.metadata.labels ?? {};
+    const name = labels[Labels.claim];
+    const uid = labels[Labels.claimUid];
+    return name && uid ? { name, uid } : undefined;
+  }
 
   get name(): string {
     return this.resource.metadata.name!;
@@ -237,13 +286,139 @@ export class Sandbox {
     const wait = options.waitUntilReady ?? true;
     if (wait !== false) {
       try {
-        await sandbox.waitUntilReady({ timeoutMs: typeof wait === "number" ? wait : 120_000 });
+        // From the create's version: every later change arrives, nothing is read twice.
+        await sandbox.untilServing(
+          typeof wait === "number" ? wait : DEFAULT_READY_TIMEOUT_MS,
+          created.metadata.resourceVersion,
+        );
       } catch (err) {
         sandbox.close();
         throw err;
       }
     }
     return sandbox;
+  }
+
+  /**
+   * A sandbox from a SandboxTemplate through a SandboxClaim: a ready pooled
+   * sandbox when a warm pool has one (with this call's egress policy, live),
+   * else a cold one. Resolves once the claim is Ready (its policy in force)
+   * and the agent answers, with a handle built from what the watches
+   * delivered. A claim that fails, expires, names a missing template or times
+   * out is deleted before the error (ClaimFailedError, TimeoutError) is
+   * thrown: nothing is left behind. Deleting the handle deletes the claim,
+   * which deletes its sandbox.
+   */
+  static async claim(template: string, options: ClaimOptions = {}): Promise<Sandbox> {
+    const body = claimBody(template, options);
+    const kc = kubeConfigOf(options);
+    const namespace = namespaceOf(kc, options);
+    const api = Sandbox.api(kc);
+    const ref = { group: GROUP, version: VERSION, namespace };
+    let claim = (await api.createNamespacedCustomObject({
+      ...ref,
+      plural: CLAIM_PLURAL,
+      body,
+    })) as SandboxClaim;
+    const name = claim.metadata.name!;
+    const uid = claim.metadata.uid!;
+    const what = `claim ${namespace}/${name}`;
+    const opts: ClientOptions = { ...options, namespace };
+    const wait = options.waitUntilReady ?? true;
+    const timeoutMs = typeof wait === "number" ? wait : DEFAULT_READY_TIMEOUT_MS;
+
+    let claimGone = false;
+    const sandboxes = new Map<string, SandboxResource>();
+    let handle: Sandbox | undefined;
+    /** The agent's first answer, asked as soon as the bound sandbox is Ready, while the claim finishes. */
+    let early: Promise<boolean> | undefined;
+    const sources: Source[] = [
+      watchSource<SandboxClaim>({
+        kubeConfig: kc,
+        ...ref,
+        plural: CLAIM_PLURAL,
+        fieldSelector: `metadata.name=${name}`,
+        resourceVersion: claim.metadata.resourceVersion,
+        onChange: (type, obj) => {
+          if (type === "DELETED") claimGone = true;
+          else claim = obj;
+        },
+      }),
+      // Warm or cold, the claim's sandbox carries its UID: seen the moment it is bound.
+      watchSource<SandboxResource>({
+        kubeConfig: kc,
+        ...ref,
+        plural: SANDBOX_PLURAL,
+        labelSelector: `${Labels.claimUid}=${uid}`,
+        onChange: (type, obj) => {
+          if (type === "DELETED") sandboxes.delete(obj.metadata.name!);
+          else sandboxes.set(obj.metadata.name!, obj);
+        },
+      }),
+    ];
+    const check = async (): Promise<Check<Sandbox>> => {
+      if (claimGone) throw new ClaimFailedError(name, "Deleted", `${what} was deleted`);
+      const verdict = claimVerdict(claim);
+      if (verdict.state === "failed") {
+        // The controller may not have seen a template made a moment ago: it re-judges the claim when it does.
+        if (verdict.recheck === "template" && (await templateExists(kc, namespace, template)))
+          return undefined;
+        throw new ClaimFailedError(name, verdict.reason, verdict.message);
+      }
+      if (verdict.state === "pending") return undefined;
+      const resource = sandboxes.get(verdict.sandboxName);
+      if (!resource) return undefined;
+      if (handle?.name !== verdict.sandboxName) {
+        handle?.close();
+        handle = new Sandbox(kc, opts, resource, claimInfoOf(claim));
+        early = undefined;
+      }
+      handle.resource = resource;
+      handle.claimInfo = claimInfoOf(claim);
+      if (wait === false) return { value: handle };
+      if (verdict.state === "bound") {
+        // Connect and ask the agent while the claim's policy is applied: the
+        // first exec then finds the connection open (a warm sandbox's agent
+        // has been up for a while; nothing about it changes at claim time).
+        if (!early && isReady(resource)) early = handle.agentAnswers().catch(() => false);
+        return undefined;
+      }
+      const answers = await (early ?? handle.agentAnswers());
+      early = undefined;
+      return answers ? { value: handle } : { retryAfterMs: AGENT_RETRY_MS };
+    };
+    try {
+      return await until({
+        sources,
+        check,
+        timeoutMs,
+        onTimeout: () => {
+          const v = claimVerdict(claim);
+          const detail =
+            v.state === "pending"
+              ? (v.message ?? "no sandbox bound yet")
+              : v.state === "bound"
+                ? `sandbox ${v.sandboxName} is not ready yet`
+                : v.state === "ready"
+                  ? `the agent of sandbox ${v.sandboxName} does not answer`
+                  : v.message;
+          return new TimeoutError(`${what} not ready after ${timeoutMs} ms: ${detail}`);
+        },
+      });
+    } catch (err) {
+      handle?.close();
+      // The caller has no handle to clean up with: the claim (and so its sandbox) goes now.
+      await api
+        .deleteNamespacedCustomObject({
+          ...ref,
+          plural: CLAIM_PLURAL,
+          name,
+          propagationPolicy: "Background",
+          body: { preconditions: { uid } },
+        })
+        .catch(() => {});
+      throw err;
+    }
   }
 
   static async get(name: string, options: ClientOptions = {}): Promise<Sandbox> {
@@ -291,31 +466,78 @@ export class Sandbox {
   }
 
   /** Waits until the Sandbox is Ready and its agent answers. */
-  async waitUntilReady({ timeoutMs = 120_000 }: { timeoutMs?: number } = {}): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await this.refresh();
-      const phase = r.status?.phase;
-      if (phase && ["Succeeded", "Failed", "Expired", "Terminating"].includes(phase)) {
-        throw new SandboxNotReadyError(
-          `sandbox ${this.namespace}/${this.name} is ${phase}${r.status?.message ? `: ${r.status.message}` : ""}`,
+  async waitUntilReady({
+    timeoutMs = DEFAULT_READY_TIMEOUT_MS,
+  }: {
+    timeoutMs?: number;
+  } = {}): Promise<void> {
+    return this.untilServing(timeoutMs);
+  }
+
+  /**
+   * Follows the resource (a watch; through a gateway, reads) until it is
+   * Ready and the agent answers. `since`: the version this handle holds is
+   * fresh (a create's answer), so the watch starts there; otherwise the
+   * current state is read first.
+   */
+  private async untilServing(timeoutMs: number, since?: string): Promise<void> {
+    let gone = false;
+    const source: Source = this.kubeConfig
+      ? watchSource<SandboxResource>({
+          kubeConfig: this.kubeConfig,
+          group: GROUP,
+          version: VERSION,
+          plural: SANDBOX_PLURAL,
+          namespace: this.namespace,
+          fieldSelector: `metadata.name=${this.name}`,
+          resourceVersion: since,
+          known: [this.resource],
+          onChange: (type, obj) => {
+            if (type === "DELETED") gone = true;
+            else this.resource = obj;
+          },
+        })
+      : pollSource(async () => {
+          try {
+            await this.refresh();
+          } catch (err) {
+            if (!(err instanceof SandboxNotFoundError)) throw err;
+            gone = true;
+          }
+        }, GATEWAY_POLL_MS);
+    const what = `sandbox ${this.namespace}/${this.name}`;
+    await until<void>({
+      sources: [source],
+      check: async () => {
+        if (gone) throw new SandboxNotFoundError(`${what} was deleted`);
+        const r = this.resource;
+        const phase = r.status?.phase;
+        if (phase && FINISHED_PHASES.has(phase))
+          throw new SandboxNotReadyError(
+            `${what} is ${phase}${r.status?.message ? `: ${r.status.message}` : ""}`,
+          );
+        if (!isReady(r)) return undefined;
+        return (await this.agentAnswers())
+          ? { value: undefined }
+          : { retryAfterMs: AGENT_RETRY_MS };
+      },
+      timeoutMs,
+      onTimeout: () => {
+        const ready = readyCondition(this.resource);
+        return new TimeoutError(
+          `${what} not ready after ${timeoutMs} ms${ready?.message ? `: ${ready.message}` : ""}`,
         );
-      }
-      const ready = r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
-      if (ready?.status === "True") {
-        try {
-          const plane = await this.dataPlane();
-          if (await (await plane.agent()).healthy()) return;
-        } catch (err) {
-          if (!(err instanceof SandboxNotReadyError)) throw err;
-        }
-      }
-      if (Date.now() > deadline) {
-        throw new TimeoutError(
-          `sandbox ${this.namespace}/${this.name} not ready after ${timeoutMs} ms${ready?.message ? `: ${ready.message}` : ""}`,
-        );
-      }
-      await sleep(ready?.status === "True" ? 20 : 250);
+      },
+    });
+  }
+
+  /** Whether the agent answers its health check (false while it cannot be reached yet). */
+  private async agentAnswers(): Promise<boolean> {
+    try {
+      return await (await this.agent()).healthy();
+    } catch (err) {
+      if (err instanceof SandboxNotReadyError) return false;
+      throw err;
     }
   }
 
@@ -591,9 +813,32 @@ export class Sandbox {
     return expiresAt;
   }
 
-  /** Deletes the Sandbox (the operator removes what it runs on). */
+  /**
+   * Deletes the Sandbox (the operator removes what it runs on). A claimed
+   * sandbox goes with its claim: the claim is deleted (its UID checked), and
+   * the claim's deletion takes the sandbox; the claim is not left behind as
+   * Failed, and "create/delete sandboxclaims" is all the caller needs.
+   */
   async delete(): Promise<void> {
     this.close();
+    const claim = this.claim;
+    if (claim) {
+      try {
+        await Sandbox.api(this.kc).deleteNamespacedCustomObject({
+          group: GROUP,
+          version: VERSION,
+          namespace: this.namespace,
+          plural: CLAIM_PLURAL,
+          name: claim.name,
+          propagationPolicy: "Background",
+          body: { preconditions: { uid: claim.uid } },
+        });
+        return;
+      } catch (err) {
+        // Gone already, or a new claim of that name (409: not ours): the sandbox itself goes.
+        if (!isNotFound(err) && !(err instanceof k8s.ApiException && err.code === 409)) throw err;
+      }
+    }
     try {
       await Sandbox.api(this.kc).deleteNamespacedCustomObject({
         group: GROUP,
@@ -611,6 +856,38 @@ export class Sandbox {
   close(): void {
     this.plane?.close();
     this.plane = undefined;
+  }
+}
+
+/** Default bound on waiting for Ready (create, claim, waitUntilReady). */
+export const DEFAULT_READY_TIMEOUT_MS = 120_000;
+/** Ready but the agent does not answer yet: ask again this soon (it starts with the workload). */
+const AGENT_RETRY_MS = 20;
+/** Through a gateway there is no watch: the resource is read this often while waiting. */
+const GATEWAY_POLL_MS = 250;
+const FINISHED_PHASES = new Set(["Succeeded", "Failed", "Expired", "Terminating"]);
+
+function readyCondition(r: SandboxResource) {
+  return r.status?.conditions?.find((c) => c.type === ConditionType.Ready);
+}
+
+function isReady(r: SandboxResource): boolean {
+  return readyCondition(r)?.status === "True";
+}
+
+/** Whether the template exists as far as the caller can tell: any error (404; a caller who may not read templates) says no. */
+async function templateExists(kc: k8s.KubeConfig, namespace: string, name: string) {
+  try {
+    await kc.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({
+      group: GROUP,
+      version: VERSION,
+      namespace,
+      plural: TEMPLATE_PLURAL,
+      name,
+    });
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { constants } from "node:os";
 import { parse as parseYaml } from "yaml";
 import type { SandboxSpecInput } from "../../../../src/api/sandbox-spec.js";
+import type { ClaimOptions } from "../claim.js";
 import { Sandbox } from "../sandbox.js";
 import { parse, UsageError } from "./args.js";
 
@@ -49,8 +50,103 @@ export function exitCodeOf(status: {
   return 128 + (n ?? 9);
 }
 
+/** Flags a claim takes, shared by `claim` and `run --template`. */
+const CLAIM_FLAGS = {
+  template: { type: "string" },
+  pool: { type: "string" },
+  allow: { type: "string", multiple: true },
+  ttl: { type: "string" },
+  name: { type: "string" },
+  timeout: { type: "string" },
+} as const;
+
+/** Claim options from the flags; absent --allow keeps the template's egress policy. */
+function claimOptionsOf(v: Record<string, unknown>, client: ClaimOptions): ClaimOptions {
+  const allow = (v.allow as string[] | undefined) ?? [];
+  const ttl = intFlag(v.ttl, "--ttl");
+  return {
+    ...client,
+    ...(typeof v.pool === "string" ? { pool: v.pool } : {}),
+    ...(typeof v.name === "string" ? { name: v.name } : {}),
+    ...(ttl ? { ttlSeconds: ttl } : {}),
+    ...(allow.length
+      ? {
+          egress: {
+            defaultAction: "deny" as const,
+            rules: allow.map((target) => ({ action: "allow" as const, target })),
+          },
+        }
+      : {}),
+    waitUntilReady: (intFlag(v.timeout, "--timeout") ?? 300) * 1000,
+  };
+}
+
+/** "sandbox S (Warm from pool P, ready in N ms)": what a person wants to know of a claim. */
+function describeClaim(sandbox: Sandbox): string {
+  const c = sandbox.claim;
+  const from =
+    c?.source === "Cold" ? `Cold: ${c.coldReason ?? "cold start"}` : `${c?.source ?? "?"}`;
+  const pool = c?.pool ? ` from pool ${c.pool}` : "";
+  const ms = c?.readyMilliseconds !== undefined ? `, ready in ${c.readyMilliseconds} ms` : "";
+  return `claim ${c?.name}: sandbox ${sandbox.name} (${from}${pool}${ms})`;
+}
+
+export async function claim(args: string[]): Promise<number> {
+  const p = parse("claim", args, {
+    ...CLAIM_FLAGS,
+    env: { type: "string", short: "e", multiple: true },
+  });
+  if (p.positionals.length) throw new UsageError(`unexpected argument "${p.positionals[0]}"`);
+  if (typeof p.values.template !== "string") throw new UsageError("--template is required");
+  const env = envFlag(p.values.env);
+  const sandbox = await Sandbox.claim(p.values.template, {
+    ...claimOptionsOf(p.values, p.client),
+    ...(env ? { env } : {}),
+  });
+  sandbox.close();
+  process.stderr.write(`${describeClaim(sandbox)}\n`);
+  process.stdout.write(`${sandbox.name}\n`);
+  return 0;
+}
+
+/** `run --template`: the template's workload runs already; COMMAND runs in it through the agent. */
+async function runClaimed(p: ReturnType<typeof parse>): Promise<number> {
+  const v = p.values;
+  for (const flag of ["image", "file", "port", "backend"])
+    if (v[flag] !== undefined)
+      throw new UsageError(`--${flag} cannot be used with --template (the template says it)`);
+  if (!p.rest.length)
+    throw new UsageError("COMMAND is required with --template (after --): it runs in the sandbox");
+  const env = envFlag(v.env);
+  const sandbox = await Sandbox.claim(v.template as string, claimOptionsOf(v, p.client));
+  const cleanup = async () => {
+    if (!v.keep) await sandbox.delete();
+    else process.stderr.write(`${describeClaim(sandbox)} kept\n`);
+  };
+  const onInt = () => {
+    cleanup().finally(() => process.exit(130));
+  };
+  process.once("SIGINT", onInt);
+  try {
+    const handle = await sandbox.execStream(p.rest, env ? { env } : {});
+    handle.stdout.pipe(process.stdout, { end: false });
+    handle.stderr.pipe(process.stderr, { end: false });
+    const status = await handle.exit;
+    await Promise.all([
+      new Promise((r) => (handle.stdout.readableEnded ? r(0) : handle.stdout.once("end", r))),
+      new Promise((r) => (handle.stderr.readableEnded ? r(0) : handle.stderr.once("end", r))),
+    ]);
+    return exitCodeOf(status);
+  } finally {
+    process.off("SIGINT", onInt);
+    await cleanup();
+  }
+}
+
 export async function run(args: string[]): Promise<number> {
   const p = parse("run", args, {
+    template: { type: "string" },
+    pool: { type: "string" },
     image: { type: "string" },
     file: { type: "string", short: "f" },
     name: { type: "string" },
@@ -64,6 +160,8 @@ export async function run(args: string[]): Promise<number> {
   });
   if (p.positionals.length)
     throw new UsageError(`unexpected argument "${p.positionals[0]}" (put the command after --)`);
+  if (typeof p.values.template === "string") return runClaimed(p);
+  if (p.values.pool !== undefined) throw new UsageError("--pool needs --template");
   const v = p.values;
   let spec: Record<string, unknown> = {};
   if (typeof v.file === "string") {

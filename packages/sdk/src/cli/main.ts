@@ -13,6 +13,7 @@ type Command = (args: string[]) => Promise<number>;
 const commands = () => import("./commands.js");
 const COMMANDS: Record<string, () => Promise<Command>> = {
   run: async () => (await commands()).run,
+  claim: async () => (await commands()).claim,
   exec: async () => (await commands()).exec,
   cp: async () => (await import("./cp.js")).cp,
   logs: async () => (await commands()).logs,

@@ -10,7 +10,8 @@ export const USAGE: Record<string, string> = {
 Usage: kubectl sandbox COMMAND [flags]
 
 Commands:
-  run           create a sandbox running a command, stream its output, exit with its code
+  run           create a sandbox running a command (or claim one: --template), stream its output
+  claim         claim a sandbox from a template (a warm pool's when it has one), print its name
   exec          run a command in a sandbox (-i stdin, -t terminal)
   cp            copy files and directories to or from a sandbox (NAME:PATH)
   logs          the workload's output (-f to follow)
@@ -26,22 +27,52 @@ ${GLOBAL_FLAGS}
 Run 'kubectl sandbox COMMAND --help' for a command's flags.`,
   run: `Usage: kubectl sandbox run --image IMAGE [flags] [-- COMMAND [ARG...]]
        kubectl sandbox run -f sandbox.yaml [flags]
+       kubectl sandbox run --template TEMPLATE [--pool POOL] [flags] -- COMMAND [ARG...]
 
 Creates a sandbox whose workload is COMMAND (the image's entrypoint when
 absent), streams its output, and exits with its exit code. The sandbox is
 deleted afterwards unless --keep (like docker run --rm).
 
+With --template, the sandbox comes from a SandboxClaim instead (a warm pool's
+ready sandbox when there is one, else a cold start): the template's workload
+is already running, COMMAND runs in it through the agent, and the claim (with
+its sandbox) is deleted afterwards unless --keep.
+
 Flags:
   --image IMAGE       container image
   -f, --file PATH     a Sandbox manifest (YAML or JSON) or just its spec
-  --name NAME         sandbox name (default: generated)
-  -e, --env K=V       environment variable (repeatable)
+  --template T        claim a sandbox of SandboxTemplate T (not with --image/-f/-p/--backend)
+  --pool P            with --template: take it from SandboxWarmPool P (default: any pool of T)
+  --name NAME         sandbox name (with --template: the claim's) (default: generated)
+  -e, --env K=V       environment variable (repeatable; with --template: COMMAND's)
   -p, --port N        declare a port (repeatable)
-  --ttl SECONDS       lifetime (default 3600)
+  --ttl SECONDS       lifetime (default 3600; with --template: the template's)
   --backend B         pod or docker (default: the operator's)
-  --allow TARGET      allow egress to a host, *.domain or CIDR (repeatable; default deny)
+  --allow TARGET      allow egress to a host, *.domain or CIDR (repeatable; default deny;
+                      with --template and no --allow: the template's policy)
   --keep              keep the sandbox after the command ends
   --timeout SECONDS   how long to wait for it to start (default 300)
+
+${GLOBAL_FLAGS}`,
+  claim: `Usage: kubectl sandbox claim --template TEMPLATE [flags]
+
+Claims a sandbox from SandboxTemplate TEMPLATE through a SandboxClaim: a warm
+pool's ready sandbox when there is one (its egress policy applied live), else
+a cold start. Waits until the claim is Ready (its policy in force) and the
+agent answers, then prints the sandbox's name on stdout and how it was served
+(Warm or Cold, and why) on stderr. 'kubectl sandbox rm NAME' deletes the claim
+and its sandbox. A claim that fails or times out is deleted (exit code 1).
+
+Flags:
+  --template T        the SandboxTemplate (required)
+  --pool P            take it from SandboxWarmPool P (default: any pool of T)
+  --allow TARGET      allow egress to a host, *.domain or CIDR (repeatable; the claim's
+                      policy: default deny plus these; absent: the template's policy)
+  --ttl SECONDS       lifetime counted from the claim (default: the template's)
+  -e, --env K=V       environment variable (repeatable; a running workload cannot take
+                      new variables: the claim is served cold)
+  --name NAME         the claim's name (a cold sandbox takes it too) (default: generated)
+  --timeout SECONDS   how long to wait for it (default 300)
 
 ${GLOBAL_FLAGS}`,
   exec: `Usage: kubectl sandbox exec [-i] [-t] NAME -- COMMAND [ARG...]
@@ -89,7 +120,7 @@ Flags:
 ${GLOBAL_FLAGS}`,
   rm: `Usage: kubectl sandbox rm NAME [NAME...]
 
-Deletes sandboxes.
+Deletes sandboxes; a claimed sandbox goes with its claim (the claim is deleted).
 
 ${GLOBAL_FLAGS}`,
   renew: `Usage: kubectl sandbox renew NAME --ttl SECONDS
