@@ -160,7 +160,8 @@ export class Listener {
       const w: H2HeaderWatch = { seen: 0, pending: 0, since: 0 };
       this.h2Sessions.set(s, w);
       s.on("stream", (stream: http2.ServerHttp2Stream) => {
-        if (stream.id > w.seen) w.seen = stream.id;
+        const id = stream.id ?? 0;
+        if (id > w.seen) w.seen = id;
       });
       s.once("close", () => this.h2Sessions.delete(s));
     });
