@@ -13,6 +13,11 @@ import type { KeyStore } from "./keys.js";
 import { BoundedCache, RateLimiter } from "./limits.js";
 import { type Claims, looksScoped, TokenError, verifyToken } from "./tokens.js";
 
+/**
+ * Who is calling. `key` names the credential for the limits, `who` for the
+ * audit line; both are computed once per credential, and the principal is
+ * reused from the caches as is, so a cached call allocates nothing here.
+ */
 export type Principal =
   | {
       kind: "user";
@@ -21,11 +26,23 @@ export type Principal =
       groups: string[];
       extra?: Record<string, string[]>;
       key: string;
+      who: string;
     }
-  | { kind: "scoped"; claims: Claims; key: string };
+  | { kind: "scoped"; claims: Claims; key: string; who: string };
 
 export function describe(p: Principal): string {
-  return p.kind === "user" ? p.username : `token:${p.claims.jti} (by ${p.claims.sub})`;
+  return p.who;
+}
+
+type ScopedPrincipal = Extract<Principal, { kind: "scoped" }>;
+
+function scopedPrincipal(claims: Claims): ScopedPrincipal {
+  return {
+    kind: "scoped",
+    claims,
+    key: `jti:${claims.jti}`,
+    who: `token:${claims.jti} (by ${claims.sub})`,
+  };
 }
 
 export interface AuthOptions {
@@ -49,7 +66,7 @@ export class Auth {
   private readonly users: BoundedCache<Principal | null>;
   private readonly decisions: BoundedCache<boolean>;
   /** Verified scoped tokens (an Ed25519 verification per request was the gateway's largest cost). */
-  private readonly scoped = new BoundedCache<Claims>(10_000, 60_000);
+  private readonly scoped = new BoundedCache<ScopedPrincipal>(10_000, 60_000);
   /**
    * TokenReviews per client address: every unknown token costs the apiserver
    * a review, so a client spraying random tokens is cut off here (429) rather
@@ -78,12 +95,11 @@ export class Auth {
     if (looksScoped(token)) {
       const hit = this.scoped.get(token);
       // Expiry is checked on every use; a key's removal takes effect within the cache's minute.
-      if (hit && hit.exp > Date.now() / 1000)
-        return { kind: "scoped", claims: hit, key: `jti:${hit.jti}` };
+      if (hit && hit.claims.exp > Date.now() / 1000) return hit;
       try {
-        const claims = verifyToken(token, this.opts.keys.keys.verify);
-        this.scoped.set(token, claims);
-        return { kind: "scoped", claims, key: `jti:${claims.jti}` };
+        const principal = scopedPrincipal(verifyToken(token, this.opts.keys.keys.verify));
+        this.scoped.set(token, principal);
+        return principal;
       } catch (err) {
         if (err instanceof TokenError)
           throw unauthenticated(
@@ -130,6 +146,7 @@ export class Auth {
       groups: u.groups ?? [],
       ...(u.extra ? { extra: u.extra } : {}),
       key: `user:${key}`,
+      who: u.username!,
     };
     this.users.set(key, principal);
     return principal;

@@ -256,9 +256,12 @@ export class Gateway {
   /** The port route's upstream leg (upstream.ts); agent calls stay on node:http (full-duplex exec bodies). */
   private readonly ports: Agent;
   private openapi: string | undefined;
+  /** route()'s options, built once. */
+  private readonly routing: { domain?: string };
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.routing = o.domain ? { domain: o.domain } : {};
     this.ports = upstreamAgent(
       o.upstreamHeadersTimeoutMs ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {},
     );
@@ -299,9 +302,7 @@ export class Gateway {
   // --- plain requests ------------------------------------------------------------
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const r = route(req.method ?? "GET", req.url ?? "/", hostOf(req), {
-      ...(this.o.domain ? { domain: this.o.domain } : {}),
-    });
+    const r = route(req.method ?? "GET", req.url ?? "/", hostOf(req), this.routing);
     if (r.kind === "health") {
       const why = this.o.ready();
       res
@@ -406,7 +407,7 @@ export class Gateway {
           id: call.id,
           who: call.who ?? "anonymous",
           sandbox: call.namespace ? `${call.namespace}/${call.name}` : undefined,
-          ...(call.port ? { port: call.port } : {}),
+          port: call.port, // absent (undefined) but on port routes
           verb: call.verb,
           method: req.method,
           path: q < 0 ? url : url.slice(0, q),
@@ -670,7 +671,7 @@ export class Gateway {
     const headers = forwardHeaders(req.headers, {
       dropAuthorization: admitted.consumedAuthorization,
     });
-    Object.assign(headers, forwardedFor(req, r.prefix));
+    setForwarded(headers, req, r.prefix);
     const max = this.limits.maxUploadBytes;
     if (Number(req.headers["content-length"] ?? 0) > max)
       throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
@@ -761,10 +762,9 @@ export class Gateway {
         const traffic = () => this.o.waker?.portTraffic(sandbox);
         const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
         const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
-        Object.assign(headers, forwardedFor(req, r.prefix), {
-          connection: "Upgrade",
-          upgrade: req.headers.upgrade ?? "websocket",
-        });
+        setForwarded(headers, req, r.prefix);
+        headers.connection = "Upgrade";
+        headers.upgrade = req.headers.upgrade ?? "websocket";
         const up = http.request({
           host: to.host,
           port: to.port,
@@ -1050,14 +1050,17 @@ function forwardHeaders(
   return out;
 }
 
-function forwardedFor(req: http.IncomingMessage, prefix: string): Record<string, string> {
-  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-  return {
-    "x-forwarded-for": req.socket.remoteAddress ?? "",
-    "x-forwarded-host": hostOf(req) ?? "",
-    "x-forwarded-proto": tls ? "https" : "http",
-    ...(prefix ? { "x-forwarded-prefix": prefix } : {}),
-  };
+/** X-Forwarded-* into the upstream request's headers (forwardHeaders dropped the client's). */
+function setForwarded(
+  out: http.OutgoingHttpHeaders,
+  req: http.IncomingMessage,
+  prefix: string,
+): void {
+  out["x-forwarded-for"] = req.socket.remoteAddress ?? "";
+  out["x-forwarded-host"] = hostOf(req) ?? "";
+  out["x-forwarded-proto"] =
+    (req.socket as { encrypted?: boolean }).encrypted === true ? "https" : "http";
+  if (prefix) out["x-forwarded-prefix"] = prefix;
 }
 
 function responseHeaders(ur: http.IncomingMessage): http.OutgoingHttpHeaders {
