@@ -54,6 +54,10 @@ export interface AuthOptions {
   cacheEntries?: number;
 }
 
+const BEARER = /^Bearer ([^\s]+)$/i;
+/** Longest Kubernetes bearer token sent for review. */
+const MAX_KUBE_TOKEN_LENGTH = 16_384;
+
 const digest = (s: string) => createHash("sha256").update(s).digest("base64url");
 
 interface TokenReviewStatus {
@@ -81,9 +85,36 @@ export class Auth {
     this.decisions = new BoundedCache(n, ttl);
   }
 
+  /**
+   * The caller from the caches alone, without waiting: a scoped token
+   * verified before (and not expired), a Kubernetes token reviewed within
+   * the cache's TTL. Undefined when authenticate() must decide (it also
+   * gives the refusals): the common call takes no promise, no await.
+   */
+  cached(authorization: string | undefined): Principal | undefined {
+    const token = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
+    if (token === undefined) return undefined;
+    if (looksScoped(token)) {
+      const hit = this.scoped.get(token);
+      return hit && hit.claims.exp > Date.now() / 1000 ? hit : undefined;
+    }
+    if (token.length > MAX_KUBE_TOKEN_LENGTH) return undefined;
+    return this.users.get(digest(token)) ?? undefined;
+  }
+
+  /** A cached SubjectAccessReview answer (allowed()'s cache), undefined when none. */
+  cachedDecision(
+    p: Extract<Principal, { kind: "user" }>,
+    ns: string,
+    name: string,
+    verb: string,
+  ): boolean | undefined {
+    return this.decisions.get(`${p.key}|${ns}|${name}|${verb}`);
+  }
+
   /** The caller behind an Authorization header; throws GatewayError (401, or 503 when the apiserver fails). */
   async authenticate(authorization: string | undefined, remote = "unknown"): Promise<Principal> {
-    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? "");
+    const m = BEARER.exec(authorization ?? "");
     if (!m)
       throw unauthenticated(
         authorization
@@ -109,7 +140,8 @@ export class Auth {
         throw err;
       }
     }
-    if (token.length > 16_384) throw unauthenticated("credential too long", "MALFORMED_CREDENTIAL");
+    if (token.length > MAX_KUBE_TOKEN_LENGTH)
+      throw unauthenticated("credential too long", "MALFORMED_CREDENTIAL");
     const key = digest(token);
     const cached = this.users.get(key);
     if (cached === null) throw unauthenticated("the credential was not accepted", "TOKEN_REJECTED");
