@@ -92,7 +92,12 @@ export class Auth {
    * gives the refusals): the common call takes no promise, no await.
    */
   cached(authorization: string | undefined): Principal | undefined {
-    const token = authorization === undefined ? undefined : BEARER.exec(authorization)?.[1];
+    if (authorization === undefined) return undefined;
+    // A cache key was a token that passed BEARER when it was stored: the same
+    // string after "Bearer " needs no second look.
+    const token = authorization.startsWith("Bearer ")
+      ? authorization.slice(7)
+      : BEARER.exec(authorization)?.[1];
     if (token === undefined) return undefined;
     if (looksScoped(token)) {
       const hit = this.scoped.get(token);

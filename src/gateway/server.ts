@@ -782,6 +782,7 @@ export class Gateway {
       body = limit;
     }
     waker?.portTraffic(sandbox);
+    const gateway = this;
     void proxy(
       this.ports,
       res,
@@ -801,7 +802,10 @@ export class Gateway {
           : (n) => {
               call.bytesOut += n;
             },
-        refuse: (e) => this.refuse(res, call, e),
+        // A method, not an arrow bound to a name (see proxy()).
+        refuse(e) {
+          gateway.refuse(res, call, e);
+        },
       },
     );
   }
