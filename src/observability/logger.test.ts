@@ -83,5 +83,6 @@ describe("BatchedDestination: audit lines written a batch at a time, in bounded 
         .split("\n")
         .map((l) => JSON.parse(l).msg),
     ).toEqual(["one", "two"]);
-  });
+    // A child process through tsx: seconds on a busy machine.
+  }, 30_000);
 });
