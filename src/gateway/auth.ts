@@ -13,6 +13,11 @@ import type { KeyStore } from "./keys.js";
 import { BoundedCache, RateLimiter } from "./limits.js";
 import { type Claims, looksScoped, TokenError, verifyToken } from "./tokens.js";
 
+/**
+ * Who is calling. `key` names the credential for the limits, `who` for the
+ * audit line; both are computed once per credential, and the principal is
+ * reused from the caches as is, so a cached call allocates nothing here.
+ */
 export type Principal =
   | {
       kind: "user";
@@ -21,11 +26,23 @@ export type Principal =
       groups: string[];
       extra?: Record<string, string[]>;
       key: string;
+      who: string;
     }
-  | { kind: "scoped"; claims: Claims; key: string };
+  | { kind: "scoped"; claims: Claims; key: string; who: string };
 
 export function describe(p: Principal): string {
-  return p.kind === "user" ? p.username : `token:${p.claims.jti} (by ${p.claims.sub})`;
+  return p.who;
+}
+
+type ScopedPrincipal = Extract<Principal, { kind: "scoped" }>;
+
+function scopedPrincipal(claims: Claims): ScopedPrincipal {
+  return {
+    kind: "scoped",
+    claims,
+    key: `jti:${claims.jti}`,
+    who: `token:${claims.jti} (by ${claims.sub})`,
+  };
 }
 
 export interface AuthOptions {
@@ -36,6 +53,10 @@ export interface AuthOptions {
   /** How many answers are kept (default 10,000 each). */
   cacheEntries?: number;
 }
+
+const BEARER = /^Bearer ([^\s]+)$/i;
+/** Longest Kubernetes bearer token sent for review. */
+const MAX_KUBE_TOKEN_LENGTH = 16_384;
 
 const digest = (s: string) => createHash("sha256").update(s).digest("base64url");
 
@@ -49,7 +70,7 @@ export class Auth {
   private readonly users: BoundedCache<Principal | null>;
   private readonly decisions: BoundedCache<boolean>;
   /** Verified scoped tokens (an Ed25519 verification per request was the gateway's largest cost). */
-  private readonly scoped = new BoundedCache<Claims>(10_000, 60_000);
+  private readonly scoped = new BoundedCache<ScopedPrincipal>(10_000, 60_000);
   /**
    * TokenReviews per client address: every unknown token costs the apiserver
    * a review, so a client spraying random tokens is cut off here (429) rather
@@ -64,9 +85,41 @@ export class Auth {
     this.decisions = new BoundedCache(n, ttl);
   }
 
+  /**
+   * The caller from the caches alone, without waiting: a scoped token
+   * verified before (and not expired), a Kubernetes token reviewed within
+   * the cache's TTL. Undefined when authenticate() must decide (it also
+   * gives the refusals): the common call takes no promise, no await.
+   */
+  cached(authorization: string | undefined): Principal | undefined {
+    if (authorization === undefined) return undefined;
+    // A cache key was a token that passed BEARER when it was stored: the same
+    // string after "Bearer " needs no second look.
+    const token = authorization.startsWith("Bearer ")
+      ? authorization.slice(7)
+      : BEARER.exec(authorization)?.[1];
+    if (token === undefined) return undefined;
+    if (looksScoped(token)) {
+      const hit = this.scoped.get(token);
+      return hit && hit.claims.exp > Date.now() / 1000 ? hit : undefined;
+    }
+    if (token.length > MAX_KUBE_TOKEN_LENGTH) return undefined;
+    return this.users.get(digest(token)) ?? undefined;
+  }
+
+  /** A cached SubjectAccessReview answer (allowed()'s cache), undefined when none. */
+  cachedDecision(
+    p: Extract<Principal, { kind: "user" }>,
+    ns: string,
+    name: string,
+    verb: string,
+  ): boolean | undefined {
+    return this.decisions.get(`${p.key}|${ns}|${name}|${verb}`);
+  }
+
   /** The caller behind an Authorization header; throws GatewayError (401, or 503 when the apiserver fails). */
   async authenticate(authorization: string | undefined, remote = "unknown"): Promise<Principal> {
-    const m = /^Bearer ([^\s]+)$/i.exec(authorization ?? "");
+    const m = BEARER.exec(authorization ?? "");
     if (!m)
       throw unauthenticated(
         authorization
@@ -78,12 +131,11 @@ export class Auth {
     if (looksScoped(token)) {
       const hit = this.scoped.get(token);
       // Expiry is checked on every use; a key's removal takes effect within the cache's minute.
-      if (hit && hit.exp > Date.now() / 1000)
-        return { kind: "scoped", claims: hit, key: `jti:${hit.jti}` };
+      if (hit && hit.claims.exp > Date.now() / 1000) return hit;
       try {
-        const claims = verifyToken(token, this.opts.keys.keys.verify);
-        this.scoped.set(token, claims);
-        return { kind: "scoped", claims, key: `jti:${claims.jti}` };
+        const principal = scopedPrincipal(verifyToken(token, this.opts.keys.keys.verify));
+        this.scoped.set(token, principal);
+        return principal;
       } catch (err) {
         if (err instanceof TokenError)
           throw unauthenticated(
@@ -93,7 +145,8 @@ export class Auth {
         throw err;
       }
     }
-    if (token.length > 16_384) throw unauthenticated("credential too long", "MALFORMED_CREDENTIAL");
+    if (token.length > MAX_KUBE_TOKEN_LENGTH)
+      throw unauthenticated("credential too long", "MALFORMED_CREDENTIAL");
     const key = digest(token);
     const cached = this.users.get(key);
     if (cached === null) throw unauthenticated("the credential was not accepted", "TOKEN_REJECTED");
@@ -130,6 +183,7 @@ export class Auth {
       groups: u.groups ?? [],
       ...(u.extra ? { extra: u.extra } : {}),
       key: `user:${key}`,
+      who: u.username!,
     };
     this.users.set(key, principal);
     return principal;

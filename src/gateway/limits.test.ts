@@ -17,6 +17,20 @@ describe("RateLimiter", () => {
     r.take("c"); // evicts a
     expect(r.take("a")).toBe(true);
   });
+  it("evicts the idlest key, its place refreshed at most once a second", () => {
+    let t = 0;
+    const r = new RateLimiter({ rps: 0, burst: 1 }, 2, () => t);
+    r.take("a"); // a's one token spent
+    r.take("b");
+    t = 500;
+    r.take("a"); // used again within the second: still first in line
+    r.take("c"); // evicts a (a fresh bucket: allowed again)
+    expect(r.take("a")).toBe(true);
+    t = 2000;
+    r.take("c"); // c moves behind a (now idlest: b was evicted by a)
+    r.take("d"); // evicts a, not c
+    expect([r.take("c"), r.take("a")]).toEqual([false, true]);
+  });
 });
 
 describe("ConcurrencyLimiter", () => {

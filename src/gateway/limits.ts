@@ -46,9 +46,16 @@ export interface RateLimit {
   burst: number;
 }
 
+/**
+ * How stale a key's place in the eviction order may get: a busy key is moved
+ * to the back at most this often (a Map delete and set on every request was
+ * a measurable share of the gateway's per-request work).
+ */
+const LRU_REFRESH_MS = 1000;
+
 /** Token buckets per key; take() answers at once. */
 export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; last: number }>();
+  private readonly buckets = new Map<string, { tokens: number; last: number; placed: number }>();
 
   constructor(
     private readonly limit: RateLimit,
@@ -60,15 +67,19 @@ export class RateLimiter {
   take(key: string): boolean {
     const t = this.now();
     let b = this.buckets.get(key);
-    if (b) this.buckets.delete(key);
-    b ??= { tokens: this.limit.burst, last: t };
+    if (!b || t - b.placed >= LRU_REFRESH_MS) {
+      // (Re-)inserted: most recently used last, so eviction drops the idlest keys.
+      if (b) this.buckets.delete(key);
+      b ??= { tokens: this.limit.burst, last: t, placed: t };
+      b.placed = t;
+      this.buckets.set(key, b);
+      while (this.buckets.size > this.maxKeys)
+        this.buckets.delete(this.buckets.keys().next().value!);
+    }
     b.tokens = Math.min(this.limit.burst, b.tokens + ((t - b.last) / 1000) * this.limit.rps);
     b.last = t;
     const ok = b.tokens >= 1;
     if (ok) b.tokens -= 1;
-    // Re-inserted: most recently used last, so eviction drops the idlest keys.
-    this.buckets.set(key, b);
-    while (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
     return ok;
   }
 }

@@ -32,7 +32,8 @@ export interface ListenerLimits {
    * A connection must send its first bytes, finish its TLS handshake, and
    * send each request's complete headers within this long (slowloris). Node
    * enforces the HTTP/1 part from a timer that only runs on a server that
-   * listens, and checks every 30 s by default: both are set here.
+   * listens, and checks every 30 s by default: both are set here. HTTP/2
+   * header blocks are timed by the listener itself (H2HeaderWatch).
    */
   headersTimeoutMs: number;
   /** An idle keep-alive connection (between requests) is closed after this long. */
@@ -60,6 +61,30 @@ export const DEFAULT_LISTENER_LIMITS: ListenerLimits = {
  */
 export const H2_MAX_CONCURRENT_STREAMS = 128;
 
+/** How often header deadlines are checked (HTTP/1 by Node, HTTP/2 here): the bound is met within this. */
+export function headersCheckIntervalMs(headersTimeoutMs: number): number {
+  return Math.min(1_000, Math.ceil(headersTimeoutMs / 4));
+}
+
+/**
+ * A header block in progress on one HTTP/2 session. Node hands a stream to
+ * JavaScript only once its headers are complete, and has no event for a
+ * block that begins; nghttp2's "last processed stream ID" (session.state
+ * .lastProcStreamID) moves as soon as a HEADERS frame's header is read. So a
+ * block is in progress while that ID is above the highest stream delivered.
+ * The same is true of a stream nghttp2 reset for malformed headers (it never
+ * reaches JavaScript): to tell the two apart, the session is sent a PING when
+ * a block is first seen. Frames may not interleave with a header block, so
+ * the peer's answer can only come once the block is over.
+ */
+interface H2HeaderWatch {
+  /** Highest stream ID delivered (or known over). */
+  seen: number;
+  /** The stream whose header block is in progress (0: none), since when. */
+  pending: number;
+  since: number;
+}
+
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 /** Enough of the preface to tell it from any HTTP/1 method ("PRI " is none). */
 const SNIFF_BYTES = 4;
@@ -79,6 +104,8 @@ export class Listener {
   readonly h1: http.Server;
   private readonly h2: http2.Http2Server;
   private readonly sockets = new Set<net.Socket>();
+  private readonly h2Sessions = new Map<http2.ServerHttp2Session, H2HeaderWatch>();
+  private readonly h2Check: NodeJS.Timeout;
 
   constructor(o: {
     tls?: { cert: Buffer; key: Buffer };
@@ -101,7 +128,7 @@ export class Listener {
         maxHeaderSize: limits.maxHeaderBytes,
         // How often the headers timeout is checked: Node's default (30 s)
         // would let a slowloris client live up to 45 s instead of 15.
-        connectionsCheckingInterval: Math.min(1_000, Math.ceil(limits.headersTimeoutMs / 4)),
+        connectionsCheckingInterval: headersCheckIntervalMs(limits.headersTimeoutMs),
       },
       o.onRequest,
     );
@@ -126,6 +153,22 @@ export class Listener {
     // A session idle this long (no streams, no frames) is closed, as HTTP/1's keep-alive would be.
     this.h2.setTimeout(120_000, (s?: http2.Http2Session) => s?.close());
     this.h2.on("sessionError", () => {});
+    // HTTP/2's headers timeout: Node has none for a stream whose header
+    // block never ends (the session's idle timeout above only applies once
+    // nothing at all arrives, so a trickled block held a session for 120 s).
+    this.h2.on("session", (s: http2.ServerHttp2Session) => {
+      const w: H2HeaderWatch = { seen: 0, pending: 0, since: 0 };
+      this.h2Sessions.set(s, w);
+      s.on("stream", (stream: http2.ServerHttp2Stream) => {
+        const id = stream.id ?? 0;
+        if (id > w.seen) w.seen = id;
+      });
+      s.once("close", () => this.h2Sessions.delete(s));
+    });
+    this.h2Check = setInterval(
+      () => this.checkH2Headers(performance.now()),
+      headersCheckIntervalMs(limits.headersTimeoutMs),
+    ).unref();
 
     this.server = o.tls
       ? tls.createServer({
@@ -153,6 +196,41 @@ export class Listener {
   /** Connections open now (for tests and the bound on them). */
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /**
+   * Closes every HTTP/2 session with a header block in progress for longer
+   * than the headers timeout (H2HeaderWatch). The whole session goes, not
+   * just the stream: until the block ends no other frame of the session can
+   * be read, so its other streams are stuck behind it anyway.
+   */
+  private checkH2Headers(now: number): void {
+    for (const [s, w] of this.h2Sessions) {
+      if (s.destroyed) {
+        this.h2Sessions.delete(s);
+        continue;
+      }
+      const last = s.state.lastProcStreamID ?? 0;
+      if (last <= w.seen) {
+        w.pending = 0;
+        continue;
+      }
+      if (w.pending !== last) {
+        w.pending = last;
+        w.since = now;
+        // Answered only after the block (or a malformed stream nghttp2 reset): then it is over.
+        s.ping((err) => {
+          if (err || w.pending !== last) return;
+          w.seen = Math.max(w.seen, last);
+          w.pending = 0;
+        });
+        continue;
+      }
+      if (now - w.since >= this.limits.headersTimeoutMs) {
+        this.h2Sessions.delete(s);
+        s.destroy(undefined, http2.constants.NGHTTP2_PROTOCOL_ERROR);
+      }
+    }
   }
 
   /** h2c with prior knowledge or HTTP/1.1, told apart by the first bytes. */
@@ -195,6 +273,7 @@ export class Listener {
 
   /** Stops listening and drops every connection (streams in flight included). */
   async close(): Promise<void> {
+    clearInterval(this.h2Check);
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const s of this.sockets) s.destroy();
     this.h1.closeAllConnections();

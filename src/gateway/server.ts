@@ -20,8 +20,9 @@ import { createWebSocketStream, WebSocketServer } from "ws";
 import { z } from "zod";
 import { encodeFrame } from "../dataplane/frames.js";
 import { FrameType } from "../dataplane/protocol.js";
+import { asleep } from "../idle/wake.js";
 import type { Logger } from "../observability/logger.js";
-import { type Auth, describe, type Principal } from "./auth.js";
+import type { Auth, Principal } from "./auth.js";
 import { type Decision, mintable, sandboxAdmits, scopedTokenAllows } from "./decide.js";
 import type { Directory, SandboxObject } from "./directory.js";
 import { GatewayError } from "./errors.js";
@@ -114,6 +115,32 @@ interface Call {
   bytesIn: number;
   bytesOut: number;
   release: (() => void)[];
+}
+
+interface Admitted {
+  principal: Principal;
+  sandbox: SandboxObject;
+}
+
+interface PortAdmitted {
+  sandbox: SandboxObject;
+  /** The client's Authorization was the gateway's credential: not forwarded. */
+  consumedAuthorization: boolean;
+}
+
+/** An admitted port route: the port must be declared in the sandbox's spec. */
+function declaredPort(
+  sandbox: SandboxObject,
+  port: number,
+  consumedAuthorization: boolean,
+): PortAdmitted {
+  if (!sandbox.spec.ports?.some((p) => p.port === port))
+    throw new GatewayError(
+      404,
+      "PORT_NOT_DECLARED",
+      `port ${port} is not declared in the sandbox's spec.ports`,
+    );
+  return { sandbox, consumedAuthorization };
 }
 
 const HOP_BY_HOP = new Set([
@@ -256,9 +283,12 @@ export class Gateway {
   /** The port route's upstream leg (upstream.ts); agent calls stay on node:http (full-duplex exec bodies). */
   private readonly ports: Agent;
   private openapi: string | undefined;
+  /** route()'s options, built once. */
+  private readonly routing: { domain?: string };
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.routing = o.domain ? { domain: o.domain } : {};
     this.ports = upstreamAgent(
       o.upstreamHeadersTimeoutMs ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {},
     );
@@ -299,9 +329,7 @@ export class Gateway {
   // --- plain requests ------------------------------------------------------------
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const r = route(req.method ?? "GET", req.url ?? "/", hostOf(req), {
-      ...(this.o.domain ? { domain: this.o.domain } : {}),
-    });
+    const r = route(req.method ?? "GET", req.url ?? "/", hostOf(req), this.routing);
     if (r.kind === "health") {
       const why = this.o.ready();
       res
@@ -323,7 +351,11 @@ export class Gateway {
           r.status === 400 ? "BAD_REQUEST" : r.status === 404 ? "NO_ROUTE" : "METHOD_NOT_ALLOWED",
           r.message,
         );
-      if (r.kind === "port") return await this.port(req, res, r, call);
+      if (r.kind === "port") {
+        const waiting = this.port(req, res, r, call);
+        if (waiting) await waiting;
+        return;
+      }
       const { principal, sandbox } = await this.admit(
         req.headers.authorization,
         r,
@@ -406,7 +438,7 @@ export class Gateway {
           id: call.id,
           who: call.who ?? "anonymous",
           sandbox: call.namespace ? `${call.namespace}/${call.name}` : undefined,
-          ...(call.port ? { port: call.port } : {}),
+          port: call.port, // absent (undefined) but on port routes
           verb: call.verb,
           method: req.method,
           path: q < 0 ? url : url.slice(0, q),
@@ -449,22 +481,56 @@ export class Gateway {
 
   /**
    * Authenticates and authorizes a call on a sandbox, then applies limits
-   * and looks the sandbox up. Throws GatewayError on any refusal.
+   * and looks the sandbox up. Throws GatewayError on any refusal (at once,
+   * or as the promise's rejection). Answered without waiting when the
+   * credential, and a Kubernetes identity's decision, are cached (the
+   * common call: no promise, no await on the way); else asks first.
    */
-  private async admit(
+  private admit(
     authorization: string | undefined,
     r: { verb: string; namespace: string; name: string },
     call: Call,
     remote?: string,
-  ): Promise<{ principal: Principal; sandbox: SandboxObject }> {
+  ): Admitted | Promise<Admitted> {
+    const principal = this.o.auth.cached(authorization);
+    if (principal) {
+      const allowed =
+        principal.kind === "scoped" ||
+        this.o.auth.cachedDecision(principal, r.namespace, r.name, r.verb);
+      if (allowed !== undefined) return this.grant(principal, allowed, r, call);
+    }
+    return this.admitAsking(authorization, r, call, remote);
+  }
+
+  /** admit() when the apiserver (or a signature check) must be asked first. */
+  private async admitAsking(
+    authorization: string | undefined,
+    r: { verb: string; namespace: string; name: string },
+    call: Call,
+    remote?: string,
+  ): Promise<Admitted> {
     const principal = await this.o.auth.authenticate(authorization, remote);
-    call.who = describe(principal);
+    call.who = principal.who;
+    const allowed =
+      principal.kind === "scoped" ||
+      (await this.o.auth.allowed(principal, r.namespace, r.name, r.verb));
+    return this.grant(principal, allowed, r, call);
+  }
+
+  /** The rest of admit(), given who is calling and (for a Kubernetes identity) what RBAC said. */
+  private grant(
+    principal: Principal,
+    rbacAllows: boolean,
+    r: { verb: string; namespace: string; name: string },
+    call: Call,
+  ): Admitted {
+    call.who = principal.who;
     const verb = r.verb as Verb;
     if (principal.kind === "scoped") {
       if (verb === Verb.mint)
         throw new GatewayError(403, "VERB_NOT_GRANTED", "a scoped token cannot mint tokens");
       fromDecision(scopedTokenAllows(principal.claims, r.namespace, r.name, verb));
-    } else if (!(await this.o.auth.allowed(principal, r.namespace, r.name, verb))) {
+    } else if (!rbacAllows) {
       throw new GatewayError(
         403,
         "RBAC_DENIED",
@@ -618,13 +684,16 @@ export class Gateway {
 
   // --- ports -----------------------------------------------------------------
 
-  /** A port route's admission: public ports serve anyone; private ones need connect. */
-  private async admitPort(
+  /**
+   * A port route's admission: public ports serve anyone; private ones need
+   * connect. Without waiting when admit() can (see there).
+   */
+  private admitPort(
     headers: http.IncomingHttpHeaders,
     r: Extract<Route, { kind: "port" }>,
     call: Call,
     remote: string | undefined,
-  ): Promise<{ sandbox: SandboxObject; consumedAuthorization: boolean }> {
+  ): PortAdmitted | Promise<PortAdmitted> {
     const found = this.o.directory.get(r.namespace, r.name);
     const decl = found?.spec.ports?.find((p) => p.port === r.port);
     if (found && decl?.visibility === "public" && !found.metadata.deletionTimestamp) {
@@ -638,25 +707,25 @@ export class Gateway {
       typeof viaHeader === "string"
         ? `Bearer ${viaHeader}`
         : (headers.authorization ?? (viaCookie ? `Bearer ${viaCookie}` : undefined));
-    const { sandbox } = await this.admit(authorization, r, call, remote);
-    if (!sandbox.spec.ports?.some((p) => p.port === r.port))
-      throw new GatewayError(
-        404,
-        "PORT_NOT_DECLARED",
-        `port ${r.port} is not declared in the sandbox's spec.ports`,
-      );
-    return {
-      sandbox,
-      consumedAuthorization: typeof viaHeader !== "string" && headers.authorization !== undefined,
-    };
+    const consumedAuthorization =
+      typeof viaHeader !== "string" && headers.authorization !== undefined;
+    const admitted = this.admit(authorization, r, call, remote);
+    return admitted instanceof Promise
+      ? admitted.then((a) => declaredPort(a.sandbox, r.port, consumedAuthorization))
+      : declaredPort(admitted.sandbox, r.port, consumedAuthorization);
   }
 
-  private async port(
+  /**
+   * A port request: admitted, then proxied. The common call (credential
+   * cached, sandbox awake) runs to the upstream request without a promise;
+   * one is returned only when something had to be waited for.
+   */
+  private port(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     r: Extract<Route, { kind: "port" }>,
     call: Call,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const q = r.path.indexOf("?");
     // Parsed only when it may be there: most port requests carry no query.
     if (q >= 0 && r.path.includes(TOKEN_QUERY, q)) {
@@ -664,13 +733,39 @@ export class Gateway {
       const fromQuery = query.get(TOKEN_QUERY);
       if (fromQuery !== null) return this.exchangeForCookie(req, res, r, call, fromQuery, query);
     }
-    const admitted = await this.admitPort(req.headers, r, call, req.socket.remoteAddress);
-    const sandbox = await this.awake(admitted.sandbox, async (s, reach) => reach.port(s, r.port));
+    const admitted = this.admitPort(req.headers, r, call, req.socket.remoteAddress);
+    if (admitted instanceof Promise)
+      return admitted.then((a) => this.portAdmitted(req, res, r, call, a));
+    return this.portAdmitted(req, res, r, call, admitted);
+  }
+
+  private portAdmitted(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+    admitted: PortAdmitted,
+  ): Promise<void> | undefined {
+    if (this.o.waker && asleep(admitted.sandbox))
+      return this.awake(admitted.sandbox, async (s, reach) => reach.port(s, r.port)).then((s) =>
+        this.proxyPort(req, res, r, call, s, admitted.consumedAuthorization),
+      );
+    this.proxyPort(req, res, r, call, admitted.sandbox, admitted.consumedAuthorization);
+    return undefined;
+  }
+
+  /** Sends a port request upstream; failures answer the client through refuse() (proxy() never rejects). */
+  private proxyPort(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Extract<Route, { kind: "port" }>,
+    call: Call,
+    sandbox: SandboxObject,
+    consumedAuthorization: boolean,
+  ): void {
     const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
-    const headers = forwardHeaders(req.headers, {
-      dropAuthorization: admitted.consumedAuthorization,
-    });
-    Object.assign(headers, forwardedFor(req, r.prefix));
+    const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
+    setForwarded(headers, req, r.prefix);
     const max = this.limits.maxUploadBytes;
     if (Number(req.headers["content-length"] ?? 0) > max)
       throw new GatewayError(413, "BODY_TOO_LARGE", `request body over ${max} bytes`);
@@ -687,7 +782,8 @@ export class Gateway {
       body = limit;
     }
     waker?.portTraffic(sandbox);
-    await proxy(
+    const gateway = this;
+    void proxy(
       this.ports,
       res,
       {
@@ -698,11 +794,18 @@ export class Gateway {
         body,
       },
       {
-        onBytesOut: (n) => {
-          call.bytesOut += n;
-          waker?.portTraffic(sandbox);
+        onBytesOut: waker
+          ? (n) => {
+              call.bytesOut += n;
+              waker.portTraffic(sandbox);
+            }
+          : (n) => {
+              call.bytesOut += n;
+            },
+        // A method, not an arrow bound to a name (see proxy()).
+        refuse(e) {
+          gateway.refuse(res, call, e);
         },
-        refuse: (e) => this.refuse(res, call, e),
       },
     );
   }
@@ -761,10 +864,9 @@ export class Gateway {
         const traffic = () => this.o.waker?.portTraffic(sandbox);
         const to = this.o.directory.reach(sandbox).port(sandbox, r.port);
         const headers = forwardHeaders(req.headers, { dropAuthorization: consumedAuthorization });
-        Object.assign(headers, forwardedFor(req, r.prefix), {
-          connection: "Upgrade",
-          upgrade: req.headers.upgrade ?? "websocket",
-        });
+        setForwarded(headers, req, r.prefix);
+        headers.connection = "Upgrade";
+        headers.upgrade = req.headers.upgrade ?? "websocket";
         const up = http.request({
           host: to.host,
           port: to.port,
@@ -1050,14 +1152,17 @@ function forwardHeaders(
   return out;
 }
 
-function forwardedFor(req: http.IncomingMessage, prefix: string): Record<string, string> {
-  const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
-  return {
-    "x-forwarded-for": req.socket.remoteAddress ?? "",
-    "x-forwarded-host": hostOf(req) ?? "",
-    "x-forwarded-proto": tls ? "https" : "http",
-    ...(prefix ? { "x-forwarded-prefix": prefix } : {}),
-  };
+/** X-Forwarded-* into the upstream request's headers (forwardHeaders dropped the client's). */
+function setForwarded(
+  out: http.OutgoingHttpHeaders,
+  req: http.IncomingMessage,
+  prefix: string,
+): void {
+  out["x-forwarded-for"] = req.socket.remoteAddress ?? "";
+  out["x-forwarded-host"] = hostOf(req) ?? "";
+  out["x-forwarded-proto"] =
+    (req.socket as { encrypted?: boolean }).encrypted === true ? "https" : "http";
+  if (prefix) out["x-forwarded-prefix"] = prefix;
 }
 
 function responseHeaders(ur: http.IncomingMessage): http.OutgoingHttpHeaders {

@@ -124,6 +124,45 @@ const trickleBody =
     return () => clearInterval(t);
   };
 
+const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const H2_END_STREAM = 0x1;
+const H2_END_HEADERS = 0x4;
+/** HPACK, static table: :method GET, :scheme http, :path /. */
+const H2_GET_ROOT = [0x82, 0x86, 0x84];
+
+/** An HTTP/2 frame: 9-byte header (length, type, flags, stream) and payload. */
+function h2Frame(type: number, flags: number, stream: number, payload: number[] = []): Buffer {
+  const h = Buffer.alloc(9);
+  h.writeUIntBE(payload.length, 0, 3);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return Buffer.concat([h, Buffer.from(payload)]);
+}
+
+/** HPACK literal without indexing, new name; short strings (< 127 bytes), no Huffman. */
+function h2Literal(name: string, value?: string): number[] {
+  const out = [0x00, name.length, ...Buffer.from(name)];
+  return value === undefined ? out : [...out, value.length, ...Buffer.from(value)];
+}
+
+/** The complete frames in what a raw HTTP/2 connection received. */
+function h2Frames(b: Buffer): { type: number; flags: number; stream: number; payload: Buffer }[] {
+  const frames: { type: number; flags: number; stream: number; payload: Buffer }[] = [];
+  for (let at = 0; at + 9 <= b.length; ) {
+    const len = b.readUIntBE(at, 3);
+    if (at + 9 + len > b.length) break;
+    frames.push({
+      type: b[at + 3]!,
+      flags: b[at + 4]!,
+      stream: b.readUInt32BE(at + 5) & 0x7fffffff,
+      payload: b.subarray(at + 9, at + 9 + len),
+    });
+    at += 9 + len;
+  }
+  return frames;
+}
+
 const status = (o: Outcome) => Number(/^HTTP\/1\.1 (\d{3})/.exec(o.response)?.[1] ?? 0);
 
 /** A normal request through the gateway: its status and how long it took. */
@@ -260,6 +299,67 @@ describe("slow clients are cut off", { timeout: 15_000 }, () => {
     } finally {
       session.close();
     }
+  });
+
+  it("HTTP/2: a stream whose header block never ends closes the session at the headers timeout", async () => {
+    // A HEADERS frame declaring a header it then sends a byte at a time: Node
+    // never sees the stream (its headers are incomplete), only the bytes.
+    const value = 150;
+    const head = [...H2_GET_ROOT, ...h2Literal("x-slow"), 0x7f, value - 127];
+    const frame = h2Frame(1, H2_END_HEADERS | H2_END_STREAM, 1, [
+      ...head,
+      ...Buffer.alloc(value, "a"),
+    ]);
+    const o = await raw(gw.port, (s) => {
+      s.write(H2_PREFACE);
+      s.write(h2Frame(4, 0, 0)); // SETTINGS
+      let at = 9 + head.length;
+      s.write(frame.subarray(0, at));
+      const t = setInterval(() => {
+        if (at < frame.length - 1 && s.writable) s.write(frame.subarray(at, ++at));
+      }, 100);
+      return () => clearInterval(t);
+    });
+    expect(o.ms).toBeGreaterThanOrEqual(HEADERS_MS - 50);
+    expect(o.ms).toBeLessThan(HEADERS_MS + 1000);
+  });
+
+  it("HTTP/2: a session idle past the headers timeout, or after a malformed request, serves on", async () => {
+    const got: Buffer[] = [];
+    const s = net.connect(gw.port, "127.0.0.1");
+    let acked = 0;
+    s.on("data", (d) => {
+      got.push(d);
+      // PINGs are answered, as any HTTP/2 client does.
+      const frames = h2Frames(Buffer.concat(got));
+      for (const f of frames.slice(acked))
+        if (f.type === 6 && !(f.flags & 1)) s.write(h2Frame(6, 1, 0, [...f.payload]));
+      acked = frames.length;
+    });
+    s.on("error", () => {});
+    onTestFinished(() => void s.destroy());
+    await new Promise((r) => s.once("connect", r));
+    s.write(H2_PREFACE);
+    s.write(h2Frame(4, 0, 0));
+    s.write(h2Frame(4, 1, 0)); // SETTINGS ACK
+    // No :path: nghttp2 resets the stream itself, it never reaches the gateway.
+    s.write(
+      h2Frame(1, H2_END_HEADERS | H2_END_STREAM, 1, [0x82, 0x86, ...h2Literal(":authority", "gw")]),
+    );
+    await new Promise((r) => setTimeout(r, HEADERS_MS + 700));
+    expect(s.destroyed).toBe(false);
+    s.write(
+      h2Frame(1, H2_END_HEADERS | H2_END_STREAM, 3, [
+        0x82,
+        0x86,
+        ...h2Literal(":path", "/sandboxes/ns/box/ports/8001/"),
+        ...h2Literal(":authority", "gw"),
+      ]),
+    );
+    // A HEADERS frame (type 1) back on stream 3: the answer.
+    await expect
+      .poll(() => h2Frames(Buffer.concat(got)).some((f) => f.type === 1 && f.stream === 3))
+      .toBe(true);
   });
 
   it("an exec stream (its body is stdin) stays open while quiet, past both body timeouts", async () => {
