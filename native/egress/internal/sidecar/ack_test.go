@@ -186,6 +186,14 @@ func TestAckThatCannotBeOpenedStopsTheStart(t *testing.T) {
 	}
 }
 
+// The same vector as src/egress/policy-ack.test.ts: both sides name a file alike.
+func TestPolicyDigestIsTheControllers(t *testing.T) {
+	const file = "{\"defaultAction\":\"deny\",\"rules\":[]}\n"
+	if got := PolicyDigest([]byte(file)); got != "74d84807bfcb476578d8653f61df7c7106c47913e18b969ed82071d3e0b5f47d" {
+		t.Fatalf("digest %s", got)
+	}
+}
+
 func TestNilAckWritesNothing(t *testing.T) {
 	var a *PolicyAck
 	if err := a.Applied([]byte("x")); err != nil {
