@@ -96,7 +96,7 @@ const WORKLOAD_RESTART_GRACE_S = 2;
  * "not ready" and a second reconcile; past it, the watch enqueues the sandbox.
  */
 export const POLICY_ACK_WAIT_MS = 1_000;
-/** A sandbox left waiting for its acknowledgement is looked at again this soon (a lost inotify event). */
+/** A sandbox left waiting for its acknowledgement is looked at again once, this soon (a lost inotify event). */
 export const POLICY_ACK_RECHECK_MS = 2_000;
 
 export class DockerBackend implements SandboxBackend {
@@ -478,10 +478,13 @@ export class DockerBackend implements SandboxBackend {
       return policyApplied({ mode, want, generation, record });
     }
     // Left to the watch first, then read once more: a write in between is not missed.
-    this.acks.leavePending(uid, want);
+    const again = this.acks.leavePending(uid, want);
     record = await this.acks.read(uid);
     if (settled(record)) this.acks.settle(uid);
-    else setTimeout(() => this.deps.enqueue(keyOf(sandbox)), POLICY_ACK_RECHECK_MS).unref();
+    // One recheck per policy, should the watch's event be lost; then the watch alone
+    // (a sidecar that never answers is not reconciled every few seconds forever).
+    else if (!again)
+      setTimeout(() => this.deps.enqueue(keyOf(sandbox)), POLICY_ACK_RECHECK_MS).unref();
     this.deps.log.info(
       { sandbox: keyOf(sandbox), generation, waitedMs: waitMs },
       "the egress sidecar has not acknowledged the policy yet",

@@ -93,7 +93,8 @@ describe("PolicyAcks", () => {
   it("enqueues a sandbox left pending once the file names its digest, and only then", async () => {
     await acks.prepare(UID, true);
     acks.track(UID, "ns/a");
-    acks.leavePending(UID, B);
+    expect(acks.leavePending(UID, B)).toBe(false);
+    expect(acks.leavePending(UID, B)).toBe(true); // a second reconcile waited in vain too
     await sidecarWrites(UID, A); // an older policy: not what it waits for
     await new Promise((r) => setTimeout(r, 200));
     expect(enqueued).toEqual([]);

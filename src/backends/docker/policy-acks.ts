@@ -133,11 +133,15 @@ export class PolicyAcks {
   /**
    * A reconcile found `digest` not yet acknowledged and returned: the watch
    * enqueues the sandbox once the file names it. Call before the last read,
-   * so a write between that read and this call is not missed.
+   * so a write between that read and this call is not missed. True when it
+   * was already left pending for that digest (an earlier reconcile waited in
+   * vain too).
    */
-  leavePending(uid: string, digest: string): void {
+  leavePending(uid: string, digest: string): boolean {
     const entry = this.entries.get(uid);
+    const already = entry?.pending === digest;
     if (entry) entry.pending = digest;
+    return already;
   }
 
   /** The acknowledgement was seen by a reconcile: nothing left to wake. */
