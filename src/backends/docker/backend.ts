@@ -472,9 +472,16 @@ export class DockerBackend implements SandboxBackend {
     if (waitMs <= 0) {
       return policyApplied({ mode, want, generation, record: await this.acks.read(uid) });
     }
+    const waitStart = performance.now();
     let record = await this.acks.waitFor(uid, want, waitMs, signal);
     if (settled(record)) {
       this.acks.settle(uid);
+      // The sidecar's share of a warm claim (bench/pools/trace.ts): reload and acknowledgement.
+      if (this.deps.log.isLevelEnabled("debug"))
+        this.deps.log.debug(
+          { sandbox: keyOf(sandbox), ms: Math.round(performance.now() - waitStart) },
+          "egress policy acknowledged",
+        );
       return policyApplied({ mode, want, generation, record });
     }
     // Left to the watch first, then read once more: a write in between is not missed.
