@@ -489,8 +489,9 @@ export class DockerBackend implements SandboxBackend {
     record = await this.acks.read(uid);
     if (settled(record)) this.acks.settle(uid);
     // One recheck per policy, should the watch's event be lost; then the watch alone
-    // (a sidecar that never answers is not reconciled every few seconds forever).
-    else if (!again)
+    // (a sidecar that never answers is not reconciled every few seconds forever),
+    // unless there is no watch.
+    else if (!again || !this.acks.watching())
       setTimeout(() => this.deps.enqueue(keyOf(sandbox)), POLICY_ACK_RECHECK_MS).unref();
     this.deps.log.info(
       { sandbox: keyOf(sandbox), generation, waitedMs: waitMs },

@@ -177,9 +177,21 @@ export class PolicyAcks {
       });
       this.watcher = w;
     } catch (err) {
-      // No directory yet (no sandbox prepared one): the next prepare watches it.
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      // No directory yet (no sandbox prepared one), or no inotify instance to
+      // be had (EMFILE: fs.inotify.max_user_instances, shared by every process
+      // of this user): tried again at the next prepare or track; meanwhile a
+      // sandbox left waiting is rechecked on a timer (watching() is false).
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+        this.deps.log.warn(
+          { err, dir: this.deps.root },
+          "cannot watch the policy acknowledgements; rechecking waiting sandboxes on a timer",
+        );
     }
+  }
+
+  /** Whether the watch is in place (else only the backend's rechecks bring a waiting sandbox back). */
+  watching(): boolean {
+    return this.watcher !== undefined;
   }
 
   private async changed(uid: string): Promise<void> {
