@@ -108,7 +108,8 @@ describe("docker backend: Ready means the sidecar applied the policy", () => {
     expect((await docker(["pause", sidecar])).code).toBe(0);
     let unpaused = false;
     try {
-      const patched = await sbx.patchSpec(NAME, { network: { egress: { defaultAction: "deny" } } });
+      // A merge patch replaces the rules (an array) and keeps defaultAction: deny, nothing allowed.
+      const patched = await sbx.patchSpec(NAME, { network: { egress: { rules: [] } } });
       const gen = patched.metadata.generation!;
       const waiting = await sbx.waitFor(
         NAME,
