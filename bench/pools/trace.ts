@@ -290,6 +290,16 @@ async function main() {
         .filter((l) => l.msg === "egress policy delivered" && l.sandbox === `${NS}/${r.sandbox}`)
         .map((l) => Date.parse(l.time))
         .find((t) => t >= Math.floor(bind.at));
+    // Docker backend: the sidecar's acknowledgement, seen by the reconcile that wrote the policy.
+    const ackSeen =
+      policy === undefined
+        ? undefined
+        : lines
+            .filter(
+              (l) => l.msg === "egress policy acknowledged" && l.sandbox === `${NS}/${r.sandbox}`,
+            )
+            .map((l) => Date.parse(l.time))
+            .find((t) => t >= policy);
     // Pod backend: the policy endpoint's lines (sent on the sidecar's watch,
     // its acknowledgement received), the Pod writes after the binding (the
     // reconcile's policy-annotation patch, the endpoint's acknowledgement
@@ -318,6 +328,7 @@ async function main() {
       "claim status Bound written": rel(claimStatus[0]?.at),
       "sandbox reconcile started": rel(sbxStart),
       "policy written (docker)": BACKEND === "docker" ? rel(policy) : undefined,
+      "sidecar ack seen (docker)": BACKEND === "docker" ? rel(ackSeen) : undefined,
       "NetworkPolicy replaced (pod)": rel(npWrite?.at),
       "Pod policy annotation patched (pod)": rel(podPatch?.at),
       "policy sent on the channel (pod)": rel(sent),

@@ -45,9 +45,11 @@ Flags:
                                     (default: none)
   --docker-policy-dir DIR           host directory holding each docker sandbox's egress policy file,
                                     bind-mounted read-only into its sidecar: a policy change is a
-                                    local write (needs a local daemon); "" uploads it through the
-                                    daemon instead (default: /run/sandbox-operator/<owner>/policies
-                                    as root with a local daemon, else "")
+                                    local write (needs a local daemon), and the sidecar acknowledges
+                                    each policy it applies in DIR/applied/<uid> (Ready waits for it);
+                                    "" uploads it through the daemon instead, unacknowledged
+                                    (default: /run/sandbox-operator/<owner>/policies as root with a
+                                    local daemon, else "")
   --policy-endpoint IP:PORT         turn on the pod backend's live policy channel: sandbox Pods' egress
                                     sidecars dial this address (the operator's policy Service's ClusterIP,
                                     or the controller's address when it runs outside the cluster)

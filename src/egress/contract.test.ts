@@ -12,7 +12,9 @@ import {
   EGRESS_SIDECAR_UID,
   isAddressTarget,
   lockdownFlags,
+  POLICY_ACK_FILE,
   POLICY_FILE,
+  policyAckFlags,
   policyDocument,
   sidecarFlags,
 } from "./contract.js";
@@ -93,5 +95,30 @@ describe("the egress contract", () => {
     expect(d.sidecar.Cmd).toEqual(expect.arrayContaining(sidecarFlags(EGRESS_CONTRACT)));
     expect(sidecarFlags()).toContain(`--policy-file=${POLICY_FILE}`);
     expect(sidecarFlags()).toContain(`--sidecar-uid=${EGRESS_SIDECAR_UID}`);
+    // No host directory (a remote daemon): nothing to acknowledge into.
+    expect(d.sidecar.Cmd).not.toEqual(expect.arrayContaining(policyAckFlags()));
+    expect(d.policyAckHostFile).toBeUndefined();
+
+    // With one: the acknowledgement's flag, and its file from the host, writable, in the sidecar alone.
+    const local = desiredSandbox(sandbox, {
+      egressImage: "op:1",
+      owner: "o",
+      upstreamDns: "192.0.2.53",
+      publishAddress: "127.0.0.1",
+      policyDir: "/run/p",
+    });
+    expect(local.sidecar.Cmd).toEqual(
+      expect.arrayContaining([...sidecarFlags(EGRESS_CONTRACT), ...policyAckFlags()]),
+    );
+    expect(policyAckFlags()).toEqual([`--policy-ack-file=${POLICY_ACK_FILE}`]);
+    expect(local.policyAckHostFile).toBe("/run/p/applied/0123456789abcdef");
+    expect(local.sidecar.HostConfig?.Mounts).toContainEqual({
+      Type: "bind",
+      Source: local.policyAckHostFile,
+      Target: POLICY_ACK_FILE,
+      ReadOnly: false,
+    });
+    const workloadMounts = JSON.stringify(local.workload.HostConfig?.Mounts);
+    expect(workloadMounts).not.toContain("/run/p");
   });
 });

@@ -50,16 +50,27 @@ export const POLICY_DIR = "/etc/sandbox-egress";
 export const POLICY_FILE_NAME = "policy.json";
 export const POLICY_FILE = `${POLICY_DIR}/${POLICY_FILE_NAME}`;
 
+/**
+ * Where a docker sidecar acknowledges each load of its policy file (a JSON
+ * record naming the sha256 of the bytes it put in force: policy-ack.ts). A
+ * file of the Docker host bind-mounted into the sidecar container alone: the
+ * workload shares the sidecar's network namespace, not its mounts, so it can
+ * neither read nor forge it. Not under POLICY_DIR, which is read-only.
+ */
+export const POLICY_ACK_FILE = "/run/sandbox-egress/applied";
+
 export interface EgressContract {
   sidecarUid: number;
   ports: Readonly<SidecarPortMap>;
   policyFile: string;
+  policyAckFile: string;
 }
 
 export const EGRESS_CONTRACT: Readonly<EgressContract> = Object.freeze({
   sidecarUid: EGRESS_SIDECAR_UID,
   ports: EGRESS_PORTS,
   policyFile: POLICY_FILE,
+  policyAckFile: POLICY_ACK_FILE,
 });
 
 /**
@@ -84,6 +95,15 @@ export function lockdownFlags(contract: EgressContract = EGRESS_CONTRACT): strin
     `--tls-port=${contract.ports.tls}`,
     `--policy-file=${contract.policyFile}`,
   ];
+}
+
+/**
+ * The acknowledgement's flag: the docker backend passes it when it can read
+ * the file back (a local daemon, with a host policy directory); the pod
+ * backend's sidecars acknowledge through the policy endpoint instead.
+ */
+export function policyAckFlags(contract: EgressContract = EGRESS_CONTRACT): string[] {
+  return [`--policy-ack-file=${contract.policyAckFile}`];
 }
 
 /** `egress`'s flags: the lockdown's, and where the sidecar serves. */

@@ -149,6 +149,13 @@ describe.each([
         (m) => m.Type === "bind" && m.Source.includes("/policies/"),
       );
       expect(bound.length).toBe(policyDir === false ? 0 : 1);
+      // Through the daemon nothing comes back, and the status says so; from the
+      // host directory the sidecar acknowledges what it applied.
+      expect(condition(sandbox, ConditionType.EgressReady)?.message).toMatch(
+        policyDir === false
+          ? /uploaded through the Docker daemon.*not acknowledged as applied/
+          : /acknowledged the policy of generation 1$/,
+      );
     });
 
     it("an address rule added to a running sandbox is in force once reported, refused before; removed, refused again", async () => {

@@ -6,10 +6,13 @@
 // no policy; the sidecar judges addresses live); and the SDK runs a command in
 // a claimed sandbox.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../../packages/sdk/src/index.js";
+import { ConditionType } from "../../src/api/conditions.js";
 import { Labels } from "../../src/api/labels.js";
+import { parsePolicyAck, policyFileDigest } from "../../src/egress/policy-ack.js";
 import { run } from "../egress/support/processes.js";
 import { buildAgent } from "../support/agent.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
@@ -129,6 +132,16 @@ describe("a warm pool on the docker backend", () => {
     const observedMs = performance.now() - t0;
     expect(c.status?.source).toBe("Warm");
     claimed = (await api.sandboxes(`${Labels.claim}=agent`))[0]!;
+    // Ready means the sidecar acknowledged the claim's policy file, byte for byte.
+    const dir = `/run/sandbox-operator-test/${OWNER}/policies`;
+    const uid = claimed.metadata.uid!;
+    expect(parsePolicyAck(readFileSync(join(dir, "applied", uid), "utf8"))).toEqual({
+      sha256: policyFileDigest(readFileSync(join(dir, uid, "policy.json"))),
+      applied: true,
+    });
+    expect(
+      claimed.status?.conditions?.find((x) => x.type === ConditionType.EgressReady)?.message,
+    ).toContain(`acknowledged the policy of generation ${claimed.metadata.generation}`);
     // The very first request after Ready is judged by the claim's policy.
     expect((await py(claimed, fetch("allowed.test"))).stdout).toContain("status 200");
     expect((await py(claimed, fetch("denied.test"))).stdout).toContain("refused");

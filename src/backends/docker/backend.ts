@@ -21,6 +21,7 @@ import type { SandboxSnapshot } from "../../api/snapshot.js";
 import { sleep } from "../../controller/backoff.js";
 import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
+import { policyFileDigest } from "../../egress/policy-ack.js";
 import { keyOf } from "../../kube/object-key.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
@@ -34,11 +35,13 @@ import {
   statusCode,
 } from "./client.js";
 import {
+  acknowledgesPolicy,
   DEFAULT_USER,
   type DesiredSandbox,
   type DockerSettings,
   desiredSandbox,
   type HostBind,
+  POLICY_ACKS_DIR_NAME,
   unsupportedFields,
 } from "./containers.js";
 import { ImagePuller } from "./images.js";
@@ -50,6 +53,8 @@ import {
   isBeingRemoved,
   observeContainers,
 } from "./observe.js";
+import { PolicyAcks } from "./policy-acks.js";
+import { type AckMode, type PolicyApplied, policyApplied } from "./policy-applied.js";
 import { PolicyDelivery } from "./policy-delivery.js";
 import { resolveHostBinds } from "./resolve-host-path.js";
 import { SIDECAR_SLOW_RETRY_MS, SidecarReadiness, SidecarSlowError } from "./sidecar-ready.js";
@@ -84,6 +89,15 @@ const NEVER = "0001-01-01T00:00:00Z";
 const REMOVAL_WAIT_MS = 10_000;
 /** Grace for a workload restarted into its sidecar's new namespace: it had no network anyway. */
 const WORKLOAD_RESTART_GRACE_S = 2;
+/**
+ * How long a reconcile waits for the sidecar to acknowledge a policy it just
+ * wrote (woken by the acknowledgement, so a few ms as a rule). Waiting here
+ * rather than returning at once spares a warm claim a status write saying
+ * "not ready" and a second reconcile; past it, the watch enqueues the sandbox.
+ */
+export const POLICY_ACK_WAIT_MS = 1_000;
+/** A sandbox left waiting for its acknowledgement is looked at again once, this soon (a lost inotify event). */
+export const POLICY_ACK_RECHECK_MS = 2_000;
 
 export class DockerBackend implements SandboxBackend {
   readonly name = "docker" as const;
@@ -104,6 +118,8 @@ export class DockerBackend implements SandboxBackend {
   private readonly agent: AgentInjector;
   /** Snapshot copies and restores through helper containers. */
   readonly snapshots: DockerSnapshots;
+  /** The sidecars' policy acknowledgements, with a host policy directory. */
+  private readonly acks?: PolicyAcks;
 
   constructor(private readonly deps: DockerBackendDeps) {
     this.docker = deps.docker;
@@ -117,6 +133,14 @@ export class DockerBackend implements SandboxBackend {
       deps.settings.egressImage,
       deps.settings.owner,
     );
+    const { policyDir } = deps.settings;
+    if (policyDir) {
+      this.acks = new PolicyAcks({
+        root: posix.join(policyDir, POLICY_ACKS_DIR_NAME),
+        enqueue: deps.enqueue,
+        log: deps.log,
+      });
+    }
   }
 
   /** `ctx.signal` aborts when the reconcile is cancelled (leadership lost): waits end at once. */
@@ -153,10 +177,15 @@ export class DockerBackend implements SandboxBackend {
       const sidecar = await this.inspectOwn(desired.sidecar.name, desired.id);
       const workload = await this.inspectOwn(desired.workload.name, desired.id);
       if (!sidecar && !workload) return undefined;
+      const sidecarReady = !!sidecar && this.readiness.seen(sidecar);
       return observeContainers(sandbox, {
         sidecar,
         workload,
-        sidecarReady: !!sidecar && this.readiness.seen(sidecar),
+        sidecarReady,
+        policy:
+          sidecar && sidecarReady
+            ? await this.policyApplied(sandbox, desired, sidecar, 0)
+            : undefined,
       });
     } catch (err) {
       if (isUnavailable(err)) return unavailable(sandbox, err);
@@ -189,6 +218,7 @@ export class DockerBackend implements SandboxBackend {
     }
     const { policyDir } = this.deps.settings;
     await this.policies.removeHostDir(policyDir && posix.join(policyDir, id.uid));
+    await this.acks?.remove(id.uid);
     return true;
   }
 
@@ -267,6 +297,7 @@ export class DockerBackend implements SandboxBackend {
   ): Promise<Observation> {
     const desired = desiredSandbox(sandbox, this.deps.settings, binds);
     const key = keyOf(sandbox);
+    this.acks?.track(desired.id.uid, key);
 
     // All at once: on a warm sandbox these two reads are most of the reconcile,
     // and a host policy file does not depend on what they find (a sidecar reads
@@ -377,6 +408,11 @@ export class DockerBackend implements SandboxBackend {
     signal?.throwIfAborted();
     if (await this.policies.deliver(sidecar, desired.policyHostDir, desired.policy, ctx))
       if (!desired.policyHostDir) this.deps.log.debug({ sandbox: key }, "egress policy delivered");
+    const policy =
+      sidecarReady && sidecar.State.Running
+        ? await this.policyApplied(sandbox, desired, sidecar, POLICY_ACK_WAIT_MS, signal)
+        : undefined;
+    signal?.throwIfAborted();
 
     if (workload && hashOf(workload) !== desired.workload.Labels?.[DockerLabels.specHash]) {
       await this.removeContainer(workload);
@@ -389,7 +425,8 @@ export class DockerBackend implements SandboxBackend {
     }
     if (sidecarReady && sidecar.State.Running && !finished) {
       if (workload?.State.Running && !inSidecarNamespace(sidecar, workload)) {
-        if (egressShown) return observeContainers(sandbox, { sidecar, workload, sidecarReady });
+        if (egressShown)
+          return observeContainers(sandbox, { sidecar, workload, sidecarReady, policy });
         workload = await this.rejoin(sidecar, workload, ctx);
       }
       // Once, as it is found; the status says Pending before the new one is made.
@@ -401,11 +438,66 @@ export class DockerBackend implements SandboxBackend {
             "the workload container was removed; recreating it (the workspace volume is kept)",
         });
         if (readyShown)
-          return observeContainers(sandbox, { sidecar, sidecarReady, workloadRemoved });
+          return observeContainers(sandbox, { sidecar, sidecarReady, workloadRemoved, policy });
       }
       workload = await this.ensureWorkload(desired, sandbox, workload);
     }
-    return observeContainers(sandbox, { sidecar, workload, sidecarReady });
+    return observeContainers(sandbox, { sidecar, workload, sidecarReady, policy });
+  }
+
+  /**
+   * Whether the running, ready sidecar has the policy of this generation in
+   * force (policy-applied.ts). `waitMs` > 0: the acknowledgement is waited for
+   * that long (woken by it, not polled), and a sandbox still waiting is left
+   * to the watch, with a recheck should its event be lost.
+   */
+  private async policyApplied(
+    sandbox: Sandbox,
+    desired: DesiredSandbox,
+    sidecar: ContainerInspectInfo,
+    waitMs: number,
+    signal?: AbortSignal,
+  ): Promise<PolicyApplied> {
+    const generation = sandbox.metadata.generation ?? 0;
+    const want = policyFileDigest(desired.policy);
+    const mode: AckMode =
+      !this.acks || !desired.policyAckHostFile
+        ? "remote"
+        : acknowledgesPolicy(sidecar.Config.Cmd)
+          ? "acknowledged"
+          : "legacy";
+    if (mode !== "acknowledged" || !this.acks) return policyApplied({ mode, want, generation });
+    const uid = desired.id.uid;
+    const settled = (r: { sha256: string } | undefined) => r?.sha256 === want || r?.sha256 === "";
+    if (waitMs <= 0) {
+      return policyApplied({ mode, want, generation, record: await this.acks.read(uid) });
+    }
+    const waitStart = performance.now();
+    let record = await this.acks.waitFor(uid, want, waitMs, signal);
+    if (settled(record)) {
+      this.acks.settle(uid);
+      // The sidecar's share of a warm claim (bench/pools/trace.ts): reload and acknowledgement.
+      if (this.deps.log.isLevelEnabled("debug"))
+        this.deps.log.debug(
+          { sandbox: keyOf(sandbox), ms: Math.round(performance.now() - waitStart) },
+          "egress policy acknowledged",
+        );
+      return policyApplied({ mode, want, generation, record });
+    }
+    // Left to the watch first, then read once more: a write in between is not missed.
+    const again = this.acks.leavePending(uid, want);
+    record = await this.acks.read(uid);
+    if (settled(record)) this.acks.settle(uid);
+    // One recheck per policy, should the watch's event be lost; then the watch alone
+    // (a sidecar that never answers is not reconciled every few seconds forever),
+    // unless there is no watch.
+    else if (!again || !this.acks.watching())
+      setTimeout(() => this.deps.enqueue(keyOf(sandbox)), POLICY_ACK_RECHECK_MS).unref();
+    this.deps.log.info(
+      { sandbox: keyOf(sandbox), generation, waitedMs: waitMs },
+      "the egress sidecar has not acknowledged the policy yet",
+    );
+    return policyApplied({ mode, want, generation, record, waitedMs: waitMs });
   }
 
   private async ensureNetwork(desired: DesiredSandbox): Promise<void> {
@@ -422,12 +514,15 @@ export class DockerBackend implements SandboxBackend {
     if (!id) {
       // A bind-mounted policy directory must exist before the container that mounts it.
       if (desired.policyHostDir) await this.policies.prepare(desired.policyHostDir, desired.policy);
+      // So must the acknowledgement file; emptied, so no earlier sidecar's record stands for this one's.
+      if (desired.policyAckHostFile) await this.acks?.prepare(desired.id.uid, true);
       id = await this.create(desired.sidecar);
       // Before the first start: the lockdown reads the policy as it starts.
       await this.policies.put({ id, hostDir: desired.policyHostDir }, desired.policy);
     }
     // Only a container never started is started here: a dead one goes through restartSidecar.
     if (existing && existing.State.StartedAt !== NEVER) return existing; // nothing done: as read
+    if (existing) await this.prepareAck(desired, existing);
     const container = this.docker.getContainer(id);
     await ignoreAlreadyStarted(container.start());
     return container.inspect();
@@ -454,9 +549,20 @@ export class DockerBackend implements SandboxBackend {
     });
     // The lockdown reads the policy as it starts: the latest, should it have changed meanwhile.
     await this.policies.put({ id: sidecar.Id, hostDir: desired.policyHostDir }, desired.policy);
+    await this.prepareAck(desired, sidecar);
     const container = this.docker.getContainer(sidecar.Id);
     await ignoreAlreadyStarted(container.start());
     return container.inspect();
+  }
+
+  /**
+   * A sidecar about to start mounts its acknowledgement file, which must exist
+   * (a host's /run is emptied by a reboot). Its content stays: the sidecar
+   * rewrites it before it says it is ready.
+   */
+  private async prepareAck(desired: DesiredSandbox, sidecar: ContainerInspectInfo): Promise<void> {
+    if (desired.policyAckHostFile && acknowledgesPolicy(sidecar.Config.Cmd))
+      await this.acks?.prepare(desired.id.uid, false);
   }
 
   /**

@@ -1,7 +1,15 @@
+import type { ContainerCreateOptions } from "dockerode";
 import { describe, expect, it } from "vitest";
 import type { Sandbox } from "../../api/sandbox.js";
 import { type SandboxSpecInput, SandboxSpecSchema } from "../../api/sandbox-spec.js";
-import { type DockerSettings, desiredSandbox, unsupportedFields } from "./containers.js";
+import { POLICY_ACK_FILE, policyAckFlags } from "../../egress/contract.js";
+import { specHash } from "../spec-hash.js";
+import {
+  acknowledgesPolicy,
+  type DockerSettings,
+  desiredSandbox,
+  unsupportedFields,
+} from "./containers.js";
 import { DockerLabels, sandboxKeyOf } from "./names.js";
 
 function sandbox(spec: SandboxSpecInput, generation = 1): Sandbox {
@@ -100,6 +108,26 @@ describe("desiredSandbox", () => {
     const image = hashes({ ...BASE, image: "python:3.13" }, 2);
     expect(image.sidecar).toBe(base.sidecar);
     expect(image.workload).not.toBe(base.workload);
+  });
+
+  it("keeps the policy acknowledgement out of the sidecar's spec hash", () => {
+    // A sidecar an earlier controller made without it is kept, not recreated
+    // with its workload: the hash is the one of the options without it.
+    const local = desiredSandbox(sandbox(BASE), { ...SETTINGS, policyDir: "/run/p" });
+    const { name: _, Labels, ...options } = local.sidecar;
+    const without: ContainerCreateOptions = {
+      ...options,
+      Cmd: (options.Cmd as string[]).filter((a) => !policyAckFlags().includes(a)),
+      HostConfig: {
+        ...options.HostConfig,
+        Mounts: options.HostConfig?.Mounts?.filter((m) => m.Target !== POLICY_ACK_FILE),
+      },
+    };
+    expect(without.Cmd).toHaveLength((options.Cmd as string[]).length - 1);
+    expect(Labels?.[DockerLabels.specHash]).toBe(specHash({ sidecarSpec: without }));
+    expect(acknowledgesPolicy(local.sidecar.Cmd as string[])).toBe(true);
+    expect(acknowledgesPolicy(d.sidecar.Cmd as string[])).toBe(false);
+    expect(acknowledgesPolicy(undefined)).toBe(false);
   });
 
   it("reports fields the docker backend cannot honour", () => {

@@ -15,6 +15,8 @@ import {
   POLICY_DIR as CONTRACT_POLICY_DIR,
   EGRESS_CONTRACT,
   EGRESS_EXECUTABLE,
+  POLICY_ACK_FILE,
+  policyAckFlags,
   policyDocument,
   sidecarFlags,
 } from "../../egress/contract.js";
@@ -40,6 +42,8 @@ export const WORKSPACE = "/workspace";
 /** Where the sidecar reads the policy (the egress contract's). */
 export const POLICY_DIR = CONTRACT_POLICY_DIR;
 export const POLICY_FILE = EGRESS_CONTRACT.policyFile;
+/** Under `settings.policyDir`: the directory of the sidecars' acknowledgement files, one per sandbox UID. */
+export const POLICY_ACKS_DIR_NAME = "applied";
 /** What the sidecar logs once the lockdown is installed and every listener is bound. */
 export const SIDECAR_READY_MESSAGE = "egress sidecar ready";
 
@@ -64,6 +68,11 @@ export interface DockerSettings {
    * watch sees. Absent: the policy is uploaded into the sidecar container
    * through the daemon (an archive extraction the daemon runs in a helper
    * process, about 90 ms here; bench/results/pools.json).
+   *
+   * With it, each sidecar also acknowledges every policy it loads, in
+   * `<dir>/applied/<uid>` (bind-mounted into the sidecar alone), and a
+   * sandbox's egress is ready only once its current policy is acknowledged
+   * (policy-applied.ts).
    */
   policyDir?: string;
 }
@@ -87,6 +96,8 @@ export interface DesiredSandbox {
   policy: string;
   /** With `settings.policyDir`: the host directory bind-mounted as the sidecar's policy directory. */
   policyHostDir?: string;
+  /** With `settings.policyDir`: the host file the sidecar acknowledges each policy load in. */
+  policyAckHostFile?: string;
 }
 
 /** Settings with no Docker equivalent: a user's mistake on this backend, reported as a condition. */
@@ -125,13 +136,18 @@ export function desiredSandbox(
   const networkName = resourceName(id, Role.network);
 
   const policyHostDir = settings.policyDir && posix.join(settings.policyDir, id.uid);
+  const policyAckHostFile =
+    settings.policyDir && posix.join(settings.policyDir, POLICY_ACKS_DIR_NAME, id.uid);
   const sidecarSpec = withPolicyMount(
     withAgentPort(sidecarOptions(sandbox, settings, networkName), settings.publishAddress),
     policyHostDir,
   );
   const sidecar = {
     name: sidecarName,
-    ...sidecarSpec,
+    // Outside the spec hash: a sidecar an earlier controller made without
+    // it is kept (replacing it would restart its workload) and reported as
+    // unacknowledged (policy-applied.ts); new sidecars have it.
+    ...withPolicyAck(sidecarSpec, policyAckHostFile),
     Labels: labels(Role.sidecar, {
       [DockerLabels.generation]: generation,
       // The lockdown holds no policy: every egress change (names, addresses,
@@ -168,7 +184,37 @@ export function desiredSandbox(
     workload,
     policy,
     ...(policyHostDir ? { policyHostDir } : {}),
+    ...(policyAckHostFile ? { policyAckHostFile } : {}),
   };
+}
+
+/**
+ * The acknowledgement file from the host, writable, in the sidecar alone (the
+ * workload has mounts of its own: it shares only the network namespace), and
+ * the flag that has the sidecar write it.
+ */
+function withPolicyAck(
+  options: ContainerCreateOptions,
+  hostFile: string | undefined,
+): ContainerCreateOptions {
+  if (!hostFile) return options;
+  return {
+    ...options,
+    Cmd: [...((options.Cmd as string[] | undefined) ?? []), ...policyAckFlags()],
+    HostConfig: {
+      ...options.HostConfig,
+      Mounts: [
+        ...(options.HostConfig?.Mounts ?? []),
+        { Type: "bind", Source: hostFile, Target: POLICY_ACK_FILE, ReadOnly: false },
+      ],
+    },
+  };
+}
+
+/** Whether a sidecar container was made to acknowledge its policy loads (a newer controller made it). */
+export function acknowledgesPolicy(cmd: readonly string[] | undefined): boolean {
+  const [flag] = policyAckFlags();
+  return !!cmd?.includes(flag!);
 }
 
 /** The sidecar's policy directory from the host, read-only: only the controller writes it. */

@@ -132,6 +132,46 @@ describe("observeContainers", () => {
     expect(o.egressReady?.message).toContain("not in the sidecar's current network namespace");
   });
 
+  it("is not Ready until the sidecar has this generation's policy in force, and says why", () => {
+    const workload = container({ Running: true, StartedAt: "2026-01-01T00:00:01Z" });
+    const waiting = observeContainers(sandbox, {
+      sidecar,
+      workload,
+      sidecarReady: true,
+      policy: { applied: false, message: "waiting for the egress sidecar to apply the policy" },
+    });
+    // Running, but egress pending: the reconciler's status turns that into Ready=False.
+    expect(waiting).toMatchObject({
+      phase: "Running",
+      egressReady: {
+        ready: false,
+        reason: "EgressPending",
+        message: "waiting for the egress sidecar to apply the policy",
+      },
+    });
+    const applied = observeContainers(sandbox, {
+      sidecar,
+      workload,
+      sidecarReady: true,
+      policy: { applied: true, message: "acknowledged" },
+    });
+    expect(applied.egressReady).toEqual({
+      ready: true,
+      reason: "EgressEnforced",
+      message: "acknowledged",
+    });
+  });
+
+  it("a sidecar not ready yet is reported as such, whatever the acknowledgement", () => {
+    const o = observeContainers(sandbox, {
+      sidecar,
+      sidecarReady: false,
+      policy: { applied: true, message: "acknowledged" },
+    });
+    expect(o.egressReady).toMatchObject({ ready: false, reason: "EgressPending" });
+    expect(o.egressReady?.message).toContain("installing the lockdown");
+  });
+
   it.each(["removing", "dead"])(
     "a workload being removed by hand (%s) is not a finished sandbox: it is recreated",
     (status) => {

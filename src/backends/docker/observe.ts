@@ -7,6 +7,7 @@ import type { Sandbox } from "../../api/sandbox.js";
 import type { Endpoint } from "../../api/sandbox-status.js";
 import { rfc3339 } from "../../kube/time.js";
 import type { Observation } from "../backend.js";
+import type { PolicyApplied } from "./policy-applied.js";
 
 export interface Inspected {
   sidecar?: ContainerInspectInfo;
@@ -17,6 +18,8 @@ export interface Inspected {
   sidecarRestartInMs?: number;
   /** The workload container ran and was removed by hand; it is about to be recreated. */
   workloadRemoved?: boolean;
+  /** Whether the ready sidecar has this generation's policy in force (policy-applied.ts); absent: not asked. */
+  policy?: PolicyApplied;
 }
 
 /** Docker's zero time for "never happened". */
@@ -114,10 +117,12 @@ function sidecarEgress(c: Inspected): NonNullable<Observation["egressReady"]> {
   const s = c.sidecar?.State;
   const detached = !!c.workload?.State.Running && !inSidecarNamespace(c.sidecar, c.workload);
   if (s?.Running && c.sidecarReady && !detached) {
+    if (c.policy && !c.policy.applied)
+      return { ready: false, reason: ConditionReason.EgressPending, message: c.policy.message };
     return {
       ready: true,
       reason: ConditionReason.EgressEnforced,
-      message: "the lockdown is installed and the sidecar serves the policy",
+      message: c.policy?.message ?? "the lockdown is installed and the sidecar serves the policy",
     };
   }
   const restart =

@@ -229,6 +229,7 @@ func runSidecar(argv []string) int {
 	httpDest := port(fs, "http-destination-port", 80, "the port traffic redirected to --http-port was meant for (the redirect hides it)")
 	tlsDest := port(fs, "tls-destination-port", 443, "the port traffic redirected to --tls-port was meant for")
 	upstreamDNS := fs.String("upstream-dns", "", "resolver HOST[:PORT] (default: first nameserver in /etc/resolv.conf)")
+	policyAck := fs.String("policy-ack-file", "", "after every load of the policy file, record the sha256 of the bytes put in force here (the docker backend's acknowledgement; "+c.PolicyAckFile+" in its sidecars); opened before dropping root")
 	policyURL := fs.String("policy-url", "", "the controller's policy endpoint (https://IP:PORT): follow it live instead of the policy file, which stays the start-up policy")
 	policyToken := fs.String("policy-token-file", "", "with --policy-url: the projected ServiceAccount token to present (re-read on every dial)")
 	policyCA := fs.String("policy-ca-file", "", "with --policy-url: PEM of the CA that signed the endpoint's certificate")
@@ -255,7 +256,7 @@ func runSidecar(argv []string) int {
 		}
 	}
 	s, err := sidecar.Start(sidecar.Options{
-		Sandbox: *sandbox, PolicyFile: *f.policyFile, UpstreamDNS: *upstreamDNS,
+		Sandbox: *sandbox, PolicyFile: *f.policyFile, PolicyAckFile: *policyAck, UpstreamDNS: *upstreamDNS,
 		Ports:            sidecar.Ports{Proxy: *proxyPort, DNS: *f.dnsPort, HTTP: *f.httpPort, TLS: *f.tlsPort, Health: *healthPort, Metrics: *metricsPort},
 		DestinationPorts: sidecar.DestinationPorts{HTTP: *httpDest, TLS: *tlsDest},
 		UID:              *f.sidecarUID, GID: *f.sidecarUID,

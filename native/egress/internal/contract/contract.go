@@ -1,7 +1,8 @@
 // Package contract is the egress contract (src/egress/contract.ts) as the Go
-// binary sees it: the sidecar's UID, its ports and the policy file. The values
-// live in contract.json, which src/egress/native-contract.test.ts compares with
-// contract.ts, so the two languages cannot drift apart.
+// binary sees it: the sidecar's UID, its ports, the policy file and where the
+// policy's acknowledgement goes. The values live in contract.json, which
+// src/egress/native-contract.test.ts compares with contract.ts, so the two
+// languages cannot drift apart.
 package contract
 
 import (
@@ -25,6 +26,8 @@ type Contract struct {
 	SidecarUID int    `json:"sidecarUid"`
 	Ports      Ports  `json:"ports"`
 	PolicyFile string `json:"policyFile"`
+	// PolicyAckFile: where a docker sidecar acknowledges each policy it applied (sidecar/ack.go).
+	PolicyAckFile string `json:"policyAckFile"`
 }
 
 // Egress is the contract every default of the binary comes from.

@@ -33,22 +33,32 @@ type PolicyFile struct {
 	lastStat string
 	stop     chan struct{}
 	watcher  *fsnotify.Watcher
+	// ack, when set, records each load's outcome for the controller (ack.go).
+	ack *PolicyAck
 	// channelOwned: the policy channel has delivered; the file is no longer followed (channel.go).
 	channelOwned atomic.Bool
 }
 
-// WatchPolicyFile loads the file (an error if the first load fails) and keeps following it.
-func WatchPolicyFile(path string, log *slog.Logger, poll time.Duration) (*PolicyFile, error) {
-	f := &PolicyFile{path: path, log: log.With("policyFile", path), stop: make(chan struct{})}
+// WatchPolicyFile loads the file (an error if the first load fails) and keeps
+// following it. ack (may be nil) records every load's outcome; a first
+// acknowledgement that cannot be written is an error too, since the
+// controller would then wait for it forever.
+func WatchPolicyFile(path string, log *slog.Logger, poll time.Duration, ack *PolicyAck) (*PolicyFile, error) {
+	f := &PolicyFile{path: path, log: log.With("policyFile", path), stop: make(chan struct{}), ack: ack}
 	text, err := os.ReadFile(path)
 	if err != nil {
+		_ = ack.Refused(nil, fmt.Sprintf("cannot read policy: %v", err))
 		return nil, err
 	}
 	p, err := policy.FromText(text)
 	if err != nil {
+		_ = ack.Refused(text, fmt.Sprintf("invalid policy: %v", err))
 		return nil, err
 	}
 	f.current.Store(p)
+	if err := ack.Applied(text); err != nil {
+		return nil, err
+	}
 	f.lastText = text
 	f.lastStat = statKey(path)
 	if w, err := fsnotify.NewWatcher(); err == nil {
@@ -136,6 +146,7 @@ func (f *PolicyFile) reload() {
 	text, err := os.ReadFile(f.path)
 	if err != nil {
 		f.fail(fmt.Sprintf("cannot read policy: %v", err))
+		f.acknowledge(f.ack.Refused(nil, *f.problem.Load()))
 		return
 	}
 	if bytes.Equal(text, f.lastText) && f.Problem() == "" {
@@ -145,11 +156,23 @@ func (f *PolicyFile) reload() {
 	p, err := policy.FromText(text)
 	if err != nil {
 		f.fail(fmt.Sprintf("invalid policy: %v", err))
+		f.acknowledge(f.ack.Refused(text, *f.problem.Load()))
 		return
 	}
 	f.current.Store(p)
 	f.problem.Store(nil)
-	f.log.Info("egress policy reloaded", "rules", len(p.Rules), "defaultAction", p.DefaultAction)
+	// After the swap, under the reload lock: the record never names a policy
+	// before it is in force, and records land in the order of the loads.
+	f.acknowledge(f.ack.Applied(text))
+	f.log.Info("egress policy reloaded", "rules", len(p.Rules), "defaultAction", p.DefaultAction, "sha256", PolicyDigest(text))
+}
+
+// acknowledge logs a record that could not be written: the controller keeps
+// reporting the sandbox's egress as pending, and the log says why.
+func (f *PolicyFile) acknowledge(err error) {
+	if err != nil {
+		f.log.Error("cannot acknowledge the egress policy; the controller will report it pending", "err", err.Error())
+	}
 }
 
 func (f *PolicyFile) fail(why string) {

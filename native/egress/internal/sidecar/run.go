@@ -28,9 +28,12 @@ type Ports struct {
 type DestinationPorts struct{ HTTP, TLS int }
 
 type Options struct {
-	Sandbox     string
-	PolicyFile  string
-	UpstreamDNS string // "" = the first nameserver of /etc/resolv.conf
+	Sandbox    string
+	PolicyFile string
+	// PolicyAckFile, when set, is where every load of the policy file is
+	// acknowledged (ack.go); opened before privileges are dropped.
+	PolicyAckFile string
+	UpstreamDNS   string // "" = the first nameserver of /etc/resolv.conf
 	// ListenHost for the DNS proxy and proxies: loopback, since anything wider
 	// would offer an open proxy to the rest of the network.
 	ListenHost string
@@ -86,14 +89,23 @@ func Start(o Options) (*Sidecar, error) {
 	if o.Poll == 0 {
 		o.Poll = 2 * time.Second
 	}
-	pf, err := WatchPolicyFile(o.PolicyFile, log, o.Poll)
+	var ack *PolicyAck
+	if o.PolicyAckFile != "" {
+		var err error
+		if ack, err = OpenPolicyAck(o.PolicyAckFile); err != nil {
+			return nil, err
+		}
+	}
+	pf, err := WatchPolicyFile(o.PolicyFile, log, o.Poll, ack)
 	if err != nil {
+		ack.Close()
 		return nil, err
 	}
 	reserved, _ := policy.ReservedRanges(nil)
 	upstream := ParseUpstream(upstreamText)
 	s := &Sidecar{decisions: NewDecisions(log, o.Sandbox), reserved: reserved, policy: pf, conns: map[net.Conn]struct{}{}}
-	s.closers = append(s.closers, pf.Close)
+	// Closers run last to first: the file's watch stops before its acknowledgement closes.
+	s.closers = append(s.closers, ack.Close, pf.Close)
 	s.dialer = &dialer{policy: pf.Current, reserved: reserved, resolver: NewResolver(upstream), decisions: s.decisions, timeout: 10 * time.Second, controller: o.Controller}
 	fail := func(err error) (*Sidecar, error) { s.Close(); return nil, err }
 
