@@ -10,7 +10,8 @@
 // - `written`: the object the apiserver returned, until the watch brings it.
 // - `failed`: nothing was stored. The cached object shows again and handlers
 //   get an update, so whatever a reader decided from the status that never
-//   landed is decided again from what is stored.
+//   landed is decided again from what is stored. The next write from the same
+//   version is shown only once it is answered (no flip-flop on each retry).
 //
 // Only while the cache still holds the version the write started from: once
 // the cache moves on (the write's own event, or anyone else's change), the
@@ -22,11 +23,16 @@ import type { StatusWriteFeed, StatusWriteNotice } from "./status-writer.js";
 /** How long a write's view stands in for the cache at most (a missed watch event ends it here). */
 export const OWN_STATUS_MAX_MS = 30_000;
 
+/** Keys whose failed write is remembered (one entry each, only until the next write). */
+const FAILED_MAX = 10_000;
+
 interface Shown<T> {
   /** The cached version the write started from. */
   from: string;
   view: T;
   atMs: number;
+  /** While a write is in flight: what was shown before it (restored if it fails). */
+  prior?: Shown<T>;
 }
 
 export function withOwnStatusWrites<T extends KubeObject & { status?: unknown }>(
@@ -36,6 +42,13 @@ export function withOwnStatusWrites<T extends KubeObject & { status?: unknown }>
 ): ObjectSource<T> {
   const shown = new Map<string, Shown<T>>();
   const handlers: EventHandler<T>[] = [];
+  /** Key -> the version whose last write failed (bounded: the oldest go first). */
+  const failed = new Map<string, string>();
+  const remember = (key: string, rv: string) => {
+    failed.delete(key);
+    failed.set(key, rv);
+    if (failed.size > FAILED_MAX) failed.delete(failed.keys().next().value!);
+  };
 
   /** The object as this process knows it: the cache, or our write on top of the version it started from. */
   const overlay = (cached: T, key = keyOf(cached)): T => {
@@ -52,25 +65,39 @@ export function withOwnStatusWrites<T extends KubeObject & { status?: unknown }>
 
   feed.listen((n: StatusWriteNotice) => {
     const cached = source.get(n.key);
-    // A write from a version the cache no longer holds (or never held) changes nothing shown here.
-    if (!cached || !n.resourceVersion || cached.metadata?.resourceVersion !== n.resourceVersion) {
-      shown.delete(n.key);
+    const before = cached && overlay(cached, n.key);
+    // A write from what is shown here: the cache's version, or our previous
+    // write's result that the cache has not caught up with. From anything
+    // else (the cache moved on; a version never seen) nothing is shown.
+    if (
+      !cached ||
+      !before ||
+      !n.resourceVersion ||
+      before.metadata?.resourceVersion !== n.resourceVersion
+    )
       return;
-    }
-    const before = overlay(cached, n.key);
+    const from = cached.metadata!.resourceVersion!;
+    const at = now();
     if (n.type === "sending") {
-      shown.set(n.key, {
-        from: n.resourceVersion,
-        view: { ...cached, status: n.status },
-        atMs: now(),
-      });
+      // A version whose write the apiserver refused is not shown ahead of its
+      // next write's answer: a refusal that repeats (an admission rule, a
+      // full disk) would otherwise flip a reader back and forth at each retry.
+      if (failed.get(n.key) === n.resourceVersion) return;
+      const prior = shown.get(n.key);
+      shown.set(n.key, { from, view: { ...before, status: n.status }, atMs: at, prior });
     } else if (n.type === "written" && n.written?.metadata?.resourceVersion) {
-      shown.set(n.key, { from: n.resourceVersion, view: n.written as T, atMs: now() });
+      failed.delete(n.key);
+      shown.set(n.key, { from, view: n.written as T, atMs: at });
     } else {
-      // Failed, or a write whose result we cannot show: back to what is stored.
-      shown.delete(n.key);
+      // Refused, or a write whose result we cannot show: back to what is
+      // stored (our previous write's result, if the cache still lags it).
+      if (n.type === "failed") remember(n.key, n.resourceVersion);
+      const prior = shown.get(n.key)?.prior;
+      if (prior) shown.set(n.key, prior);
+      else shown.delete(n.key);
     }
-    tell(overlay(cached, n.key), before);
+    const after = overlay(cached, n.key);
+    if (after !== before) tell(after, before);
   });
 
   return {

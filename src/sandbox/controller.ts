@@ -27,10 +27,10 @@ import { apiStatus } from "../controller/errors.js";
 import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
 import { Informer, type KubeObject, type ObjectSource } from "../controller/informer.js";
+import { withOwnStatusWrites } from "../controller/own-status-source.js";
 import { rawRequest } from "../controller/raw-request.js";
 import { shardLabelValue, shardOf, shardSelector, unshardedSelector } from "../controller/shard.js";
 import { ShardedInformer } from "../controller/sharded-informer.js";
-import { withOwnStatusWrites } from "../controller/own-status-source.js";
 import { type StatusWriteFeed, StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { dockerActivity, podActivity } from "../idle/activity.js";
@@ -494,9 +494,7 @@ export async function startSandboxController(
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
     heldShards: () => controller?.heldShards() ?? [],
-    ...(shards === undefined
-      ? { allSandboxes: withOwnStatusWrites(sandboxes, statusWriter) }
-      : {}),
+    ...(shards === undefined ? { allSandboxes: withOwnStatusWrites(sandboxes, statusWriter) } : {}),
     sandboxStatusWrites: statusWriter,
     statusWrites: () => statusWriter.writes,
     watchProblems: () => controller?.watchProblems() ?? [],
