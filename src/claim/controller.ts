@@ -19,14 +19,7 @@ import { SANDBOX_RESOURCE } from "../pool/controller.js";
 import type { PoolMetrics } from "../pool/metrics.js";
 import { claimUidOf, finishedPhase, poolOf, readyAtGeneration } from "../pool/pooled.js";
 import { templateHash } from "../pool/template.js";
-import {
-  boundStatusDeferMs,
-  type Candidate,
-  claimExpiry,
-  decideClaim,
-  statusAfter,
-  WARM_BOUND_STATUS_DEFER_MS,
-} from "./decide.js";
+import { type Candidate, claimExpiry, decideClaim, statusAfter } from "./decide.js";
 import { bindPatch, coldSandbox } from "./sandbox.js";
 import type { LiveEgress } from "./warm.js";
 
@@ -63,8 +56,6 @@ export class ClaimReconciler {
   private readonly reserved = new Map<string, number>();
   /** Claim UID -> the sandbox this process bound, until the cache shows the label. */
   private readonly inFlight = new Map<string, { sandbox: string; atMs: number }>();
-  /** Claim UID -> when this process bound a ready sandbox to it, until its status names the sandbox. */
-  private readonly warmBoundAt = new Map<string, number>();
   /** Claim UID -> when this process first saw it (performance.now based ms since epoch). */
   private readonly seen = new Map<string, number>();
 
@@ -92,7 +83,6 @@ export class ClaimReconciler {
       // Garbage collection deletes the sandbox the claim owns.
       this.seen.delete(uid);
       this.inFlight.delete(uid);
-      this.warmBoundAt.delete(uid);
       return;
     }
     const parsed = ClaimSpecSchema.safeParse(claim.spec);
@@ -165,7 +155,6 @@ export class ClaimReconciler {
       liveEgress: deps.liveEgress,
       bound,
       bindingInFlight: this.inFlight.get(uid)?.sandbox,
-      warmBoundAtMs: this.warmBoundAt.get(uid),
       nameTaken,
       candidates,
       seenMs: this.seen.get(uid) ?? new Date(claim.metadata.creationTimestamp ?? nowMs).getTime(),
@@ -231,13 +220,6 @@ export class ClaimReconciler {
         "Bound",
         `took ${action.source === "Warm" ? "ready" : "starting"} sandbox ${action.sandbox} from pool ${action.pool}`,
       );
-      const deferMs = boundStatusDeferMs(action);
-      if (deferMs !== undefined) {
-        // Written with the sandbox's Ready, or by this requeue (see boundStatusDeferMs).
-        this.warmBoundAt.set(uid, nowMs);
-        this.sweep(nowMs);
-        return { requeueAfter: deferMs };
-      }
     } else if (action.type === "cold") {
       const expiresAt = claimExpiry(
         { name, creationMs: new Date(claim.metadata.creationTimestamp ?? nowMs).getTime(), spec },
@@ -283,12 +265,7 @@ export class ClaimReconciler {
         );
       }
     }
-    if (decision.hold) {
-      this.sweep(nowMs);
-      return { requeueAfter: Math.max(10, decision.requeueAfterMs ?? WARM_BOUND_STATUS_DEFER_MS) };
-    }
     await deps.status.write(claim, status, { signal });
-    if (status.sandboxName) this.warmBoundAt.delete(uid);
     // After the write: the Event's create does not compete with the claim's
     // Ready on its way to the apiserver, and a write that failed (retried
     // from the cache) is not counted or announced twice.
@@ -340,8 +317,5 @@ export class ClaimReconciler {
     if (this.reserved.size > 1000)
       for (const [k, until] of this.reserved) if (until <= nowMs) this.reserved.delete(k);
     if (this.seen.size > 100_000) this.seen.clear();
-    if (this.warmBoundAt.size > 1000)
-      for (const [k, at] of this.warmBoundAt)
-        if (nowMs - at > WARM_BOUND_STATUS_DEFER_MS) this.warmBoundAt.delete(k);
   }
 }

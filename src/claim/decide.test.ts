@@ -2,14 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ClaimSpec } from "../api/pools.js";
 import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
 import { statusEqual } from "../controller/status-writer.js";
-import {
-  boundStatusDeferMs,
-  type ClaimInput,
-  claimExpiry,
-  decideClaim,
-  statusAfter,
-  WARM_BOUND_STATUS_DEFER_MS,
-} from "./decide.js";
+import { type ClaimInput, claimExpiry, decideClaim, statusAfter } from "./decide.js";
 import { warmBlocker } from "./warm.js";
 
 const template: SandboxSpec = {
@@ -219,56 +212,5 @@ describe("decideClaim", () => {
       expect(statusEqual(next.status, s)).toBe(true);
       expect(next.action).toEqual({ type: "none" });
     }
-  });
-
-  it("defers the status after a binding only when the sandbox taken was ready", () => {
-    const cases = [
-      [{ type: "bind", sandbox: "r", pool: "p", source: "Warm" }, WARM_BOUND_STATUS_DEFER_MS],
-      [{ type: "bind", sandbox: "s", pool: "p", source: "Warming" }, undefined],
-      [{ type: "cold", reason: "no ready sandbox in a warm pool" }, undefined],
-    ] as const;
-    for (const [action, want] of cases) expect(boundStatusDeferMs(action)).toBe(want);
-  });
-
-  it("holds a warm binding's status until its sandbox is Ready, then writes Bound and Ready at once", () => {
-    const bound = (ready: boolean) => [
-      { name: "r", ready, pool: "p", deleting: false, boundMs: 0 },
-    ];
-    // Bound a moment ago, the cache has not shown the label yet: nothing to write.
-    const early = decideClaim(input({ bindingInFlight: "r", warmBoundAtMs: NOW - 10 }));
-    expect(early.hold).toBe(true);
-    // The label shows, the sandbox is not Ready yet: still nothing, look again when the hold ends.
-    const held = decideClaim(input({ bound: bound(false), warmBoundAtMs: NOW - 100 }));
-    expect(held).toMatchObject({ hold: true, requeueAfterMs: WARM_BOUND_STATUS_DEFER_MS - 100 });
-    // Ready within the hold: one status with the binding and the Ready.
-    const ready = decideClaim(input({ bound: bound(true), warmBoundAtMs: NOW - 100 }));
-    expect(ready.hold).toBeUndefined();
-    expect(ready.status).toMatchObject({
-      phase: "Ready",
-      sandboxName: "r",
-      source: "Warm",
-      pool: "p",
-      readyMilliseconds: 50,
-    });
-    expect(ready.status.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
-      ["Bound", "True", "BoundWarm"],
-      ["Ready", "True", "SandboxReady"],
-    ]);
-    // Not Ready when the hold ends: Bound, as without it.
-    const late = decideClaim(
-      input({ bound: bound(false), warmBoundAtMs: NOW - WARM_BOUND_STATUS_DEFER_MS }),
-    );
-    expect(late.hold).toBeUndefined();
-    expect(late.status).toMatchObject({ phase: "Bound", sandboxName: "r", source: "Warm" });
-    // Once the status names the sandbox, nothing is held.
-    const named = decideClaim(
-      input({
-        claim: { ...input().claim, status: late.status },
-        bound: bound(false),
-        warmBoundAtMs: NOW - 10,
-      }),
-    );
-    expect(named.hold).toBeUndefined();
-    expect(statusEqual(named.status, late.status)).toBe(true);
   });
 });

@@ -52,8 +52,6 @@ export interface ClaimInput {
   bound: BoundSandbox[];
   /** A sandbox this process bound whose label the cache does not show yet. */
   bindingInFlight?: string;
-  /** When this process bound a ready pooled sandbox to the claim (ms), until the status names it. */
-  warmBoundAtMs?: number;
   /** A Sandbox with the claim's name exists and is not the claim's. */
   nameTaken: boolean;
   candidates: Candidate[];
@@ -80,8 +78,6 @@ export interface ClaimDecision {
   requeueAfterMs?: number;
   /** The claim became Ready in this reconcile, after this many ms. */
   becameReadyMs?: number;
-  /** Write no status now (a warm binding's Bound waits for its Ready, see WARM_BOUND_STATUS_DEFER_MS). */
-  hold?: boolean;
 }
 
 /** Longest single wait (a timer beyond 2^31 ms would fire at once); a fresh reconcile re-arms it. */
@@ -89,30 +85,6 @@ export const MAX_REQUEUE_MS = 60 * 60 * 1000;
 
 /** How long to trust an in-flight binding the cache has not shown yet. */
 export const BINDING_CACHE_WAIT_MS = 200;
-
-/**
- * How long the status of a claim that just took a ready sandbox waits before
- * it is written Bound. Its sandbox is usually Ready tens of milliseconds later
- * (the claim's policy delivered and acknowledged), and the reconcile that
- * sees that writes Bound and Ready at once: one claim status write instead of
- * two, and no Bound write in flight for the Ready write to queue behind (a
- * claim's writes are serial; under load the Bound write alone measured
- * 100-750 ms, bench/results/pools-trace.md). The binding itself is on the
- * Sandbox (its labels), which is where every reconcile reads it from, so
- * nothing is lost if the process stops meanwhile; past this delay the claim
- * says Bound as before.
- */
-export const WARM_BOUND_STATUS_DEFER_MS = 250;
-
-/** After a successful binding or cold create: write the status now (undefined), or look again after this long. */
-export function boundStatusDeferMs(
-  action: Extract<ClaimAction, { type: "bind" | "cold" }>,
-): number | undefined {
-  // A starting sandbox (Warming, Cold) takes seconds: the claim says Bound at once.
-  return action.type === "bind" && action.source === "Warm"
-    ? WARM_BOUND_STATUS_DEFER_MS
-    : undefined;
-}
 
 /** The instant the claim's sandbox expires (ms), counted from the claim. */
 export function claimExpiry(
@@ -204,11 +176,6 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
       return done({ ...status, phase: "Failed" }, action);
     }
     if (!keep.ready) {
-      const held =
-        prev.sandboxName !== keep.name && input.warmBoundAtMs !== undefined
-          ? input.warmBoundAtMs + WARM_BOUND_STATUS_DEFER_MS - nowMs
-          : 0;
-      if (held > 0) return done(prev, action, { requeueAfterMs: held, hold: true });
       cond(
         ClaimConditionType.Ready,
         false,
@@ -229,9 +196,7 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
 
   // Bound by this process a moment ago; the cache has not shown the label yet.
   if (input.bindingInFlight) {
-    // A warm binding's status waits for its Ready (nothing new to say meanwhile).
-    const hold = input.warmBoundAtMs !== undefined;
-    return done(base, { type: "none" }, { requeueAfterMs: BINDING_CACHE_WAIT_MS, hold });
+    return done(base, { type: "none" }, { requeueAfterMs: BINDING_CACHE_WAIT_MS });
   }
   // It had a sandbox and it is gone: a claim is served once.
   if (prev.sandboxName) {
