@@ -10,6 +10,7 @@ import type Docker from "dockerode";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConditionType } from "../../src/api/conditions.js";
 import type { EgressPolicy } from "../../src/api/sandbox-spec.js";
+import { POLICY_ACK_FILE, POLICY_DIR } from "../../src/egress/contract.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import {
   containerNames,
@@ -148,7 +149,15 @@ describe.each([
       const bound = (sidecar.Mounts ?? []).filter(
         (m) => m.Type === "bind" && m.Source.includes("/policies/"),
       );
-      expect(bound.length).toBe(policyDir === false ? 0 : 1);
+      // The policy directory, read-only, and the acknowledgement file, writable.
+      expect(bound.map((m) => [m.Destination, m.RW]).sort()).toEqual(
+        policyDir === false
+          ? []
+          : [
+              [POLICY_ACK_FILE, true],
+              [POLICY_DIR, false],
+            ].sort(),
+      );
       // Through the daemon nothing comes back, and the status says so; from the
       // host directory the sidecar acknowledges what it applied.
       expect(condition(sandbox, ConditionType.EgressReady)?.message).toMatch(
