@@ -319,9 +319,6 @@ async function main() {
     const sbxAfterAck = ackWrite && first(sbxStarts, Math.floor(ackWrite.at), (t) => t);
     const sbxReady = sbxStatus.at(-1)?.at;
     const claimAfterReady = sbxReady && first(claimStarts, Math.floor(sbxReady), (t) => t);
-    const sbxReadySent = sbxStatus.at(-1)?.received;
-    const claimAfterReadySent =
-      sbxReadySent && first(claimStarts, Math.floor(sbxReadySent) - 5, (t) => t);
     const claimReady = claimStatus.at(-1)?.at;
     const rel = (t: number | undefined) => (t === undefined ? undefined : Math.round(t - t0));
     const step: Step = {
@@ -338,13 +335,8 @@ async function main() {
       "sidecar ack received (pod)": rel(acked),
       "ack recorded on the Pod (pod)": rel(ackWrite?.at),
       "sandbox reconcile after the ack (pod)": rel(sbxAfterAck),
-      "sandbox status Ready sent (apiserver received)": rel(sbxStatus.at(-1)?.received),
       "sandbox status Ready written": rel(sbxReady),
-      // Before the Sandbox's write completes when the claim learns of it in
-      // process (src/controller/own-status-source.ts).
       "claim reconcile after sandbox Ready": rel(claimAfterReady),
-      "claim reconcile after sandbox Ready sent": rel(claimAfterReadySent),
-      "claim status Ready sent (apiserver received)": rel(claimStatus.at(-1)?.received),
       "claim status Ready written": rel(claimReady),
       "client saw claim Ready": rel(r.seenReadyMs),
     };
@@ -362,7 +354,6 @@ async function main() {
       sandboxStatusWriteSpans: sbxStatus.map((w) => `${rel(w.received)}->${rel(w.at)}`),
       kubeletPodStatusWrites: kubeletWrites.map((w) => rel(w.at)).filter((x) => (x ?? 0) < 5000),
       claimStatusWrites: claimStatus.map((w) => rel(w.at)),
-      claimStatusWriteSpans: claimStatus.map((w) => `${rel(w.received)}->${rel(w.at)}`),
       claimReconciles: claimStarts.map(rel).filter((x) => (x ?? -1) >= 0),
       sandboxReconciles: sbxStarts.map(rel).filter((x) => (x ?? -1) >= 0 && (x ?? 0) < 5000),
       // Each sandbox reconcile after the binding: "started at +duration" (ms).

@@ -27,11 +27,10 @@ import { apiStatus } from "../controller/errors.js";
 import { EventRecorder } from "../controller/events.js";
 import { Finalizers } from "../controller/finalizers.js";
 import { Informer, type KubeObject, type ObjectSource } from "../controller/informer.js";
-import { withOwnStatusWrites } from "../controller/own-status-source.js";
 import { rawRequest } from "../controller/raw-request.js";
 import { shardLabelValue, shardOf, shardSelector, unshardedSelector } from "../controller/shard.js";
 import { ShardedInformer } from "../controller/sharded-informer.js";
-import { type StatusWriteFeed, StatusWriter } from "../controller/status-writer.js";
+import { StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { dockerActivity, podActivity } from "../idle/activity.js";
 import { IdleSuspender } from "../idle/suspender.js";
@@ -99,14 +98,9 @@ export interface RunningSandboxController {
   heldShards(): number[];
   /**
    * The informer of every Sandbox, when this controller runs one (not sharded),
-   * for other controllers to share (see borrowed-source.ts), showing this
-   * controller's status writes from the moment each is sent
-   * (own-status-source.ts): a claim learns that its sandbox is Ready without
-   * waiting for the write and its watch event.
+   * for other controllers to share (see borrowed-source.ts).
    */
   allSandboxes?: ObjectSource<Sandbox & KubeObject>;
-  /** This controller's Sandbox status writes, as they are sent and answered. */
-  sandboxStatusWrites: StatusWriteFeed;
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
   /** Informers whose watches are down: the cache may be stale (for /readyz). */
@@ -494,8 +488,7 @@ export async function startSandboxController(
     ready: () => !!controller?.ready(),
     isLeader: () => !!controller?.isLeader(),
     heldShards: () => controller?.heldShards() ?? [],
-    ...(shards === undefined ? { allSandboxes: withOwnStatusWrites(sandboxes, statusWriter) } : {}),
-    sandboxStatusWrites: statusWriter,
+    ...(shards === undefined ? { allSandboxes: sandboxes } : {}),
     statusWrites: () => statusWriter.writes,
     watchProblems: () => controller?.watchProblems() ?? [],
     dockerUnavailable: () => docker?.unavailable(),
