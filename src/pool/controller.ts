@@ -71,7 +71,11 @@ export class PoolReconciler {
     signal: AbortSignal,
   ): Promise<{ requeueAfter?: number } | undefined> {
     const { deps } = this;
-    const pool = deps.pools.get(key);
+    const cached = deps.pools.get(key);
+    // From our own last status write if the cache has not shown it yet: a
+    // write from the older version would be skipped (awaitingCache), and with
+    // it the count of the replacements this reconcile creates (`refills`).
+    const pool = cached && deps.status.newest(cached);
     if (!pool || pool.metadata.deletionTimestamp) {
       // Kubernetes garbage collection deletes the unclaimed sandboxes it owns.
       this.limiters.delete(key);
