@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { constants } from "node:os";
 import { parse as parseYaml } from "yaml";
 import type { SandboxSpecInput } from "../../../../src/api/sandbox-spec.js";
+import type { ExecHandle } from "../../../../src/dataplane/client.js";
 import type { ClaimOptions } from "../claim.js";
 import { Sandbox } from "../sandbox.js";
 import { parse, UsageError } from "./args.js";
@@ -48,6 +49,15 @@ export function exitCodeOf(status: {
   if (status.exitCode !== null) return status.exitCode;
   const n = constants.signals[status.signal as keyof typeof constants.signals];
   return 128 + (n ?? 9);
+}
+
+/** The command's exit code once it exited and its output was all passed on. */
+async function drainedExitCode(handle: ExecHandle): Promise<number> {
+  const status = await handle.exit;
+  const ended = (s: NodeJS.ReadableStream & { readableEnded: boolean }) =>
+    new Promise((r) => (s.readableEnded ? r(0) : s.once("end", r)));
+  await Promise.all([ended(handle.stdout), ended(handle.stderr)]);
+  return exitCodeOf(status);
 }
 
 /** Flags a claim takes, shared by `claim` and `run --template`. */
@@ -131,12 +141,7 @@ async function runClaimed(p: ReturnType<typeof parse>): Promise<number> {
     const handle = await sandbox.execStream(p.rest, env ? { env } : {});
     handle.stdout.pipe(process.stdout, { end: false });
     handle.stderr.pipe(process.stderr, { end: false });
-    const status = await handle.exit;
-    await Promise.all([
-      new Promise((r) => (handle.stdout.readableEnded ? r(0) : handle.stdout.once("end", r))),
-      new Promise((r) => (handle.stderr.readableEnded ? r(0) : handle.stderr.once("end", r))),
-    ]);
-    return exitCodeOf(status);
+    return await drainedExitCode(handle);
   } finally {
     process.off("SIGINT", onInt);
     await cleanup();
@@ -278,12 +283,7 @@ export async function exec(args: string[]): Promise<number> {
   handle.stdout.pipe(process.stdout, { end: false });
   handle.stderr.pipe(process.stderr, { end: false });
   try {
-    const status = await handle.exit;
-    await Promise.all([
-      new Promise((r) => (handle.stdout.readableEnded ? r(0) : handle.stdout.once("end", r))),
-      new Promise((r) => (handle.stderr.readableEnded ? r(0) : handle.stderr.once("end", r))),
-    ]);
-    return exitCodeOf(status);
+    return await drainedExitCode(handle);
   } finally {
     if (rawMode) process.stdin.setRawMode(false);
     process.stdout.off("resize", onResize);
