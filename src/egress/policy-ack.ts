@@ -27,6 +27,15 @@ export function policyFileDigest(text: string | Uint8Array): string {
 }
 
 /**
+ * Whether a record answers for the policy whose digest is `digest`: it names
+ * those bytes (applied or refused), or says the file could not be read at all
+ * (sha256 ""), which no newer policy changes until the sidecar reads again.
+ */
+export function ackAnswers(record: PolicyAckRecord | undefined, digest: string): boolean {
+  return record?.sha256 === digest || record?.sha256 === "";
+}
+
+/**
  * The record in a file's text, or undefined: empty (not written yet) or torn
  * (read while the sidecar rewrites it in place; its write's own inotify event
  * brings a read of the whole record).

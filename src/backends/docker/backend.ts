@@ -21,7 +21,7 @@ import type { SandboxSnapshot } from "../../api/snapshot.js";
 import { sleep } from "../../controller/backoff.js";
 import { isTrue } from "../../controller/conditions.js";
 import { PermanentError } from "../../controller/errors.js";
-import { policyFileDigest } from "../../egress/policy-ack.js";
+import { ackAnswers, policyFileDigest } from "../../egress/policy-ack.js";
 import { keyOf } from "../../kube/object-key.js";
 import type { Logger } from "../../observability/logger.js";
 import type { BackendContext, Observation, SandboxBackend, SuspendResult } from "../backend.js";
@@ -468,13 +468,12 @@ export class DockerBackend implements SandboxBackend {
           : "legacy";
     if (mode !== "acknowledged" || !this.acks) return policyApplied({ mode, want, generation });
     const uid = desired.id.uid;
-    const settled = (r: { sha256: string } | undefined) => r?.sha256 === want || r?.sha256 === "";
     if (waitMs <= 0) {
       return policyApplied({ mode, want, generation, record: await this.acks.read(uid) });
     }
     const waitStart = performance.now();
     let record = await this.acks.waitFor(uid, want, waitMs, signal);
-    if (settled(record)) {
+    if (ackAnswers(record, want)) {
       this.acks.settle(uid);
       // The sidecar's share of a warm claim (bench/pools/trace.ts): reload and acknowledgement.
       if (this.deps.log.isLevelEnabled("debug"))
@@ -487,7 +486,7 @@ export class DockerBackend implements SandboxBackend {
     // Left to the watch first, then read once more: a write in between is not missed.
     const again = this.acks.leavePending(uid, want);
     record = await this.acks.read(uid);
-    if (settled(record)) this.acks.settle(uid);
+    if (ackAnswers(record, want)) this.acks.settle(uid);
     // One recheck per policy, should the watch's event be lost; then the watch alone
     // (a sidecar that never answers is not reconciled every few seconds forever),
     // unless there is no watch.

@@ -10,7 +10,7 @@
 import { type FSWatcher, watch } from "node:fs";
 import { chmod, mkdir, open, readFile, rm } from "node:fs/promises";
 import { posix } from "node:path";
-import { type PolicyAckRecord, parsePolicyAck } from "../../egress/policy-ack.js";
+import { ackAnswers, type PolicyAckRecord, parsePolicyAck } from "../../egress/policy-ack.js";
 import type { Logger } from "../../observability/logger.js";
 
 /** Sandboxes remembered (bounded like the pod backend's AppliedPolicies); the oldest go first. */
@@ -100,14 +100,13 @@ export class PolicyAcks {
     timeoutMs: number,
     signal?: AbortSignal,
   ): Promise<PolicyAckRecord | undefined> {
-    const settled = (r: PolicyAckRecord | undefined) => r?.sha256 === digest || r?.sha256 === "";
     // Registered before the read: a write between the two is not missed.
     let wake!: (r: PolicyAckRecord | undefined) => void;
     const woken = new Promise<PolicyAckRecord | undefined>((resolve) => {
       wake = resolve;
     });
     const onRecord = (r: PolicyAckRecord | undefined) => {
-      if (settled(r)) wake(r);
+      if (ackAnswers(r, digest)) wake(r);
     };
     const set = this.waiters.get(uid) ?? new Set();
     this.waiters.set(uid, set);
@@ -116,7 +115,7 @@ export class PolicyAcks {
     const aborted = () => wake(undefined);
     try {
       const now = await this.read(uid);
-      if (settled(now)) return now;
+      if (ackAnswers(now, digest)) return now;
       signal?.addEventListener("abort", aborted, { once: true });
       timer = setTimeout(() => wake(undefined), timeoutMs);
       const got = await woken;
@@ -210,7 +209,7 @@ export class PolicyAcks {
       // A reconcile in progress takes it; it leaves the sandbox pending again if not.
       return;
     }
-    if (entry?.pending && (record?.sha256 === entry.pending || record?.sha256 === "")) {
+    if (entry?.pending && ackAnswers(record, entry.pending)) {
       entry.pending = undefined;
       this.deps.enqueue(entry.key);
     }

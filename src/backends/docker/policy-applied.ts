@@ -15,7 +15,7 @@
 // daemon and nothing comes back), and a sidecar created by an earlier
 // controller without the flag (left running rather than recreated, which
 // would restart its workload).
-import type { PolicyAckRecord } from "../../egress/policy-ack.js";
+import { ackAnswers, type PolicyAckRecord } from "../../egress/policy-ack.js";
 
 /** How the running sidecar reports the policy it applied. */
 export type AckMode =
@@ -65,7 +65,7 @@ export function policyApplied(i: PolicyAppliedInput): PolicyApplied {
       message: `${SERVES}; the sidecar acknowledged the policy of ${gen}`,
     };
   }
-  if (r && !r.applied && (r.sha256 === i.want || r.sha256 === "")) {
+  if (r && !r.applied && ackAnswers(r, i.want)) {
     const what = r.sha256 ? `refused the policy of ${gen}` : "cannot read its policy file";
     return {
       applied: false,
