@@ -101,17 +101,25 @@ describe("writes per warm claim", () => {
     await new Promise((r) => setTimeout(r, 2000));
 
     const claims = new Set(Array.from({ length: CLAIMS }, (_, i) => `c${i}`));
+    const poolWrites = await writesSince(POOLS, since, ns.name);
+    const sandboxWrites = await writesSince(SANDBOXES, since, ns.name);
+    // When each claimed sandbox was bound: before that, it was the pool's (a
+    // replacement made during the test may be claimed by a later claim).
+    const boundAt = new Map<string, string>();
+    for (const e of poolWrites)
+      if (e.verb === "patch" && e.objectRef?.resource === "sandboxes" && !e.objectRef.subresource)
+        boundAt.set(e.objectRef.name!, e.requestReceivedTimestamp!);
+    expect([...boundAt.keys()].sort()).toEqual([...claimed].sort());
     const which = (e: AuditEvent) => {
       const { resource, name = "" } = e.objectRef ?? {};
       // Events are named after what they regard ("c0.1a2b...").
       const about = resource === "events" ? name.slice(0, name.lastIndexOf(".")) : name;
       if (claims.has(about)) return "claim";
-      if (claimed.has(about)) return "claimed sandbox";
+      const bound = boundAt.get(about);
+      if (bound && e.requestReceivedTimestamp! >= bound) return "claimed sandbox";
       if (resource === "sandboxwarmpools" || about === "p") return "pool";
       return "replacement";
     };
-    const poolWrites = await writesSince(POOLS, since, ns.name);
-    const sandboxWrites = await writesSince(SANDBOXES, since, ns.name);
     const byPools = tally(poolWrites, which);
     const bySandboxes = tally(sandboxWrites, which);
     const say = JSON.stringify({ byPools, bySandboxes }, null, 1);
