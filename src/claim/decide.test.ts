@@ -2,7 +2,13 @@ import { describe, expect, it } from "vitest";
 import type { ClaimSpec } from "../api/pools.js";
 import type { EgressPolicy, SandboxSpec } from "../api/sandbox-spec.js";
 import { statusEqual } from "../controller/status-writer.js";
-import { type ClaimInput, claimExpiry, decideClaim, statusAfter } from "./decide.js";
+import {
+  type ClaimInput,
+  claimExpiry,
+  decideClaim,
+  statusAfter,
+  WARM_BOUND_GRACE_MS,
+} from "./decide.js";
 import { warmBlocker } from "./warm.js";
 
 const template: SandboxSpec = {
@@ -141,12 +147,87 @@ describe("decideClaim", () => {
     expect(d.action).toEqual({ type: "release", names: ["x", "y"] });
   });
 
-  it("waits for the cache after its own binding instead of binding again", () => {
+  it("waits for the cache after its own binding instead of binding again, writing nothing", () => {
     const d = decideClaim(
       input({ bindingInFlight: "s", candidates: [{ name: "r", pool: "p", ready: true }] }),
     );
     expect(d.action).toEqual({ type: "none" });
+    expect(d.deferStatus).toBe(true);
     expect(d.requeueAfterMs).toBeLessThanOrEqual(200);
+  });
+
+  describe("a ready pooled sandbox bound by this process: Bound and Ready in one write", () => {
+    const BOUND_AT = NOW - 300;
+    const warmBinding = { sandbox: "s", atMs: BOUND_AT };
+    const starting = { name: "s", ready: false, pool: "p", deleting: false, boundMs: NOW - 9000 };
+
+    it("writes nothing while the sandbox takes the claim's spec, and looks again at the grace's end", () => {
+      const d = decideClaim(input({ warmBinding, bound: [starting] }));
+      expect(d.deferStatus).toBe(true);
+      expect(d.action).toEqual({ type: "none" });
+      expect(d.requeueAfterMs).toBe(BOUND_AT + WARM_BOUND_GRACE_MS - NOW);
+      expect(d.becameBound).toBeUndefined();
+    });
+
+    it("writes Bound and Ready together once it is ready, boundAt the binding's time", () => {
+      const d = decideClaim(input({ warmBinding, bound: [{ ...starting, ready: true }] }));
+      expect(d.deferStatus).toBeUndefined();
+      expect(d.status).toMatchObject({
+        phase: "Ready",
+        sandboxName: "s",
+        source: "Warm",
+        pool: "p",
+        boundAt: new Date(BOUND_AT).toISOString().replace(/\.\d+Z$/, "Z"),
+        readyMilliseconds: 50,
+      });
+      expect(d.status.conditions?.map((c) => [c.type, c.status, c.reason])).toEqual([
+        ["Bound", "True", "BoundWarm"],
+        ["Ready", "True", "SandboxReady"],
+      ]);
+      expect(d).toMatchObject({ becameBound: true, becameReadyMs: 50 });
+      // The next reconcile finds nothing to add or announce.
+      const next = decideClaim(
+        input({
+          claim: {
+            name: "c",
+            creationMs: NOW - 100,
+            generation: 1,
+            spec: spec(),
+            status: d.status,
+          },
+          bound: [{ ...starting, ready: true }],
+          nowMs: NOW + 5,
+        }),
+      );
+      expect(statusEqual(next.status, d.status)).toBe(true);
+      expect(next.becameBound).toBeUndefined();
+      expect(next.becameReadyMs).toBeUndefined();
+    });
+
+    it("writes Bound on its own once the grace has run out", () => {
+      const d = decideClaim(
+        input({ warmBinding, bound: [starting], nowMs: BOUND_AT + WARM_BOUND_GRACE_MS }),
+      );
+      expect(d.deferStatus).toBeUndefined();
+      expect(d.status.phase).toBe("Bound");
+      expect(d.becameBound).toBe(true);
+    });
+
+    it.each([
+      ["a finished sandbox", { ...starting, finished: "Failed" }, "Failed"],
+      ["another sandbox than the one bound", { ...starting, name: "other" }, "Bound"],
+    ])("does not wait for %s", (_n, b, phase) => {
+      const d = decideClaim(input({ warmBinding, bound: [b] }));
+      expect(d.deferStatus).toBeUndefined();
+      expect(d.status.phase).toBe(phase);
+    });
+
+    it("writes Bound at once without a binding of its own (after a restart)", () => {
+      const d = decideClaim(input({ bound: [starting] }));
+      expect(d.deferStatus).toBeUndefined();
+      expect(d.status.phase).toBe("Bound");
+      expect(d.becameBound).toBe(true);
+    });
   });
 
   it("never serves a claim twice: a lost sandbox fails the claim", () => {
