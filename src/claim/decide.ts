@@ -171,9 +171,20 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
     return done({ ...base, phase: "Expired" });
   }
 
-  const live = input.bound.filter((b) => !b.deleting).sort((a, b) => a.boundMs - b.boundMs);
+  // The one kept is the one the stored status names; without one, the first
+  // bound (the name breaks ties: creation times have 1 s resolution).
+  const live = input.bound
+    .filter((b) => !b.deleting)
+    .sort((a, b) => a.boundMs - b.boundMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const keep = live.find((b) => b.name === prev.sandboxName) ?? live[0];
   const extras = live.filter((b) => b !== keep).map((b) => b.name);
+  // Extras are released only once the stored status names the one kept. Two
+  // replicas that each bound a sandbox to the claim (racing, or one restarted
+  // mid-binding) may each pick its own to keep; the status write, made with
+  // the claim's resourceVersion as a precondition, lets only one of them say
+  // which, and the other reads it after its 409. Releasing first, each would
+  // delete the other's choice and the claim would lose both (SandboxLost).
+  const release = prev.sandboxName !== undefined && prev.sandboxName === keep?.name;
 
   if (keep) {
     const source = prev.source ?? (keep.pool ? "Warm" : "Cold");
@@ -208,9 +219,8 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
       if (!prev.boundAt && warm?.sandbox === keep.name) status.boundAt = rfc3339(warm.atMs);
       cond(ClaimConditionType.Bound, true, boundReason(source), boundMessage(keep.name, status));
     }
-    const action: ClaimAction = extras.length
-      ? { type: "release", names: extras }
-      : { type: "none" };
+    const action: ClaimAction =
+      extras.length && release ? { type: "release", names: extras } : { type: "none" };
     const bound = becameBound ? { becameBound } : {};
     if (keep.finished) {
       cond(
