@@ -25,7 +25,11 @@ export interface BoundSandbox {
   /** The pool it came from, if any. */
   pool?: string;
   deleting: boolean;
-  /** When the claim label was set (ms): the first binding wins over accidental extras. */
+  /**
+   * The sandbox's creation time (ms, 1 s resolution; the shell has no binding
+   * time): which of several bound sandboxes to propose keeping when the
+   * claim's status names none (ties broken by name).
+   */
   boundMs: number;
 }
 
