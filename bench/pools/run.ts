@@ -30,11 +30,12 @@ import {
   VERSION,
 } from "../../src/api/group.js";
 import { podLiveEgress } from "../../src/claim/warm.js";
-import { loadKubeConfig } from "../../src/kube/config.js";
+import { loadKubeConfig, unlimited } from "../../src/kube/config.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { startPoolControllers } from "../../src/pool/start.js";
 import { startSandboxController } from "../../src/sandbox/controller.js";
 import { buildAgent } from "../../test/support/agent.js";
+import { auditOffset } from "../../test/support/audit-log.js";
 import { startControlPlane } from "../../test/support/control-plane.js";
 import {
   docker,
@@ -50,6 +51,8 @@ import { policyTls } from "../../test/support/policy-tls.js";
 import { freePort } from "../../test/support/processes.js";
 import { writeResult } from "../support/results.js";
 import { percentile } from "../support/stats.js";
+import { apiserverFloor } from "./burst-floor.js";
+import { burstWrites } from "./burst-writes.js";
 import { followClaims } from "./follow-claims.js";
 
 const { values } = parseArgs({
@@ -175,7 +178,7 @@ async function main() {
     });
 
   // One watch on claims: each waiter learns its claim is Ready the moment the apiserver says so.
-  type Seen = { status?: { source?: string; readyMilliseconds?: number } };
+  type Seen = { status?: { source?: string; readyMilliseconds?: number; sandboxName?: string } };
   const waiters = new Map<string, (c: Seen) => void>();
   const onClaim = (obj: {
     metadata: { name: string };
@@ -196,6 +199,7 @@ async function main() {
       name,
       ms: performance.now() - t0,
       source: c.status?.source ?? "?",
+      sandbox: c.status?.sandboxName ?? "?",
       controllerMs: c.status?.readyMilliseconds,
     };
   };
@@ -320,13 +324,39 @@ async function main() {
   const refillStart = performance.now();
   await poolReady(B);
   const refillMs = performance.now() - refillStart;
-  say(`pool of ${B} ready in ${ms(refillMs)} ms; burst`);
+  say(`pool of ${B} ready in ${ms(refillMs)} ms; the apiserver's floor for ${B} claims`);
+  // The same run's baseline: the writes a burst needs, alone (burst-floor.ts).
+  const floor = await apiserverFloor({
+    client: kc,
+    limited: operatorKc,
+    unlimited: unlimited(operatorKc),
+    claims: B,
+    sandboxSpec: { image: SANDBOX_IMAGE, command: ["sleep", "infinity"] },
+    namespace: `${NS}-floor`,
+  });
+  say(`floor: ${JSON.stringify(floor)}`);
+  await sleep(2000);
   phase("burst");
+  const burstLoad = loadavg();
+  const auditFrom = auditOffset(cp.auditLogPath);
   const burstStart = performance.now();
   const burst = await Promise.all(Array.from({ length: B }, () => claim({ egress: egress(n) })));
   const burstAllMs = performance.now() - burstStart;
+  const burstEnd = new Date().toISOString();
+  const burstLoadAfter = loadavg();
+  // Its replacements beyond the burst are not part of it (and would double the containers).
+  await setReplicas(POOL);
   say(`burst: ${JSON.stringify(stats(burst.map((b) => b.ms)))}`);
   phase("burst done");
+  const writes = await burstWrites({
+    auditLogPath: cp.auditLogPath,
+    fromOffset: auditFrom,
+    untilIso: burstEnd,
+    namespace: NS,
+    claims: new Set(burst.map((b) => b.name)),
+    claimed: new Set(burst.map((b) => b.sandbox)),
+  });
+  say(`writes: ${JSON.stringify(writes)}`);
   await dropClaims();
 
   // Sustained: `rate` claims a second for `seconds`, paced, each awaited on its own.
@@ -408,6 +438,23 @@ async function main() {
       claimToReadyMs: stats(burst.map((b) => b.ms)),
       allReadyMs: ms(burstAllMs),
       sources: sourcesOf(burst),
+      /** 1/5/15-minute load averages as the burst began and as its last claim was Ready. */
+      load: {
+        before: burstLoad.map((x) => +x.toFixed(2)),
+        after: burstLoadAfter.map((x) => +x.toFixed(2)),
+      },
+      /** The apiserver alone, same run, same N: the writes the burst cannot do without (burst-floor.ts). */
+      apiserverFloor: floor,
+      /** claim -> Ready p90 over the floor's (with the operator's client limit). */
+      p90OverFloor: Number(
+        (
+          percentile(
+            burst.map((b) => b.ms),
+            90,
+          ) / floor.operatorClient.claimMs.p90
+        ).toFixed(1),
+      ),
+      writes,
     },
     sustained: {
       claimsPerSecond: R,

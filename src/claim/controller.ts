@@ -5,7 +5,12 @@
 import type * as k8s from "@kubernetes/client-node";
 import { API_VERSION, CLAIM_KIND } from "../api/group.js";
 import { Labels } from "../api/labels.js";
-import { ClaimSpecSchema, type SandboxClaim, type SandboxWarmPool } from "../api/pools.js";
+import {
+  ClaimSpecSchema,
+  type ClaimStatus,
+  type SandboxClaim,
+  type SandboxWarmPool,
+} from "../api/pools.js";
 import type { Sandbox } from "../api/sandbox.js";
 import { SandboxSpecSchema } from "../api/sandbox-spec.js";
 import type { BackendName } from "../backends/backend.js";
@@ -19,7 +24,15 @@ import { SANDBOX_RESOURCE } from "../pool/controller.js";
 import type { PoolMetrics } from "../pool/metrics.js";
 import { claimUidOf, finishedPhase, poolOf, readyAtGeneration } from "../pool/pooled.js";
 import { templateHash } from "../pool/template.js";
-import { type Candidate, claimExpiry, decideClaim, statusAfter } from "./decide.js";
+import { finalizersAtCreate } from "../sandbox/finalizer-at-create.js";
+import {
+  BINDING_CACHE_WAIT_MS,
+  type Candidate,
+  claimExpiry,
+  decideClaim,
+  statusAfter,
+  WARM_BOUND_GRACE_MS,
+} from "./decide.js";
 import { bindPatch, coldSandbox } from "./sandbox.js";
 import type { LiveEgress } from "./warm.js";
 
@@ -32,6 +45,13 @@ function stillClaimable(fresh: Sandbox, pool: string, cached: Sandbox): boolean 
     !claimUidOf(fresh) &&
     fresh.metadata.labels?.[Labels.templateHash] === cached.metadata.labels?.[Labels.templateHash]
   );
+}
+
+/** What the claim took, for its Events: "ready sandbox x from pool p", "sandbox x (cold start)". */
+function bindingOf(status: ClaimStatus): string {
+  if (status.source === "Cold") return `sandbox ${status.sandboxName} (cold start)`;
+  const what = status.source === "Warm" ? "ready sandbox" : "starting sandbox";
+  return `${what} ${status.sandboxName} from pool ${status.pool}`;
 }
 
 /** How long this process keeps a sandbox it is binding (or just bound) away from its other claims. */
@@ -58,6 +78,8 @@ export class ClaimReconciler {
   private readonly inFlight = new Map<string, { sandbox: string; atMs: number }>();
   /** Claim UID -> when this process first saw it (performance.now based ms since epoch). */
   private readonly seen = new Map<string, number>();
+  /** Claim UID -> the ready pooled sandbox this process bound to it, whose Bound is not written yet. */
+  private readonly warmBound = new Map<string, { sandbox: string; atMs: number }>();
 
   constructor(private readonly deps: ClaimReconcilerDeps) {}
 
@@ -83,6 +105,7 @@ export class ClaimReconciler {
       // Garbage collection deletes the sandbox the claim owns.
       this.seen.delete(uid);
       this.inFlight.delete(uid);
+      this.warmBound.delete(uid);
       return;
     }
     const parsed = ClaimSpecSchema.safeParse(claim.spec);
@@ -114,6 +137,9 @@ export class ClaimReconciler {
       }));
     const flight = this.inFlight.get(uid);
     if (flight && (bound.length || nowMs - flight.atMs > RESERVATION_MS)) this.inFlight.delete(uid);
+    const warm = this.warmBound.get(uid);
+    if (warm && (claim.status?.sandboxName || nowMs - warm.atMs > WARM_BOUND_GRACE_MS))
+      this.warmBound.delete(uid);
     const own = deps.sandboxes.get(`${namespace}/${name}`);
     const nameTaken = !!own && claimUidOf(own) !== uid;
 
@@ -155,6 +181,7 @@ export class ClaimReconciler {
       liveEgress: deps.liveEgress,
       bound,
       bindingInFlight: this.inFlight.get(uid)?.sandbox,
+      warmBinding: this.warmBound.get(uid),
       nameTaken,
       candidates,
       seenMs: this.seen.get(uid) ?? new Date(claim.metadata.creationTimestamp ?? nowMs).getTime(),
@@ -212,13 +239,21 @@ export class ClaimReconciler {
         }
       }
       this.inFlight.set(uid, { sandbox: action.sandbox, atMs: nowMs });
-      status = statusAfter(decision, action, action.sandbox, claim.metadata.generation, Date.now());
       deps.metrics.claims.inc({ source: action.source });
+      if (action.source === "Warm") {
+        // A ready sandbox takes the claim's spec within a reconcile or so: the
+        // claim's Bound goes out with its Ready, in one status write, and one
+        // Event says both (decide.ts, WARM_BOUND_GRACE_MS).
+        this.warmBound.set(uid, { sandbox: action.sandbox, atMs: Date.now() });
+        this.sweep(nowMs);
+        return { requeueAfter: BINDING_CACHE_WAIT_MS };
+      }
+      status = statusAfter(decision, action, action.sandbox, claim.metadata.generation, Date.now());
       deps.events.record(
         involved,
         "Normal",
         "Bound",
-        `took ${action.source === "Warm" ? "ready" : "starting"} sandbox ${action.sandbox} from pool ${action.pool}`,
+        `took starting sandbox ${action.sandbox} from pool ${action.pool}`,
       );
     } else if (action.type === "cold") {
       const expiresAt = claimExpiry(
@@ -227,7 +262,12 @@ export class ClaimReconciler {
       )!;
       try {
         await rawRequest(deps.kubeConfig, "POST", resourcePath(SANDBOX_RESOURCE, namespace), {
-          body: coldSandbox(claim, template!, expiresAt),
+          body: coldSandbox(
+            claim,
+            template!,
+            expiresAt,
+            finalizersAtCreate(template!.backend ?? deps.defaultBackend),
+          ),
           signal,
         });
       } catch (err) {
@@ -265,10 +305,13 @@ export class ClaimReconciler {
         );
       }
     }
-    await deps.status.write(claim, status, { signal });
+    if (!decision.deferStatus || action.type !== "none")
+      await deps.status.write(claim, status, { signal });
     // After the write: the Event's create does not compete with the claim's
     // Ready on its way to the apiserver, and a write that failed (retried
-    // from the cache) is not counted or announced twice.
+    // from the cache) is not counted or announced twice. A binding and its
+    // Ready written together are announced together.
+    const took = decision.becameBound ? `took ${bindingOf(status)}; ` : "";
     if (decision.becameReadyMs !== undefined) {
       deps.metrics.claimReadySeconds.observe(
         { source: status.source ?? "Cold" },
@@ -278,8 +321,10 @@ export class ClaimReconciler {
         involved,
         "Normal",
         "Ready",
-        `sandbox ${status.sandboxName} ready with the claim's policy after ${decision.becameReadyMs} ms (${status.source})`,
+        `${took}sandbox ${status.sandboxName} ready with the claim's policy after ${decision.becameReadyMs} ms (${status.source})`,
       );
+    } else if (decision.becameBound) {
+      deps.events.record(involved, "Normal", "Bound", `took ${bindingOf(status)}`);
     }
     this.sweep(nowMs);
     return decision.requeueAfterMs !== undefined
@@ -316,6 +361,9 @@ export class ClaimReconciler {
   private sweep(nowMs: number): void {
     if (this.reserved.size > 1000)
       for (const [k, until] of this.reserved) if (until <= nowMs) this.reserved.delete(k);
+    if (this.warmBound.size > 1000)
+      for (const [k, w] of this.warmBound)
+        if (nowMs - w.atMs > WARM_BOUND_GRACE_MS) this.warmBound.delete(k);
     if (this.seen.size > 100_000) this.seen.clear();
   }
 }

@@ -25,7 +25,11 @@ export interface BoundSandbox {
   /** The pool it came from, if any. */
   pool?: string;
   deleting: boolean;
-  /** When the claim label was set (ms): the first binding wins over accidental extras. */
+  /**
+   * The sandbox's creation time (ms, 1 s resolution; the shell has no binding
+   * time): which of several bound sandboxes to propose keeping when the
+   * claim's status names none (ties broken by name).
+   */
   boundMs: number;
 }
 
@@ -52,6 +56,12 @@ export interface ClaimInput {
   bound: BoundSandbox[];
   /** A sandbox this process bound whose label the cache does not show yet. */
   bindingInFlight?: string;
+  /**
+   * A ready pooled sandbox this process bound to the claim (at `atMs`) without
+   * writing the claim's status: Bound is written with Ready, in one write,
+   * if the sandbox takes the claim's spec within WARM_BOUND_GRACE_MS.
+   */
+  warmBinding?: { sandbox: string; atMs: number };
   /** A Sandbox with the claim's name exists and is not the claim's. */
   nameTaken: boolean;
   candidates: Candidate[];
@@ -78,6 +88,13 @@ export interface ClaimDecision {
   requeueAfterMs?: number;
   /** The claim became Ready in this reconcile, after this many ms. */
   becameReadyMs?: number;
+  /** The status says Bound for the first time in this reconcile (its Event is due). */
+  becameBound?: boolean;
+  /**
+   * Leave the stored status as it is: a warm binding waits for its Ready (one
+   * write for both), or a binding the cache has not shown yet.
+   */
+  deferStatus?: boolean;
 }
 
 /** Longest single wait (a timer beyond 2^31 ms would fire at once); a fresh reconcile re-arms it. */
@@ -85,6 +102,17 @@ export const MAX_REQUEUE_MS = 60 * 60 * 1000;
 
 /** How long to trust an in-flight binding the cache has not shown yet. */
 export const BINDING_CACHE_WAIT_MS = 200;
+
+/**
+ * How long the status of a claim bound to a ready pooled sandbox may wait for
+ * that sandbox to take the claim's spec (its policy) before Bound is written
+ * on its own. A warm sandbox usually takes it within one reconcile, so Bound
+ * and Ready go in one status write instead of two (in a burst of claims the
+ * apiserver's writes are the bottleneck: bench/results/pools-burst.md). The
+ * binding itself (the sandbox's labels and owner) is written at once; only
+ * the claim's record of it waits, and boundAt keeps the binding's time.
+ */
+export const WARM_BOUND_GRACE_MS = 5_000;
 
 /** The instant the claim's sandbox expires (ms), counted from the claim. */
 export function claimExpiry(
@@ -147,9 +175,20 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
     return done({ ...base, phase: "Expired" });
   }
 
-  const live = input.bound.filter((b) => !b.deleting).sort((a, b) => a.boundMs - b.boundMs);
+  // The one kept is the one the stored status names; without one, the first
+  // bound (the name breaks ties: creation times have 1 s resolution).
+  const live = input.bound
+    .filter((b) => !b.deleting)
+    .sort((a, b) => a.boundMs - b.boundMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const keep = live.find((b) => b.name === prev.sandboxName) ?? live[0];
   const extras = live.filter((b) => b !== keep).map((b) => b.name);
+  // Extras are released only once the stored status names the one kept. Two
+  // replicas that each bound a sandbox to the claim (racing, or one restarted
+  // mid-binding) may each pick its own to keep; the status write, made with
+  // the claim's resourceVersion as a precondition, lets only one of them say
+  // which, and the other reads it after its 409. Releasing first, each would
+  // delete the other's choice and the claim would lose both (SandboxLost).
+  const release = prev.sandboxName !== undefined && prev.sandboxName === keep?.name;
 
   if (keep) {
     const source = prev.source ?? (keep.pool ? "Warm" : "Cold");
@@ -160,12 +199,33 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
       ...(keep.pool ? { pool: keep.pool } : {}),
       boundAt: prev.boundAt ?? rfc3339(nowMs),
     };
-    if (prev.sandboxName !== keep.name || !prev.boundAt) {
+    const becameBound = prev.sandboxName !== keep.name || !prev.boundAt;
+    const warm = input.warmBinding;
+    if (
+      becameBound &&
+      !prev.sandboxName &&
+      warm?.sandbox === keep.name &&
+      !keep.ready &&
+      !keep.finished &&
+      !extras.length &&
+      nowMs < warm.atMs + WARM_BOUND_GRACE_MS
+    ) {
+      return done(
+        prev,
+        { type: "none" },
+        {
+          deferStatus: true,
+          requeueAfterMs: warm.atMs + WARM_BOUND_GRACE_MS - nowMs,
+        },
+      );
+    }
+    if (becameBound) {
+      if (!prev.boundAt && warm?.sandbox === keep.name) status.boundAt = rfc3339(warm.atMs);
       cond(ClaimConditionType.Bound, true, boundReason(source), boundMessage(keep.name, status));
     }
-    const action: ClaimAction = extras.length
-      ? { type: "release", names: extras }
-      : { type: "none" };
+    const action: ClaimAction =
+      extras.length && release ? { type: "release", names: extras } : { type: "none" };
+    const bound = becameBound ? { becameBound } : {};
     if (keep.finished) {
       cond(
         ClaimConditionType.Ready,
@@ -173,7 +233,7 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
         ClaimReason.SandboxFinished,
         `sandbox ${keep.name} is ${keep.finished}`,
       );
-      return done({ ...status, phase: "Failed" }, action);
+      return done({ ...status, phase: "Failed" }, action, bound);
     }
     if (!keep.ready) {
       cond(
@@ -182,21 +242,30 @@ export function decideClaim(input: ClaimInput): ClaimDecision {
         ClaimReason.SandboxStarting,
         startingMessage(keep.name),
       );
-      return done({ ...status, phase: "Bound" }, action);
+      return done({ ...status, phase: "Bound" }, action, bound);
     }
     cond(ClaimConditionType.Ready, true, ClaimReason.SandboxReady, `sandbox ${keep.name} is ready`);
-    if (prev.readyAt) return done({ ...status, phase: "Ready" }, action);
+    if (prev.readyAt) return done({ ...status, phase: "Ready" }, action, bound);
     const ms = Math.max(0, Math.round(nowMs - Math.min(input.seenMs, nowMs)));
     return done(
       { ...status, phase: "Ready", readyAt: rfc3339(nowMs), readyMilliseconds: ms },
       action,
-      { becameReadyMs: ms },
+      { ...bound, becameReadyMs: ms },
     );
   }
 
   // Bound by this process a moment ago; the cache has not shown the label yet.
+  // Whatever the binding's reconcile wrote (or, for a warm binding, left to
+  // write with Ready) stands until then.
   if (input.bindingInFlight) {
-    return done(base, { type: "none" }, { requeueAfterMs: BINDING_CACHE_WAIT_MS });
+    return done(
+      prev,
+      { type: "none" },
+      {
+        deferStatus: true,
+        requeueAfterMs: BINDING_CACHE_WAIT_MS,
+      },
+    );
   }
   // It had a sandbox and it is gone: a claim is served once.
   if (prev.sandboxName) {

@@ -9,6 +9,7 @@ import { PoolConditionType, PoolReason } from "../api/pool-conditions.js";
 import { PoolSpecSchema, type PoolStatus, type SandboxWarmPool } from "../api/pools.js";
 import type { Sandbox } from "../api/sandbox.js";
 import { LIMITS, SandboxSpecSchema } from "../api/sandbox-spec.js";
+import type { BackendName } from "../backends/backend.js";
 import { type ConditionLike, setCondition } from "../controller/conditions.js";
 import { apiStatus, fromApiError } from "../controller/errors.js";
 import type { EventRecorder } from "../controller/events.js";
@@ -16,12 +17,19 @@ import type { Informer, KubeObject, ObjectSource } from "../controller/informer.
 import { rawRequest, resourcePath } from "../controller/raw-request.js";
 import type { StatusWriter } from "../controller/status-writer.js";
 import type { Logger } from "../observability/logger.js";
+import { finalizersAtCreate } from "../sandbox/finalizer-at-create.js";
 import { decidePool, type PooledSandbox } from "./decide.js";
 import type { PoolGaugeRow, PoolMetrics } from "./metrics.js";
 import { finishedPhase, poolOf, readyAtGeneration } from "./pooled.js";
 import { REFILL_HOLD, type RefillHoldBounds, refillHold } from "./refill-hold.js";
 import { RefillLimiter } from "./refill-limiter.js";
 import { pooledSpec, templateHash } from "./template.js";
+
+/** metadata.finalizers for a new Sandbox on `backend` (none: the field is left out). */
+export function withFinalizers(backend: BackendName): { finalizers?: string[] } {
+  const finalizers = finalizersAtCreate(backend);
+  return finalizers ? { finalizers } : {};
+}
 
 export const SANDBOX_RESOURCE = {
   group: "sandboxing.dev",
@@ -46,6 +54,8 @@ export interface PoolReconcilerDeps {
   status: StatusWriter;
   events: EventRecorder;
   metrics: PoolMetrics;
+  /** The backend of a template that names none. */
+  defaultBackend: BackendName;
   /** Bounds of the refill hold (default REFILL_HOLD). */
   refillHold?: RefillHoldBounds;
   log: Logger;
@@ -159,6 +169,7 @@ export class PoolReconciler {
         metadata: {
           name: sandboxName,
           namespace,
+          ...withFinalizers(template.backend ?? deps.defaultBackend),
           labels: {
             [Labels.managedBy]: MANAGED_BY,
             [Labels.pool]: name,

@@ -117,6 +117,7 @@ export async function startPoolControllers(
     ),
     events: poolEvents,
     metrics,
+    defaultBackend: opts.defaultBackend,
     ...(opts.refillHold ? { refillHold: opts.refillHold } : {}),
     log,
   });

@@ -450,7 +450,7 @@ export async function startSandboxController(
     // A claim waiting for its sandbox goes ahead of its pool's refills (priority.ts).
     priority: (key) => sandboxPriority(sandboxes.get(key)),
     priorityLane: {
-      minPriority: SandboxPriority.claimWaiting,
+      minPriority: SandboxPriority.claimWarm,
       extra: CLAIM_LANE_FACTOR * opts.concurrency,
     },
     leaderElection:

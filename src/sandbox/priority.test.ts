@@ -47,8 +47,17 @@ describe("sandboxPriority", () => {
       want: SandboxPriority.pooled,
     },
     {
-      name: "just bound to a claim: the claim's policy not applied yet (generation ahead)",
+      name: "just bound to a claim while Ready: the claim's policy not applied yet (generation ahead)",
       s: box({ labels: claimed, generation: 3, status: ready }),
+      want: SandboxPriority.claimWarm,
+    },
+    {
+      name: "bound to a claim while still starting (Warming): containers to make",
+      s: box({
+        labels: claimed,
+        generation: 3,
+        status: { phase: "Pending", observedGeneration: 2 },
+      }),
       want: SandboxPriority.claimWaiting,
     },
     {

@@ -43,6 +43,18 @@ export async function writesReceivedSince(
     );
 }
 
+/**
+ * Writes by `user` in `namespace` the apiserver received at or after `since`
+ * (a MicroTime), as the audit log has them: verb, object, response code.
+ */
+export async function writesSince(
+  user: string,
+  since: string,
+  namespace?: string,
+): Promise<AuditEvent[]> {
+  return (await writes(user, namespace)).filter((e) => (e.requestReceivedTimestamp ?? "") >= since);
+}
+
 const WRITE_VERBS = new Set(["create", "update", "patch", "delete", "deletecollection"]);
 
 async function writes(user: string, namespace?: string, resource?: string): Promise<AuditEvent[]> {

@@ -34,6 +34,7 @@ import {
   orUndefined,
   statusCode,
 } from "./client.js";
+import type { ContainerObservations } from "./container-observations.js";
 import {
   acknowledgesPolicy,
   DEFAULT_USER,
@@ -82,6 +83,11 @@ export interface DockerBackendDeps {
   agentBinary?: string;
   /** A SandboxSnapshot from the cache, for spec.workspace.fromSnapshot. */
   snapshot?(namespace: string, name: string): SandboxSnapshot | undefined;
+  /**
+   * The containers' last inspects, kept current by the daemon's events stream
+   * (container-observations.ts); absent: every reconcile inspects.
+   */
+  observations?: ContainerObservations;
 }
 
 const NEVER = "0001-01-01T00:00:00Z";
@@ -236,6 +242,7 @@ export class DockerBackend implements SandboxBackend {
     }
     this.restarts.forget(id.uid);
     this.reported.delete(id.uid);
+    this.deps.observations?.forget(keyOf(sandbox));
     if (containers.length) {
       ctx.record({
         type: "Normal",
@@ -307,14 +314,19 @@ export class DockerBackend implements SandboxBackend {
       ? this.policies.writeHost(desired.policyHostDir, desired.policy)
       : undefined;
     const readStart = performance.now();
-    let [sidecar, workload] = await Promise.all([
-      this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal),
-      this.inspectOwn(desired.workload.name, desired.id, ctx, signal),
-    ]);
+    const { observations } = this.deps;
+    const mark = observations?.mark() ?? 0;
+    const kept = observations?.get(key, desired.id.uid);
+    let [sidecar, workload] = kept
+      ? [kept.sidecar, kept.workload]
+      : await Promise.all([
+          this.inspectOwn(desired.sidecar.name, desired.id, ctx, signal),
+          this.inspectOwn(desired.workload.name, desired.id, ctx, signal),
+        ]);
     // The daemon's share of a warm reconcile (bench/pools --log): reads queue behind its other work.
     if (this.deps.log.isLevelEnabled("debug"))
       this.deps.log.debug(
-        { sandbox: key, ms: Math.round(performance.now() - readStart) },
+        { sandbox: key, ms: Math.round(performance.now() - readStart), kept: !!kept },
         "containers read",
       );
     const wroteHostPolicy = await hostPolicy;
@@ -442,6 +454,10 @@ export class DockerBackend implements SandboxBackend {
       }
       workload = await this.ensureWorkload(desired, sandbox, workload);
     }
+    // Both as they are now (read, or returned by what was just done to them):
+    // the next reconcile starts from them unless an event says otherwise.
+    if (sidecarReady && sidecar && workload)
+      observations?.keep(key, desired.id.uid, mark, { sidecar, workload });
     return observeContainers(sandbox, { sidecar, workload, sidecarReady, policy });
   }
 

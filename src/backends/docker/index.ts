@@ -4,6 +4,7 @@ import type Docker from "dockerode";
 import type { SandboxSnapshot } from "../../api/snapshot.js";
 import type { Logger } from "../../observability/logger.js";
 import { DockerBackend } from "./backend.js";
+import { ContainerObservations, invalidates } from "./container-observations.js";
 import type { DockerSettings } from "./containers.js";
 import { Sweeper } from "./sweep.js";
 import { DockerWatcher } from "./watch.js";
@@ -42,10 +43,13 @@ export interface DockerRuntime {
 
 export function startDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
   const log = opts.log.child({ backend: "docker" });
+  // Kept current by the events stream below (container-observations.ts).
+  const observations = new ContainerObservations();
   const backend = new DockerBackend({
     docker: opts.docker,
     settings: opts.settings,
     enqueue: opts.enqueue,
+    observations,
     ...(opts.snapshot ? { snapshot: opts.snapshot } : {}),
     log,
   });
@@ -55,15 +59,27 @@ export function startDockerRuntime(opts: DockerRuntimeOptions): DockerRuntime {
     liveUid: opts.liveUid,
     watches: opts.watches,
     canCollect: opts.canCollect,
-    onChange: opts.enqueue,
+    // The re-list found what the stream did not say: what is kept for it goes too.
+    onChange: (key) => {
+      observations.changed(key);
+      opts.enqueue(key);
+    },
     onOrphanRemoved: opts.onOrphanRemoved,
     log,
   });
   const watcher = new DockerWatcher({
     docker: opts.docker,
     owner: opts.settings.owner,
-    onChange: opts.enqueue,
-    onConnected: opts.enqueueAll,
+    // Dropped before the reconcile is queued: it reads the daemon, not the old inspect.
+    onChange: (key, action) => {
+      if (invalidates(action)) observations.changed(key);
+      opts.enqueue(key);
+    },
+    onConnected: () => {
+      observations.connected();
+      opts.enqueueAll();
+    },
+    onDisconnected: () => observations.disconnected(),
     onSweep: () => sweeper.sweep(),
     sweepIntervalMs: opts.sweepIntervalMs,
     log,

@@ -13,10 +13,12 @@ import { DockerLabels, ownedFilter, sandboxKeyOf } from "./names.js";
 export interface DockerWatcherOptions {
   docker: Docker;
   owner: string;
-  /** A sandbox ("namespace/name") whose containers changed. */
-  onChange(key: string): void;
+  /** A sandbox ("namespace/name") whose containers changed; `action` is the event's (e.g. "die"). */
+  onChange(key: string, action?: string): void;
   /** The daemon answers again (or for the first time): reconcile everything. */
   onConnected(): void;
+  /** The events stream is closed (the daemon went away, or the stream broke). */
+  onDisconnected?(): void;
   /** Periodic work with the daemon reachable: re-list, collect orphans. */
   onSweep(): Promise<void>;
   sweepIntervalMs?: number;
@@ -80,6 +82,7 @@ export class DockerWatcher {
         await this.consume(stream);
         if (!this.stopped) throw new Error("the events stream ended");
       } catch (err) {
+        this.opts.onDisconnected?.();
         if (this.stopped) break;
         const message = daemonMessage(err);
         const delay = backoff.next();
@@ -114,10 +117,15 @@ export class DockerWatcher {
 
   private dispatch(line: string): void {
     try {
-      const event = JSON.parse(line) as { Actor?: { Attributes?: Record<string, string> } };
+      const event = JSON.parse(line) as {
+        Action?: string;
+        status?: string;
+        Actor?: { Attributes?: Record<string, string> };
+      };
       const attributes = event.Actor?.Attributes;
       const key = sandboxKeyOf(attributes);
-      if (key && attributes?.[DockerLabels.owner] === this.opts.owner) this.opts.onChange(key);
+      if (key && attributes?.[DockerLabels.owner] === this.opts.owner)
+        this.opts.onChange(key, event.Action ?? event.status);
     } catch {
       this.opts.log.debug({ line: line.slice(0, 200) }, "unparseable docker event");
     }
