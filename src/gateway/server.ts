@@ -22,6 +22,7 @@ import { encodeFrame } from "../dataplane/frames.js";
 import { FrameType } from "../dataplane/protocol.js";
 import { asleep } from "../idle/wake.js";
 import type { Logger } from "../observability/logger.js";
+import { type AuditRecord, auditWriter } from "./audit.js";
 import type { Auth, Principal } from "./auth.js";
 import { type Decision, mintable, sandboxAdmits, scopedTokenAllows } from "./decide.js";
 import type { Directory, SandboxObject } from "./directory.js";
@@ -283,11 +284,14 @@ export class Gateway {
   /** The port route's upstream leg (upstream.ts); agent calls stay on node:http (full-duplex exec bodies). */
   private readonly ports: Agent;
   private openapi: string | undefined;
+  /** Writes a call's audit line. */
+  private readonly audit: (r: AuditRecord) => void;
   /** route()'s options, built once. */
   private readonly routing: { domain?: string };
 
   constructor(private readonly o: GatewayOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.audit = auditWriter(o.log);
     this.routing = o.domain ? { domain: o.domain } : {};
     this.ports = upstreamAgent(
       o.upstreamHeadersTimeoutMs ? { headersTimeoutMs: o.upstreamHeadersTimeoutMs } : {},
@@ -432,26 +436,21 @@ export class Gateway {
     });
     const url = req.url ?? "";
     const q = url.indexOf("?");
-    this.o.log.info(
-      {
-        audit: {
-          id: call.id,
-          who: call.who ?? "anonymous",
-          sandbox: call.namespace ? `${call.namespace}/${call.name}` : undefined,
-          port: call.port, // absent (undefined) but on port routes
-          verb: call.verb,
-          method: req.method,
-          path: q < 0 ? url : url.slice(0, q),
-          status: call.status,
-          result: call.result,
-          bytesIn: call.bytesIn,
-          bytesOut: call.bytesOut,
-          ms: Math.round(ms * 10) / 10,
-          remote: req.socket.remoteAddress,
-        },
-      },
-      "gateway call",
-    );
+    this.audit({
+      id: call.id,
+      who: call.who ?? "anonymous",
+      sandbox: call.namespace ? `${call.namespace}/${call.name}` : undefined,
+      port: call.port,
+      verb: call.verb,
+      method: req.method,
+      path: q < 0 ? url : url.slice(0, q),
+      status: call.status,
+      result: call.result,
+      bytesIn: call.bytesIn,
+      bytesOut: call.bytesOut,
+      ms: Math.round(ms * 10) / 10,
+      remote: req.socket.remoteAddress,
+    });
   }
 
   private refuse(res: http.ServerResponse, call: Call, err: unknown): void {

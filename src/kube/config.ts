@@ -98,9 +98,12 @@ export function loadKubeConfig(opts: ClientOptions): k8s.KubeConfig {
   return kc;
 }
 
-/** The same cluster and credentials without the rate limit (for lease renewals). */
-export function unlimited(kc: k8s.KubeConfig): k8s.KubeConfig {
+/** The same cluster and credentials, through connections that are kept alive and without a rate limit. */
+export function reusingCopy(kc: k8s.KubeConfig): k8s.KubeConfig {
   const copy = new ReusingKubeConfig();
   copy.loadFromString(kc.exportConfig());
   return copy;
 }
+
+/** Leader election's client: lease renewals must not queue behind the rate-limited work. */
+export const unlimited = reusingCopy;

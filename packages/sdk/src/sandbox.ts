@@ -59,7 +59,7 @@ import {
   WakeTimeoutError,
   wake,
 } from "../../../src/idle/wake.js";
-import { ReusingKubeConfig } from "../../../src/kube/config.js";
+import { ReusingKubeConfig, reusingCopy } from "../../../src/kube/config.js";
 import {
   type ClaimInfo,
   type ClaimOptions,
@@ -137,8 +137,7 @@ function kubeConfigOf(o: ClientOptions): k8s.KubeConfig {
     const text = given.exportConfig();
     const hit = reusing.get(given);
     if (hit?.text === text) return hit.copy;
-    const copy = new ReusingKubeConfig();
-    copy.loadFromString(text);
+    const copy = reusingCopy(given);
     reusing.set(given, { text, copy });
     return copy;
   }

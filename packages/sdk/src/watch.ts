@@ -9,6 +9,7 @@
 // by label) for seconds needs no cache, no watchdog and no sharding, and the
 // SDK already depends on client-node.
 import * as k8s from "@kubernetes/client-node";
+import { backoffDelay } from "../../../src/controller/backoff.js";
 
 /** An object as the apiserver sends it (plain JSON in lists and watch events alike). */
 export interface KubeObject {
@@ -39,7 +40,11 @@ export interface WatchSourceOptions<T extends KubeObject> {
   onChange(type: ChangeType, object: T): void;
 }
 
-/** Delays between failed attempts: short first (an apiserver blip), capped (a persistent refusal). */
+/**
+ * Delays between failed attempts: short first (an apiserver blip), capped (a
+ * persistent refusal), jittered (backoffDelay) so clients that lost the same
+ * apiserver do not come back in step.
+ */
 export const RETRY_MIN_MS = 50;
 export const RETRY_MAX_MS = 1000;
 
@@ -101,7 +106,9 @@ export function watchSource<T extends KubeObject>(o: WatchSourceOptions<T>): Sou
     const again = (relist: boolean, failed: boolean) => {
       if (stopped) return;
       failures = failed ? failures + 1 : 0;
-      const delay = failed ? Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** (failures - 1)) : 0;
+      const delay = failed
+        ? backoffDelay(failures - 1, { baseMs: RETRY_MIN_MS, maxMs: RETRY_MAX_MS })
+        : 0;
       retry = setTimeout(() => void start(relist), delay);
     };
 
