@@ -332,7 +332,12 @@ export class Gateway {
 
   // --- plain requests ------------------------------------------------------------
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  /**
+   * One request. Synchronous up to the port route's upstream request when
+   * nothing has to be waited for (the common proxied call); the API routes
+   * go on in serve().
+   */
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const r = route(req.method ?? "GET", req.url ?? "/", hostOf(req), this.routing);
     if (r.kind === "health") {
       const why = this.o.ready();
@@ -356,10 +361,24 @@ export class Gateway {
           r.message,
         );
       if (r.kind === "port") {
-        const waiting = this.port(req, res, r, call);
-        if (waiting) await waiting;
+        this.port(req, res, r, call)?.catch((err) => this.refuse(res, call, err));
         return;
       }
+    } catch (err) {
+      this.refuse(res, call, err);
+      return;
+    }
+    void this.serve(req, res, r, call);
+  }
+
+  /** An API route (everything but a port), once routed and begun. */
+  private async serve(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    r: Exclude<Route, { kind: "health" | "openapi" | "error" | "port" }>,
+    call: Call,
+  ): Promise<void> {
+    try {
       const { principal, sandbox } = await this.admit(
         req.headers.authorization,
         r,
@@ -753,7 +772,7 @@ export class Gateway {
     return undefined;
   }
 
-  /** Sends a port request upstream; failures answer the client through refuse() (proxy() never rejects). */
+  /** Sends a port request upstream; failures answer the client through refuse() (proxy() throws nothing). */
   private proxyPort(
     req: http.IncomingMessage,
     res: http.ServerResponse,
@@ -782,7 +801,7 @@ export class Gateway {
     }
     waker?.portTraffic(sandbox);
     const gateway = this;
-    void proxy(
+    proxy(
       this.ports,
       res,
       {

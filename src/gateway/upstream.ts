@@ -96,9 +96,10 @@ export interface ProxyHooks {
 }
 
 /**
- * Sends one request upstream and the answer back to res. Resolves when the
- * exchange is over, whichever way (never rejects: failures go to hooks.refuse
- * before the response starts, and destroy res after).
+ * Sends one request upstream and the answer back to res. Nothing to await:
+ * failures go to hooks.refuse before the response starts, and destroy res
+ * after; the caller learns the end from res's close (a promise per request
+ * here was one more allocation nobody waited on).
  */
 // No named closure is made per request here or in the hooks (an arrow bound
 // to a name): the bundle keeps function names (esbuild keepNames), which
@@ -114,62 +115,58 @@ export function proxy(
     body: Readable | null;
   },
   hooks: ProxyHooks,
-): Promise<void> {
-  return new Promise<void>((resolve) => {
-    let controller: Dispatcher.DispatchController | undefined;
-    let clientGone = false;
-    let paused = false;
-    // The client went away: so does the upstream request.
-    res.on("close", () => {
-      // writableEnded: HTTP/2's compatibility response has no writableFinished.
-      if (res.writableEnded) return;
-      clientGone = true;
-      controller?.abort(new Error("the client went away"));
-    });
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(c) {
-        controller = c;
-        if (clientGone) c.abort(new Error("the client went away"));
-      },
-      onResponseStart(_c, statusCode, headers) {
-        if (statusCode < 200) return; // 1xx: the final answer follows
-        res.writeHead(statusCode, responseHeaders(headers));
-        // Streams (no length) reach the client as they come; a response of
-        // known length goes out with its first bytes, in one write.
-        if (headers["content-length"] === undefined) res.flushHeaders();
-      },
-      onResponseData(c, chunk) {
-        hooks.onBytesOut(chunk.length);
-        if (!res.write(chunk) && !paused) {
-          paused = true;
-          c.pause();
-          res.once("drain", () => {
-            paused = false;
-            controller?.resume();
-          });
-        }
-      },
-      onResponseEnd() {
-        res.end();
-        resolve();
-      },
-      onResponseError(_c, err) {
-        if (!clientGone) {
-          if (res.headersSent) res.destroy();
-          else hooks.refuse(upstreamRefusal(err));
-        }
-        resolve();
-      },
-    };
-    dispatcher.dispatch(
-      {
-        origin: to.origin,
-        method: to.method,
-        path: to.path,
-        headers: to.headers as Record<string, string | string[]>,
-        body: to.body,
-      },
-      handler,
-    );
+): void {
+  let controller: Dispatcher.DispatchController | undefined;
+  let clientGone = false;
+  let paused = false;
+  // The client went away: so does the upstream request.
+  res.on("close", () => {
+    // writableEnded: HTTP/2's compatibility response has no writableFinished.
+    if (res.writableEnded) return;
+    clientGone = true;
+    controller?.abort(new Error("the client went away"));
   });
+  const handler: Dispatcher.DispatchHandler = {
+    onRequestStart(c) {
+      controller = c;
+      if (clientGone) c.abort(new Error("the client went away"));
+    },
+    onResponseStart(_c, statusCode, headers) {
+      if (statusCode < 200) return; // 1xx: the final answer follows
+      res.writeHead(statusCode, responseHeaders(headers));
+      // Streams (no length) reach the client as they come; a response of
+      // known length goes out with its first bytes, in one write.
+      if (headers["content-length"] === undefined) res.flushHeaders();
+    },
+    onResponseData(c, chunk) {
+      hooks.onBytesOut(chunk.length);
+      if (!res.write(chunk) && !paused) {
+        paused = true;
+        c.pause();
+        res.once("drain", () => {
+          paused = false;
+          controller?.resume();
+        });
+      }
+    },
+    onResponseEnd() {
+      res.end();
+    },
+    onResponseError(_c, err) {
+      if (!clientGone) {
+        if (res.headersSent) res.destroy();
+        else hooks.refuse(upstreamRefusal(err));
+      }
+    },
+  };
+  dispatcher.dispatch(
+    {
+      origin: to.origin,
+      method: to.method,
+      path: to.path,
+      headers: to.headers as Record<string, string | string[]>,
+      body: to.body,
+    },
+    handler,
+  );
 }
