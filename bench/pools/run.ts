@@ -68,6 +68,12 @@ const { values } = parseArgs({
     rate: { type: "string", default: "50" },
     seconds: { type: "string", default: "4" },
     out: { type: "string" },
+    /**
+     * "off": the claims read only what is stored of the Sandboxes, not the
+     * Sandbox controller's status writes in flight (the wiring before
+     * own-status-source.ts): a before/after in one session.
+     */
+    "claims-see-writes": { type: "string", default: "on" },
     /** Debug log of the controllers to this file (per key: queue wait, reconcile start/end), phases marked. */
     log: { type: "string" },
   },
@@ -166,6 +172,9 @@ async function main() {
     // One Sandbox watch for both, as the operator's entry point wires them
     // (src/cli/controller.ts): a second would parse every Sandbox event twice.
     sandboxes: sandboxes.allSandboxes,
+    ...(values["claims-see-writes"] === "off"
+      ? {}
+      : { sandboxStatusWrites: sandboxes.sandboxStatusWrites }),
     concurrency: 16,
     registry: new Registry(),
     log,

@@ -6,6 +6,7 @@
 //
 //   npm run bench:pools:trace [-- --backend docker --claims 20]
 //   flock /tmp/sbx-node.lock npm run bench:pools:trace -- --backend pod --claims 10
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -51,6 +52,12 @@ const { values } = parseArgs({
     backend: { type: "string", default: "docker" },
     claims: { type: "string", default: "20" },
     out: { type: "string" },
+    /**
+     * "off": the claims read only what is stored of the Sandboxes, not the
+     * Sandbox controller's status writes in flight (the wiring before
+     * own-status-source.ts): a before/after in one session.
+     */
+    "claims-see-writes": { type: "string", default: "on" },
   },
 });
 const BACKEND = values.backend === "pod" ? "pod" : "docker";
@@ -58,6 +65,13 @@ const OWNER = "bench-trace";
 const NS = "bench";
 const say = (line: string) => process.stderr.write(`[bench:trace] ${line}\n`);
 const sleep = (t: number) => new Promise((r) => setTimeout(r, t));
+const version = (cmd: string, args: string[]) => {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8" }).trim().split("\n")[0];
+  } catch {
+    return undefined;
+  }
+};
 
 interface Audit {
   verb: string;
@@ -150,6 +164,9 @@ async function main() {
     // One Sandbox watch for both, as the operator's entry point wires them
     // (src/cli/controller.ts): a second would parse every Sandbox event twice.
     sandboxes: sandboxes.allSandboxes,
+    ...(values["claims-see-writes"] === "off"
+      ? {}
+      : { sandboxStatusWrites: sandboxes.sandboxStatusWrites }),
     concurrency: 16,
     registry: new Registry(),
     log,
@@ -318,8 +335,10 @@ async function main() {
     const npWrite = writes("networkpolicies", undefined, r.sandbox).find((w) => w.at >= after);
     const sbxAfterAck = ackWrite && first(sbxStarts, Math.floor(ackWrite.at), (t) => t);
     const sbxReady = sbxStatus.at(-1)?.at;
+    const sbxReadySent = sbxStatus.at(-1)?.received;
     const claimAfterReady = sbxReady && first(claimStarts, Math.floor(sbxReady), (t) => t);
     const claimReady = claimStatus.at(-1)?.at;
+    const claimReadySent = claimStatus.at(-1)?.received;
     const rel = (t: number | undefined) => (t === undefined ? undefined : Math.round(t - t0));
     const step: Step = {
       "claim created (apiserver)": rel(created?.at),
@@ -335,8 +354,10 @@ async function main() {
       "sidecar ack received (pod)": rel(acked),
       "ack recorded on the Pod (pod)": rel(ackWrite?.at),
       "sandbox reconcile after the ack (pod)": rel(sbxAfterAck),
+      "sandbox status Ready received (apiserver)": rel(sbxReadySent),
       "sandbox status Ready written": rel(sbxReady),
       "claim reconcile after sandbox Ready": rel(claimAfterReady),
+      "claim status Ready received (apiserver)": rel(claimReadySent),
       "claim status Ready written": rel(claimReady),
       "client saw claim Ready": rel(r.seenReadyMs),
     };
@@ -379,12 +400,32 @@ async function main() {
     date: new Date().toISOString(),
     backend: BACKEND,
     machine: { cpus: cpus().length, model: cpus()[0]?.model, kernel: release() },
+    versions: {
+      node: process.version,
+      kubernetes: version(join(cp.binDir, "kube-apiserver"), ["--version"]),
+      ...(node
+        ? {
+            kubelet: version(join(node.binDir, "kubelet"), ["--version"]),
+            containerd: version("containerd", ["--version"]),
+          }
+        : {}),
+    },
+    args: values,
     load: {
       before: loadBefore.map((x) => +x.toFixed(2)),
       after: loadavg().map((x) => +x.toFixed(2)),
     },
     claims: runs.length,
     note: "ms from the client's create request, per step; apiserver times from its audit log (write completed), controller times from its debug lines (reconcile started). Median per step.",
+    clientSawReadyMs: (() => {
+      const xs = runs.map((r) => r.seenReadyMs - r.sentMs);
+      return {
+        n: xs.length,
+        p50: Math.round(percentile(xs, 50)),
+        p90: Math.round(percentile(xs, 90)),
+        p99: Math.round(percentile(xs, 99)),
+      };
+    })(),
     medianMsFromCreate: median,
     timelines,
   };

@@ -186,6 +186,8 @@ export async function runController(argv: string[]): Promise<number> {
     liveEgress: { pod: podLiveEgress(!!policyChannel) },
     concurrency: flags.concurrency,
     sandboxes: controller.allSandboxes,
+    // A claim's Ready goes out beside its sandbox's (when this process leads both).
+    sandboxStatusWrites: controller.sandboxStatusWrites,
     leaderElection: flags["leader-elect"]
       ? {
           namespace: flags["leader-election-namespace"],

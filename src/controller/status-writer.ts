@@ -34,13 +34,33 @@ export interface StatusObject {
 export type StatusWriteResult = "written" | "unchanged" | "awaitingCache";
 
 /**
+ * What a writer tells its listeners, in order, about each write it sends:
+ * `sending` (the whole status it makes, before the request leaves), then
+ * `written` (the object the apiserver returned) or `failed` (nothing was
+ * stored). Another component of the same process can act on a write before
+ * its watch event (see own-status-source.ts); one that acts on `sending` must
+ * undo on `failed`.
+ */
+export type StatusWriteNotice =
+  | { type: "sending"; key: string; resourceVersion?: string; status: object }
+  | { type: "written"; key: string; resourceVersion?: string; written?: StatusObject }
+  | { type: "failed"; key: string; resourceVersion?: string };
+
+/** Where a writer's notices can be followed. */
+export interface StatusWriteFeed {
+  /** Follow every later write; the function returned stops following. */
+  listen(listener: (notice: StatusWriteNotice) => void): () => void;
+}
+
+/**
  * How long a remembered write holds off writes from the version it started from.
  * The watch event normally lands in milliseconds; past this a missed event costs
  * at most a 409, never a stuck status.
  */
 const AWAIT_CACHE_MS = 30_000;
 
-export class StatusWriter {
+export class StatusWriter implements StatusWriteFeed {
+  private readonly listeners = new Set<(notice: StatusWriteNotice) => void>();
   private readonly counter: Counter<"resource">;
   /** Status writes made, for tests and debugging (the metric counts the same). */
   writes = 0;
@@ -87,6 +107,7 @@ export class StatusWriter {
     if (statusEqual(obj.status, desired)) return "unchanged";
     const path = resourcePath(this.resource, namespace, name, "status");
     let written: StatusObject | undefined;
+    this.tell({ type: "sending", key, resourceVersion, status: desired });
     try {
       written = await rawRequest<StatusObject>(this.kubeConfig, "PATCH", path, {
         contentType: "application/merge-patch+json",
@@ -97,15 +118,28 @@ export class StatusWriter {
         signal,
       });
     } catch (err) {
+      this.tell({ type: "failed", key, resourceVersion });
       if (signal?.aborted || notLeaderCause(err)) throw err;
       throw fromApiError(err);
     }
+    this.tell({ type: "written", key, resourceVersion, written });
     // A patch that changed nothing on the server keeps the version: no event will come.
     if (resourceVersion && written?.metadata.resourceVersion !== resourceVersion)
       this.remember(key, resourceVersion, written);
     this.writes++;
     this.counter.inc({ resource: this.resource.plural });
     return "written";
+  }
+
+  listen(listener: (notice: StatusWriteNotice) => void): () => void {
+    // A wrapper per call: the same function listening twice is told twice and unsubscribed once each.
+    const own = (n: StatusWriteNotice) => listener(n);
+    this.listeners.add(own);
+    return () => void this.listeners.delete(own);
+  }
+
+  private tell(notice: StatusWriteNotice): void {
+    for (const l of this.listeners) l(notice);
   }
 
   /**

@@ -22,7 +22,8 @@ import { borrowed } from "../controller/borrowed-source.js";
 import { Controller } from "../controller/controller.js";
 import { EventRecorder } from "../controller/events.js";
 import { Informer, type KubeObject, type ObjectSource } from "../controller/informer.js";
-import { StatusWriter } from "../controller/status-writer.js";
+import { withOwnStatusWrites } from "../controller/own-status-source.js";
+import { type StatusWriteFeed, StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { unlimited } from "../kube/config.js";
 import { keyOf } from "../kube/object-key.js";
@@ -58,6 +59,14 @@ export interface PoolControllersOptions {
    * objects (every Sandbox event would be parsed and cached twice).
    */
   sandboxes?: ObjectSource<Sandbox & KubeObject>;
+  /**
+   * The Sandbox controller's status writes, when it runs in this process: the
+   * claim controller reads the Sandboxes through them (own-status-source.ts),
+   * so a claim's Ready goes out beside its sandbox's Ready write instead of
+   * after that write and its watch event. The pool controller never does: its
+   * roll and refill budgets count only what is stored.
+   */
+  sandboxStatusWrites?: StatusWriteFeed;
   leaderElection?: { namespace: string; name: string; identity: string; leaseDurationMs?: number };
   registry: Registry;
   log: Logger;
@@ -86,6 +95,11 @@ export async function startPoolControllers(
   const sandboxes = opts.sandboxes
     ? borrowed(opts.sandboxes)
     : informer<Sandbox & KubeObject>(SANDBOX_PLURAL);
+  // The same cache, with the Sandbox controller's writes in flight on top: for
+  // the claims only (a claim reports what is decided and being written).
+  const claimSandboxes = opts.sandboxStatusWrites
+    ? withOwnStatusWrites(sandboxes, opts.sandboxStatusWrites)
+    : sandboxes;
 
   const controllers: Controller[] = [];
   const writerFor = (i: number) =>
@@ -126,7 +140,7 @@ export async function startPoolControllers(
     claims,
     pools,
     templates,
-    sandboxes,
+    sandboxes: claimSandboxes,
     status: new StatusWriter(
       claimWriter,
       { group: GROUP, version: VERSION, plural: CLAIM_PLURAL },
@@ -175,7 +189,10 @@ export async function startPoolControllers(
     name: "claim",
     primary: claims as Informer<KubeObject>,
     secondaries: [
-      { informer: sandboxes as ObjectSource<KubeObject>, primaryKey: sandboxLabel(Labels.claim) },
+      {
+        informer: claimSandboxes as ObjectSource<KubeObject>,
+        primaryKey: sandboxLabel(Labels.claim),
+      },
       { informer: pools as Informer<KubeObject>, primaryKey: () => undefined },
       { informer: templates as Informer<KubeObject>, primaryKey: () => undefined },
     ],

@@ -30,7 +30,7 @@ import { Informer, type KubeObject, type ObjectSource } from "../controller/info
 import { rawRequest } from "../controller/raw-request.js";
 import { shardLabelValue, shardOf, shardSelector, unshardedSelector } from "../controller/shard.js";
 import { ShardedInformer } from "../controller/sharded-informer.js";
-import { StatusWriter } from "../controller/status-writer.js";
+import { type StatusWriteFeed, StatusWriter } from "../controller/status-writer.js";
 import { gateWrites, NotLeaderError } from "../controller/write-gate.js";
 import { dockerActivity, podActivity } from "../idle/activity.js";
 import { IdleSuspender } from "../idle/suspender.js";
@@ -98,9 +98,17 @@ export interface RunningSandboxController {
   heldShards(): number[];
   /**
    * The informer of every Sandbox, when this controller runs one (not sharded),
-   * for other controllers to share (see borrowed-source.ts).
+   * for other controllers to share (see borrowed-source.ts). It holds what is
+   * stored: what this controller is writing shows only through
+   * `sandboxStatusWrites`.
    */
   allSandboxes?: ObjectSource<Sandbox & KubeObject>;
+  /**
+   * This controller's Sandbox status writes, as they are sent and answered:
+   * a reader that may act on a status being written (the claim controller,
+   * through own-status-source.ts) follows them.
+   */
+  sandboxStatusWrites: StatusWriteFeed;
   /** Status writes made so far (for tests and debugging). */
   statusWrites(): number;
   /** Informers whose watches are down: the cache may be stale (for /readyz). */
@@ -489,6 +497,7 @@ export async function startSandboxController(
     isLeader: () => !!controller?.isLeader(),
     heldShards: () => controller?.heldShards() ?? [],
     ...(shards === undefined ? { allSandboxes: sandboxes } : {}),
+    sandboxStatusWrites: statusWriter,
     statusWrites: () => statusWriter.writes,
     watchProblems: () => controller?.watchProblems() ?? [],
     dockerUnavailable: () => docker?.unavailable(),

@@ -6,7 +6,7 @@ import * as k8s from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConflictError, NotFoundError } from "../../src/controller/errors.js";
-import { StatusWriter } from "../../src/controller/status-writer.js";
+import { type StatusWriteNotice, StatusWriter } from "../../src/controller/status-writer.js";
 import { writesBy } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 
@@ -150,5 +150,46 @@ describe("StatusWriter", () => {
     // Once the cache shows our last write, its view is the newest again.
     const moved = await get("newest");
     expect(writer.newest(moved)).toBe(moved);
+  });
+
+  it("tells its listeners of each write as it is sent, then what the apiserver answered", async () => {
+    await objects.createNamespacedCustomObject({
+      ...sandboxes,
+      namespace: ns.name,
+      body: {
+        apiVersion: "sandboxing.dev/v1alpha1",
+        kind: "Sandbox",
+        metadata: { name: "told" },
+        spec: { image: "busybox" },
+      },
+    });
+    const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
+    const notices: StatusWriteNotice[] = [];
+    writer.listen((n) => notices.push(n));
+    const seen = await get("told");
+    expect(await writer.write(seen, { phase: "Pending" })).toBe("written");
+    const stored = await get("told");
+    expect(notices.map((n) => n.type)).toEqual(["sending", "written"]);
+    expect(notices[0]).toEqual({
+      type: "sending",
+      key: `${ns.name}/told`,
+      resourceVersion: seen.metadata.resourceVersion,
+      status: { phase: "Pending", observedGeneration: seen.metadata.generation },
+    });
+    const written = notices[1] as Extract<StatusWriteNotice, { type: "written" }>;
+    expect(written.resourceVersion).toBe(seen.metadata.resourceVersion);
+    expect(written.written?.metadata.resourceVersion).toBe(stored.metadata.resourceVersion);
+
+    // Refused (a stale view: someone else wrote since): `failed`, nothing stored.
+    const other = new StatusWriter(kc, sandboxes, new Registry(), "other");
+    expect(await other.write(stored, { phase: "Succeeded" })).toBe("written");
+    notices.length = 0;
+    await expect(writer.write(stored, { phase: "Failed" })).rejects.toBeInstanceOf(ConflictError);
+    expect(notices.map((n) => n.type)).toEqual(["sending", "failed"]);
+    expect((await get("told")).status?.phase).toBe("Succeeded");
+    // Nothing sent, nothing told.
+    notices.length = 0;
+    expect(await writer.write(await get("told"), { phase: "Succeeded" })).toBe("unchanged");
+    expect(notices).toEqual([]);
   });
 });

@@ -30,7 +30,13 @@ beforeAll(async () => {
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
   // Sharing the Sandbox controller's informer, as the CLI runs them.
   expect(operator.allSandboxes).toBeDefined();
-  pools = await startPools({ namespace: ns.name, sandboxes: operator.allSandboxes });
+  // Wired as the CLI does: the claims read the Sandbox controller's writes in
+  // flight, the pools only what is stored.
+  pools = await startPools({
+    namespace: ns.name,
+    sandboxes: operator.allSandboxes,
+    sandboxStatusWrites: operator.sandboxStatusWrites,
+  });
 });
 afterAll(async () => {
   await pools?.stop();

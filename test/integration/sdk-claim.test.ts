@@ -29,7 +29,13 @@ beforeAll(async () => {
   idle = await testNamespace(kc, "sdkclaim-idle");
   api = new PoolClient(kc, ns.name);
   operator = await startOperator({ namespace: ns.name, user: "operator-0" });
-  pools = await startPools({ namespace: ns.name, sandboxes: operator.allSandboxes });
+  // Wired as the CLI does: the claims read the Sandbox controller's writes in
+  // flight, the pools only what is stored.
+  pools = await startPools({
+    namespace: ns.name,
+    sandboxes: operator.allSandboxes,
+    sandboxStatusWrites: operator.sandboxStatusWrites,
+  });
   await api.template("py", {
     image: "busybox",
     resources: { cpu: "100m", memory: "64Mi" },

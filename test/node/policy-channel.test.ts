@@ -381,10 +381,14 @@ describe("the live policy channel on the real node", () => {
 
 describe("a warm pod-backend claim with name rules", () => {
   it("gets its policy at claim time, Ready once applied, and the escape attempts fail on it", async () => {
+    // Wired as the CLI does: the claim reads the Sandbox controller's status
+    // writes in flight, so its Ready goes out beside its sandbox's.
     pools = await startPools({
       namespace: ns.name,
       user: "operator-2",
       liveEgress: { pod: podLiveEgress(true) },
+      sandboxes: operator.allSandboxes,
+      sandboxStatusWrites: operator.sandboxStatusWrites,
     });
     await api.template("t", {
       image: NODE_SANDBOX_IMAGE,

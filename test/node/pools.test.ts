@@ -27,7 +27,13 @@ beforeAll(async () => {
     user: "operator-1",
     egressImage: OPERATOR_IMAGE,
   });
-  pools = await startPools({ namespace: ns.name, user: "operator-2" });
+  // Wired as the CLI does (one Sandbox cache; the claims see its status writes in flight).
+  pools = await startPools({
+    namespace: ns.name,
+    user: "operator-2",
+    sandboxes: operator.allSandboxes,
+    sandboxStatusWrites: operator.sandboxStatusWrites,
+  });
 });
 afterAll(async () => {
   await pools?.stop();

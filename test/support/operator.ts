@@ -130,6 +130,8 @@ export async function startPools(opts: {
   registry?: Registry;
   /** A Sandbox controller's informer to share (as the CLI does); absent: the pools watch their own. */
   sandboxes?: RunningOperator["allSandboxes"];
+  /** A Sandbox controller's status writes, for the claims to read through (as the CLI does). */
+  sandboxStatusWrites?: RunningOperator["sandboxStatusWrites"];
   refillHold?: Parameters<typeof startPoolControllers>[0]["refillHold"];
 }): Promise<RunningPoolControllers> {
   const kubeConfig = loadKubeConfig({
@@ -144,6 +146,7 @@ export async function startPools(opts: {
     liveEgress: opts.liveEgress,
     concurrency: opts.concurrency ?? 8,
     sandboxes: opts.sandboxes,
+    sandboxStatusWrites: opts.sandboxStatusWrites,
     ...(opts.refillHold ? { refillHold: opts.refillHold } : {}),
     leaderElection: opts.leaderElection && {
       namespace: opts.namespace,
