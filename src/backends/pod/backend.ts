@@ -34,6 +34,7 @@ import { egressSidecarRestartEvent, egressSidecarRestarts, observePod } from "./
 import { POD_STOP_GRACE_SECONDS } from "./pod.js";
 import { annotationHolds, POLICY_FILE_DEFER_MS, policyFileAction } from "./policy-file.js";
 import { NameTakenError, refusedObservation } from "./refusal.js";
+import { replaceEvent } from "./replace-reason.js";
 import { serviceEndpoints } from "./service.js";
 import { containsAll } from "./subset.js";
 import {
@@ -734,8 +735,9 @@ export class PodBackend implements SandboxBackend {
   }
 
   /**
-   * Create `desired` if missing; replace it when someone changed what we own
-   * (labels, owner, spec fields we set), and say so in an Event. Mutable kinds only.
+   * Create `desired` if missing; replace it when it differs from what we own
+   * (labels, owner, spec fields we set): the sandbox's spec changed, or someone
+   * edited it. An Event says which (replace-reason.ts). Mutable kinds only.
    */
   private async converge<T extends KubeObject & { spec?: unknown }>(
     sandbox: Sandbox,
@@ -778,11 +780,7 @@ export class PodBackend implements SandboxBackend {
       { ...desired, metadata: { ...desired.metadata, resourceVersion } },
       ctx.signal,
     );
-    ctx.record({
-      type: "Normal",
-      reason: `${kind.kind}Restored`,
-      message: `restored ${kind.kind} ${name}`,
-    });
+    ctx.record({ type: "Normal", ...replaceEvent(kind.kind, name, sandbox) });
   }
 }
 
