@@ -375,8 +375,14 @@ func TestBackgroundProcessSurvivesTheClient(t *testing.T) {
 		t.Fatalf("background process not listed as running after the client left: %+v", list)
 	}
 	resp, err := client.Do("POST", "/v1/processes/"+p.ID+"/stdin", url.Values{"eof": {"true"}}, strings.NewReader("hello\n"))
-	if err != nil || resp.StatusCode != 204 {
-		t.Fatalf("stdin: %v %v", err, resp.Status)
+	if err != nil {
+		t.Fatalf("stdin: %v", err)
+	}
+	if resp.StatusCode != 204 {
+		body, _ := io.ReadAll(resp.Body)
+		var now procInfo
+		client.JSON(t, "GET", "/v1/processes/"+p.ID, nil, nil, &now)
+		t.Fatalf("stdin: %v %s (the process now: %+v)", resp.Status, body, now)
 	}
 	var done procInfo
 	client.JSON(t, "GET", "/v1/processes/"+p.ID+"/wait", url.Values{"timeoutMs": {"5000"}}, nil, &done)

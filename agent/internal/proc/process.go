@@ -230,19 +230,38 @@ func (p *Process) WriteStdin(b []byte) error {
 		return apierr.New(http.StatusConflict, apierr.Conflict, "the process was started without stdin")
 	}
 	_, err := p.stdin.Write(b)
+	if stdinGone(err) {
+		return apierr.New(http.StatusConflict, apierr.Conflict, "the process's stdin is closed: it has ended, or was sent EOF")
+	}
 	return err
 }
 
-// CloseStdin sends EOF (with a TTY: the terminal's EOF character, ^D).
+// stdinGone: the pipe's read end is gone (EPIPE) or our end was closed,
+// by CloseStdin or by exec.Cmd.Wait once the process ended (it closes the
+// parent's end of a StdinPipe). Either way a late write is the client's
+// conflict with the process's state, not the agent's failure.
+func stdinGone(err error) bool {
+	return errors.Is(err, os.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.EIO)
+}
+
+// CloseStdin sends EOF (with a TTY: the terminal's EOF character, ^D). On a
+// process that has already ended, or whose stdin is already closed, it is
+// done already: a client that writes its last input with EOF cannot know
+// whether the process ended on that input before the EOF (nil, not an error).
 func (p *Process) CloseStdin() error {
 	if p.stdin == nil {
 		return nil
 	}
+	var err error
 	if p.tty != nil {
-		_, err := p.tty.Write([]byte{4})
-		return err
+		_, err = p.tty.Write([]byte{4})
+	} else {
+		err = p.stdin.Close()
 	}
-	return p.stdin.Close()
+	if stdinGone(err) {
+		return nil
+	}
+	return err
 }
 
 func (p *Process) Resize(s Size) error {
