@@ -30,6 +30,18 @@ interface Obj {
 const get = (name: string) =>
   objects.getNamespacedCustomObject({ ...sandboxes, namespace: ns.name, name }) as Promise<Obj>;
 
+const create = (name: string) =>
+  objects.createNamespacedCustomObject({
+    ...sandboxes,
+    namespace: ns.name,
+    body: {
+      apiVersion: "sandboxing.dev/v1alpha1",
+      kind: "Sandbox",
+      metadata: { name },
+      spec: { image: "busybox" },
+    },
+  });
+
 const ready = {
   type: "Ready",
   status: "False",
@@ -47,16 +59,7 @@ const expired = {
 
 describe("StatusWriter", () => {
   it("writes a changed status once, and an unchanged one never", async () => {
-    await objects.createNamespacedCustomObject({
-      ...sandboxes,
-      namespace: ns.name,
-      body: {
-        apiVersion: "sandboxing.dev/v1alpha1",
-        kind: "Sandbox",
-        metadata: { name: "once" },
-        spec: { image: "busybox" },
-      },
-    });
+    await create("once");
     const registry = new Registry();
     const writer = new StatusWriter(kc, sandboxes, registry, "test");
     const before = await writesBy("admin", ns.name, "sandboxes");
@@ -84,16 +87,7 @@ describe("StatusWriter", () => {
   });
 
   it("waits for the cache after its own write, refuses a view someone else made stale (ConflictError), and reports a missing object", async () => {
-    await objects.createNamespacedCustomObject({
-      ...sandboxes,
-      namespace: ns.name,
-      body: {
-        apiVersion: "sandboxing.dev/v1alpha1",
-        kind: "Sandbox",
-        metadata: { name: "stale" },
-        spec: { image: "busybox" },
-      },
-    });
+    await create("stale");
     const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
     const before = await writesBy("admin", ns.name, "sandboxes");
     const stale = await get("stale");
@@ -121,16 +115,7 @@ describe("StatusWriter", () => {
   });
 
   it("hands out the object its own write made while the cache still shows the version it wrote from", async () => {
-    await objects.createNamespacedCustomObject({
-      ...sandboxes,
-      namespace: ns.name,
-      body: {
-        apiVersion: "sandboxing.dev/v1alpha1",
-        kind: "Sandbox",
-        metadata: { name: "newest" },
-        spec: { image: "busybox" },
-      },
-    });
+    await create("newest");
     const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
     const before = await writesBy("admin", ns.name, "sandboxes");
     const cached = await get("newest");
@@ -153,16 +138,7 @@ describe("StatusWriter", () => {
   });
 
   it("tells its listeners of each write as it is sent, then what the apiserver answered", async () => {
-    await objects.createNamespacedCustomObject({
-      ...sandboxes,
-      namespace: ns.name,
-      body: {
-        apiVersion: "sandboxing.dev/v1alpha1",
-        kind: "Sandbox",
-        metadata: { name: "told" },
-        spec: { image: "busybox" },
-      },
-    });
+    await create("told");
     const writer = new StatusWriter(kc, sandboxes, new Registry(), "test");
     const notices: StatusWriteNotice[] = [];
     writer.listen((n) => notices.push(n));
