@@ -7,6 +7,7 @@ import { ConflictError, isNotFound } from "../../src/controller/errors.js";
 import { Finalizers } from "../../src/controller/finalizers.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
+import { SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const objects = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -27,17 +28,7 @@ interface Obj {
 
 const get = (name: string) =>
   objects.getNamespacedCustomObject({ ...sandboxes, namespace: ns.name, name }) as Promise<Obj>;
-const create = (name: string) =>
-  objects.createNamespacedCustomObject({
-    ...sandboxes,
-    namespace: ns.name,
-    body: {
-      apiVersion: "sandboxing.dev/v1alpha1",
-      kind: "Sandbox",
-      metadata: { name },
-      spec: { image: "busybox" },
-    },
-  });
+const create = (name: string) => new SandboxClient(kc, ns.name).create(name, { image: "busybox" });
 
 describe("Finalizers", () => {
   const finalizers = new Finalizers(kc, sandboxes);

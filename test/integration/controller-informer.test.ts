@@ -12,6 +12,7 @@ import { listRaw } from "../../src/controller/raw-request.js";
 import { silentLogger } from "../../src/observability/logger.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
 import { eventually } from "../support/eventually.js";
+import { SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const core = kc.makeApiClient(k8s.CoreV1Api);
@@ -66,17 +67,7 @@ const configMap = (name: string, labels: Record<string, string> = {}, namespace 
   });
 
 const sandboxes = { group: "sandboxing.dev", version: "v1alpha1", plural: "sandboxes" };
-const sandbox = (name: string) =>
-  objects.createNamespacedCustomObject({
-    ...sandboxes,
-    namespace: ns.name,
-    body: {
-      apiVersion: "sandboxing.dev/v1alpha1",
-      kind: "Sandbox",
-      metadata: { name },
-      spec: { image: "busybox" },
-    },
-  });
+const sandbox = (name: string) => new SandboxClient(kc, ns.name).create(name, { image: "busybox" });
 
 describe("Informer", () => {
   it("lists, then sees adds, updates and deletes, caching trimmed objects", async () => {

@@ -9,6 +9,7 @@ import { ConflictError, NotFoundError } from "../../src/controller/errors.js";
 import { type StatusWriteNotice, StatusWriter } from "../../src/controller/status-writer.js";
 import { writesBy } from "../support/audit.js";
 import { kubeConfig, testNamespace } from "../support/cluster.js";
+import { SandboxClient } from "../support/sandboxes.js";
 
 const kc = kubeConfig();
 const objects = kc.makeApiClient(k8s.CustomObjectsApi);
@@ -30,17 +31,7 @@ interface Obj {
 const get = (name: string) =>
   objects.getNamespacedCustomObject({ ...sandboxes, namespace: ns.name, name }) as Promise<Obj>;
 
-const create = (name: string) =>
-  objects.createNamespacedCustomObject({
-    ...sandboxes,
-    namespace: ns.name,
-    body: {
-      apiVersion: "sandboxing.dev/v1alpha1",
-      kind: "Sandbox",
-      metadata: { name },
-      spec: { image: "busybox" },
-    },
-  });
+const create = (name: string) => new SandboxClient(kc, ns.name).create(name, { image: "busybox" });
 
 const ready = {
   type: "Ready",
