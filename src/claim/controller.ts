@@ -24,7 +24,7 @@ import { SANDBOX_RESOURCE } from "../pool/controller.js";
 import type { PoolMetrics } from "../pool/metrics.js";
 import { claimUidOf, finishedPhase, poolOf, readyAtGeneration } from "../pool/pooled.js";
 import { templateHash } from "../pool/template.js";
-import { finalizersAtCreate } from "../sandbox/finalizer-at-create.js";
+import { withFinalizers } from "../sandbox/finalizer-at-create.js";
 import {
   BINDING_CACHE_WAIT_MS,
   type Candidate,
@@ -266,7 +266,7 @@ export class ClaimReconciler {
             claim,
             template!,
             expiresAt,
-            finalizersAtCreate(template!.backend ?? deps.defaultBackend),
+            withFinalizers(template!.backend ?? deps.defaultBackend),
           ),
           signal,
         });

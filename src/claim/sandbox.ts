@@ -70,14 +70,14 @@ export function bindPatch(
 
 /**
  * The sandbox made for a claim no pooled sandbox can serve: named after the
- * claim, with the cleanup finalizer its backend needs (`finalizers`) already
- * in place (src/sandbox/finalizer-at-create.ts).
+ * claim, with the cleanup finalizer its backend needs already in place
+ * (`created`: withFinalizers in src/sandbox/finalizer-at-create.ts).
  */
 export function coldSandbox(
   claim: SandboxClaim,
   template: SandboxSpec,
   expiresAtMs: number,
-  finalizers?: string[],
+  created: { finalizers?: string[] } = {},
 ) {
   const env = new Map((template.env ?? []).map((e) => [e.name, e]));
   for (const e of claim.spec.env ?? []) env.set(e.name, e);
@@ -94,7 +94,7 @@ export function coldSandbox(
     metadata: {
       name: claim.metadata.name!,
       namespace: claim.metadata.namespace!,
-      ...(finalizers ? { finalizers } : {}),
+      ...created,
       labels: claimLabels(claim),
       ...(claim.spec.annotations ? { annotations: claim.spec.annotations } : {}),
       ownerReferences: [claimOwner(claim)],

@@ -17,19 +17,13 @@ import type { Informer, KubeObject, ObjectSource } from "../controller/informer.
 import { rawRequest, resourcePath } from "../controller/raw-request.js";
 import type { StatusWriter } from "../controller/status-writer.js";
 import type { Logger } from "../observability/logger.js";
-import { finalizersAtCreate } from "../sandbox/finalizer-at-create.js";
+import { withFinalizers } from "../sandbox/finalizer-at-create.js";
 import { decidePool, type PooledSandbox } from "./decide.js";
 import type { PoolGaugeRow, PoolMetrics } from "./metrics.js";
 import { finishedPhase, poolOf, readyAtGeneration } from "./pooled.js";
 import { REFILL_HOLD, type RefillHoldBounds, refillHold } from "./refill-hold.js";
 import { RefillLimiter } from "./refill-limiter.js";
 import { pooledSpec, templateHash } from "./template.js";
-
-/** metadata.finalizers for a new Sandbox on `backend` (none: the field is left out). */
-export function withFinalizers(backend: BackendName): { finalizers?: string[] } {
-  const finalizers = finalizersAtCreate(backend);
-  return finalizers ? { finalizers } : {};
-}
 
 export const SANDBOX_RESOURCE = {
   group: "sandboxing.dev",

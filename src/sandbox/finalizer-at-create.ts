@@ -19,3 +19,9 @@ export const FINALIZED_BACKENDS: ReadonlySet<BackendName> = new Set(["docker"]);
 export function finalizersAtCreate(backend: BackendName): string[] | undefined {
   return FINALIZED_BACKENDS.has(backend) ? [SANDBOX_FINALIZER] : undefined;
 }
+
+/** The same as a new Sandbox's metadata fields: `{ finalizers }`, or nothing when it needs none. */
+export function withFinalizers(backend: BackendName): { finalizers?: string[] } {
+  const finalizers = finalizersAtCreate(backend);
+  return finalizers ? { finalizers } : {};
+}

@@ -67,15 +67,17 @@ export class ContainerObservations {
 
   /** The events stream is open: from now on it tells of every change. */
   connected(): void {
-    this.live = true;
-    this.floor = ++this.seq;
-    this.entries.clear();
-    this.changedAt.clear();
+    this.restart(true);
   }
 
   /** The events stream is closed: nothing is known to be current any more. */
   disconnected(): void {
-    this.live = false;
+    this.restart(false);
+  }
+
+  /** Either way, what was kept (and any read in flight) belongs to a stream that ended. */
+  private restart(live: boolean): void {
+    this.live = live;
     this.floor = ++this.seq;
     this.entries.clear();
     this.changedAt.clear();
